@@ -1,0 +1,303 @@
+"""Load and validate a run config (YAML) into plain, picklable objects.
+
+This is the only module that reads the YAML. Everything downstream gets the frozen
+dataclasses below, so Beam transforms never see the config file. Errors are
+`ConfigError` with a message that names the key and the fix; the CLI turns them into
+exit code 2.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from transforms.endpoints import Credentials, SourceSpec, TargetSpec
+
+
+class ConfigError(ValueError):
+    """A user mistake in the config: the message says what and how to fix it."""
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    source: str
+    target: str
+    renames: Mapping[str, str] = field(default_factory=dict)
+    create: str = "if_missing"
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    segments: int | None = None  # None = auto
+    page_size: int = 1000
+    consistent_read: bool = False
+    max_read_units_per_second: float | None = None
+
+
+@dataclass(frozen=True)
+class WriteSettings:
+    max_items_per_batch: int | None = None  # None = 25 (endpoint) / 100 (alternator)
+    concurrency: int = 16
+    max_items_per_second: float | None = None
+    max_attempts: int = 10
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    source: SourceSpec
+    target: TargetSpec
+    tables: tuple[TableSpec, ...]
+    scan: ScanSettings
+    write: WriteSettings
+    checkpoint_dir: str
+    dead_letter_dir: str
+    pipeline_options: Mapping[str, Any]
+
+    @property
+    def batch_size(self) -> int:
+        if self.write.max_items_per_batch:
+            return self.write.max_items_per_batch
+        return 100 if self.target.alternator_seeds else 25
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_env(value: Any, where: str) -> Any:
+    """Replace ${VAR} with the environment's value, recursively; a missing VAR is an error."""
+    if isinstance(value, str):
+        def lookup(match: re.Match) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise ConfigError(f"{where}: environment variable {name} is not set; "
+                                  f"export it or write the value in the config")
+            return os.environ[name]
+        return _ENV_REF.sub(lookup, value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+class _Section:
+    """Reads one mapping of the YAML, remembering which keys were used.
+
+    `done()` rejects any key not read, so a typo is an error that names it.
+    """
+
+    def __init__(self, raw: Any, where: str):
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where} must be a mapping of keys, got {type(raw).__name__}")
+        self.raw, self.where, self.used = raw, where, set()
+
+    def get(self, key: str, default: Any = None, *, required: bool = False, kind: type | tuple = object) -> Any:
+        self.used.add(key)
+        if key not in self.raw or self.raw[key] is None:
+            if required:
+                raise ConfigError(f"missing required key {self._path(key)}; see configs/local.yaml for an example")
+            return default
+        value = self.raw[key]
+        if kind is not object and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            names = " or ".join(t.__name__ for t in (kind if isinstance(kind, tuple) else (kind,)))
+            raise ConfigError(f"{self._path(key)} must be {names}, got {value!r}")
+        return value
+
+    def positive(self, key: str, default: Any, kind: type | tuple = int) -> Any:
+        value = self.get(key, default, kind=kind)
+        if value is not None and value <= 0:
+            raise ConfigError(f"{self._path(key)} must be greater than 0, got {value!r}")
+        return value
+
+    def section(self, key: str, *, required: bool = False) -> "_Section":
+        return _Section(self.get(key, required=required), self._path(key))
+
+    def done(self) -> None:
+        unknown = sorted(set(self.raw) - self.used)
+        if unknown:
+            raise ConfigError(f"unknown key {self._path(unknown[0])}; check its spelling "
+                              f"(known keys here: {', '.join(sorted(self.used))})")
+
+    def _path(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+
+def _credentials(section: _Section) -> Credentials | None:
+    if not section.raw:
+        section.done()
+        return None
+    key_id = section.get("access_key_id", kind=str)
+    secret = section.get("secret_access_key", kind=str)
+    session_token = section.get("session_token", kind=str)
+    profile = section.get("profile", kind=str)
+    section.done()
+    if profile and (key_id or secret):
+        raise ConfigError(f"{section.where}: give either profile or access_key_id/secret_access_key, not both")
+    if bool(key_id) != bool(secret):
+        raise ConfigError(f"{section.where}: access_key_id and secret_access_key go together; set both")
+    if not (profile or key_id):
+        raise ConfigError(f"{section.where}: set access_key_id and secret_access_key, or profile, "
+                          f"or remove credentials to use the AWS default chain")
+    return Credentials(key_id, secret, session_token, profile)
+
+
+def _endpoint(section: _Section, key: str) -> str | None:
+    url = section.get(key, kind=str)
+    if url is not None and not re.match(r"^https?://[^/\s]+", url):
+        raise ConfigError(f"{section._path(key)} must be a URL like http://127.0.0.1:8000, got {url!r}")
+    return url
+
+
+def _source(section: _Section) -> SourceSpec:
+    spec = SourceSpec(
+        region=section.get("region", "us-east-1", kind=str),
+        endpoint=_endpoint(section, "endpoint"),
+        credentials=_credentials(section.section("credentials")),
+    )
+    section.done()
+    return spec
+
+
+def _target(section: _Section) -> TargetSpec:
+    region = section.get("region", "us-east-1", kind=str)
+    endpoint = _endpoint(section, "endpoint")
+    credentials = _credentials(section.section("credentials"))
+    alt = section.section("alternator")
+    section.done()
+    if alt.raw and endpoint:
+        raise ConfigError("target: give either target.alternator or target.endpoint, not both")
+    if not alt.raw and not endpoint:
+        raise ConfigError("target: set target.alternator (a ScyllaDB Alternator cluster) "
+                          "or target.endpoint (one DynamoDB-API URL)")
+    if not alt.raw:
+        alt.done()
+        return TargetSpec(region=region, endpoint=endpoint, credentials=credentials)
+    if credentials and credentials.profile:
+        raise ConfigError("target.credentials: Alternator takes access_key_id/secret_access_key, not a profile")
+    seeds = alt.get("seeds", required=True, kind=list)
+    if not seeds or not all(isinstance(s, str) and s for s in seeds):
+        raise ConfigError("target.alternator.seeds must be a non-empty list of host names or IPs")
+    port = alt.get("port", 8000, kind=int)
+    if not 0 < port < 65536:
+        raise ConfigError(f"target.alternator.port must be 1-65535, got {port}")
+    scheme = alt.get("scheme", "http", kind=str)
+    if scheme not in ("http", "https"):
+        raise ConfigError(f"target.alternator.scheme must be http or https, got {scheme!r}")
+    datacenter = alt.get("datacenter", kind=str)
+    rack = alt.get("rack", kind=str)
+    alt.done()
+    if rack and not datacenter:
+        raise ConfigError("target.alternator.rack needs target.alternator.datacenter: "
+                          "a rack is only unique within its datacenter")
+    return TargetSpec(region=region, credentials=credentials, alternator_seeds=tuple(seeds),
+                      alternator_port=port, alternator_scheme=scheme,
+                      datacenter=datacenter, rack=rack)
+
+
+def _tables(raw: Any) -> tuple[TableSpec, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("tables must be a non-empty list, e.g. tables: [{source: MyTable}]")
+    specs = []
+    for i, entry in enumerate(raw):
+        if isinstance(entry, str):
+            entry = {"source": entry}
+        section = _Section(entry, f"tables[{i}]")
+        source = section.get("source", required=True, kind=str)
+        renames = section.get("renames", {}, kind=dict)
+        if not all(isinstance(k, str) and isinstance(v, str) and k and v for k, v in renames.items()):
+            raise ConfigError(f"tables[{i}].renames must map attribute names to new names")
+        if len(set(renames.values())) != len(renames):
+            raise ConfigError(f"tables[{i}].renames maps two attributes to the same name")
+        create = section.get("create", "if_missing", kind=str)
+        if create not in ("if_missing", "never"):
+            raise ConfigError(f"tables[{i}].create must be if_missing or never, got {create!r}")
+        specs.append(TableSpec(source=source, target=section.get("target", source, kind=str),
+                               renames=dict(renames), create=create))
+        section.done()
+    sources = [t.source for t in specs]
+    targets = [t.target for t in specs]
+    for names, what in ((sources, "source"), (targets, "target")):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ConfigError(f"tables: {what} table {dupes[0]} is listed twice")
+    return tuple(specs)
+
+
+def _scan(section: _Section) -> ScanSettings:
+    segments = section.get("segments", "auto", kind=(str, int))
+    if segments == "auto":
+        segments = None
+    elif isinstance(segments, str) or not 1 <= segments <= 1_000_000:
+        raise ConfigError(f"scan.segments must be auto or an integer 1..1000000, got {segments!r}")
+    page_size = section.positive("page_size", 1000)
+    settings = ScanSettings(
+        segments=segments,
+        page_size=page_size,
+        consistent_read=section.get("consistent_read", False, kind=bool),
+        max_read_units_per_second=section.positive("max_read_units_per_second", None, (int, float)),
+    )
+    section.done()
+    return settings
+
+
+def _write(section: _Section, alternator: bool) -> WriteSettings:
+    batch = section.positive("max_items_per_batch", None)
+    limit = 100 if alternator else 25
+    if batch is not None and batch > limit:
+        raise ConfigError(f"write.max_items_per_batch is {batch}, but this target accepts at most {limit} "
+                          f"items per BatchWriteItem")
+    settings = WriteSettings(
+        max_items_per_batch=batch,
+        concurrency=section.positive("concurrency", 16),
+        max_items_per_second=section.positive("max_items_per_second", None, (int, float)),
+        max_attempts=section.positive("max_attempts", 10),
+    )
+    section.done()
+    return settings
+
+
+def parse_config(raw: Any, *, base_dir: Path | None = None) -> RunConfig:
+    """Validate a parsed YAML document; `base_dir` anchors relative local paths."""
+    top = _Section(_expand_env(raw, "config"), "")
+    source = _source(top.section("source", required=True))
+    target = _target(top.section("target", required=True))
+    tables = _tables(top.get("tables", required=True))
+    scan = _scan(top.section("scan"))
+    write = _write(top.section("write"), bool(target.alternator_seeds))
+    checkpoint_dir = _local_or_uri(top.get("checkpoint_dir", "./checkpoints", kind=str), base_dir)
+    dead_letter_dir = _local_or_uri(top.get("dead_letter_dir", "./dead-letter", kind=str), base_dir)
+    options = top.get("pipeline_options", {}, kind=dict)
+    top.done()
+    return RunConfig(source, target, tables, scan, write, checkpoint_dir, dead_letter_dir, dict(options))
+
+
+def _local_or_uri(path: str, base_dir: Path | None) -> str:
+    """Beam filesystem URIs (gs://, s3://) pass through; local paths become absolute."""
+    if "://" in path:
+        return path
+    p = Path(path).expanduser()
+    if not p.is_absolute() and base_dir is not None:
+        p = base_dir / p
+    return str(p.resolve())
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a YAML file; relative paths in it are relative to the current directory."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping with source, target and tables")
+    return parse_config(raw, base_dir=Path.cwd())

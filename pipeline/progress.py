@@ -1,0 +1,78 @@
+"""Live progress of a bulk copy, read from the checkpoint markers.
+
+The markers are the only thing every runner shares with the launcher (Dataflow
+workers can write to gs:// but cannot print to your terminal), so progress is a
+directory listing taken every second: items copied, items/s, segments done of total.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Mapping, TextIO
+
+from transforms import checkpoints
+
+
+class ProgressWatcher:
+    def __init__(self, checkpoint_dir: str, plans: Mapping[str, object], *, enabled: bool = True,
+                 interval: float = 1.0, stream: TextIO | None = None):
+        self._dir = checkpoint_dir
+        self._tables = list(plans)
+        self._enabled = enabled
+        self._interval = interval
+        self._stream = stream or sys.stderr
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
+        self._started = time.monotonic()
+        self._finished: dict[str, float] = {}
+        self._last: dict[str, tuple[float, int]] = {}
+        self._last_print = 0.0
+
+    def start(self) -> None:
+        self._started = time.monotonic()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self._poll(final=True)
+
+    def finished_after(self, table: str, default: float) -> float:
+        """Seconds from start until the table's last segment was seen done."""
+        return self._finished.get(table, default)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._poll(final=False)
+
+    def _poll(self, final: bool) -> None:
+        now = time.monotonic()
+        lines = []
+        for table in self._tables:
+            total = checkpoints.recorded_segments(self._dir, table) or 0
+            markers = checkpoints.list_markers(self._dir, table)
+            items = sum(m.items for m in markers)
+            done = sum(1 for m in markers if m.last)
+            if total and done >= total and table not in self._finished:
+                self._finished[table] = now - self._started
+            then, before = self._last.get(table, (self._started, items))
+            rate = (items - before) / (now - then) if now > then else 0.0
+            self._last[table] = (now, items)
+            lines.append(f"  {table}: {items:,} items, {rate:,.0f} items/s, segments {done}/{total}")
+        self._show(lines, now, final)
+
+    def _show(self, lines: list[str], now: float, final: bool) -> None:
+        if not self._enabled:
+            return
+        interactive = self._stream.isatty()
+        if not (final or interactive or now - self._last_print >= 10):
+            return
+        self._last_print = now
+        elapsed = now - self._started
+        header = f"[{elapsed:6.1f}s] {'done' if final else 'copying'}"
+        if interactive and not final:
+            self._stream.write("\x1b[2K\r" + header + " |" + " |".join(lines) + "\r")
+        else:
+            self._stream.write(header + "\n" + "\n".join(lines) + "\n")
+        self._stream.flush()

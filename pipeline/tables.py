@@ -1,0 +1,113 @@
+"""The table step, run by the launcher before any pipeline: describe, plan, create.
+
+Everything a run needs to know about its tables is found here with a few DescribeTable
+calls, so `plan` can show it without writing, and a bad table (missing source, target
+with another key) stops the run before any item moves.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from dataclasses import dataclass
+
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from pipeline.config import RunConfig, TableSpec
+from transforms import table_schema
+from transforms.endpoints import source_client, target_client
+from transforms.retry import error_code
+
+log = logging.getLogger(__name__)
+
+MAX_SEGMENTS = 1_000_000
+BYTES_PER_SEGMENT = 64 * 1024 * 1024
+
+
+class TableStepError(RuntimeError):
+    """A table or endpoint problem found before writing; the message names it and the fix."""
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    spec: TableSpec
+    key: table_schema.KeySchema          # source key schema
+    target_key: table_schema.KeySchema   # after renames
+    item_count: int
+    size_bytes: int
+    segments: int
+    target_exists: bool
+    indexes: tuple[str, ...]
+
+
+def auto_segments(item_count: int, size_bytes: int, page_size: int, workers: int) -> int:
+    """Enough segments to keep every worker busy and each segment near 64 MiB, but no empty ones."""
+    wanted = max(workers * 4, math.ceil(size_bytes / BYTES_PER_SEGMENT))
+    useful = max(1, math.ceil(item_count / page_size))
+    return max(1, min(wanted, useful, MAX_SEGMENTS))
+
+
+def worker_count(pipeline_options: dict) -> int:
+    for key in ("max_num_workers", "num_workers", "direct_num_workers"):
+        value = pipeline_options.get(key)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 1
+
+
+def _describe_error(where: str, exc: BaseException) -> TableStepError:
+    if isinstance(exc, NoCredentialsError):
+        return TableStepError(f"no AWS credentials found for {where}; set source.credentials in the config "
+                              f"or configure the AWS default chain (AWS_ACCESS_KEY_ID, a profile, ...)")
+    if isinstance(exc, ClientError):
+        return TableStepError(f"{where} refused the request: {error_code(exc)}: "
+                              f"{exc.response.get('Error', {}).get('Message', '')}")
+    return TableStepError(f"cannot reach {where}: {exc}; check the endpoint, port and network")
+
+
+async def _plan_tables(config: RunConfig, create: bool) -> list[TablePlan]:
+    plans = []
+    async with source_client(config.source) as source, target_client(config.target) as target:
+        for spec in config.tables:
+            where = f"source {config.source.describe()}"
+            try:
+                description = await table_schema.describe(source, spec.source)
+            except (BotoCoreError, ClientError, OSError) as exc:
+                raise _describe_error(where, exc) from None
+            if description is None:
+                raise TableStepError(f"source table {spec.source} does not exist at {config.source.describe()}; "
+                                     f"check tables[].source and source.region/endpoint")
+            where = f"target {config.target.describe()}"
+            try:
+                if create:
+                    target_description, created = await table_schema.ensure_target_table(
+                        source, target, description, spec.target, spec.renames, spec.create)
+                    if created:
+                        log.info("created target table %s", spec.target)
+                    isolation = await table_schema.write_isolation(target, target_description)
+                    if isolation == "always_use_lwt":
+                        log.warning("target table %s uses write isolation always_use_lwt: every write is a "
+                                    "Paxos round, far slower for a bulk load; consider only_rmw_uses_lwt",
+                                    spec.target)
+                    exists = True
+                else:
+                    exists = await table_schema.describe(target, spec.target) is not None
+            except table_schema.SchemaError as exc:
+                raise TableStepError(str(exc)) from None
+            except (BotoCoreError, ClientError, OSError) as exc:
+                raise _describe_error(where, exc) from None
+            item_count = int(description.get("ItemCount", 0))
+            size_bytes = int(description.get("TableSizeBytes", 0))
+            segments = config.scan.segments or auto_segments(
+                item_count, size_bytes, config.scan.page_size, worker_count(dict(config.pipeline_options)))
+            indexes = tuple(ix["IndexName"] for kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes")
+                            for ix in description.get(kind) or [])
+            plans.append(TablePlan(spec, table_schema.key_schema(description),
+                                   table_schema.key_schema(description, spec.renames),
+                                   item_count, size_bytes, segments, exists, indexes))
+    return plans
+
+
+def plan_tables(config: RunConfig, *, create: bool) -> list[TablePlan]:
+    """Describe every table; with `create`, also make the target tables ready."""
+    return asyncio.run(_plan_tables(config, create))

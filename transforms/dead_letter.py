@@ -1,0 +1,53 @@
+"""Dead-letter files: the writes that could not be made, so nothing is lost silently.
+
+One JSON line per item: {"table": ..., "error": ..., "item": <DynamoDB JSON>}. Each
+writer flushes its failures to a file of its own (`<dir>/<table>/<uuid>.jsonl`), so
+parallel workers never share a file and a file is complete once it exists.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+
+from apache_beam.io.filesystems import FileSystems
+
+from transforms.ddb_json import encode_item
+
+
+@dataclass(frozen=True)
+class FailedWrite:
+    table: str
+    item: dict
+    error: str
+
+
+def write_dead_letters(dead_letter_dir: str, failures: list[FailedWrite]) -> list[str]:
+    """Write failures grouped by table; returns the files written."""
+    by_table: dict[str, list[FailedWrite]] = {}
+    for failure in failures:
+        by_table.setdefault(failure.table, []).append(failure)
+    paths = []
+    for table, rows in by_table.items():
+        path = FileSystems.join(dead_letter_dir, table, f"{uuid.uuid4().hex}.jsonl")
+        with FileSystems.create(path) as f:
+            for row in rows:
+                line = json.dumps({"table": row.table, "error": row.error, "item": encode_item(row.item)},
+                                  ensure_ascii=False, separators=(",", ":"))
+                f.write(line.encode("utf-8") + b"\n")
+        paths.append(path)
+    return paths
+
+
+def count_dead_letters(dead_letter_dir: str) -> dict[str, int]:
+    """Lines per table in the dead-letter directory (what a run leaves for the user)."""
+    counts: dict[str, int] = {}
+    try:
+        matched = FileSystems.match([FileSystems.join(dead_letter_dir, "*", "*.jsonl")])[0].metadata_list
+    except Exception:  # noqa: BLE001 - no directory means no dead letters
+        return counts
+    for meta in matched:
+        table = meta.path.replace("\\", "/").rstrip("/").split("/")[-2]
+        with FileSystems.open(meta.path) as f:
+            counts[table] = counts.get(table, 0) + sum(1 for line in f.read().splitlines() if line.strip())
+    return counts

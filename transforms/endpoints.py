@@ -1,0 +1,118 @@
+"""Where the source and target are, and how to open an async client to each.
+
+Specs are small frozen dataclasses so DoFns can pickle them to remote workers. Clients
+are opened inside a DoFn's own event loop (see `async_runtime`). Secrets live in
+`Credentials`, whose repr never shows them, so logs and errors stay clean.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import AsyncIterator
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key_id: str | None = field(default=None, repr=False)
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    profile: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Credentials(profile={self.profile!r})" if self.profile else "Credentials(static, hidden)"
+
+    def boto_kwargs(self) -> dict:
+        if not self.access_key_id:
+            return {}
+        kwargs = {"aws_access_key_id": self.access_key_id, "aws_secret_access_key": self.secret_access_key}
+        if self.session_token:
+            kwargs["aws_session_token"] = self.session_token
+        return kwargs
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A DynamoDB endpoint (AWS when `endpoint` is None)."""
+
+    region: str = "us-east-1"
+    endpoint: str | None = None
+    credentials: Credentials | None = None
+
+    def describe(self) -> str:
+        return self.endpoint or f"DynamoDB in {self.region}"
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """Either one plain DynamoDB-API endpoint, or an Alternator cluster found from seeds."""
+
+    region: str = "us-east-1"
+    endpoint: str | None = None
+    credentials: Credentials | None = None
+    alternator_seeds: tuple[str, ...] = ()
+    alternator_port: int = 8000
+    alternator_scheme: str = "http"
+    datacenter: str | None = None
+    rack: str | None = None
+
+    def describe(self) -> str:
+        if self.endpoint:
+            return self.endpoint
+        seeds = ", ".join(f"{self.alternator_scheme}://{s}:{self.alternator_port}" for s in self.alternator_seeds)
+        return f"Alternator seeds {seeds}"
+
+    def seed_urls(self) -> list[str]:
+        if self.endpoint:
+            return [self.endpoint]
+        return [f"{self.alternator_scheme}://{s}:{self.alternator_port}" for s in self.alternator_seeds]
+
+
+def _aio_config(max_connections: int) -> AioConfig:
+    # Retries are ours (tenacity, see `retry`), so botocore must not retry underneath.
+    return AioConfig(retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=max_connections,
+                     connect_timeout=10, read_timeout=60)
+
+
+@contextlib.asynccontextmanager
+async def source_client(spec: SourceSpec, max_connections: int = 32) -> AsyncIterator:
+    """An aiobotocore DynamoDB client for the source."""
+    creds = spec.credentials or Credentials()
+    session = AioSession(profile=creds.profile) if creds.profile else AioSession()
+    async with session.create_client("dynamodb", region_name=spec.region, endpoint_url=spec.endpoint,
+                                     config=_aio_config(max_connections), **creds.boto_kwargs()) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def target_client(spec: TargetSpec, max_connections: int = 32) -> AsyncIterator:
+    """A client for the target: load-balanced over /localnodes for Alternator, plain otherwise."""
+    creds = spec.credentials or Credentials()
+    if spec.endpoint:
+        session = AioSession()
+        async with session.create_client("dynamodb", region_name=spec.region, endpoint_url=spec.endpoint,
+                                         config=_aio_config(max_connections), **creds.boto_kwargs()) as client:
+            yield client
+        return
+    from alternator import Auth, ClusterScope, Config, DatacenterScope, RackScope, RetryConfig, TimeoutConfig
+    from alternator.async_client import close_async_client, create_async_client
+
+    if spec.rack:
+        scope = RackScope(spec.datacenter, spec.rack)
+    elif spec.datacenter:
+        scope = DatacenterScope(spec.datacenter)
+    else:
+        scope = ClusterScope()
+    config = Config(seed_hosts=list(spec.alternator_seeds), port=spec.alternator_port,
+                    scheme=spec.alternator_scheme, routing_scope=scope, aws_region=spec.region,
+                    retries=RetryConfig(max_attempts=1), max_pool_connections=max_connections,
+                    timeouts=TimeoutConfig(connect_seconds=10, read_seconds=60))
+    auth = (Auth.static_credentials(creds.access_key_id, creds.secret_access_key)
+            if creds.access_key_id else None)
+    client = await create_async_client(config, auth=auth)
+    try:
+        yield client
+    finally:
+        await close_async_client(client)
