@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.config import RunConfig
@@ -116,6 +117,9 @@ def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, bea
              show_progress: bool = True) -> RunResult:
     """Copy every planned table; returns per-table figures (the caller decides the exit code)."""
     specs = segment_specs(config, plans, resume)
+    # Each run dead-letters into its own folder, so the count below is this run's alone.
+    config = dataclasses.replace(config, dead_letter_dir=FileSystems.join(
+        config.dead_letter_dir, time.strftime("run-%Y%m%dT%H%M%S")))
     options = pipeline_options(config, beam_args)
     watcher = ProgressWatcher(config.checkpoint_dir, {plan.spec.source: plan for plan in plans},
                               enabled=show_progress)

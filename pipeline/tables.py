@@ -38,6 +38,7 @@ class TablePlan:
     segments: int
     target_exists: bool
     indexes: tuple[str, ...]
+    created: bool = False  # this run created the target table
 
 
 def auto_segments(item_count: int, size_bytes: int, page_size: int, workers: int) -> int:
@@ -89,8 +90,9 @@ async def _plan_tables(config: RunConfig, create: bool) -> list[TablePlan]:
                         log.warning("target table %s uses write isolation always_use_lwt: every write is a "
                                     "Paxos round, far slower for a bulk load; consider only_rmw_uses_lwt",
                                     spec.target)
-                    exists = True
+                    exists = not created
                 else:
+                    created = False
                     exists = await table_schema.describe(target, spec.target) is not None
             except table_schema.SchemaError as exc:
                 raise TableStepError(str(exc)) from None
@@ -104,7 +106,7 @@ async def _plan_tables(config: RunConfig, create: bool) -> list[TablePlan]:
                             for ix in description.get(kind) or [])
             plans.append(TablePlan(spec, table_schema.key_schema(description),
                                    table_schema.key_schema(description, spec.renames),
-                                   item_count, size_bytes, segments, exists, indexes))
+                                   item_count, size_bytes, segments, exists, indexes, created))
     return plans
 
 

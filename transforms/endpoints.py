@@ -72,7 +72,7 @@ class TargetSpec:
 
 def _aio_config(max_connections: int) -> AioConfig:
     # Retries are ours (tenacity, see `retry`), so botocore must not retry underneath.
-    return AioConfig(retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=max_connections,
+    return AioConfig(retries={"total_max_attempts": 1, "mode": "standard"}, max_pool_connections=max_connections,
                      connect_timeout=10, read_timeout=60)
 
 

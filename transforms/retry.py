@@ -61,7 +61,11 @@ async def call_with_retry(call: Callable[[], Awaitable[T]], *, max_attempts: int
         before_sleep=before_sleep,
         reraise=True,
     )
-    return await retrying(call)
+
+    async def invoke() -> T:  # tenacity awaits only coroutine functions, not lambdas returning coroutines
+        return await call()
+
+    return await retrying(invoke)
 
 
 class UnprocessedItemsLeft(Exception):

@@ -122,7 +122,13 @@ async def _copy_ttl(source, target, source_table: str, target_table: str, rename
 
 
 async def _copy_tags(source, target, source_arn: str, target_arn: str, target_table: str) -> None:
-    tags = (await source.list_tags_of_resource(ResourceArn=source_arn)).get("Tags", [])
+    try:
+        tags = (await source.list_tags_of_resource(ResourceArn=source_arn)).get("Tags", [])
+    except Exception as exc:  # noqa: BLE001 - botocore builds exception classes per client
+        if error_code(exc) != "UnknownOperationException":  # DynamoDB Local has no tagging
+            raise
+        log.info("source of %s does not support tags; none copied", target_table)
+        return
     kept, dropped = portable_tags(tags)
     if dropped:
         log.warning("table %s: not copying tags %s (reserved prefix or over Alternator's limit of %d)",

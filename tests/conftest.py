@@ -1,0 +1,59 @@
+"""Shared fixtures: real local servers, started once per test session.
+
+`dynamodb_local` is the migration source, `alternator` the target (moto behind the
+Alternator front). Both stay up for the whole session, so tests use their own table names.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.support.servers import DynamoDBLocal, LocalAlternator
+
+# DynamoDB Local only accepts signed requests, with any credentials; moto needs a region.
+FAKE_AWS_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "integration: talks to real local servers (DynamoDB Local, moto)")
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Fake AWS credentials and region for this test, whatever the environment holds."""
+    for name, value in FAKE_AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    return FAKE_AWS_ENV
+
+
+@pytest.fixture(scope="session")
+def _fake_aws_env_if_absent():
+    """Fill in missing AWS settings for the session, restoring the environment after it."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in FAKE_AWS_ENV.items():
+            if not os.environ.get(name):
+                patch.setenv(name, value)
+        yield
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local(_fake_aws_env_if_absent):
+    with DynamoDBLocal() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def alternator(_fake_aws_env_if_absent):
+    with LocalAlternator() as server:
+        yield server
+
+
+@pytest.fixture
+def alternator_clean(alternator):
+    """The session's Alternator with no faults and zeroed stats, restored so after the test."""
+    alternator.front.set_faults()
+    alternator.front.reset_stats()
+    yield alternator
+    alternator.front.set_faults()
+    alternator.front.reset_stats()

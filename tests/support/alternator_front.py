@@ -1,0 +1,366 @@
+"""A test-only stand-in for ScyllaDB Alternator, in front of a moto server.
+
+The pipeline talks to Alternator, which differs from DynamoDB in ways the tests must see:
+every node listens on its own address and lists its peers at `GET /localnodes`, a
+BatchWriteItem is all-or-error (at most 100 items, no duplicate keys, never
+UnprocessedItems), and overload shows up as `RequestLimitExceeded`. This aiohttp server
+reproduces those differences on several loopback addresses sharing one port and forwards
+everything else to moto, which stores the data. It can also inject throttling, server
+errors, slowness and dropped connections, and counts what it saw, so tests can check
+retries and load balancing against a real HTTP server.
+
+It is a test fixture, not a proxy: NEVER point it at a real DynamoDB or Alternator
+holding real data.
+
+Run as a process (the `make demo` script does)::
+
+    python -m tests.support.alternator_front --backend http://127.0.0.1:5000 --port 8000
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import signal
+import socket
+import threading
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from aiohttp import ClientSession, ClientTimeout, web
+
+DEFAULT_ADDRESSES = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
+MAX_BATCH_WRITE_ITEMS = 100  # Alternator's limit, summed over all tables of one request
+_ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
+_JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
+_RESPONSE_HEADERS = ("Content-Type", "x-amzn-RequestId", "x-amz-crc32")
+_NOT_FORWARDED = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
+_BIND_ATTEMPTS = 5
+_UNSIGNED_AS_DYNAMODB = ("AWS4-HMAC-SHA256 Credential=alternator/20260101/us-east-1/dynamodb/aws4_request, "
+                         "SignedHeaders=host, Signature=0")
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Fault rates: probabilities per matching POST request (ops=None matches every operation)."""
+
+    throttle: float = 0.0
+    server_error: float = 0.0
+    slow: float = 0.0
+    slow_seconds: float = 1.0
+    drop: float = 0.0
+    ops: tuple[str, ...] | None = None
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("throttle", "server_error", "slow", "drop"):
+            rate = getattr(self, name)
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {rate!r}")
+        if self.slow_seconds < 0:
+            raise ValueError(f"slow_seconds must be >= 0, got {self.slow_seconds!r}")
+
+    def applies_to(self, op: str) -> bool:
+        return self.ops is None or op in self.ops
+
+
+def dynamodb_error(status: int, error_type: str, message: str) -> web.Response:
+    """An error in the DynamoDB JSON protocol, as Alternator sends it."""
+    body = json.dumps({"__type": _ERROR_PREFIX + error_type, "message": message})
+    return web.Response(status=status, text=body, content_type=_JSON_CONTENT_TYPE)
+
+
+class AlternatorFront:
+    """Alternator's visible behaviour on `addresses`:`port`, data kept by moto at `backend_url`."""
+
+    def __init__(self, backend_url: str, addresses: tuple[str, ...] = DEFAULT_ADDRESSES, port: int = 0):
+        self.backend_url = backend_url.rstrip("/")
+        self.addresses = tuple(addresses)
+        self.port = port
+        self._faults = Faults()
+        self._rng = random.Random()
+        self._key_names: dict[str, tuple[str, ...]] = {}  # table -> key attribute names
+        self._stats_lock = threading.Lock()
+        self._by_address: Counter[str] = Counter()
+        self._by_operation: Counter[str] = Counter()
+        self._faults_injected: Counter[str] = Counter()
+        self._backend: ClientSession | None = None  # keep-alive connections to moto
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.addresses[0]}:{self.port}"
+
+    # --- control, callable from any thread -------------------------------------------------
+
+    def set_faults(self, throttle: float = 0.0, server_error: float = 0.0, slow: float = 0.0,
+                   slow_seconds: float = 1.0, drop: float = 0.0, ops: list[str] | None = None,
+                   seed: int | None = None) -> Faults:
+        """Replace all fault rates at once; no arguments means no faults."""
+        if isinstance(ops, str):
+            raise ValueError(f"ops must be a list of operation names, got {ops!r}")
+        faults = Faults(throttle, server_error, slow, slow_seconds, drop,
+                        tuple(ops) if ops is not None else None, seed)
+        # Swap in a fresh generator with the config, so a seed gives a repeatable sequence.
+        self._faults, self._rng = faults, random.Random(seed)
+        return faults
+
+    def stats(self) -> dict:
+        """Counts of DynamoDB API requests (control and health requests are not counted)."""
+        with self._stats_lock:
+            return {
+                "requests_by_address": dict(self._by_address),
+                "requests_by_operation": dict(self._by_operation),
+                "faults_injected": dict(self._faults_injected),
+            }
+
+    def reset_stats(self) -> None:
+        with self._stats_lock:
+            self._by_address.clear()
+            self._by_operation.clear()
+            self._faults_injected.clear()
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> "AlternatorFront":
+        """Serve from a daemon thread with its own event loop; returns once listening."""
+        if self._thread is not None:
+            raise RuntimeError("AlternatorFront is already started")
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                asyncio.run(self._serve_in_thread(ready))
+            except BaseException as exc:  # reported to start(), which re-raises it
+                failure.append(exc)
+                ready.set()
+
+        self._thread = threading.Thread(target=run, name="alternator-front", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread = None
+            raise failure[0]
+        return self
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._loop.call_soon_threadsafe(self._stop_event.set)
+        self._thread.join(timeout=10)
+        self._thread = None
+
+    def __enter__(self) -> "AlternatorFront":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    async def _serve_in_thread(self, ready: threading.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        await self.serve(self._stop_event, on_ready=ready.set)
+
+    async def serve(self, stop: asyncio.Event, on_ready: Callable[[], None] = lambda: None) -> None:
+        """Listen on every address until `stop` is set; call `on_ready` once listening."""
+        app = web.Application()
+        app.router.add_get("/", self._health)
+        app.router.add_get("/localnodes", self._localnodes)
+        app.router.add_post("/", self._dynamodb)
+        app.router.add_post("/_faults", self._set_faults_http)
+        app.router.add_get("/_stats", self._stats_http)
+        app.router.add_post("/_stats/reset", self._reset_stats_http)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        async with ClientSession(timeout=ClientTimeout(total=120)) as self._backend:
+            try:
+                await self._bind(runner)
+                on_ready()
+                await stop.wait()
+            finally:
+                await runner.cleanup()
+
+    async def _bind(self, runner: web.AppRunner) -> None:
+        """Bind all addresses to one port; with port 0, retry a few free ports on conflict."""
+        chosen = self.port
+        for attempt in range(_BIND_ATTEMPTS):
+            port = chosen or free_port(self.addresses[0])
+            started = []
+            try:
+                for address in self.addresses:
+                    site = web.TCPSite(runner, address, port)
+                    started.append(site)  # start() registers the site even when binding fails
+                    await site.start()
+            except OSError:
+                for site in started:
+                    await site.stop()
+                if chosen or attempt == _BIND_ATTEMPTS - 1:
+                    raise
+                continue
+            self.port = port
+            return
+
+    # --- Alternator's public endpoints -------------------------------------------------------
+
+    async def _health(self, request: web.Request) -> web.Response:
+        address = request.transport.get_extra_info("sockname")[0]
+        return web.Response(text=f"healthy: {address}:{self.port}")
+
+    async def _localnodes(self, request: web.Request) -> web.Response:
+        # Alternator filters by ?dc= and ?rack=; this single-rack cluster ignores them.
+        return web.json_response(list(self.addresses))
+
+    async def _dynamodb(self, request: web.Request) -> web.StreamResponse:
+        op = request.headers.get("X-Amz-Target", "").rpartition(".")[2]
+        with self._stats_lock:
+            self._by_address[request.transport.get_extra_info("sockname")[0]] += 1
+            self._by_operation[op] += 1
+        body = await request.read()
+        faulty = await self._inject_fault(request, op)
+        if faulty is not None:
+            return faulty
+        if op == "BatchWriteItem":
+            return await self._batch_write_item(request, body)
+        if op in ("CreateTable", "DeleteTable"):
+            self._key_names.pop(_json(body).get("TableName"), None)
+        return await self._forward(request, body)
+
+    async def _inject_fault(self, request: web.Request, op: str) -> web.StreamResponse | None:
+        faults, rng = self._faults, self._rng
+        if not faults.applies_to(op):
+            return None
+        if rng.random() < faults.slow:
+            self._count_fault("slow")
+            await asyncio.sleep(faults.slow_seconds)
+        if rng.random() < faults.drop:
+            self._count_fault("drop")
+            request.transport.close()
+            # Writing this to the closed transport fails, and aiohttp treats that as a client
+            # disconnect: the client sees the connection closed with no response.
+            return web.Response()
+        if rng.random() < faults.throttle:
+            self._count_fault("throttle")
+            return dynamodb_error(400, "RequestLimitExceeded",
+                                  "Throughput exceeds the current capacity for one or more global secondary indexes")
+        if rng.random() < faults.server_error:
+            self._count_fault("server_error")
+            return dynamodb_error(500, "InternalServerError", "Internal server error: injected")
+        return None
+
+    def _count_fault(self, kind: str) -> None:
+        with self._stats_lock:
+            self._faults_injected[kind] += 1
+
+    async def _batch_write_item(self, request: web.Request, body: bytes) -> web.Response:
+        """Alternator's stricter BatchWriteItem: validate the whole batch, then all-or-error."""
+        tables = _json(body).get("RequestItems") or {}
+        total = sum(len(writes) for writes in tables.values())
+        if total > MAX_BATCH_WRITE_ITEMS:
+            return dynamodb_error(400, "ValidationException",
+                                  f"Too many items in the BatchWriteItem request: {total}, "
+                                  f"the limit is {MAX_BATCH_WRITE_ITEMS}")
+        for table, writes in tables.items():
+            key_names = await self._table_key_names(request, table)
+            if key_names is None:
+                continue  # unknown table: moto answers ResourceNotFoundException
+            seen = set()
+            for write in writes:
+                put, delete = write.get("PutRequest") or {}, write.get("DeleteRequest") or {}
+                item = put.get("Item") or delete.get("Key") or {}
+                key = json.dumps([item.get(name) for name in key_names], sort_keys=True)
+                if key in seen:
+                    return dynamodb_error(400, "ValidationException", "Provided list of item keys contains duplicates")
+                seen.add(key)
+        response = await self._forward(request, body)
+        if response.status == 200 and _json(response.body).get("UnprocessedItems"):
+            return dynamodb_error(500, "InternalServerError", "Backend left items unprocessed")
+        return response
+
+    async def _table_key_names(self, request: web.Request, table: str) -> tuple[str, ...] | None:
+        if table not in self._key_names:
+            # Reuse the caller's headers so moto answers for the same region and account.
+            headers = {k: v for k, v in request.headers.items() if k.lower() != "x-amz-target"}
+            headers["X-Amz-Target"] = "DynamoDB_20120810.DescribeTable"
+            status, _, body = await self._call_backend(headers, json.dumps({"TableName": table}).encode())
+            if status != 200:
+                return None
+            schema = json.loads(body)["Table"]["KeySchema"]
+            self._key_names[table] = tuple(key["AttributeName"] for key in schema)
+        return self._key_names[table]
+
+    async def _forward(self, request: web.Request, body: bytes) -> web.Response:
+        status, headers, payload = await self._call_backend(request.headers, body)
+        kept = {name: headers[name] for name in _RESPONSE_HEADERS if name in headers}
+        return web.Response(status=status, body=payload, headers=kept)
+
+    async def _call_backend(self, headers, body: bytes):
+        forwarded = {k: v for k, v in headers.items() if k.lower() not in _NOT_FORWARDED}
+        if not any(k.lower() == "authorization" for k in forwarded):
+            # Alternator without auth takes unsigned requests; moto picks the service from
+            # the signature's scope (unsigned would mean S3), so name DynamoDB for it.
+            forwarded["Authorization"] = _UNSIGNED_AS_DYNAMODB
+        async with self._backend.post(self.backend_url + "/", data=body, headers=forwarded) as response:
+            return response.status, response.headers, await response.read()
+
+    # --- test control endpoints --------------------------------------------------------------
+
+    async def _set_faults_http(self, request: web.Request) -> web.Response:
+        try:
+            faults = self.set_faults(**await request.json())
+        except (TypeError, ValueError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response(asdict(faults))
+
+    async def _stats_http(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats())
+
+    async def _reset_stats_http(self, request: web.Request) -> web.Response:
+        self.reset_stats()
+        return web.json_response(self.stats())
+
+
+def _json(body: bytes) -> dict:
+    """A request or response body as a dict; {} when it is not a JSON object."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", required=True, help="moto server URL, e.g. http://127.0.0.1:5000")
+    parser.add_argument("--port", type=int, default=8000, help="port shared by all addresses (0: any free one)")
+    parser.add_argument("--addresses", default=",".join(DEFAULT_ADDRESSES), help="comma-separated loopback addresses")
+    args = parser.parse_args(argv)
+    front = AlternatorFront(args.backend, tuple(args.addresses.split(",")), args.port)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+
+        def announce() -> None:
+            print(f"listening on {', '.join(f'{a}:{front.port}' for a in front.addresses)}"
+                  f" -> {front.backend_url}", flush=True)
+
+        await front.serve(stop, on_ready=announce)
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""Example tables for the demo and the tests, written to a source with boto3.
+
+- `MusicCollection` (HASH Artist S, RANGE SongTitle S) and `mutant_data` (HASH
+  last_name S): the tables of ScyllaDB's Alternator getting-started lab.
+- `demo_all_types`: generated items using every DynamoDB type, with extreme numbers,
+  NUL bytes, empty strings and deep nesting, on a table with a GSI, an LSI and TTL.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import time
+
+import boto3
+
+MUSIC_ITEMS = [
+    {"Artist": {"S": "No One You Know"}, "SongTitle": {"S": "Call Me Today"},
+     "AlbumTitle": {"S": "Somewhat Famous"}, "Awards": {"N": "1"}},
+    {"Artist": {"S": "No One You Know"}, "SongTitle": {"S": "Howdy"},
+     "AlbumTitle": {"S": "Somewhat Famous"}, "Awards": {"N": "2"}},
+    {"Artist": {"S": "Acme Band"}, "SongTitle": {"S": "Happy Day"},
+     "AlbumTitle": {"S": "Songs About Life"}, "Awards": {"N": "10"}},
+    {"Artist": {"S": "Acme Band"}, "SongTitle": {"S": "PartiQL Rocks"},
+     "AlbumTitle": {"S": "Another Album Title"}, "Awards": {"N": "8"}},
+]
+
+MUTANT_ITEMS = [
+    {"last_name": {"S": "Loblaw"}, "first_name": {"S": "Bob"}, "address": {"S": "1313 Mockingbird Lane"},
+     "picture_location": {"S": "http://www.facebook.com/bobloblaw"}},
+    {"last_name": {"S": "Jeffries"}, "first_name": {"S": "Jim"}, "address": {"S": "1211 Hollywood Lane"},
+     "picture_location": {"S": "http://www.facebook.com/jimjeffries"}},
+    {"last_name": {"S": "Walters"}, "first_name": {"S": "Bob"}, "address": {"S": "1313 Mockingbird Lane"},
+     "picture_location": {"S": "http://www.facebook.com/bobwalters"}},
+]
+
+ALL_TYPES_TABLE = {
+    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"},
+                             {"AttributeName": "sk", "AttributeType": "N"},
+                             {"AttributeName": "category", "AttributeType": "S"},
+                             {"AttributeName": "score", "AttributeType": "N"}],
+    "GlobalSecondaryIndexes": [{"IndexName": "by_category",
+                                "KeySchema": [{"AttributeName": "category", "KeyType": "HASH"}],
+                                "Projection": {"ProjectionType": "KEYS_ONLY"}}],
+    "LocalSecondaryIndexes": [{"IndexName": "by_score",
+                               "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
+                                             {"AttributeName": "score", "KeyType": "RANGE"}],
+                               "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["name"]}}],
+    "BillingMode": "PAY_PER_REQUEST",
+}
+
+_NUMBERS = ["0", "-1", "3.14159", "12345678901234567890123456789012345678",
+            "1.2345678901234567890123456789012345678E-130", "9.9999999999999999999999999999999999999E+125",
+            "-0.000001", "1000"]
+
+
+def _nested(depth: int, i: int) -> dict:
+    value: dict = {"N": str(i)}
+    for level in range(depth):
+        value = {"M": {"level": {"N": str(level)}, "child": value}} if level % 2 else {"L": [value, {"S": ""}]}
+    return value
+
+
+def all_types_item(i: int) -> dict:
+    """Item `i` of demo_all_types: deterministic, every type, some edge cases."""
+    item = {
+        "pk": {"S": f"item-{i // 4:06d}"},
+        "sk": {"N": str(i % 4)},
+        "category": {"S": f"cat-{i % 7}"},
+        "score": {"N": _NUMBERS[i % len(_NUMBERS)]},
+        "name": {"S": "" if i % 11 == 0 else f"name \u00e9\u6f22 {i}"},
+        "blob": {"B": bytes([0, i % 256, 255, 0]) + i.to_bytes(4, "big")},
+        "flag": {"BOOL": i % 2 == 0},
+        "nothing": {"NULL": True},
+        "tags": {"SS": sorted({f"t{i % 3}", f"t{i % 5 + 3}"})},
+        "nums": {"NS": ["1", str(i), "-2.5"] if i not in (1,) else ["1", "-2.5"]},
+        "blobs": {"BS": [b"\x00", bytes([1 + i % 200])]},
+        "doc": {"M": {"city": {"S": "Paris" if i % 2 else "Lyon"}, "zip": {"N": str(75000 + i % 100)},
+                      "raw": {"B": b"\x00\x01"}}},
+        "list": {"L": [{"S": "a"}, {"N": "1E+2"}, {"BOOL": False}, {"NULL": True}, {"BS": [b"x"]}]},
+        "legacy_name": {"S": f"legacy {i}"},
+        "expires_at": {"N": str(4102444800 + i)},  # 2100-01-01: never expires during a test
+    }
+    # Rare heavy items keep the demo quick while still covering the limits.
+    if i % 500 == 0:
+        item["deep"] = _nested(31, i)  # 32 levels of nesting counting the attribute itself
+    if i % 10_000 == 0:
+        item["big"] = {"S": "x" * 350_000}  # near the 400 KB item limit
+    return item
+
+
+def _client(endpoint: str, region: str = "us-east-1"):
+    return boto3.client("dynamodb", endpoint_url=endpoint, region_name=region,
+                        aws_access_key_id="test", aws_secret_access_key="test")
+
+
+def _wait_active(client, table: str) -> None:
+    for _ in range(600):
+        if client.describe_table(TableName=table)["Table"]["TableStatus"] == "ACTIVE":
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{table} did not become ACTIVE")
+
+
+def create_table(endpoint: str, table: str, **definition) -> None:
+    client = _client(endpoint)
+    client.create_table(TableName=table, **definition)
+    _wait_active(client, table)
+
+
+def put_items(endpoint: str, table: str, items, *, batch: int = 25, threads: int = 8) -> int:
+    """BatchWriteItem all items (re-sending unprocessed ones); returns the count."""
+    client = _client(endpoint)
+    items = list(items)
+    chunks = [items[i:i + batch] for i in range(0, len(items), batch)]
+
+    def write(chunk):
+        requests = [{"PutRequest": {"Item": item}} for item in chunk]
+        while requests:
+            response = client.batch_write_item(RequestItems={table: requests})
+            requests = response.get("UnprocessedItems", {}).get(table, [])
+
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        list(pool.map(write, chunks))
+    return len(items)
+
+
+def seed_lab_tables(endpoint: str) -> None:
+    create_table(endpoint, "MusicCollection",
+                 KeySchema=[{"AttributeName": "Artist", "KeyType": "HASH"},
+                            {"AttributeName": "SongTitle", "KeyType": "RANGE"}],
+                 AttributeDefinitions=[{"AttributeName": "Artist", "AttributeType": "S"},
+                                       {"AttributeName": "SongTitle", "AttributeType": "S"}],
+                 BillingMode="PAY_PER_REQUEST")
+    put_items(endpoint, "MusicCollection", MUSIC_ITEMS)
+    create_table(endpoint, "mutant_data",
+                 KeySchema=[{"AttributeName": "last_name", "KeyType": "HASH"}],
+                 AttributeDefinitions=[{"AttributeName": "last_name", "AttributeType": "S"}],
+                 BillingMode="PAY_PER_REQUEST")
+    put_items(endpoint, "mutant_data", MUTANT_ITEMS)
+
+
+def seed_all_types(endpoint: str, table: str = "demo_all_types", count: int = 50_000) -> None:
+    create_table(endpoint, table, **ALL_TYPES_TABLE)
+    client = _client(endpoint)
+    client.update_time_to_live(TableName=table,
+                               TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
+    put_items(endpoint, table, (all_types_item(i) for i in range(count)))
+
+
+def scan_all(endpoint: str, table: str) -> list[dict]:
+    client = _client(endpoint)
+    items, start = [], None
+    while True:
+        kwargs = {"TableName": table, "ConsistentRead": True}
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        page = client.scan(**kwargs)
+        items.extend(page["Items"])
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return items

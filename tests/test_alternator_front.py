@@ -1,0 +1,215 @@
+"""The Alternator front against a real moto server, through boto3 over HTTP.
+
+botocore retries are off, so every injected fault reaches the test as it would reach the
+pipeline's own retry logic.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError, ConnectionClosedError
+
+from tests.support.alternator_front import DEFAULT_ADDRESSES
+from tests.support.servers import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def dynamodb(alternator, address: str = "127.0.0.1"):
+    return boto3.client(
+        "dynamodb", endpoint_url=f"http://{address}:{alternator.port}", region_name="us-east-1",
+        aws_access_key_id="test", aws_secret_access_key="test",
+        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=2, read_timeout=5))
+
+
+def http(method: str, url: str, payload: dict | None = None) -> tuple[int, object]:
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    try:
+        with _DIRECT.open(request, timeout=5) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read()
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, body.decode()
+
+
+def put(pk: str, sk: int) -> dict:
+    return {"PutRequest": {"Item": {"pk": {"S": pk}, "sk": {"N": str(sk)}, "v": {"S": "x"}}}}
+
+
+def count_items(client, table: str) -> int:
+    return client.scan(TableName=table, Select="COUNT")["Count"]
+
+
+@pytest.fixture
+def table(alternator_clean):
+    """A fresh table keyed (pk: S, sk: N); stats are zeroed after creating it."""
+    name = f"front-{uuid.uuid4().hex[:12]}"
+    client = dynamodb(alternator_clean)
+    client.create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "N"}])
+    alternator_clean.front.reset_stats()
+    yield name
+    client.delete_table(TableName=name)
+
+
+def test_health_and_localnodes_on_every_address(alternator_clean):
+    status, nodes = http("GET", f"{alternator_clean.url}/localnodes?dc=dc1&rack=rack1")
+    assert status == 200
+    assert nodes == list(DEFAULT_ADDRESSES)
+    for address in nodes:
+        status, body = http("GET", f"http://{address}:{alternator_clean.port}/")
+        assert status == 200
+        assert address in body
+
+
+def test_put_and_get_through_second_address(alternator_clean, table):
+    client = dynamodb(alternator_clean, "127.0.0.2")
+    client.put_item(TableName=table, Item={"pk": {"S": "a"}, "sk": {"N": "1"}, "v": {"S": "hello"}})
+    item = client.get_item(TableName=table, Key={"pk": {"S": "a"}, "sk": {"N": "1"}})["Item"]
+    assert item["v"] == {"S": "hello"}
+    assert alternator_clean.front.stats()["requests_by_address"] == {"127.0.0.2": 2}
+
+
+def test_batch_write_accepts_100_items_and_rejects_101(alternator_clean, table):
+    client = dynamodb(alternator_clean)
+    client.batch_write_item(RequestItems={table: [put("p", i) for i in range(100)]})
+    assert count_items(client, table) == 100
+
+    with pytest.raises(ClientError) as error:
+        client.batch_write_item(RequestItems={table: [put("q", i) for i in range(101)]})
+    assert error.value.response["Error"]["Code"] == "ValidationException"
+    assert count_items(client, table) == 100
+
+
+def test_batch_write_rejects_duplicate_keys(alternator_clean, table):
+    client = dynamodb(alternator_clean)
+    delete = {"DeleteRequest": {"Key": {"pk": {"S": "p"}, "sk": {"N": "1"}}}}
+    for writes in ([put("p", 1), put("p", 1)], [put("p", 1), delete]):
+        with pytest.raises(ClientError) as error:
+            client.batch_write_item(RequestItems={table: writes})
+        assert error.value.response["Error"]["Code"] == "ValidationException"
+        assert "duplicates" in error.value.response["Error"]["Message"]
+    assert count_items(client, table) == 0
+
+    client.batch_write_item(RequestItems={table: [put("p", 1), put("p", 2), put("r", 1)]})  # same pk, other sk
+    assert count_items(client, table) == 3
+
+
+def test_throttle_rejects_batch_without_writing(alternator_clean, table):
+    alternator_clean.front.set_faults(throttle=1.0, ops=["BatchWriteItem"])
+    client = dynamodb(alternator_clean)
+    with pytest.raises(ClientError) as error:
+        client.batch_write_item(RequestItems={table: [put("p", i) for i in range(10)]})
+    assert error.value.response["Error"]["Code"] == "RequestLimitExceeded"
+    assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert count_items(client, table) == 0  # Scan is not in ops, so it is not throttled
+    assert alternator_clean.front.stats()["faults_injected"] == {"throttle": 1}
+
+
+def test_server_error_is_http_500_without_writing(alternator_clean, table):
+    alternator_clean.front.set_faults(server_error=1.0, ops=["PutItem"])
+    client = dynamodb(alternator_clean)
+    with pytest.raises(ClientError) as error:
+        client.put_item(TableName=table, Item={"pk": {"S": "a"}, "sk": {"N": "1"}})
+    assert error.value.response["Error"]["Code"] == "InternalServerError"
+    assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert count_items(client, table) == 0
+
+
+def test_drop_closes_connection_without_response(alternator_clean):
+    alternator_clean.front.set_faults(drop=1.0)
+    with pytest.raises(ConnectionClosedError):
+        dynamodb(alternator_clean).list_tables()
+    assert alternator_clean.front.stats()["faults_injected"] == {"drop": 1}
+
+
+def test_slow_delays_then_answers(alternator_clean):
+    alternator_clean.front.set_faults(slow=1.0, slow_seconds=0.3)
+    started = time.monotonic()
+    dynamodb(alternator_clean).list_tables()
+    assert time.monotonic() - started >= 0.3
+
+
+def test_seed_makes_faults_repeatable(alternator_clean):
+    def outcomes() -> list[bool]:
+        alternator_clean.front.set_faults(throttle=0.5, seed=7)
+        client = dynamodb(alternator_clean)
+        results = []
+        for _ in range(12):
+            try:
+                client.list_tables()
+                results.append(True)
+            except ClientError:
+                results.append(False)
+        return results
+
+    first = outcomes()
+    assert first == outcomes()
+    assert True in first and False in first
+
+
+def test_faults_and_stats_over_http(alternator_clean, table):
+    url = alternator_clean.url
+    status, faults = http("POST", f"{url}/_faults", {"throttle": 1.0, "ops": ["PutItem"]})
+    assert status == 200 and faults["throttle"] == 1.0 and faults["ops"] == ["PutItem"]
+    assert http("POST", f"{url}/_faults", {"throttle": 2})[0] == 400
+    assert http("POST", f"{url}/_faults", {"no_such_fault": 1})[0] == 400
+
+    client = dynamodb(alternator_clean, "127.0.0.3")
+    with pytest.raises(ClientError) as error:
+        client.put_item(TableName=table, Item={"pk": {"S": "a"}, "sk": {"N": "1"}})
+    assert error.value.response["Error"]["Code"] == "RequestLimitExceeded"
+    http("POST", f"{url}/_faults", {})
+    client.put_item(TableName=table, Item={"pk": {"S": "a"}, "sk": {"N": "1"}})
+
+    status, stats = http("GET", f"{url}/_stats")
+    assert status == 200
+    assert stats == {"requests_by_address": {"127.0.0.3": 2},
+                     "requests_by_operation": {"PutItem": 2},
+                     "faults_injected": {"throttle": 1}}
+    status, stats = http("POST", f"{url}/_stats/reset")
+    assert stats == {"requests_by_address": {}, "requests_by_operation": {}, "faults_injected": {}}
+
+
+def test_stats_count_requests_per_address(alternator_clean):
+    for address, calls in (("127.0.0.1", 1), ("127.0.0.2", 2), ("127.0.0.3", 3)):
+        client = dynamodb(alternator_clean, address)
+        for _ in range(calls):
+            client.list_tables()
+    stats = alternator_clean.front.stats()
+    assert stats["requests_by_address"] == {"127.0.0.1": 1, "127.0.0.2": 2, "127.0.0.3": 3}
+    assert stats["requests_by_operation"] == {"ListTables": 6}
+
+
+def test_runs_as_a_process_until_sigterm(alternator_clean, table):
+    command = [sys.executable, "-m", "tests.support.alternator_front", "--backend", alternator_clean.moto.endpoint,
+               "--port", "0", "--addresses", "127.0.0.4,127.0.0.5"]
+    with subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            line = process.stdout.readline()
+            assert line.startswith("listening on 127.0.0.4:")
+            port = int(line.split(",")[0].rsplit(":", 1)[1])
+            assert http("GET", f"http://127.0.0.5:{port}/localnodes") == (200, ["127.0.0.4", "127.0.0.5"])
+            client = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.5:{port}", region_name="us-east-1",
+                                  aws_access_key_id="test", aws_secret_access_key="test")
+            assert table in client.list_tables()["TableNames"]  # same moto behind both fronts
+        finally:
+            process.terminate()
+        assert process.wait(10) == 0
