@@ -99,8 +99,12 @@ def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePla
 
 
 def pipeline_options(config: RunConfig, beam_args: Sequence[str]) -> PipelineOptions:
-    """The config's pipeline_options, overridden by command-line Beam flags."""
-    return PipelineOptions(list(beam_args), **dict(config.pipeline_options))
+    """The config's pipeline_options, overridden by command-line Beam flags.
+
+    Workers log at WARNING unless asked otherwise: their INFO lines would bury progress.
+    """
+    options = {"default_sdk_harness_log_level": "WARNING", **dict(config.pipeline_options)}
+    return PipelineOptions(list(beam_args), **options)
 
 
 def _read_metrics(result) -> dict[str, dict[str, int]]:

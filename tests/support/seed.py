@@ -7,7 +7,9 @@
 """
 from __future__ import annotations
 
+import base64
 import concurrent.futures
+import json
 import time
 
 import boto3
@@ -159,3 +161,23 @@ def scan_all(endpoint: str, table: str) -> list[dict]:
         start = page.get("LastEvaluatedKey")
         if not start:
             return items
+
+
+def _canonical_value(value: dict):
+    (tag, inner), = value.items()
+    if tag in ("SS", "NS"):
+        return {tag: sorted(inner)}
+    if tag == "BS":
+        return {tag: sorted(base64.b64encode(b).decode() for b in inner)}
+    if tag == "B":
+        return {tag: base64.b64encode(inner).decode()}
+    if tag == "M":
+        return {tag: {k: _canonical_value(v) for k, v in inner.items()}}
+    if tag == "L":
+        return {tag: [_canonical_value(v) for v in inner]}
+    return value
+
+
+def canonical(item: dict) -> str:
+    """An item as text that is equal for equal items (sets compared as sets)."""
+    return json.dumps({k: _canonical_value(v) for k, v in item.items()}, sort_keys=True)
