@@ -65,25 +65,34 @@ class _ScanSegmentFn(beam.DoFn):
     def teardown(self):
         self._loop.close()
 
-    async def _scan_page(self, spec: SegmentSpec, start_key: dict | None) -> dict:
+    async def _scan_page(self, spec: SegmentSpec, start_key: dict | None) -> tuple[dict, int]:
+        """One Scan page and the number of retries it took (counted here, on the loop thread,
+        because Beam counters only work on Beam's own thread)."""
         request = {"TableName": spec.table, "Segment": spec.segment, "TotalSegments": spec.total_segments,
                    "Limit": self._page_size, "ConsistentRead": self._consistent_read,
                    "ReturnConsumedCapacity": "TOTAL"}
         if start_key:
             request["ExclusiveStartKey"] = start_key
+        retries = 0
+
+        def count_retry(_exc: BaseException) -> None:
+            nonlocal retries
+            retries += 1
+
         response = await call_with_retry(lambda: self._client.scan(**request), max_attempts=self._max_attempts,
-                                         on_retry=lambda _exc: self._retries.inc())
+                                         on_retry=count_retry)
         if self._bucket is not None:
             await self._bucket.spend(response.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0))
-        return response
+        return response, retries
 
     def process(self, spec: SegmentSpec):
         counter = lambda name: Metrics.counter(METRICS_NAMESPACE, f"{spec.table}.{name}")  # noqa: E731
-        items_read, bytes_read, self._retries = counter("items_read"), counter("bytes_read"), counter("read_retries")
+        items_read, bytes_read, read_retries = counter("items_read"), counter("bytes_read"), counter("read_retries")
         index = spec.first_page
         pending = self._loop.submit(self._scan_page(spec, spec.start_key))
         while pending is not None:
-            response = pending.result()
+            response, retries = pending.result()
+            read_retries.inc(retries)
             next_key = response.get("LastEvaluatedKey")
             pending = self._loop.submit(self._scan_page(spec, next_key)) if next_key else None
             batch = items_to_batch(response.get("Items", []))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 import apache_beam as beam
@@ -46,6 +46,15 @@ def dedupe_last_wins(items: list[dict], key_names: tuple[str, ...]) -> list[dict
     """One item per key, the last one seen, in the order of their last appearance."""
     latest = {key_of(item, key_names): item for item in items}
     return list(latest.values()) if len(latest) < len(items) else items
+
+
+@dataclass
+class _PageOutcome:
+    """What writing one page came to; filled on the loop thread, read on Beam's thread
+    (Beam counters are thread-local, so only Beam's thread may touch them)."""
+
+    failures: list[FailedWrite] = field(default_factory=list)
+    retries: int = 0
 
 
 class _TableCounters:
@@ -95,8 +104,7 @@ class _WritePagesFn(beam.DoFn):
     def process(self, page: Page):
         route = self._routes[page.table]
         items = dedupe_last_wins(batch_to_items(page.batch), route.key_names)
-        counters = self._table_counters(page.table)
-        future = self._loop.submit(self._write_items(route.target, items, counters))
+        future = self._loop.submit(self._write_items(route.target, items))
         self._pending.append((page, len(items), future))
         self._pending_items += len(items)
         self._complete_pages(keep_items=self._max_pending_items)
@@ -109,23 +117,25 @@ class _WritePagesFn(beam.DoFn):
         while self._pending and (self._pending_items > keep_items or self._pending[0][2].done()):
             page, count, future = self._pending.popleft()
             self._pending_items -= count
-            failures: list[FailedWrite] = future.result()
+            outcome: _PageOutcome = future.result()
             counters = self._table_counters(page.table)
-            counters.written.inc(count - len(failures))
+            counters.written.inc(count - len(outcome.failures))
             counters.bytes.inc(page.batch.nbytes)
-            if failures:
-                counters.dead.inc(len(failures))
-                write_dead_letters(self._dead_letter_dir, failures)
+            counters.retries.inc(outcome.retries)
+            if outcome.failures:
+                counters.dead.inc(len(outcome.failures))
+                write_dead_letters(self._dead_letter_dir, outcome.failures)
             if self._checkpoint_dir:
                 checkpoints.record_page(self._checkpoint_dir, page.table, page.segment, page.index,
                                         page.batch.num_rows, page.batch.nbytes, page.next_key)
 
-    async def _write_items(self, table: str, items: list[dict], counters: _TableCounters) -> list[FailedWrite]:
+    async def _write_items(self, table: str, items: list[dict]) -> _PageOutcome:
+        outcome = _PageOutcome()
         chunks = [items[i:i + self._batch_size] for i in range(0, len(items), self._batch_size)]
-        results = await asyncio.gather(*(self._write_chunk(table, chunk, counters) for chunk in chunks))
-        return [failure for chunk_failures in results for failure in chunk_failures]
+        await asyncio.gather(*(self._write_chunk(table, chunk, outcome) for chunk in chunks))
+        return outcome
 
-    async def _write_chunk(self, table: str, items: list[dict], counters: _TableCounters) -> list[FailedWrite]:
+    async def _write_chunk(self, table: str, items: list[dict], outcome: _PageOutcome) -> None:
         if self._bucket is not None:
             await self._bucket.acquire(len(items))
         remaining = [{"PutRequest": {"Item": item}} for item in items]
@@ -139,19 +149,20 @@ class _WritePagesFn(beam.DoFn):
                 remaining = left
                 raise UnprocessedItemsLeft(len(left))
 
+        def count_retry(_exc: BaseException) -> None:
+            outcome.retries += 1
+
         try:
-            await call_with_retry(attempt, max_attempts=self._max_attempts,
-                                  on_retry=lambda _exc: counters.retries.inc())
-            return []
+            await call_with_retry(attempt, max_attempts=self._max_attempts, on_retry=count_retry)
         except Exception as exc:  # noqa: BLE001 - every final failure is dead-lettered, never dropped
-            if len(remaining) > 1 and not is_retryable(exc) and error_code(exc) == "ValidationException":
-                half = len(remaining) // 2
-                left_items = [r["PutRequest"]["Item"] for r in remaining]
-                first, second = await asyncio.gather(self._write_chunk(table, left_items[:half], counters),
-                                                     self._write_chunk(table, left_items[half:], counters))
-                return first + second
+            left_items = [r["PutRequest"]["Item"] for r in remaining]
+            if len(left_items) > 1 and not is_retryable(exc) and error_code(exc) == "ValidationException":
+                half = len(left_items) // 2
+                await asyncio.gather(self._write_chunk(table, left_items[:half], outcome),
+                                     self._write_chunk(table, left_items[half:], outcome))
+                return
             reason = f"{type(exc).__name__}: {exc}"
-            return [FailedWrite(table, r["PutRequest"]["Item"], reason) for r in remaining]
+            outcome.failures.extend(FailedWrite(table, item, reason) for item in left_items)
 
 
 class WriteToAlternator(beam.PTransform):

@@ -53,9 +53,11 @@ class Faults:
     drop: float = 0.0
     ops: tuple[str, ...] | None = None
     seed: int | None = None
+    # DynamoDB's behaviour, not Alternator's: write half a batch, return the rest unprocessed.
+    unprocessed: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("throttle", "server_error", "slow", "drop"):
+        for name in ("throttle", "server_error", "slow", "drop", "unprocessed"):
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {rate!r}")
@@ -99,12 +101,12 @@ class AlternatorFront:
 
     def set_faults(self, throttle: float = 0.0, server_error: float = 0.0, slow: float = 0.0,
                    slow_seconds: float = 1.0, drop: float = 0.0, ops: list[str] | None = None,
-                   seed: int | None = None) -> Faults:
+                   seed: int | None = None, unprocessed: float = 0.0) -> Faults:
         """Replace all fault rates at once; no arguments means no faults."""
         if isinstance(ops, str):
             raise ValueError(f"ops must be a list of operation names, got {ops!r}")
         faults = Faults(throttle, server_error, slow, slow_seconds, drop,
-                        tuple(ops) if ops is not None else None, seed)
+                        tuple(ops) if ops is not None else None, seed, unprocessed)
         # Swap in a fresh generator with the config, so a seed gives a repeatable sequence.
         self._faults, self._rng = faults, random.Random(seed)
         return faults
@@ -276,10 +278,22 @@ class AlternatorFront:
                 if key in seen:
                     return dynamodb_error(400, "ValidationException", "Provided list of item keys contains duplicates")
                 seen.add(key)
+        if self._faults.applies_to("BatchWriteItem") and self._rng.random() < self._faults.unprocessed:
+            return await self._write_half(request, tables)
         response = await self._forward(request, body)
         if response.status == 200 and _json(response.body).get("UnprocessedItems"):
             return dynamodb_error(500, "InternalServerError", "Backend left items unprocessed")
         return response
+
+    async def _write_half(self, request: web.Request, tables: dict) -> web.Response:
+        """Forward the first half of each table's writes; hand back the rest as UnprocessedItems."""
+        self._count_fault("unprocessed")
+        first = {t: w[:(len(w) + 1) // 2] for t, w in tables.items()}
+        rest = {t: w[(len(w) + 1) // 2:] for t, w in tables.items() if len(w) > 1}
+        response = await self._forward(request, json.dumps({"RequestItems": first}).encode())
+        if response.status != 200:
+            return response
+        return web.json_response({"UnprocessedItems": rest}, content_type=_JSON_CONTENT_TYPE)
 
     async def _table_key_names(self, request: web.Request, table: str) -> tuple[str, ...] | None:
         if table not in self._key_names:

@@ -181,3 +181,4 @@ def _canonical_value(value: dict):
 def canonical(item: dict) -> str:
     """An item as text that is equal for equal items (sets compared as sets)."""
     return json.dumps({k: _canonical_value(v) for k, v in item.items()}, sort_keys=True)
+
