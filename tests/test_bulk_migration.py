@@ -5,11 +5,17 @@ Every test compares what the target holds with what the source holds, item by it
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from tests.support import seed
 from transforms.ddb_json import decode_item
+from tests.support.servers import REPO_ROOT
 from tests.support.cli_runs import alternator_target, endpoint_target, run_cli, unique, write_config
 
 pytestmark = pytest.mark.integration
@@ -82,7 +88,7 @@ def test_target_table_gets_indexes_ttl_and_key_schema(dynamodb_local, alternator
 
     assert result.exit_code == 0, result.output
     assert f"{table}: created" in result.output
-    client = seed._client(alternator_clean.url)
+    client = seed.client_for(alternator_clean.url)
     description = client.describe_table(TableName=table)["Table"]
     assert description["KeySchema"] == seed.ALL_TYPES_TABLE["KeySchema"]
     gsi, = description["GlobalSecondaryIndexes"]
@@ -188,4 +194,48 @@ def test_plan_shows_the_run_and_writes_nothing(dynamodb_local, alternator_clean,
     assert "key: pk S (HASH), sk N (RANGE)" in result.output
     assert "items: ~30" in result.output and "segments: 2" in result.output
     assert "indexes: by_category, by_score" in result.output
-    assert table not in seed._client(alternator_clean.url).list_tables()["TableNames"]
+    assert table not in seed.client_for(alternator_clean.url).list_tables()["TableNames"]
+
+
+def _markers(checkpoint_dir, table) -> list:
+    return list((checkpoint_dir / "bulk" / table).glob("seg-*/*.json"))
+
+
+def test_interrupted_run_resumes_from_checkpoints(dynamodb_local, alternator_clean, tmp_path):
+    source = dynamodb_local.endpoint
+    table = unique("resumed")
+    seed.seed_all_types(source, table, count=1000)
+    # Slow writes, one request at a time: the run is still busy when it is killed.
+    alternator_clean.front.set_faults(slow=1.0, slow_seconds=0.3, ops=["BatchWriteItem"])
+    config = write_config(tmp_path, source, alternator_target(alternator_clean), [{"source": table}],
+                          scan={"segments": 2, "page_size": 50}, write={"concurrency": 1})
+    checkpoint_dir = tmp_path / "checkpoints"
+    process = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "migrate", "--config", str(config),
+                                "--no-progress"], cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(_markers(checkpoint_dir, table)) < 5:
+            assert process.poll() is None, "the run ended before it could be interrupted"
+            assert time.monotonic() < deadline, "no checkpoint appeared"
+            time.sleep(0.1)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    done_before = len(_markers(checkpoint_dir, table))
+    assert done_before < 20  # 1000 items in pages of 50: the run was cut short
+    alternator_clean.front.set_faults()
+
+    result = run_cli("migrate", "--config", str(config), "--resume", "--report", str(tmp_path / "r.json"),
+                     "--no-progress")
+
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    # Only what was not checkpointed was read again (pages in flight at the kill are redone).
+    assert report["tables"][table]["read"] <= 1000 - 50 * (done_before - 2 * 2)
+    assert report["tables"][table]["read"] < 1000
+    assert _assert_same_items(source, alternator_clean.url, table) == 1000
+    again = run_cli("migrate", "--config", str(config), "--resume", "--report", str(tmp_path / "r2.json"),
+                    "--no-progress")
+    assert again.exit_code == 0, again.output
+    assert json.loads((tmp_path / "r2.json").read_text())["tables"][table]["read"] == 0

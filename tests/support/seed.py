@@ -90,7 +90,7 @@ def all_types_item(i: int) -> dict:
     return item
 
 
-def _client(endpoint: str, region: str = "us-east-1"):
+def client_for(endpoint: str, region: str = "us-east-1"):
     return boto3.client("dynamodb", endpoint_url=endpoint, region_name=region,
                         aws_access_key_id="test", aws_secret_access_key="test")
 
@@ -104,14 +104,14 @@ def _wait_active(client, table: str) -> None:
 
 
 def create_table(endpoint: str, table: str, **definition) -> None:
-    client = _client(endpoint)
+    client = client_for(endpoint)
     client.create_table(TableName=table, **definition)
     _wait_active(client, table)
 
 
 def put_items(endpoint: str, table: str, items, *, batch: int = 25, threads: int = 8) -> int:
     """BatchWriteItem all items (re-sending unprocessed ones); returns the count."""
-    client = _client(endpoint)
+    client = client_for(endpoint)
     items = list(items)
     chunks = [items[i:i + batch] for i in range(0, len(items), batch)]
 
@@ -143,14 +143,14 @@ def seed_lab_tables(endpoint: str) -> None:
 
 def seed_all_types(endpoint: str, table: str = "demo_all_types", count: int = 50_000) -> None:
     create_table(endpoint, table, **ALL_TYPES_TABLE)
-    client = _client(endpoint)
+    client = client_for(endpoint)
     client.update_time_to_live(TableName=table,
                                TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
     put_items(endpoint, table, (all_types_item(i) for i in range(count)))
 
 
 def scan_all(endpoint: str, table: str) -> list[dict]:
-    client = _client(endpoint)
+    client = client_for(endpoint)
     items, start = [], None
     while True:
         kwargs = {"TableName": table, "ConsistentRead": True}
