@@ -1,6 +1,6 @@
 """Throughput of transforms.arrow_codec vs boto3's TypeDeserializer/TypeSerializer.
 
-Run: .venv/bin/python bench/bench_codec.py [N_ITEMS]
+Run: .venv/bin/python -m bench.codec [N_ITEMS] (or `make bench` for every benchmark)
 Prints items/s for encode, decode and the round trip, and the round-trip
 ratio against boto3 (deserialize to Python values + serialize back) on the
 same generated items. No assertions: figures only.
@@ -9,16 +9,13 @@ same generated items. No assertions: figures only.
 from __future__ import annotations
 
 import gc
-import os
 import random
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer  # noqa: E402
-
-from transforms.arrow_codec import batch_to_items, items_to_batch  # noqa: E402
+from transforms.arrow_codec import batch_to_items, items_to_batch
 
 
 def make_items(n: int, seed: int = 7) -> list[dict]:
@@ -70,8 +67,7 @@ def best_of(fn, repeats: int = 5) -> tuple[float, object]:
     return best, out
 
 
-def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
+def main(n: int = 50_000) -> None:
     items = make_items(n)
 
     t_enc, batch = best_of(lambda: items_to_batch(items))
@@ -118,4 +114,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 50_000)

@@ -1,0 +1,12 @@
+"""`make bench`: every benchmark, one after the other, figures printed (no pass/fail on time)."""
+import os
+
+from bench import bulk, codec
+
+if __name__ == "__main__":
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    print("== Arrow codec vs boto3 (50,000 items) ==")
+    codec.main(50_000)
+    print("\n== Bulk copy ==")
+    bulk.main(20_000)
