@@ -15,7 +15,7 @@ import pytest
 
 from tests.support import seed
 from transforms.ddb_json import decode_item
-from tests.support.servers import REPO_ROOT
+from tests.support.servers import REPO_ROOT, MotoServer
 from tests.support.cli_runs import alternator_target, endpoint_target, run_cli, unique, write_config
 
 pytestmark = pytest.mark.integration
@@ -239,3 +239,45 @@ def test_interrupted_run_resumes_from_checkpoints(dynamodb_local, alternator_cle
                     "--no-progress")
     assert again.exit_code == 0, again.output
     assert json.loads((tmp_path / "r2.json").read_text())["tables"][table]["read"] == 0
+
+
+def test_tags_are_copied_except_the_ones_alternator_rejects(alternator_clean, tmp_path, caplog):
+    """DynamoDB Local has no tagging, so a second moto server is the source here."""
+    table = unique("tagged")
+    with MotoServer() as source:
+        seed.create_table(source.endpoint, table, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                          BillingMode="PAY_PER_REQUEST")
+        client = seed.client_for(source.endpoint)
+        arn = client.describe_table(TableName=table)["Table"]["TableArn"]
+        client.tag_resource(ResourceArn=arn, Tags=[{"Key": "team", "Value": "data"},
+                                                   {"Key": "system:write_isolation", "Value": "forbid_rmw"}])
+        config = write_config(tmp_path, source.endpoint, alternator_target(alternator_clean), [{"source": table}])
+
+        result = run_cli("create-tables", "--config", str(config))
+
+    assert result.exit_code == 0, result.output
+    target = seed.client_for(alternator_clean.url)
+    target_arn = target.describe_table(TableName=table)["Table"]["TableArn"]
+    assert target.list_tags_of_resource(ResourceArn=target_arn)["Tags"] == [{"Key": "team", "Value": "data"}]
+    assert any("not copying tags system:write_isolation" in r.getMessage() for r in caplog.records)
+
+
+def test_warns_when_the_target_table_always_uses_lwt(dynamodb_local, alternator_clean, tmp_path, caplog):
+    source = dynamodb_local.endpoint
+    table = unique("lwt")
+    definition = {"KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+                  "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+                  "BillingMode": "PAY_PER_REQUEST"}
+    seed.create_table(source, table, **definition)
+    seed.create_table(alternator_clean.url, table, **definition)
+    target = seed.client_for(alternator_clean.url)
+    target.tag_resource(ResourceArn=target.describe_table(TableName=table)["Table"]["TableArn"],
+                        Tags=[{"Key": "system:write_isolation", "Value": "always_use_lwt"}])
+    config = write_config(tmp_path, source, alternator_target(alternator_clean), [{"source": table}])
+
+    result = run_cli("create-tables", "--config", str(config))
+
+    assert result.exit_code == 0, result.output
+    assert f"{table}: already existed" in result.output
+    assert any("always_use_lwt" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
