@@ -12,7 +12,7 @@ from transforms import checkpoints, table_schema
 from transforms.endpoints import Credentials
 from transforms.rate_limit import TokenBucket, share_of
 from transforms.retry import UnprocessedItemsLeft, call_with_retry, is_retryable
-from transforms.write_alternator import dedupe_last_wins
+from transforms.batch_writes import collapse_by_key, delete, put
 
 
 def _client_error(code: str, status: int) -> ClientError:
@@ -97,12 +97,13 @@ def test_portable_tags_drop_reserved_prefixes_and_keep_at_most_50():
 
 # --- writer helpers -----------------------------------------------------------------------
 
-def test_dedupe_keeps_the_last_item_per_key():
-    items = [{"pk": {"S": "a"}, "v": {"N": "1"}}, {"pk": {"S": "b"}, "v": {"N": "2"}},
-             {"pk": {"S": "a"}, "v": {"N": "3"}}]
-    assert dedupe_last_wins(items, ("pk",)) == [{"pk": {"S": "a"}, "v": {"N": "3"}},
-                                                {"pk": {"S": "b"}, "v": {"N": "2"}}]
-    assert dedupe_last_wins(items[:2], ("pk",)) == items[:2]
+def test_collapse_keeps_the_last_request_per_key():
+    requests = [put({"pk": {"S": "a"}, "v": {"N": "1"}}), put({"pk": {"S": "b"}, "v": {"N": "2"}}),
+                put({"pk": {"S": "a"}, "v": {"N": "3"}}), delete({"pk": {"S": "b"}})]
+    assert collapse_by_key(requests, ("pk",)) == [put({"pk": {"S": "a"}, "v": {"N": "3"}}), delete({"pk": {"S": "b"}})]
+    assert collapse_by_key(requests[:2], ("pk",)) == requests[:2]
+    # 1.0 and 1 are the same number key
+    assert len(collapse_by_key([delete({"pk": {"N": "1.0"}}), delete({"pk": {"N": "1"}})], ("pk",))) == 1
 
 
 def test_auto_segments_scale_with_workers_and_size_but_skip_empty_segments():

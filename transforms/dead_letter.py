@@ -1,6 +1,7 @@
 """Dead-letter files: the writes that could not be made, so nothing is lost silently.
 
-One JSON line per item: {"table": ..., "error": ..., "item": <DynamoDB JSON>}. Each
+One JSON line per write: {"table": ..., "error": ..., "item": <DynamoDB JSON>} for a
+put, {"table": ..., "error": ..., "delete": <key>} for a delete. Each
 writer flushes its failures to a file of its own (`<dir>/<table>/<uuid>.jsonl`), so
 parallel workers never share a file and a file is complete once it exists.
 """
@@ -8,18 +9,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
 
 from apache_beam.io.filesystems import FileSystems
 
+from transforms.batch_writes import FailedWrite, request_item
 from transforms.ddb_json import encode_item
-
-
-@dataclass(frozen=True)
-class FailedWrite:
-    table: str
-    item: dict
-    error: str
 
 
 def write_dead_letters(dead_letter_dir: str, failures: list[FailedWrite]) -> list[str]:
@@ -32,7 +26,8 @@ def write_dead_letters(dead_letter_dir: str, failures: list[FailedWrite]) -> lis
         path = FileSystems.join(dead_letter_dir, table, f"{uuid.uuid4().hex}.jsonl")
         with FileSystems.create(path) as f:
             for row in rows:
-                line = json.dumps({"table": row.table, "error": row.error, "item": encode_item(row.item)},
+                what = "item" if "PutRequest" in row.request else "delete"
+                line = json.dumps({"table": row.table, "error": row.error, what: encode_item(request_item(row.request))},
                                   ensure_ascii=False, separators=(",", ":"))
                 f.write(line.encode("utf-8") + b"\n")
         paths.append(path)
