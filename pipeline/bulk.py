@@ -107,7 +107,8 @@ def pipeline_options(config: RunConfig, beam_args: Sequence[str]) -> PipelineOpt
     return PipelineOptions(list(beam_args), **options)
 
 
-def _read_metrics(result) -> dict[str, dict[str, int]]:
+def read_counters(result) -> dict[str, dict[str, int]]:
+    """This tool's Beam counters as {table: {name: value}} (names are `<table>.<name>`)."""
     figures: dict[str, dict[str, int]] = {}
     for counter in result.metrics().query(beam.metrics.MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]:
         table, _, name = counter.key.metric.name.rpartition(".")
@@ -136,7 +137,7 @@ def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, bea
             build_pipeline(p, config, plans, specs)
             result = p.run()
             result.wait_until_finish()
-            metrics = _read_metrics(result)
+            metrics = read_counters(result)
     finally:
         watcher.stop()
     duration = time.monotonic() - started

@@ -1,8 +1,9 @@
 """The `alternator-migrate` command line.
 
-Exit codes: 0 done; 1 the run finished but some items could not be written (see the
-dead-letter files); 2 a usage, config, table or connection problem found before
-writing. User mistakes print one `error:` line, never a traceback.
+Exit codes: 0 done (validate: equal); 1 the run finished but some items could not be
+written (see the dead-letter files), or validate found differences; 2 a usage, config,
+table or connection problem found before writing. User mistakes print one `error:`
+line, never a traceback.
 """
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ import click
 
 from pipeline import bulk, report, tables
 from pipeline.config import ConfigError, RunConfig, load_config
+from pipeline.repair import repair as repair_target
+from pipeline.validate import compare_tables, read_findings, run_validate as validate_tables
+from transforms.dead_letter import write_dead_letters
 
 log = logging.getLogger("alternator_migrate")
 
 EXIT_FAILED_WRITES = 1
+EXIT_DIFFERENCES = 1
 EXIT_USAGE = 2
 
 
@@ -110,12 +115,67 @@ def _migrate(config_path, resume, report_path, no_progress, beam_args) -> None:
     result = bulk.run_bulk(config, plans, resume=resume, beam_args=beam_args, show_progress=not no_progress)
     click.echo(report.summary_table(result))
     if report_path:
-        report.write_report(report_path, result)
+        report.write_json(report_path, report.report_json(result))
         click.echo(f"report written to {report_path}")
     if result.dead_lettered:
         click.echo(f"error: {result.dead_lettered} items could not be written after "
                    f"{config.write.max_attempts} attempts; they are in {result.dead_letter_dir}", err=True)
         sys.exit(EXIT_FAILED_WRITES)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@config_option
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Write a JSON report here.")
+@click.option("--sample-rate", type=click.FloatRange(0, 1, min_open=True),
+              help="Spot check: point-read this share of the source's keys in the target (no target scan).")
+@click.option("--recheck-seconds", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Read a differing key again after this delay; equal by then counts as lag, not a difference.")
+@click.option("--max-examples", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Example keys shown per table and kind.")
+@click.option("--repair", is_flag=True, help="Write the source version of every differing key, then validate again.")
+@click.option("--yes", is_flag=True, help="Confirm --repair.")
+@click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
+def validate(config_path, report_path, sample_rate, recheck_seconds, max_examples, repair, yes, beam_args) -> None:
+    """Check that the target equals the source, both ways.
+
+    Finds items missing from the target, extra in the target, and different (with the
+    attribute paths that differ). Exit 0 when every table matches, 1 when any
+    difference was found, 2 for a usage or connection error.
+    """
+    _user_errors(_validate)(config_path, report_path, sample_rate, recheck_seconds, max_examples, repair, yes,
+                            beam_args)
+
+
+def _validate(config_path, report_path, sample_rate, recheck_seconds, max_examples, repair, yes, beam_args) -> None:
+    if repair and sample_rate is not None:
+        raise click.UsageError("--repair needs a full comparison; drop --sample-rate")
+    config = _load(config_path)
+    plans = tables.plan_tables(config, create=False)
+    run = functools.partial(validate_tables, config, plans, sample_rate=sample_rate,
+                            recheck_seconds=recheck_seconds, max_examples=max_examples, beam_args=beam_args)
+    result = run()
+    click.echo(report.validation_table(result))
+    if repair and not result.equal:
+        puts = sum(t.counts["missing"] + t.counts["different"] for t in result.tables.values())
+        extra = sum(t.counts["extra"] for t in result.tables.values())
+        click.echo(f"repair: will copy up to {puts:,} items from the source and delete up to {extra:,} "
+                   f"extra items from the target (each key is decided by the source's current state)")
+        if not yes:
+            click.echo("repair: not done; run again with --repair --yes to apply it", err=True)
+        else:
+            outcome = repair_target(config, compare_tables(plans), read_findings(result.findings_dir))
+            click.echo(f"repair: {sum(outcome.puts.values()):,} items put, "
+                       f"{sum(outcome.deletes.values()):,} deleted; validating again")
+            if outcome.failures:
+                paths = write_dead_letters(config.dead_letter_dir, outcome.failures)
+                click.echo(f"error: {len(outcome.failures)} repair writes failed; they are in "
+                           f"{', '.join(paths)}", err=True)
+            result = run()
+            click.echo(report.validation_table(result))
+    if report_path:
+        report.write_json(report_path, report.validation_json(result))
+        click.echo(f"report written to {report_path}")
+    sys.exit(0 if result.equal else EXIT_DIFFERENCES)
 
 
 if __name__ == "__main__":

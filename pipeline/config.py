@@ -64,6 +64,7 @@ class RunConfig:
         return 100 if self.target.alternator_seeds else 25
 
 
+_SECRET_KEYS = frozenset({"secret_access_key", "session_token"})
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -94,7 +95,7 @@ class _Section:
         if raw is None:
             raw = {}
         if not isinstance(raw, dict):
-            raise ConfigError(f"{where} must be a mapping of keys, got {type(raw).__name__}")
+            raise ConfigError(f"{where or 'the config'} must be a mapping of keys, got {type(raw).__name__}")
         self.raw, self.where, self.used = raw, where, set()
 
     def get(self, key: str, default: Any = None, *, required: bool = False, kind: type | tuple = object) -> Any:
@@ -106,7 +107,8 @@ class _Section:
         value = self.raw[key]
         if kind is not object and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
             names = " or ".join(t.__name__ for t in (kind if isinstance(kind, tuple) else (kind,)))
-            raise ConfigError(f"{self._path(key)} must be {names}, got {value!r}")
+            shown = f"a hidden {type(value).__name__}" if key in _SECRET_KEYS else repr(value)  # never echo a secret
+            raise ConfigError(f"{self._path(key)} must be {names}, got {shown}")
         return value
 
     def positive(self, key: str, default: Any, kind: type | tuple = int) -> Any:
@@ -233,7 +235,7 @@ def _scan(section: _Section) -> ScanSettings:
     segments = section.get("segments", "auto", kind=(str, int))
     if segments == "auto":
         segments = None
-    elif isinstance(segments, str) or not 1 <= segments <= 1_000_000:
+    elif isinstance(segments, (str, bool)) or not 1 <= segments <= 1_000_000:
         raise ConfigError(f"scan.segments must be auto or an integer 1..1000000, got {segments!r}")
     page_size = section.positive("page_size", 1000)
     settings = ScanSettings(
@@ -291,13 +293,18 @@ def load_config(path: str | Path) -> RunConfig:
     """Read a YAML file; relative paths in it are relative to the current directory."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"cannot read config file {path}: it is not UTF-8 text (byte {e.start})") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+        # Only the problem and its position: str(e) quotes the offending line, which may hold a secret.
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path} is not valid YAML{at}: {getattr(e, 'problem', None) or 'cannot parse'}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must hold a mapping with source, target and tables")
     return parse_config(raw, base_dir=Path.cwd())

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pipeline.bulk import RunResult
 from pipeline.tables import TablePlan
+from pipeline.validate import ValidationResult
 
 _COLUMNS = (("table", "table"), ("target", "target"), ("read", "items_read"), ("written", "items_written"),
             ("retried", "write_retries"), ("dead-lettered", "items_dead_lettered"), ("MB", "bytes_read"),
@@ -59,8 +60,8 @@ def report_json(result: RunResult) -> dict:
     }
 
 
-def write_report(path: str, result: RunResult) -> None:
-    Path(path).write_text(json.dumps(report_json(result), indent=2) + "\n")
+def write_json(path: str, report: dict) -> None:
+    Path(path).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 
 
 def plan_table(plans: list[TablePlan]) -> str:
@@ -79,3 +80,58 @@ def plan_table(plans: list[TablePlan]) -> str:
         if spec.renames:
             lines.append("  renames: " + ", ".join(f"{a} -> {b}" for a, b in spec.renames.items()))
     return "\n".join(lines)
+
+
+# --- validation ---------------------------------------------------------------------------
+
+def _show_value(value: dict | None) -> str:
+    """One DynamoDB JSON value for people: S "Paris", N 1.5, absent."""
+    if value is None:
+        return "absent"
+    (tag, inner), = value.items()
+    if tag in ("S", "N", "B"):
+        return f'{tag} {json.dumps(inner, ensure_ascii=False) if tag == "S" else inner}'
+    return f"{tag} {json.dumps(inner, ensure_ascii=False, separators=(',', ':'))}"
+
+
+def _show_key(key: dict) -> str:
+    return ", ".join(f"{name}={_show_value(value)}" for name, value in key.items())
+
+
+def validation_table(result: ValidationResult) -> str:
+    kinds = ("matched", "missing", "extra", "different", "lagging")
+    width = max([5] + [len(name) for name in result.tables])
+    lines = [f"{'table'.ljust(width)}  " + "  ".join(k.rjust(9) for k in kinds)]
+    for name, table in result.tables.items():
+        lines.append(f"{name.ljust(width)}  " + "  ".join(f"{table.counts[k]:>9,}" for k in kinds))
+        for kind, examples in table.examples.items():
+            for finding in examples:
+                line = f"  {kind:<9} {_show_key(finding['key'])}"
+                if finding.get("diff"):
+                    line += ": " + "; ".join(f"{d['path']}: {_show_value(d['source'])} vs {_show_value(d['target'])}"
+                                             for d in finding["diff"])
+                lines.append(line)
+    differing = [name for name, t in result.tables.items() if t.differences]
+    scope = f"a {result.sample_rate:g} sample of " if result.sample_rate is not None else ""
+    if differing:
+        total = sum(result.tables[name].differences for name in differing)
+        lines.append(f"result: {total:,} differences in {len(differing)} of {len(result.tables)} tables "
+                     f"({scope}source vs target); all findings in {result.findings_dir}")
+    else:
+        lines.append(f"result: {scope}every table matches")
+    return "\n".join(lines)
+
+
+def validation_json(result: ValidationResult) -> dict:
+    report = {"equal": result.equal, "sample_rate": result.sample_rate,
+              "duration_seconds": round(result.duration_seconds, 3), "findings_dir": result.findings_dir,
+              "tables": {}}
+    for name, table in result.tables.items():
+        entry = {kind: table.counts[kind] for kind in ("matched", "missing", "extra", "different", "lagging")}
+        if result.sample_rate is not None:
+            entry["sampled"] = table.counts["sampled"]
+            entry["extra_checked"] = False  # a sample reads source keys only
+        entry["examples"] = {kind: [{k: v for k, v in f.items() if k in ("key", "diff")} for f in examples]
+                             for kind, examples in table.examples.items()}
+        report["tables"][name] = entry
+    return report

@@ -58,7 +58,8 @@ def worker_count(pipeline_options: dict) -> int:
 
 def _describe_error(where: str, exc: BaseException) -> TableStepError:
     if isinstance(exc, NoCredentialsError):
-        return TableStepError(f"no AWS credentials found for {where}; set source.credentials in the config "
+        side = where.split()[0]  # "source ..." or "target ...": point at that side's credentials
+        return TableStepError(f"no AWS credentials found for {where}; set {side}.credentials in the config "
                               f"or configure the AWS default chain (AWS_ACCESS_KEY_ID, a profile, ...)")
     if isinstance(exc, ClientError):
         return TableStepError(f"{where} refused the request: {error_code(exc)}: "

@@ -86,10 +86,6 @@ def digest_batch(batch: pa.RecordBatch, key_names: Sequence[str]) -> Iterator[tu
         yield key_digest(key, key_names), content_digest(item), key
 
 
-def _show(value: dict | None) -> dict | None:
-    return value
-
-
 def attribute_diff(source: dict, target: dict, prefix: str = "") -> list[dict]:
     """Where two items differ, per attribute path ('address.city', 'tags', 'list[2]').
 

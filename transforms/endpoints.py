@@ -116,3 +116,10 @@ async def target_client(spec: TargetSpec, max_connections: int = 32) -> AsyncIte
         yield client
     finally:
         await close_async_client(client)
+
+
+def open_client(spec: SourceSpec | TargetSpec, max_connections: int = 32):
+    """An async client context for either side (scans and point reads work on both)."""
+    if isinstance(spec, TargetSpec):
+        return target_client(spec, max_connections)
+    return source_client(spec, max_connections)

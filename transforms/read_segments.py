@@ -19,7 +19,7 @@ from apache_beam.metrics import Metrics
 
 from transforms.arrow_codec import items_to_batch
 from transforms.async_runtime import LoopThread
-from transforms.endpoints import SourceSpec, source_client
+from transforms.endpoints import SourceSpec, TargetSpec, open_client
 from transforms.rate_limit import TokenBucket
 from transforms.retry import call_with_retry
 
@@ -49,9 +49,10 @@ class Page:
 
 
 class _ScanSegmentFn(beam.DoFn):
-    def __init__(self, source: SourceSpec, page_size: int, consistent_read: bool,
-                 read_units_per_second: float | None, max_attempts: int):
+    def __init__(self, source: SourceSpec | TargetSpec, page_size: int, consistent_read: bool,
+                 read_units_per_second: float | None, max_attempts: int, counter_prefix: str):
         self._source = source
+        self._counter_prefix = counter_prefix
         self._page_size = page_size
         self._consistent_read = consistent_read
         self._read_units_per_second = read_units_per_second
@@ -59,7 +60,7 @@ class _ScanSegmentFn(beam.DoFn):
 
     def setup(self):
         self._loop = LoopThread("scan-segments")
-        self._client = self._loop.enter(source_client(self._source))
+        self._client = self._loop.enter(open_client(self._source))
         self._bucket = (TokenBucket(self._read_units_per_second) if self._read_units_per_second else None)
 
     def teardown(self):
@@ -86,7 +87,8 @@ class _ScanSegmentFn(beam.DoFn):
         return response, retries
 
     def process(self, spec: SegmentSpec):
-        counter = lambda name: Metrics.counter(METRICS_NAMESPACE, f"{spec.table}.{name}")  # noqa: E731
+        counter = lambda name: Metrics.counter(  # noqa: E731
+            METRICS_NAMESPACE, f"{self._counter_prefix}{spec.table}.{name}")
         items_read, bytes_read, read_retries = counter("items_read"), counter("bytes_read"), counter("read_retries")
         index = spec.first_page
         pending = self._loop.submit(self._scan_page(spec, spec.start_key))
@@ -104,15 +106,19 @@ class _ScanSegmentFn(beam.DoFn):
 
 
 class ScanSegments(beam.PTransform):
-    """Scan every given segment of the source; emits `Page`s."""
+    """Scan every given segment of a table on either side; emits `Page`s.
 
-    def __init__(self, source: SourceSpec, segments: list[SegmentSpec], *, page_size: int = 1000,
+    `counter_prefix` keeps the counters of two scans in one pipeline apart (validation
+    scans a source and a target table that may share a name).
+    """
+
+    def __init__(self, source: SourceSpec | TargetSpec, segments: list[SegmentSpec], *, page_size: int = 1000,
                  consistent_read: bool = False, read_units_per_second: float | None = None,
-                 max_attempts: int = 10):
+                 max_attempts: int = 10, counter_prefix: str = ""):
         super().__init__()
-        self._source = source
         self._segments = segments
-        self._fn = _ScanSegmentFn(source, page_size, consistent_read, read_units_per_second, max_attempts)
+        self._fn = _ScanSegmentFn(source, page_size, consistent_read, read_units_per_second, max_attempts,
+                                  counter_prefix)
 
     def expand(self, pbegin):
         return (pbegin

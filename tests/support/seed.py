@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import decimal
 import json
 import time
 
@@ -163,9 +164,17 @@ def scan_all(endpoint: str, table: str) -> list[dict]:
             return items
 
 
+def _number(text: str) -> str:
+    return str(decimal.Context(prec=60).normalize(decimal.Decimal(text)))
+
+
 def _canonical_value(value: dict):
     (tag, inner), = value.items()
-    if tag in ("SS", "NS"):
+    if tag == "N":
+        return {tag: _number(inner)}
+    if tag == "NS":
+        return {tag: sorted(_number(n) for n in inner)}
+    if tag == "SS":
         return {tag: sorted(inner)}
     if tag == "BS":
         return {tag: sorted(base64.b64encode(b).decode() for b in inner)}
@@ -179,6 +188,6 @@ def _canonical_value(value: dict):
 
 
 def canonical(item: dict) -> str:
-    """An item as text that is equal for equal items (sets compared as sets)."""
+    """An item as text that is equal for equal items (sets as sets, numbers by value)."""
     return json.dumps({k: _canonical_value(v) for k, v in item.items()}, sort_keys=True)
 

@@ -1,0 +1,130 @@
+"""The consistency check: assemble scan -> compare (or sample) into one pipeline and run it.
+
+Thin like `bulk`: the comparison is `transforms.compare`. This module builds the
+pipeline from the config, runs it, and gathers the result: counts from Beam metrics,
+examples from the findings files the pipeline wrote under
+`<checkpoint_dir>/validate/run-<timestamp>/`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline.bulk import pipeline_options, read_counters
+from pipeline.config import RunConfig
+from pipeline.tables import TablePlan, TableStepError
+from transforms.compare import KINDS, CompareTable, CompareTables, SampleTables
+from transforms.read_segments import ScanSegments, SegmentSpec
+
+log = logging.getLogger(__name__)
+
+ITEMS_PER_BUCKET = 5000
+COUNTS = ("matched", "missing", "extra", "different", "lagging", "sampled")
+
+
+@dataclass
+class TableValidation:
+    counts: dict[str, int]
+    examples: dict[str, list[dict]] = field(default_factory=dict)
+
+    @property
+    def differences(self) -> int:
+        return sum(self.counts[kind] for kind in KINDS)
+
+
+@dataclass
+class ValidationResult:
+    tables: dict[str, TableValidation]
+    sample_rate: float | None
+    findings_dir: str
+    duration_seconds: float
+
+    @property
+    def equal(self) -> bool:
+        return all(t.differences == 0 for t in self.tables.values())
+
+
+def compare_tables(plans: Sequence[TablePlan]) -> dict[str, CompareTable]:
+    return {plan.spec.source: CompareTable(
+        source=plan.spec.source, target=plan.spec.target, key_names=plan.target_key.names,
+        renames=dict(plan.spec.renames), buckets=max(1, math.ceil(plan.item_count * 1.2 / ITEMS_PER_BUCKET)))
+        for plan in plans}
+
+
+def _segments(plans: Sequence[TablePlan], side: str) -> list[SegmentSpec]:
+    return [SegmentSpec(plan.spec.source if side == "source" else plan.spec.target, s, plan.segments)
+            for plan in plans for s in range(plan.segments)]
+
+
+def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePlan], findings_prefix: str, *,
+                   sample_rate: float | None, recheck_seconds: float) -> None:
+    tables = compare_tables(plans)
+    scan = dict(page_size=config.scan.page_size, consistent_read=config.scan.consistent_read,
+                max_attempts=config.write.max_attempts)
+    source_pages = p | "ScanSource" >> ScanSegments(config.source, _segments(plans, "source"),
+                                                    counter_prefix="source:", **scan)
+    if sample_rate is not None:
+        findings = source_pages | "Sample" >> SampleTables(
+            config.source, config.target, tables, rate=sample_rate, recheck_seconds=recheck_seconds,
+            max_attempts=config.write.max_attempts)
+    else:
+        target_pages = p | "ScanTarget" >> ScanSegments(config.target, _segments(plans, "target"),
+                                                        counter_prefix="target:", **scan)
+        findings = (source_pages, target_pages) | "Compare" >> CompareTables(
+            config.source, config.target, tables, recheck_seconds=recheck_seconds,
+            max_attempts=config.write.max_attempts)
+    _ = (findings
+         | "ToJson" >> beam.Map(lambda finding: json.dumps(finding, sort_keys=True, ensure_ascii=False))
+         | "WriteFindings" >> beam.io.WriteToText(findings_prefix, file_name_suffix=".jsonl"))
+
+
+def read_findings(findings_dir: str) -> Iterator[dict]:
+    """Every finding of a run, streamed from its files."""
+    matched = FileSystems.match([FileSystems.join(findings_dir, "findings*.jsonl")])[0].metadata_list
+    for meta in sorted(matched, key=lambda m: m.path):
+        with FileSystems.open(meta.path) as f:
+            for line in f:
+                if line.strip():
+                    yield json.loads(line)
+
+
+def _examples(findings_dir: str, tables: Sequence[str], max_examples: int) -> dict[str, dict[str, list[dict]]]:
+    """The first `max_examples` findings per table and kind, in key order (repeatable)."""
+    kept: dict[tuple[str, str], list[tuple[str, dict]]] = {}
+    for finding in read_findings(findings_dir):
+        candidates = kept.setdefault((finding["table"], finding["kind"]), [])
+        candidates.append((json.dumps(finding["key"], sort_keys=True), finding))
+        if len(candidates) > 2 * max_examples + 100:  # trim now and then: memory stays bounded
+            candidates.sort(key=lambda c: c[0])
+            del candidates[max_examples:]
+    return {table: {kind: [f for _, f in sorted(kept.get((table, kind), []), key=lambda c: c[0])[:max_examples]]
+                    for kind in KINDS} for table in tables}
+
+
+def run_validate(config: RunConfig, plans: Sequence[TablePlan], *, sample_rate: float | None = None,
+                 recheck_seconds: float = 0.0, max_examples: int = 20,
+                 beam_args: Sequence[str] = ()) -> ValidationResult:
+    missing = [plan.spec.target for plan in plans if not plan.target_exists]
+    if missing:
+        raise TableStepError(f"target table {missing[0]} does not exist at {config.target.describe()}; "
+                             f"run `alternator-migrate migrate` first (or check tables[].target)")
+    findings_dir = FileSystems.join(config.checkpoint_dir, "validate", time.strftime("run-%Y%m%dT%H%M%S"))
+    started = time.monotonic()
+    p = beam.Pipeline(options=pipeline_options(config, beam_args))
+    build_pipeline(p, config, plans, FileSystems.join(findings_dir, "findings"),
+                   sample_rate=sample_rate, recheck_seconds=recheck_seconds)
+    result = p.run()
+    result.wait_until_finish()
+    counters = read_counters(result)
+    names = [plan.spec.source for plan in plans]
+    examples = _examples(findings_dir, names, max_examples)
+    tables = {name: TableValidation({kind: counters.get(name, {}).get(kind, 0) for kind in COUNTS},
+                                    examples[name]) for name in names}
+    return ValidationResult(tables, sample_rate, findings_dir, time.monotonic() - started)

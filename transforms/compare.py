@@ -1,0 +1,247 @@
+"""Compare two tables: digests grouped by key-hash bucket, then a consistent re-read.
+
+    source pages ─► DigestPages ─┐
+                                 ├─ CoGroupByKey((table, bucket)) ─► CompareBuckets ─► Suspects
+    target pages ─► DigestPages ─┘
+    Suspects ─► ConfirmSuspects (wait recheck_seconds, BatchGetItem both sides) ─► findings
+
+No worker holds more than one bucket of digests (16+16 bytes and a key per item).
+Only the keys whose digests differ are read again, with consistent reads, to tell
+real differences (missing, extra, different, with an attribute diff) from replication
+lag (different at scan time, equal now). Sampling skips the target scan: a share of
+the source keys goes straight to ConfirmSuspects as point reads.
+
+Findings are dicts: {"table", "kind", "key", "diff"} with values in DynamoDB JSON.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from transforms.arrow_codec import batch_to_items, key_of, rename_attributes
+from transforms.async_runtime import LoopThread
+from transforms.batch_reads import MAX_KEYS_PER_REQUEST, get_items
+from transforms.ddb_json import encode_item, encode_value
+from transforms.digests import attribute_diff, content_digest, digest_batch, key_digest
+from transforms.endpoints import SourceSpec, TargetSpec, open_client
+from transforms.read_segments import METRICS_NAMESPACE, Page
+
+KINDS = ("missing", "extra", "different")
+
+
+@dataclass(frozen=True)
+class CompareTable:
+    """One table pair, named by its source table; keys and renames in target naming."""
+
+    source: str
+    target: str
+    key_names: tuple[str, ...]          # target's key attribute names
+    renames: Mapping[str, str] = field(default_factory=dict)  # source name -> target name
+    buckets: int = 1
+
+    def to_target(self, item: dict) -> dict:
+        return {self.renames.get(k, k): v for k, v in item.items()} if self.renames else item
+
+    def to_source_key(self, key: dict) -> dict:
+        back = {new: old for old, new in self.renames.items()}
+        return {back.get(k, k): v for k, v in key.items()}
+
+
+@dataclass(frozen=True)
+class Suspects:
+    """Keys (target naming) of one table to read again on both sides, not before `found_at` + delay."""
+
+    table: str
+    keys: tuple[dict, ...]
+    found_at: float
+
+
+def _counter(table: str, name: str):
+    return Metrics.counter(METRICS_NAMESPACE, f"{table}.{name}")
+
+
+def _bucket_of(digest: bytes, buckets: int) -> int:
+    return int.from_bytes(digest[:8], "big") % buckets
+
+
+class _DigestPagesFn(beam.DoFn):
+    """Page -> ((table, bucket), [(key digest, content digest, key), ...]) per bucket touched."""
+
+    def __init__(self, tables_by_page_name: Mapping[str, CompareTable], rename: bool):
+        self._tables = dict(tables_by_page_name)
+        self._rename = rename
+
+    def process(self, page: Page):
+        table = self._tables[page.table]
+        batch = rename_attributes(page.batch, table.renames) if self._rename and table.renames else page.batch
+        groups: dict[int, list] = {}
+        for record in digest_batch(batch, table.key_names):
+            groups.setdefault(_bucket_of(record[0], table.buckets), []).append(record)
+        for bucket, records in groups.items():
+            yield (table.source, bucket), records
+
+
+class _CompareBucketsFn(beam.DoFn):
+    def process(self, element):
+        (table, _bucket), sides = element
+        target = {digest: (content, key) for records in sides["target"] for digest, content, key in records}
+        suspects = []
+        matched = 0
+        for records in sides["source"]:
+            for digest, content, key in records:
+                other = target.pop(digest, None)
+                if other is not None and other[0] == content:
+                    matched += 1
+                else:
+                    suspects.append(key)
+        suspects.extend(key for _content, key in target.values())
+        _counter(table, "matched").inc(matched)
+        found_at = time.time()
+        for i in range(0, len(suspects), MAX_KEYS_PER_REQUEST):
+            yield Suspects(table, tuple(suspects[i:i + MAX_KEYS_PER_REQUEST]), found_at)
+
+
+class _SampleKeysFn(beam.DoFn):
+    """A deterministic share of the source's keys (by key hash), as Suspects to point-read."""
+
+    def __init__(self, tables: Mapping[str, CompareTable], rate: float):
+        self._tables = dict(tables)
+        self._threshold = int(rate * 2**64)
+
+    def process(self, page: Page):
+        table = self._tables[page.table]
+        keys = []
+        for item in batch_to_items(page.batch):
+            renamed = table.to_target(item)
+            key = {name: renamed[name] for name in table.key_names}
+            if int.from_bytes(key_digest(key, table.key_names)[:8], "big") < self._threshold:
+                keys.append(key)
+        _counter(table.source, "sampled").inc(len(keys))
+        for i in range(0, len(keys), MAX_KEYS_PER_REQUEST):
+            yield Suspects(table.source, tuple(keys[i:i + MAX_KEYS_PER_REQUEST]), time.time())
+
+
+def _finding(table: str, kind: str, key: dict, source_item: dict | None, target_item: dict | None) -> dict:
+    finding = {"table": table, "kind": kind, "key": encode_item(key)}
+    if kind == "different":
+        finding["diff"] = [{"path": d["path"],
+                            "source": None if d["source"] is None else encode_value(d["source"]),
+                            "target": None if d["target"] is None else encode_value(d["target"])}
+                           for d in attribute_diff(source_item, target_item)]
+    return finding
+
+
+class _ConfirmSuspectsFn(beam.DoFn):
+    """Re-read suspects on both sides (consistently) and report what still differs.
+
+    Full comparison: every suspect is read again once, `recheck_seconds` after it was
+    found; equal by then means it was replication lag. Sample: suspects are read at
+    once; equal is a match, and with `recheck_seconds` a differing key gets one more
+    read after the delay before it is reported.
+    """
+
+    def __init__(self, source: SourceSpec, target: TargetSpec, tables: Mapping[str, CompareTable],
+                 recheck_seconds: float, sample: bool, max_attempts: int):
+        self._source, self._target = source, target
+        self._tables = dict(tables)
+        self._recheck = recheck_seconds
+        self._sample = sample
+        self._max_attempts = max_attempts
+
+    def setup(self):
+        self._loop = LoopThread("confirm-suspects")
+        self._source_client = self._loop.enter(open_client(self._source))
+        self._target_client = self._loop.enter(open_client(self._target))
+
+    def teardown(self):
+        self._loop.close()
+
+    def _read_both(self, table: CompareTable, keys: list[dict]) -> list[tuple[dict, dict | None, dict | None]]:
+        source_keys = [table.to_source_key(k) for k in keys]
+        source, target = self._loop.run(self._gather(table, source_keys, keys))
+        return [(key, source.get(key_of(key, table.key_names)), target.get(key_of(key, table.key_names)))
+                for key in keys]
+
+    async def _gather(self, table: CompareTable, source_keys: list[dict], target_keys: list[dict]):
+        source, target = await asyncio.gather(
+            get_items(self._source_client, table.source, source_keys, max_attempts=self._max_attempts),
+            get_items(self._target_client, table.target, target_keys, max_attempts=self._max_attempts))
+        return {key_of(table.to_target(item), table.key_names): table.to_target(item)
+                for item in source.values()}, target
+
+    @staticmethod
+    def _equal(source_item: dict | None, target_item: dict | None) -> bool:
+        if source_item is None or target_item is None:
+            return source_item is None and target_item is None
+        return content_digest(source_item) == content_digest(target_item)
+
+    def process(self, suspects: Suspects):
+        table = self._tables[suspects.table]
+        keys = list(suspects.keys)
+        if self._sample:
+            reads = self._read_both(table, keys)
+            differing = [read for read in reads if not self._equal(read[1], read[2])]
+            _counter(table.source, "matched").inc(len(reads) - len(differing))
+            if not (differing and self._recheck):
+                yield from self._report(table, differing, lagging=0)
+                return
+            keys = [key for key, _source, _target in differing]
+            time.sleep(self._recheck)
+        else:
+            time.sleep(max(0.0, suspects.found_at + self._recheck - time.time()))
+        reads = self._read_both(table, keys)
+        still = [(k, s, t) for k, s, t in reads if not self._equal(s, t)]
+        yield from self._report(table, still, lagging=len(reads) - len(still))
+
+    def _report(self, table: CompareTable, differing, lagging: int):
+        _counter(table.source, "lagging").inc(lagging)
+        for key, source_item, target_item in differing:
+            kind = "missing" if target_item is None else "extra" if source_item is None else "different"
+            _counter(table.source, kind).inc()
+            yield _finding(table.source, kind, key, source_item, target_item)
+
+
+class CompareTables(beam.PTransform):
+    """Full comparison of source and target pages; emits findings (see module docstring)."""
+
+    def __init__(self, source: SourceSpec, target: TargetSpec, tables: Mapping[str, CompareTable], *,
+                 recheck_seconds: float = 0.0, max_attempts: int = 10):
+        super().__init__()
+        self._source, self._target, self._tables = source, target, dict(tables)
+        self._recheck, self._max_attempts = recheck_seconds, max_attempts
+
+    def expand(self, pages):
+        source_pages, target_pages = pages
+        by_target_name = {t.target: t for t in self._tables.values()}
+        digests = {
+            "source": source_pages | "DigestSource" >> beam.ParDo(_DigestPagesFn(self._tables, rename=True)),
+            "target": target_pages | "DigestTarget" >> beam.ParDo(_DigestPagesFn(by_target_name, rename=False)),
+        }
+        return (digests
+                | "GroupByBucket" >> beam.CoGroupByKey()
+                | "CompareBuckets" >> beam.ParDo(_CompareBucketsFn())
+                | "SpreadSuspects" >> beam.Reshuffle()
+                | "Confirm" >> beam.ParDo(_ConfirmSuspectsFn(self._source, self._target, self._tables,
+                                                             self._recheck, False, self._max_attempts)))
+
+
+class SampleTables(beam.PTransform):
+    """Spot check: point-read a deterministic share of the source's keys in the target."""
+
+    def __init__(self, source: SourceSpec, target: TargetSpec, tables: Mapping[str, CompareTable], *,
+                 rate: float, recheck_seconds: float = 0.0, max_attempts: int = 10):
+        super().__init__()
+        self._source, self._target, self._tables = source, target, dict(tables)
+        self._rate, self._recheck, self._max_attempts = rate, recheck_seconds, max_attempts
+
+    def expand(self, source_pages):
+        return (source_pages
+                | "SampleKeys" >> beam.ParDo(_SampleKeysFn(self._tables, self._rate))
+                | "SpreadSamples" >> beam.Reshuffle()
+                | "PointReads" >> beam.ParDo(_ConfirmSuspectsFn(self._source, self._target, self._tables,
+                                                                self._recheck, True, self._max_attempts)))
