@@ -1,7 +1,7 @@
 """`make bench`: every benchmark, one after the other, figures printed (no pass/fail on time)."""
 import os
 
-from bench import bulk, codec
+from bench import bulk, codec, validate
 
 if __name__ == "__main__":
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
@@ -10,3 +10,5 @@ if __name__ == "__main__":
     codec.main(50_000)
     print("\n== Bulk copy ==")
     bulk.main(20_000)
+    print("\n== Validation vs plain scans ==")
+    validate.main(20_000)

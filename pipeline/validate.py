@@ -58,7 +58,7 @@ def compare_tables(plans: Sequence[TablePlan]) -> dict[str, CompareTable]:
         for plan in plans}
 
 
-def _segments(plans: Sequence[TablePlan], side: str) -> list[SegmentSpec]:
+def side_segments(plans: Sequence[TablePlan], side: str) -> list[SegmentSpec]:
     return [SegmentSpec(plan.spec.source if side == "source" else plan.spec.target, s, plan.segments)
             for plan in plans for s in range(plan.segments)]
 
@@ -68,14 +68,14 @@ def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePla
     tables = compare_tables(plans)
     scan = dict(page_size=config.scan.page_size, consistent_read=config.scan.consistent_read,
                 max_attempts=config.write.max_attempts)
-    source_pages = p | "ScanSource" >> ScanSegments(config.source, _segments(plans, "source"),
+    source_pages = p | "ScanSource" >> ScanSegments(config.source, side_segments(plans, "source"),
                                                     counter_prefix="source:", **scan)
     if sample_rate is not None:
         findings = source_pages | "Sample" >> SampleTables(
             config.source, config.target, tables, rate=sample_rate, recheck_seconds=recheck_seconds,
             max_attempts=config.write.max_attempts)
     else:
-        target_pages = p | "ScanTarget" >> ScanSegments(config.target, _segments(plans, "target"),
+        target_pages = p | "ScanTarget" >> ScanSegments(config.target, side_segments(plans, "target"),
                                                         counter_prefix="target:", **scan)
         findings = (source_pages, target_pages) | "Compare" >> CompareTables(
             config.source, config.target, tables, recheck_seconds=recheck_seconds,

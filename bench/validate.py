@@ -1,0 +1,99 @@
+"""Validation cost against plainly scanning both tables, and its memory, in one run.
+
+Seeds the same items into DynamoDB Local (source) and the local Alternator stand-in
+(target), then times, on the same runner (DirectRunner, in-process):
+- a plain pipeline that scans both tables and counts the items;
+- `validate` (scan both, digest, group by key-hash bucket, compare).
+The target is at most 2x. Memory: `validate` runs as a command in a fresh process for
+a small and a large table; with bucketed digests its peak RSS should barely grow.
+
+Run: .venv/bin/python -m bench.validate [ITEMS]
+"""
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import apache_beam as beam
+import yaml
+
+from bench.bulk import bench_item
+from pipeline.config import load_config
+from pipeline.tables import plan_tables
+from pipeline.validate import run_validate, side_segments
+from tests.support import seed
+from tests.support.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
+from transforms.read_segments import ScanSegments
+
+_MEASURE_RSS = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
+                "stderr=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+
+
+def _seed_both(source: str, target: str, table: str, items: int) -> None:
+    for endpoint in (source, target):
+        seed.create_table(endpoint, table, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                                                      {"AttributeName": "sk", "KeyType": "RANGE"}],
+                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                                {"AttributeName": "sk", "AttributeType": "N"}],
+                          BillingMode="PAY_PER_REQUEST")
+        seed.put_items(endpoint, table, (bench_item(i) for i in range(items)))
+
+
+def _config(workdir: Path, source: str, target_port: int, table: str) -> Path:
+    path = workdir / f"{table}.yaml"
+    path.write_text(yaml.safe_dump({
+        "source": {"endpoint": source, "credentials": {"access_key_id": "b", "secret_access_key": "b"}},
+        "target": {"alternator": {"seeds": ["127.0.0.1"], "port": target_port}},
+        "tables": [{"source": table}], "scan": {"segments": 4},
+        "checkpoint_dir": str(workdir / "checkpoints"), "pipeline_options": {"runner": "DirectRunner"}}))
+    return path
+
+
+def _plain_scan_seconds(config, plans) -> float:
+    started = time.perf_counter()
+    with beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions([], runner="DirectRunner")) as p:
+        for side, spec in (("source", config.source), ("target", config.target)):
+            _ = (p | f"Scan{side}" >> ScanSegments(spec, side_segments(plans, side), page_size=config.scan.page_size)
+                 | f"Count{side}" >> beam.Map(lambda page: page.batch.num_rows)
+                 | f"Sum{side}" >> beam.CombineGlobally(sum))
+    return time.perf_counter() - started
+
+
+def _validate_max_rss_mib(config_path: Path) -> float:
+    out = subprocess.run([sys.executable, "-c", _MEASURE_RSS, sys.executable, "-m", "pipeline.cli", "validate",
+                          "--config", str(config_path)], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    return int(out.stdout.strip()) / 1024
+
+
+def main(items: int = 20_000) -> dict:
+    small = max(1000, items // 4)
+    with DynamoDBLocal() as source, LocalAlternator() as target, tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        _seed_both(source.endpoint, target.url, "bench_validate", items)
+        _seed_both(source.endpoint, target.url, "bench_validate_small", small)
+        config_path = _config(workdir, source.endpoint, target.port, "bench_validate")
+        config = load_config(config_path)
+        plans = plan_tables(config, create=False)
+        scan_seconds = _plain_scan_seconds(config, plans)
+        started = time.perf_counter()
+        result = run_validate(config, plans)
+        validate_seconds = time.perf_counter() - started
+        assert result.equal and result.tables["bench_validate"].counts["matched"] == items
+        rss_large = _validate_max_rss_mib(config_path)
+        rss_small = _validate_max_rss_mib(_config(workdir, source.endpoint, target.port, "bench_validate_small"))
+    ratio = validate_seconds / scan_seconds
+    print(f"validation of {items:,} items per side, one run, same runner:")
+    print(f"  plain scan of both tables: {scan_seconds:6.1f} s")
+    print(f"  validate:                  {validate_seconds:6.1f} s   ratio {ratio:.2f}x (target: at most 2x)")
+    print(f"  peak memory of `validate`: {rss_small:,.0f} MiB for {small:,} items, {rss_large:,.0f} MiB for "
+          f"{items:,} items ({rss_large / rss_small:.2f}x for {items / small:.0f}x the items)")
+    return {"items": items, "scan_seconds": round(scan_seconds, 1), "validate_seconds": round(validate_seconds, 1),
+            "ratio": round(ratio, 2), "rss_small_mib": round(rss_small), "rss_large_mib": round(rss_large)}
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000)
