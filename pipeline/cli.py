@@ -13,16 +13,18 @@ import sys
 
 import click
 
-from pipeline import bulk, report, tables
+from pipeline import bulk, replicate as replication, report, tables
 from pipeline.config import ConfigError, RunConfig, load_config
 from pipeline.repair import repair as repair_target
 from pipeline.validate import compare_tables, read_findings, run_validate as validate_tables
 from transforms.dead_letter import write_dead_letters
+from transforms.stream_checkpoints import StreamChanged
 
 log = logging.getLogger("alternator_migrate")
 
 EXIT_FAILED_WRITES = 1
 EXIT_DIFFERENCES = 1
+EXIT_INTERRUPTED = 130
 EXIT_USAGE = 2
 
 
@@ -90,25 +92,61 @@ def _create_tables(config_path: str) -> None:
         click.echo(f"{plan.spec.target}: {state} (key {plan.target_key})")
 
 
+def _replication_options(command):
+    """--follow / --until-caught-up / --max-lag, shared by migrate --streams and replicate."""
+    command = click.option("--max-lag", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True,
+                           help="With --until-caught-up: the lag (seconds) under which a table counts as caught up.")(command)
+    command = click.option("--until-caught-up", is_flag=True,
+                           help="Stop (exit 0) once every table's lag stays under --max-lag: time to cut over.")(command)
+    return click.option("--follow", is_flag=True, help="Keep replicating until interrupted (Ctrl-C).")(command)
+
+
+def _run_replication(config, plans, streams, follow, until_caught_up, max_lag, beam_args) -> None:
+    if follow and until_caught_up:
+        raise click.UsageError("choose one of --follow and --until-caught-up")
+    try:
+        code = replication.replicate(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
+                                     max_lag=max_lag, beam_args=beam_args, echo=lambda line: click.echo(line, err=True))
+    except StreamChanged as exc:
+        click.echo(f"error: {exc}", err=True)
+        code = replication.EXIT_CHANGES_LOST
+    except KeyboardInterrupt:
+        click.echo("stopped; `alternator-migrate replicate` continues from the checkpoints", err=True)
+        code = EXIT_INTERRUPTED
+    sys.exit(code)
+
+
 @main.command(context_settings={"ignore_unknown_options": True})
 @config_option
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoints.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Write a JSON report here.")
 @click.option("--no-progress", is_flag=True, help="Do not print live progress.")
+@click.option("--streams", is_flag=True, help="Then replicate changes from DynamoDB Streams (--follow by default).")
+@click.option("--enable-streams", is_flag=True, help="With --streams: turn a table's stream on (NEW_AND_OLD_IMAGES).")
+@_replication_options
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
-def migrate(config_path: str, resume: bool, report_path: str | None, no_progress: bool,
+def migrate(config_path: str, resume: bool, report_path: str | None, no_progress: bool, streams: bool,
+            enable_streams: bool, follow: bool, until_caught_up: bool, max_lag: float,
             beam_args: tuple[str, ...]) -> None:
-    """Copy every configured table to the target.
+    """Copy every configured table to the target (and with --streams, keep it in sync).
 
     Extra arguments after `--` are Beam pipeline options, e.g.
     `-- --runner=DataflowRunner --project=my-project`.
     """
-    _user_errors(_migrate)(config_path, resume, report_path, no_progress, beam_args)
+    _user_errors(_migrate)(config_path, resume, report_path, no_progress, streams, enable_streams, follow,
+                           until_caught_up, max_lag, beam_args)
 
 
-def _migrate(config_path, resume, report_path, no_progress, beam_args) -> None:
+def _migrate(config_path, resume, report_path, no_progress, streams, enable_streams, follow, until_caught_up,
+             max_lag, beam_args) -> None:
+    if (enable_streams or follow or until_caught_up) and not streams:
+        raise click.UsageError("--enable-streams, --follow and --until-caught-up go with --streams")
     config = _load(config_path)
     plans = tables.plan_tables(config, create=True)
+    table_streams = None
+    if streams:  # the stream must be on before the snapshot starts, or changes during it are lost
+        table_streams = replication.ensure_streams(config, plans, enable=enable_streams)
+        replication.bind_checkpoints(config, table_streams, fresh=not resume)
     for plan in plans:
         log.info("%s -> %s: ~%d items, %d segments", plan.spec.source, plan.spec.target, plan.item_count,
                  plan.segments)
@@ -121,6 +159,38 @@ def _migrate(config_path, resume, report_path, no_progress, beam_args) -> None:
         click.echo(f"error: {result.dead_lettered} items could not be written after "
                    f"{config.write.max_attempts} attempts; they are in {result.dead_letter_dir}", err=True)
         sys.exit(EXIT_FAILED_WRITES)
+    if table_streams:
+        click.echo("snapshot copied; replicating changes from the streams", err=True)
+        _run_replication(config, plans, table_streams, follow or not until_caught_up, until_caught_up, max_lag,
+                         beam_args)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@config_option
+@_replication_options
+@click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
+def replicate(config_path: str, follow: bool, until_caught_up: bool, max_lag: float, beam_args: tuple[str, ...]) -> None:
+    """Replicate changes from DynamoDB Streams, resuming from the checkpoints.
+
+    With no checkpoint yet, a shard starts at its oldest record (TRIM_HORIZON), which is
+    always safe: every change is applied as a full-item put or a delete. Without
+    --follow or --until-caught-up, one round: apply what the streams hold now, then stop.
+    Exit 0 done or caught up, 1 writes failed (see dead letters), 2 usage or stream
+    problem, 3 changes were lost (a new snapshot is needed).
+    """
+    _user_errors(_replicate)(config_path, follow, until_caught_up, max_lag, beam_args)
+
+
+def _replicate(config_path, follow, until_caught_up, max_lag, beam_args) -> None:
+    config = _load(config_path)
+    plans = tables.plan_tables(config, create=False)
+    table_streams = replication.ensure_streams(config, plans, enable=False)
+    try:
+        replication.bind_checkpoints(config, table_streams, fresh=False)
+    except StreamChanged as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(replication.EXIT_CHANGES_LOST)
+    _run_replication(config, plans, table_streams, follow, until_caught_up, max_lag, beam_args)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

@@ -161,6 +161,7 @@ def _source(section: _Section) -> SourceSpec:
         region=section.get("region", "us-east-1", kind=str),
         endpoint=_endpoint(section, "endpoint"),
         credentials=_credentials(section.section("credentials")),
+        streams_endpoint=_endpoint(section, "streams_endpoint"),
     )
     section.done()
     return spec

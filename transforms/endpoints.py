@@ -35,11 +35,16 @@ class Credentials:
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """A DynamoDB endpoint (AWS when `endpoint` is None)."""
+    """A DynamoDB endpoint (AWS when `endpoint` is None) and where its Streams API is."""
 
     region: str = "us-east-1"
     endpoint: str | None = None
     credentials: Credentials | None = None
+    streams_endpoint: str | None = None  # None: the same as `endpoint` (DynamoDB Local) or AWS's
+
+    @property
+    def streams_url(self) -> str | None:
+        return self.streams_endpoint or self.endpoint
 
     def describe(self) -> str:
         return self.endpoint or f"DynamoDB in {self.region}"
@@ -77,13 +82,19 @@ def _aio_config(max_connections: int) -> AioConfig:
 
 
 @contextlib.asynccontextmanager
-async def source_client(spec: SourceSpec, max_connections: int = 32) -> AsyncIterator:
-    """An aiobotocore DynamoDB client for the source."""
+async def source_client(spec: SourceSpec, max_connections: int = 32, service: str = "dynamodb") -> AsyncIterator:
+    """An aiobotocore client for the source's DynamoDB API (or its Streams API)."""
     creds = spec.credentials or Credentials()
     session = AioSession(profile=creds.profile) if creds.profile else AioSession()
-    async with session.create_client("dynamodb", region_name=spec.region, endpoint_url=spec.endpoint,
+    endpoint = spec.streams_url if service == "dynamodbstreams" else spec.endpoint
+    async with session.create_client(service, region_name=spec.region, endpoint_url=endpoint,
                                      config=_aio_config(max_connections), **creds.boto_kwargs()) as client:
         yield client
+
+
+def streams_client(spec: SourceSpec):
+    """An aiobotocore DynamoDB Streams client for the source."""
+    return source_client(spec, service="dynamodbstreams")
 
 
 @contextlib.asynccontextmanager

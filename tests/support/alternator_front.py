@@ -88,6 +88,7 @@ class AlternatorFront:
         self._by_address: Counter[str] = Counter()
         self._by_operation: Counter[str] = Counter()
         self._faults_injected: Counter[str] = Counter()
+        self._write_addresses: dict[str, set[str]] = {}  # "table key" -> the addresses that wrote it
         self._backend: ClientSession | None = None  # keep-alive connections to moto
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
@@ -118,6 +119,7 @@ class AlternatorFront:
                 "requests_by_address": dict(self._by_address),
                 "requests_by_operation": dict(self._by_operation),
                 "faults_injected": dict(self._faults_injected),
+                "write_addresses_by_key": {k: sorted(v) for k, v in self._write_addresses.items()},
             }
 
     def reset_stats(self) -> None:
@@ -125,6 +127,7 @@ class AlternatorFront:
             self._by_address.clear()
             self._by_operation.clear()
             self._faults_injected.clear()
+            self._write_addresses.clear()
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -278,6 +281,10 @@ class AlternatorFront:
                 if key in seen:
                     return dynamodb_error(400, "ValidationException", "Provided list of item keys contains duplicates")
                 seen.add(key)
+            address = request.transport.get_extra_info("sockname")[0]
+            with self._stats_lock:  # which node wrote which key: the test of per-key node affinity
+                for key in seen:
+                    self._write_addresses.setdefault(f"{table} {key}", set()).add(address)
         if self._faults.applies_to("BatchWriteItem") and self._rng.random() < self._faults.unprocessed:
             return await self._write_half(request, tables)
         response = await self._forward(request, body)

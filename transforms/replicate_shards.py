@@ -1,0 +1,176 @@
+"""Apply DynamoDB Streams shards to the target, in order, one window at a time.
+
+For each shard task: get an iterator (AFTER the checkpointed sequence number, or
+TRIM_HORIZON), then repeat: GetRecords (one window of up to 1000 records), collapse the
+window to the last change per key, write it as BatchWriteItem puts and deletes through
+`StickyWriter` (one node per partition key), and only once the target acknowledged it,
+checkpoint the window's last sequence number. The next window of a shard never starts
+before the previous one is acknowledged, so changes to a key are applied in order.
+
+INSERT/MODIFY with a NewImage become a full-item put, REMOVE a delete. For KEYS_ONLY
+and OLD_IMAGE streams the current item is read from the source (consistent) and put,
+or deleted if gone. A round reads each shard up to its current end (an empty page on
+an open shard) or to its close (no next iterator: the shard is finished). A shard
+that cannot go on leaves a stop note (see `stream_checkpoints.write_stop`) instead of
+failing the pipeline, so the launcher can name the problem on any runner.
+
+Usage::
+
+    p | beam.Create(tasks) | beam.Reshuffle() | beam.ParDo(ReplicateShardFn(...))
+"""
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from transforms import stream_checkpoints
+from transforms.arrow_codec import key_of
+from transforms.async_runtime import LoopThread
+from transforms.batch_reads import get_items
+from transforms.batch_writes import collapse_by_key, delete, put
+from transforms.dead_letter import write_dead_letters
+from transforms.endpoints import SourceSpec, TargetSpec, source_client, streams_client
+from transforms.node_routing import StickyWriter
+from transforms.read_segments import METRICS_NAMESPACE
+from transforms.retry import call_with_retry, error_code
+from transforms.stream_checkpoints import ShardCheckpoint
+
+WINDOW_RECORDS = 1000
+
+
+class ChangesLost(RuntimeError):
+    """The stream no longer holds changes the target has not seen: a new snapshot is needed."""
+
+
+class WritesFailed(RuntimeError):
+    """A window could not be written after all retries; its shard stopped without moving on."""
+
+
+@dataclass(frozen=True)
+class StreamTable:
+    """A replicated table: source and target names, key names, renames (source -> target)."""
+
+    source: str
+    target: str
+    source_key_names: tuple[str, ...]
+    target_key_names: tuple[str, ...]
+    renames: Mapping[str, str] = field(default_factory=dict)
+
+    def to_target(self, item: dict) -> dict:
+        return {self.renames.get(k, k): v for k, v in item.items()} if self.renames else item
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    table: str
+    stream_arn: str
+    shard_id: str
+
+
+def _epoch(value) -> float:
+    if isinstance(value, datetime.datetime):
+        return value.timestamp()
+    return float(value)
+
+
+class ReplicateShardFn(beam.DoFn):
+    def __init__(self, source: SourceSpec, target: TargetSpec, tables: Mapping[str, StreamTable],
+                 checkpoint_dir: str, dead_letter_dir: str, *, batch_size: int, concurrency: int,
+                 max_attempts: int, items_per_second: float | None):
+        self._source, self._target = source, target
+        self._tables = dict(tables)
+        self._checkpoint_dir, self._dead_letter_dir = checkpoint_dir, dead_letter_dir
+        self._writer_args = dict(batch_size=batch_size, concurrency=concurrency, max_attempts=max_attempts,
+                                 items_per_second=items_per_second)
+        self._max_attempts = max_attempts
+
+    def setup(self):
+        self._loop = LoopThread("replicate-shards")
+        self._streams = self._loop.enter(streams_client(self._source))
+        self._source_items = self._loop.enter(source_client(self._source))
+        self._writer = self._loop.run(StickyWriter.open(self._target, **self._writer_args))
+
+    def teardown(self):
+        self._loop.run(self._writer.close())
+        self._loop.close()
+
+    def _call(self, operation, **kwargs):
+        return self._loop.run(call_with_retry(lambda: operation(**kwargs), max_attempts=self._max_attempts))
+
+    def _iterator(self, task: ShardTask, after: str | None) -> str:
+        kwargs = {"StreamArn": task.stream_arn, "ShardId": task.shard_id}
+        kwargs.update({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": after} if after
+                      else {"ShardIteratorType": "TRIM_HORIZON"})
+        try:
+            return self._call(self._streams.get_shard_iterator, **kwargs)["ShardIterator"]
+        except Exception as exc:  # noqa: BLE001 - botocore builds exception classes per client
+            if error_code(exc) == "TrimmedDataAccessException":
+                raise ChangesLost(
+                    f"{task.table}: shard {task.shard_id} no longer holds the changes after sequence number "
+                    f"{after} (the stream keeps 24 hours): changes were lost; copy the table again with "
+                    f"`migrate --streams`") from None
+            raise
+
+    def process(self, task: ShardTask):
+        try:
+            self._replicate(task)
+        except ChangesLost as exc:
+            stream_checkpoints.write_stop(self._checkpoint_dir, task.table, "changes_lost", str(exc))
+        except WritesFailed as exc:
+            stream_checkpoints.write_stop(self._checkpoint_dir, task.table, "writes_failed", str(exc))
+
+    def _replicate(self, task: ShardTask) -> None:
+        table = self._tables[task.table]
+        checkpoint = (stream_checkpoints.read_shard(self._checkpoint_dir, task.table, task.shard_id)
+                      or ShardCheckpoint())
+        applied = Metrics.counter(METRICS_NAMESPACE, f"{task.table}.changes_applied")
+        iterator = self._iterator(task, checkpoint.sequence_number)
+        while True:
+            try:
+                page = self._call(self._streams.get_records, ShardIterator=iterator, Limit=WINDOW_RECORDS)
+            except Exception as exc:  # noqa: BLE001 - botocore builds exception classes per client
+                if error_code(exc) != "ExpiredIteratorException":
+                    raise
+                iterator = self._iterator(task, checkpoint.sequence_number)
+                continue
+            records = page.get("Records", [])
+            next_iterator = page.get("NextShardIterator")
+            if records:
+                self._apply(table, records)
+                applied.inc(len(records))
+                checkpoint = ShardCheckpoint(records[-1]["dynamodb"]["SequenceNumber"], False,
+                                             checkpoint.applied + len(records),
+                                             _epoch(records[-1]["dynamodb"]["ApproximateCreationDateTime"]))
+            if not next_iterator:
+                checkpoint = ShardCheckpoint(checkpoint.sequence_number, True, checkpoint.applied,
+                                             checkpoint.last_change_time)
+            if records or not next_iterator:
+                stream_checkpoints.write_shard(self._checkpoint_dir, task.table, task.shard_id, checkpoint)
+            if not records or not next_iterator:
+                return
+            iterator = next_iterator
+
+    def _apply(self, table: StreamTable, records: list[dict]) -> None:
+        """Write one window, collapsed to the last change per key; raise if any write failed."""
+        without_image = any(r["eventName"] != "REMOVE" and "NewImage" not in r["dynamodb"] for r in records)
+        if without_image:  # KEYS_ONLY or OLD_IMAGE: the source's current item decides
+            keys = list({key_of(r["dynamodb"]["Keys"], table.source_key_names): r["dynamodb"]["Keys"]
+                         for r in records}.items())
+            current = self._loop.run(get_items(self._source_items, table.source, [k for _, k in keys],
+                                               max_attempts=self._max_attempts))
+            requests = [put(table.to_target(current[ref])) if ref in current else delete(table.to_target(key))
+                        for ref, key in keys]
+        else:
+            requests = [delete(table.to_target(r["dynamodb"]["Keys"])) if r["eventName"] == "REMOVE"
+                        else put(table.to_target(r["dynamodb"]["NewImage"])) for r in records]
+        requests = collapse_by_key(requests, table.target_key_names)
+        outcome = self._loop.run(self._writer.write(table.target, requests, table.target_key_names[0]))
+        if outcome.failures:
+            paths = write_dead_letters(self._dead_letter_dir, outcome.failures)
+            raise WritesFailed(f"{table.source}: {len(outcome.failures)} changes could not be written after "
+                               f"{self._max_attempts} attempts (in {', '.join(paths)}); replication of this "
+                               f"shard stopped before them and resumes there on the next run")
