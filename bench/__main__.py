@@ -1,7 +1,7 @@
 """`make bench`: every benchmark, one after the other, figures printed (no pass/fail on time)."""
 import os
 
-from bench import bulk, codec, validate
+from bench import bulk, codec, replicate, validate
 
 if __name__ == "__main__":
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
@@ -12,3 +12,5 @@ if __name__ == "__main__":
     bulk.main(20_000)
     print("\n== Validation vs plain scans ==")
     validate.main(20_000)
+    print("\n== Replication ==")
+    replicate.main()

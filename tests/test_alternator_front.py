@@ -183,9 +183,11 @@ def test_faults_and_stats_over_http(alternator_clean, table):
     assert status == 200
     assert stats == {"requests_by_address": {"127.0.0.3": 2},
                      "requests_by_operation": {"PutItem": 2},
-                     "faults_injected": {"throttle": 1}}
+                     "faults_injected": {"throttle": 1},
+                     "write_addresses_by_key": {}}  # only BatchWriteItem keys are tracked
     status, stats = http("POST", f"{url}/_stats/reset")
-    assert stats == {"requests_by_address": {}, "requests_by_operation": {}, "faults_injected": {}}
+    assert stats == {"requests_by_address": {}, "requests_by_operation": {}, "faults_injected": {},
+                     "write_addresses_by_key": {}}
 
 
 def test_stats_count_requests_per_address(alternator_clean):
