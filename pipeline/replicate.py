@@ -10,6 +10,10 @@ mode for every runner here: the local DirectRunner cannot run an unbounded sourc
 A shard that cannot go on (changes trimmed away, writes failing) leaves a stop note
 under its table's checkpoints instead of failing the pipeline, so the launcher can
 name the problem on any runner.
+
+On a streaming runner (`streaming: true`, e.g. Dataflow), `--follow` instead runs one
+long-lived pipeline (`transforms.follow_streams`) with the same shard reader made
+splittable; it keeps the same checkpoints, so either mode can take over.
 """
 from __future__ import annotations
 
@@ -20,19 +24,25 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import apache_beam as beam
+from apache_beam.options.pipeline_options import StandardOptions
 
 from pipeline.bulk import pipeline_options
 from pipeline.config import RunConfig
 from pipeline.tables import TablePlan, TableStepError
 from transforms import stream_checkpoints, table_schema
 from transforms.endpoints import source_client, streams_client
-from transforms.replicate_shards import ReplicateShardFn, ShardTask, StreamTable
+from transforms.follow_streams import FollowStreams
+from transforms.replicate_shards import ReplicateShardFn, StreamTable
+from transforms.stream_shards import ShardPlan, ShardTask, StreamDisabled, describe_shards, plan_shards
 
 log = logging.getLogger(__name__)
 
 EXIT_CAUGHT_UP = 0
 EXIT_WRITES_FAILED = 1
+EXIT_STREAM_DISABLED = 2
 EXIT_CHANGES_LOST = 3
+_EXIT_BY_STOP = {"changes_lost": EXIT_CHANGES_LOST, "stream_disabled": EXIT_STREAM_DISABLED,
+                 "writes_failed": EXIT_WRITES_FAILED}
 
 
 @dataclass(frozen=True)
@@ -93,47 +103,22 @@ def bind_checkpoints(config: RunConfig, streams: Sequence[Stream], *, fresh: boo
 
 # --- one round ----------------------------------------------------------------------------
 
-async def _describe_shards(config: RunConfig, streams: Sequence[Stream]) -> dict[str, tuple[str, list[dict]]]:
-    shards = {}
+async def _plan_shards(config: RunConfig, streams: Sequence[Stream]) -> dict[str, ShardPlan]:
+    plans = {}
     async with streams_client(config.source) as client:
         for stream in streams:
-            listed, start = [], None
-            while True:
-                kwargs = {"StreamArn": stream.arn, **({"ExclusiveStartShardId": start} if start else {})}
-                description = (await client.describe_stream(**kwargs))["StreamDescription"]
-                listed.extend(description.get("Shards", []))
-                start = description.get("LastEvaluatedShardId")
-                if not start:
-                    break
-            if description.get("StreamStatus") in ("DISABLED", "DISABLING"):
-                raise TableStepError(f"the stream of {stream.table} is disabled: changes are no longer recorded; "
-                                     f"enable it and copy the table again with `migrate --streams`")
-            shards[stream.table] = (stream.arn, listed)
-    return shards
+            shards = await describe_shards(client, stream.table, stream.arn)
+            done = stream_checkpoints.all_shards(config.checkpoint_dir, stream.table)
+            plans[stream.table] = plan_shards(stream.table, stream.arn, shards, done)
+    return plans
 
 
-def plan_round(config: RunConfig, streams: Sequence[Stream]) -> tuple[list[ShardTask], dict[str, int], dict[str, int]]:
-    """The shards to read this round; open shards and shards waiting on a parent, per table."""
-    tasks, open_shards, waiting = [], {}, {}
-    for table, (arn, shards) in asyncio.run(_describe_shards(config, streams)).items():
-        done = stream_checkpoints.all_shards(config.checkpoint_dir, table)
-        listed = {shard["ShardId"] for shard in shards}
-        lost = sorted(s for s, cp in done.items() if s not in listed and not cp.finished)
-        if lost:
-            raise stream_checkpoints.StreamChanged(
-                f"{table}: shard {lost[0]} was trimmed from the stream before it was fully applied: changes "
-                f"were lost; copy the table again with `migrate --streams`")
-        open_shards[table] = sum(1 for shard in shards if "EndingSequenceNumber" not in shard["SequenceNumberRange"])
-        waiting[table] = 0
-        for shard in shards:
-            if done.get(shard["ShardId"], stream_checkpoints.ShardCheckpoint()).finished:
-                continue
-            parent = shard.get("ParentShardId")
-            if parent in listed and not done.get(parent, stream_checkpoints.ShardCheckpoint()).finished:
-                waiting[table] += 1
-                continue
-            tasks.append(ShardTask(table, arn, shard["ShardId"]))
-    return tasks, open_shards, waiting
+def plan_round(config: RunConfig, streams: Sequence[Stream]) -> dict[str, ShardPlan]:
+    """Per table, the shards to read this round (a disabled stream is a usage error)."""
+    try:
+        return asyncio.run(_plan_shards(config, streams))
+    except StreamDisabled as exc:
+        raise TableStepError(str(exc)) from None
 
 
 def stream_tables(plans: Sequence[TablePlan]) -> dict[str, StreamTable]:
@@ -161,34 +146,62 @@ def _progress(config: RunConfig, table: str) -> tuple[int, float | None]:
     return sum(cp.applied for cp in shards), max(times) if times else None
 
 
+def _stop_code(config: RunConfig, streams: Sequence[Stream], echo: Callable[[str], None]) -> int | None:
+    """The exit code for the stop notes shards left (the most serious wins), or None."""
+    notes = [note for s in streams if (note := stream_checkpoints.read_stop(config.checkpoint_dir, s.table))]
+    for note in notes:
+        echo(f"error: {note['message']}")
+    return max((_EXIT_BY_STOP[note["kind"]] for note in notes), default=None)
+
+
+def follow_streaming(config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[Stream],
+                     beam_args: Sequence[str] = (), *, stop_after_seconds: float | None = None,
+                     max_polls: int | None = None, discover_seconds: float = 10.0,
+                     echo: Callable[[str], None] = print) -> int:
+    """One long-running pipeline (`streaming` runners such as Dataflow); bounded only for tests."""
+    echo("following the streams in one streaming pipeline; progress is in the checkpoints")
+    with beam.Pipeline(options=pipeline_options(config, beam_args)) as p:
+        _ = p | "FollowStreams" >> FollowStreams(
+            config.source, config.target, stream_tables(plans), [(s.table, s.arn) for s in streams],
+            config.checkpoint_dir, config.dead_letter_dir, stop_after_seconds=stop_after_seconds,
+            max_polls=max_polls, discover_seconds=discover_seconds, batch_size=config.batch_size, concurrency=config.write.concurrency,
+            max_attempts=config.write.max_attempts, items_per_second=config.write.max_items_per_second)
+    return _stop_code(config, streams, echo) or EXIT_CAUGHT_UP
+
+
 # --- rounds -------------------------------------------------------------------------------
 
 def replicate(config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[Stream], *, follow: bool,
               until_caught_up: bool, max_lag: float, beam_args: Sequence[str] = (),
               echo: Callable[[str], None] = print) -> int:
-    """Run rounds; returns the exit code (0 caught up or done, 1 writes failed, 3 changes lost)."""
+    """Run rounds; returns the exit code (0 caught up or done, 1 writes failed, 3 changes lost).
+
+    `--follow` on a streaming runner (pipeline option `streaming`) runs one streaming
+    pipeline instead of rounds.
+    """
+    if follow and pipeline_options(config, beam_args).view_as(StandardOptions).streaming:
+        return follow_streaming(config, plans, streams, beam_args, echo=echo)
     calm_rounds, number = 0, 0
     while True:
         number += 1
         before = {s.table: _progress(config, s.table)[0] for s in streams}
         started = time.time()
-        tasks, open_shards, waiting = plan_round(config, streams)
-        run_round(config, plans, tasks, beam_args)
+        shard_plans = plan_round(config, streams)
+        run_round(config, plans, [task for plan in shard_plans.values() for task in plan.ready], beam_args)
         ended = time.time()
-        stops = {s.table: note for s in streams if (note := stream_checkpoints.read_stop(config.checkpoint_dir, s.table))}
         report = {}
         for stream in streams:
             applied, last_change = _progress(config, stream.table)
             delta = applied - before[stream.table]
             lag = max(0.0, ended - last_change) if delta and last_change is not None else 0.0
-            report[stream.table] = TableRound(delta, lag, open_shards[stream.table], waiting[stream.table])
+            report[stream.table] = TableRound(delta, lag, shard_plans[stream.table].open_shards,
+                                              shard_plans[stream.table].waiting)
         echo(f"[round {number}] " + " | ".join(
             f"{table}: lag {r.lag_seconds:.1f} s, {r.applied:,} changes ({r.applied / max(ended - started, 1e-3):,.0f}/s), "
             f"{r.open_shards} open shard{'s' if r.open_shards != 1 else ''}" for table, r in report.items()))
-        if stops:
-            for table, note in stops.items():
-                echo(f"error: {note['message']}")
-            return EXIT_CHANGES_LOST if any(n["kind"] == "changes_lost" for n in stops.values()) else EXIT_WRITES_FAILED
+        stopped = _stop_code(config, streams, echo)
+        if stopped is not None:
+            return stopped
         calm = all(r.lag_seconds < max_lag and not r.waiting_shards for r in report.values())
         calm_rounds = calm_rounds + 1 if calm else 0
         if until_caught_up and calm_rounds >= 2:

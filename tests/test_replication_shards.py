@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline import replicate as replication
+from pipeline.config import load_config
+from pipeline.tables import plan_tables
 from tests.support import seed
 from tests.support.cli_runs import alternator_target, run_cli, unique, write_config
 from tests.support.fake_streams import FakeStream, FakeStreamsServer
@@ -141,3 +144,31 @@ def test_a_disabled_stream_is_a_clear_error(controlled):
     assert result.exit_code == 2
     assert f"the stream of {table} is disabled" in result.output
     assert "Traceback" not in result.output
+
+
+def test_streaming_mode_follows_the_shard_graph_with_a_splittable_reader(controlled, tmp_path):
+    """The streaming-runner mode, run on the DirectRunner: bounded by time and polls here."""
+    stream, config_path, table, target = controlled
+    stream.add_shard(PARENT)
+    stream.put_record(PARENT, "INSERT", _key("a"), new_image=_image("a", 1))
+    stream.close_shard(PARENT)
+    stream.add_shard(LEFT, parent=PARENT)
+    stream.add_shard(RIGHT, parent=PARENT)
+    stream.put_record(LEFT, "MODIFY", _key("a"), new_image=_image("a", 2))
+    stream.put_record(RIGHT, "INSERT", _key("b"), new_image=_image("b", 1))
+    config = load_config(config_path)
+    plans = plan_tables(config, create=False)
+    streams = replication.ensure_streams(config, plans, enable=False)
+    replication.bind_checkpoints(config, streams, fresh=True)
+
+    code = replication.follow_streaming(config, plans, streams, stop_after_seconds=4, max_polls=20,
+                                        echo=lambda line: None)
+
+    assert code == 0
+    assert _target_items(target, table) == {"a": 2, "b": 1}
+    shards = stream_checkpoints.all_shards(str(tmp_path / "checkpoints"), table)
+    assert shards[PARENT].finished and not shards[LEFT].finished
+    # The rounds take over from the streaming mode's checkpoints.
+    stream.put_record(LEFT, "MODIFY", _key("a"), new_image=_image("a", 3))
+    assert run_cli("replicate", "--config", str(config_path)).exit_code == 0
+    assert _target_items(target, table) == {"a": 3, "b": 1}

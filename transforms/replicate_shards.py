@@ -38,6 +38,7 @@ from transforms.node_routing import StickyWriter
 from transforms.read_segments import METRICS_NAMESPACE
 from transforms.retry import call_with_retry, error_code
 from transforms.stream_checkpoints import ShardCheckpoint
+from transforms.stream_shards import ShardTask
 
 WINDOW_RECORDS = 1000
 
@@ -62,13 +63,6 @@ class StreamTable:
 
     def to_target(self, item: dict) -> dict:
         return {self.renames.get(k, k): v for k, v in item.items()} if self.renames else item
-
-
-@dataclass(frozen=True)
-class ShardTask:
-    table: str
-    stream_arn: str
-    shard_id: str
 
 
 def _epoch(value) -> float:
@@ -116,14 +110,20 @@ class ReplicateShardFn(beam.DoFn):
             raise
 
     def process(self, task: ShardTask):
+        self._replicate_or_stop(task)
+
+    def _replicate_or_stop(self, task: ShardTask) -> bool:
+        """Apply the shard up to its current end; True when it needs no more reading
+        (closed and fully applied, or stopped with a note for the launcher)."""
         try:
-            self._replicate(task)
+            return self._replicate(task)
         except ChangesLost as exc:
             stream_checkpoints.write_stop(self._checkpoint_dir, task.table, "changes_lost", str(exc))
         except WritesFailed as exc:
             stream_checkpoints.write_stop(self._checkpoint_dir, task.table, "writes_failed", str(exc))
+        return True
 
-    def _replicate(self, task: ShardTask) -> None:
+    def _replicate(self, task: ShardTask) -> bool:
         table = self._tables[task.table]
         checkpoint = (stream_checkpoints.read_shard(self._checkpoint_dir, task.table, task.shard_id)
                       or ShardCheckpoint())
@@ -151,7 +151,7 @@ class ReplicateShardFn(beam.DoFn):
             if records or not next_iterator:
                 stream_checkpoints.write_shard(self._checkpoint_dir, task.table, task.shard_id, checkpoint)
             if not records or not next_iterator:
-                return
+                return not next_iterator
             iterator = next_iterator
 
     def _apply(self, table: StreamTable, records: list[dict]) -> None:

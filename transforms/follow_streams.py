@@ -1,0 +1,137 @@
+"""Replication as one long-running streaming pipeline (Dataflow and other streaming runners).
+
+    PeriodicImpulse ─► DiscoverShards (DescribeStream + checkpoints: the ready shards)
+      ─► OncePerShard (stateful: each shard is started once) ─► Reshuffle
+      ─► FollowShard (splittable: apply up to the shard's end, then defer and poll again)
+
+FollowShard is the rounds' `ReplicateShardFn` made splittable: each claimed position is
+one poll of its shard, and at the end of an open shard (or while its parent is not
+applied yet) it self-checkpoints with `defer_remainder`, so a streaming runner resumes
+it later. Its progress lives in the
+same checkpoint files as the rounds', so the two modes can take over from each other.
+The local DirectRunner does not honour the deferral delay; `max_polls` bounds a local
+run (tests), where the rounds of `pipeline.replicate` are the normal mode.
+
+Usage::
+
+    p | FollowStreams(source, target, tables, streams, checkpoint_dir, dead_letter_dir, ...)
+"""
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import apache_beam as beam
+from apache_beam.coders import BooleanCoder
+from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
+from apache_beam.transforms.periodicsequence import PeriodicImpulse
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
+from apache_beam.utils.timestamp import MAX_TIMESTAMP, Duration
+
+from transforms import stream_checkpoints
+from transforms.async_runtime import LoopThread
+from transforms.endpoints import SourceSpec, streams_client
+from transforms.replicate_shards import ReplicateShardFn
+from transforms.stream_checkpoints import StreamChanged
+from transforms.stream_shards import ShardTask, StreamDisabled, describe_shards, plan_shards
+
+UNBOUNDED_POLLS = 2**62
+
+
+class _Polls(beam.transforms.core.RestrictionProvider):
+    """A shard's restriction: the polls still to make (effectively endless)."""
+
+    def initial_restriction(self, task: ShardTask) -> OffsetRange:
+        return OffsetRange(0, UNBOUNDED_POLLS)
+
+    def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
+        return OffsetRestrictionTracker(restriction)
+
+    def restriction_size(self, task: ShardTask, restriction: OffsetRange) -> int:
+        return restriction.size()
+
+    def split(self, task: ShardTask, restriction: OffsetRange):
+        yield restriction  # a shard is read in order by one reader: never split
+
+
+class FollowShardFn(ReplicateShardFn):
+    def __init__(self, *args, poll_seconds: float = 1.0, max_polls: int | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._poll_seconds = poll_seconds
+        self._max_polls = max_polls
+
+    def process(self, task: ShardTask, tracker=beam.DoFn.RestrictionParam(_Polls())):
+        position = tracker.current_restriction().start
+        if not tracker.try_claim(position):
+            return
+        parent_pending = task.parent_id is not None and not (
+            stream_checkpoints.read_shard(self._checkpoint_dir, task.table, task.parent_id)
+            or stream_checkpoints.ShardCheckpoint()).finished
+        done = (not parent_pending and self._replicate_or_stop(task)) or (
+            self._max_polls is not None and position + 1 >= self._max_polls)
+        if done:
+            tracker.try_claim(tracker.current_restriction().stop - 1)  # nothing left to read
+            return
+        tracker.defer_remainder(Duration(seconds=self._poll_seconds))
+
+
+class _DiscoverShardsFn(beam.DoFn):
+    def __init__(self, source: SourceSpec, streams: Sequence[tuple[str, str]], checkpoint_dir: str):
+        self._source = source
+        self._streams = tuple(streams)  # (table, stream arn)
+        self._checkpoint_dir = checkpoint_dir
+
+    def setup(self):
+        self._loop = LoopThread("discover-shards")
+        self._client = self._loop.enter(streams_client(self._source))
+
+    def teardown(self):
+        self._loop.close()
+
+    def process(self, _tick):
+        for table, arn in self._streams:
+            try:
+                shards = self._loop.run(describe_shards(self._client, table, arn))
+                plan = plan_shards(table, arn, shards, stream_checkpoints.all_shards(self._checkpoint_dir, table))
+            except StreamChanged as exc:
+                stream_checkpoints.write_stop(self._checkpoint_dir, table, "changes_lost", str(exc))
+                continue
+            except StreamDisabled as exc:
+                stream_checkpoints.write_stop(self._checkpoint_dir, table, "stream_disabled", str(exc))
+                continue
+            for task in plan.unfinished:  # a child waits for its parent in FollowShard
+                yield f"{table}/{task.shard_id}", task
+
+
+class _OncePerShardFn(beam.DoFn):
+    """Discovery sees a shard on every tick; start its reader only the first time."""
+
+    STARTED = ReadModifyWriteStateSpec("started", BooleanCoder())
+
+    def process(self, keyed, started=beam.DoFn.StateParam(STARTED)):
+        if not started.read():
+            started.write(True)
+            yield keyed[1]
+
+
+class FollowStreams(beam.PTransform):
+    def __init__(self, source, target, tables, streams: Sequence[tuple[str, str]], checkpoint_dir: str,
+                 dead_letter_dir: str, *, discover_seconds: float = 10.0, poll_seconds: float = 1.0,
+                 stop_after_seconds: float | None = None, max_polls: int | None = None, **writer_args):
+        super().__init__()
+        self._source, self._streams, self._checkpoint_dir = source, tuple(streams), checkpoint_dir
+        self._discover_seconds = discover_seconds
+        self._stop_after = stop_after_seconds
+        self._follow = FollowShardFn(source, target, tables, checkpoint_dir, dead_letter_dir,
+                                     poll_seconds=poll_seconds, max_polls=max_polls, **writer_args)
+
+    def expand(self, pbegin):
+        now = time.time()
+        stop = now + self._stop_after if self._stop_after is not None else MAX_TIMESTAMP
+        return (pbegin
+                | "Tick" >> PeriodicImpulse(start_timestamp=now, stop_timestamp=stop,
+                                            fire_interval=self._discover_seconds)
+                | "DiscoverShards" >> beam.ParDo(_DiscoverShardsFn(self._source, self._streams, self._checkpoint_dir))
+                | "OncePerShard" >> beam.ParDo(_OncePerShardFn())
+                | "SpreadShards" >> beam.Reshuffle()
+                | "FollowShard" >> beam.ParDo(self._follow))
