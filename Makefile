@@ -29,7 +29,7 @@ bench: install
 	$(BIN)/python -m bench
 
 lint: install
-	$(BIN)/python -m compileall -q pipeline transforms tests
+	$(BIN)/python -m pyflakes pipeline transforms tests bench
 
 clean:
 	rm -rf $(VENV) .servers checkpoints dead-letter reports .pytest_cache .hypothesis

@@ -11,7 +11,6 @@ Run: .venv/bin/python -m bench.validate [ITEMS]
 """
 from __future__ import annotations
 
-import resource
 import subprocess
 import sys
 import tempfile

@@ -1,7 +1,6 @@
 """Replication from DynamoDB Streams (DynamoDB Local has Streams) to the Alternator front."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess

@@ -31,6 +31,8 @@ from typing import Callable
 
 from aiohttp import ClientSession, ClientTimeout, web
 
+from tests.support.threaded_server import ThreadedServer
+
 DEFAULT_ADDRESSES = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 MAX_BATCH_WRITE_ITEMS = 100  # Alternator's limit, summed over all tables of one request
 _ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
@@ -74,10 +76,13 @@ def dynamodb_error(status: int, error_type: str, message: str) -> web.Response:
     return web.Response(status=status, text=body, content_type=_JSON_CONTENT_TYPE)
 
 
-class AlternatorFront:
+class AlternatorFront(ThreadedServer):
     """Alternator's visible behaviour on `addresses`:`port`, data kept by moto at `backend_url`."""
 
+    thread_name = "alternator-front"
+
     def __init__(self, backend_url: str, addresses: tuple[str, ...] = DEFAULT_ADDRESSES, port: int = 0):
+        super().__init__()
         self.backend_url = backend_url.rstrip("/")
         self.addresses = tuple(addresses)
         self.port = port
@@ -90,9 +95,6 @@ class AlternatorFront:
         self._faults_injected: Counter[str] = Counter()
         self._write_addresses: dict[str, set[str]] = {}  # "table key" -> the addresses that wrote it
         self._backend: ClientSession | None = None  # keep-alive connections to moto
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop_event: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -130,46 +132,6 @@ class AlternatorFront:
             self._write_addresses.clear()
 
     # --- lifecycle --------------------------------------------------------------------------
-
-    def start(self) -> "AlternatorFront":
-        """Serve from a daemon thread with its own event loop; returns once listening."""
-        if self._thread is not None:
-            raise RuntimeError("AlternatorFront is already started")
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                asyncio.run(self._serve_in_thread(ready))
-            except BaseException as exc:  # reported to start(), which re-raises it
-                failure.append(exc)
-                ready.set()
-
-        self._thread = threading.Thread(target=run, name="alternator-front", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if failure:
-            self._thread = None
-            raise failure[0]
-        return self
-
-    def stop(self) -> None:
-        if self._thread is None:
-            return
-        self._loop.call_soon_threadsafe(self._stop_event.set)
-        self._thread.join(timeout=10)
-        self._thread = None
-
-    def __enter__(self) -> "AlternatorFront":
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
-
-    async def _serve_in_thread(self, ready: threading.Event) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop_event = asyncio.Event()
-        await self.serve(self._stop_event, on_ready=ready.set)
 
     async def serve(self, stop: asyncio.Event, on_ready: Callable[[], None] = lambda: None) -> None:
         """Listen on every address until `stop` is set; call `on_ready` once listening."""

@@ -36,6 +36,8 @@ from typing import Callable
 
 from aiohttp import web
 
+from tests.support.threaded_server import ThreadedServer
+
 DEFAULT_STREAM_ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/T/stream/2026-01-01T00:00:00.000"
 TARGET_PREFIX = "DynamoDBStreams_20120810."
 VIEW_TYPES = ("KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES")
@@ -343,17 +345,17 @@ def _decode_iterator(iterator) -> tuple[str, str, int]:
     return stream_arn, shard_id, after
 
 
-class FakeStreamsServer:
+class FakeStreamsServer(ThreadedServer):
     """DynamoDB Streams' API on 127.0.0.1:`port`, serving the registered `FakeStream`s."""
 
+    thread_name = "fake-streams"
+
     def __init__(self, port: int = 0):
+        super().__init__()
         self.port = port
         self._lock = threading.Lock()
         self._streams: dict[str, FakeStream] = {}
         self._calls: Counter[str] = Counter()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop_event: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -377,46 +379,6 @@ class FakeStreamsServer:
             return Counter(self._calls)
 
     # --- lifecycle --------------------------------------------------------------------------
-
-    def start(self) -> "FakeStreamsServer":
-        """Serve from a daemon thread with its own event loop; returns once listening."""
-        if self._thread is not None:
-            raise RuntimeError("FakeStreamsServer is already started")
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                asyncio.run(self._serve_in_thread(ready))
-            except BaseException as exc:  # reported to start(), which re-raises it
-                failure.append(exc)
-                ready.set()
-
-        self._thread = threading.Thread(target=run, name="fake-streams", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if failure:
-            self._thread = None
-            raise failure[0]
-        return self
-
-    def stop(self) -> None:
-        if self._thread is None:
-            return
-        self._loop.call_soon_threadsafe(self._stop_event.set)
-        self._thread.join(timeout=10)
-        self._thread = None
-
-    def __enter__(self) -> "FakeStreamsServer":
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
-
-    async def _serve_in_thread(self, ready: threading.Event) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop_event = asyncio.Event()
-        await self.serve(self._stop_event, on_ready=ready.set)
 
     async def serve(self, stop: asyncio.Event, on_ready: Callable[[], None] = lambda: None) -> None:
         """Listen until `stop` is set; call `on_ready` once listening."""
