@@ -174,3 +174,22 @@ def test_writes_of_one_partition_key_go_to_one_node(dynamodb_local, alternator_c
     assert all(len(addresses) == 1 for addresses in writers.values())
     assert len({addresses[0] for addresses in writers.values()}) > 1  # and the keys are spread over nodes
     assert _same(source, alternator_clean.url, table) == 40
+
+
+def test_renames_apply_to_changes_and_throttling_is_retried(dynamodb_local, alternator_clean, tmp_path):
+    source = dynamodb_local.endpoint
+    table = _streamed_table(source)
+    config = write_config(tmp_path, source, alternator_target(alternator_clean),
+                          [{"source": table, "renames": {"payload": "body"}}], write={"max_attempts": 30})
+    assert run_cli("migrate", "--config", str(config), "--streams", "--until-caught-up", "--no-progress").exit_code == 0
+    _changes(source, table, 0, 1500)  # three windows of changes
+    alternator_clean.front.set_faults(throttle=0.4, server_error=0.3, ops=["BatchWriteItem"], seed=11)
+
+    result = run_cli("replicate", "--config", str(config), "--until-caught-up")
+
+    assert result.exit_code == 0, result.output
+    faults = alternator_clean.front.stats()["faults_injected"]
+    assert faults.get("throttle", 0) > 0 and faults.get("server_error", 0) > 0
+    expected = sorted(seed.canonical({"body" if k == "payload" else k: v for k, v in item.items()})
+                      for item in seed.scan_all(source, table))
+    assert sorted(seed.canonical(item) for item in seed.scan_all(alternator_clean.url, table)) == expected
