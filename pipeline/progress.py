@@ -26,11 +26,15 @@ class ProgressWatcher:
         self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
         self._started = time.monotonic()
         self._finished: dict[str, float] = {}
-        self._last: dict[str, tuple[float, int]] = {}
+        self._shown: dict[str, tuple[float, int]] = {}  # table -> (time, items) when last shown
+        self._baseline: dict[str, int] = {}  # items already copied when this run started
         self._last_print = 0.0
 
     def start(self) -> None:
         self._started = time.monotonic()
+        for table in self._tables:  # a resumed run's earlier pages are not this run's speed
+            self._baseline[table] = sum(m.items for m in checkpoints.list_markers(self._dir, table))
+            self._shown[table] = (self._started, self._baseline[table])
         self._thread.start()
 
     def stop(self) -> None:
@@ -48,29 +52,29 @@ class ProgressWatcher:
 
     def _poll(self, final: bool) -> None:
         now = time.monotonic()
-        lines = []
+        states = []
         for table in self._tables:
             total = checkpoints.recorded_segments(self._dir, table) or 0
             markers = checkpoints.list_markers(self._dir, table)
-            items = sum(m.items for m in markers)
             done = sum(1 for m in markers if m.last)
             if total and done >= total and table not in self._finished:
                 self._finished[table] = now - self._started
-            then, before = self._last.get(table, (self._started, items))
-            rate = (items - before) / (now - then) if now > then else 0.0
-            self._last[table] = (now, items)
-            lines.append(f"  {table}: {items:,} items, {rate:,.0f} items/s, segments {done}/{total}")
-        self._show(lines, now, final)
-
-    def _show(self, lines: list[str], now: float, final: bool) -> None:
-        if not self._enabled:
-            return
+            states.append((table, sum(m.items for m in markers), done, total))
         interactive = self._stream.isatty()
-        if not (final or interactive or now - self._last_print >= 10):
-            return
+        if self._enabled and (final or interactive or now - self._last_print >= 10):
+            self._show([self._line(now, final, *state) for state in states], now, final, interactive)
+
+    def _line(self, now: float, final: bool, table: str, items: int, done: int, total: int) -> str:
+        """One table's line; items/s since the table was last shown, or over the run at the end."""
+        then, before = ((self._started, self._baseline.get(table, 0)) if final
+                        else self._shown.get(table, (self._started, 0)))
+        self._shown[table] = (now, items)
+        rate = (items - before) / (now - then) if now > then else 0.0
+        return f"  {table}: {items:,} items, {rate:,.0f} items/s, segments {done}/{total}"
+
+    def _show(self, lines: list[str], now: float, final: bool, interactive: bool) -> None:
         self._last_print = now
-        elapsed = now - self._started
-        header = f"[{elapsed:6.1f}s] {'done' if final else 'copying'}"
+        header = f"[{now - self._started:6.1f}s] {'done' if final else 'copying'}"
         if interactive and not final:
             self._stream.write("\x1b[2K\r" + header + " |" + " |".join(lines) + "\r")
         else:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import pytest
@@ -174,3 +175,30 @@ def test_credentials_never_show_their_secrets():
     creds = Credentials("AKIDSECRETID", "very-secret-value", "session-secret")
     assert "very-secret-value" not in repr(creds) and "AKIDSECRETID" not in repr(creds)
     assert "session-secret" not in str(creds)
+
+
+# --- progress -----------------------------------------------------------------------------
+
+def test_progress_is_read_from_the_checkpoint_markers(tmp_path):
+    import io
+
+    from pipeline.progress import ProgressWatcher
+
+    root = str(tmp_path)
+    checkpoints.start_fresh(root, "t", 2)
+    checkpoints.record_page(root, "t", 0, 0, 700, 7000, None)  # from an earlier run: not this run's speed
+    out = io.StringIO()
+    watcher = ProgressWatcher(root, {"t": None}, interval=0.05, stream=out)
+    watcher.start()
+    checkpoints.record_page(root, "t", 1, 0, 300, 3000, {"pk": {"S": "x"}})
+    checkpoints.record_page(root, "t", 1, 1, 200, 2000, None)
+    time.sleep(0.2)
+    watcher.stop()
+
+    lines = out.getvalue().splitlines()
+    assert lines[-2].endswith("] done")
+    table_line = lines[-1]
+    assert table_line.startswith("  t: 1,200 items, ") and table_line.endswith("items/s, segments 2/2")
+    rate = re.search(r"items, ([\d,]+) items/s", table_line).group(1)
+    assert int(rate.replace(",", "")) > 0
+    assert watcher.finished_after("t", default=-1) > 0

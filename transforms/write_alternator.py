@@ -12,7 +12,6 @@ Usage::
 """
 from __future__ import annotations
 
-import collections
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -65,7 +64,7 @@ class _WritePagesFn(beam.DoFn):
         client = self._loop.enter(target_client(self._target, max_connections=self._concurrency * 2))
         self._writer = self._loop.run(self._make_writer(client))
         self._counters: dict[str, _TableCounters] = {}
-        self._pending: collections.deque = collections.deque()
+        self._pending: list = []  # (page, items, future), oldest first
         self._pending_items = 0
 
     async def _make_writer(self, client) -> BatchWriter:
@@ -92,21 +91,28 @@ class _WritePagesFn(beam.DoFn):
         self._complete_pages(keep_items=0)
 
     def _complete_pages(self, keep_items: int) -> None:
-        """Finish pages oldest first, waiting while more than `keep_items` are pending."""
-        while self._pending and (self._pending_items > keep_items or self._pending[0][2].done()):
-            page, count, future = self._pending.popleft()
-            self._pending_items -= count
-            outcome: WriteOutcome = future.result()
-            counters = self._table_counters(page.table)
-            counters.written.inc(count - len(outcome.failures))
-            counters.bytes.inc(page.batch.nbytes)
-            counters.retries.inc(outcome.retries)
-            if outcome.failures:
-                counters.dead.inc(len(outcome.failures))
-                write_dead_letters(self._dead_letter_dir, outcome.failures)
-            if self._checkpoint_dir:
-                checkpoints.record_page(self._checkpoint_dir, page.table, page.segment, page.index,
-                                        page.batch.num_rows, page.batch.nbytes, page.next_key)
+        """Finish every page already written, then wait (oldest first) while more than
+        `keep_items` items are pending. Markers are per page, so their order is free."""
+        for entry in [entry for entry in self._pending if entry[2].done()]:
+            self._complete(entry)
+        while self._pending and self._pending_items > keep_items:
+            self._complete(self._pending[0])
+
+    def _complete(self, entry) -> None:
+        page, count, future = entry
+        self._pending.remove(entry)
+        self._pending_items -= count
+        outcome: WriteOutcome = future.result()
+        counters = self._table_counters(page.table)
+        counters.written.inc(count - len(outcome.failures))
+        counters.bytes.inc(page.batch.nbytes)
+        counters.retries.inc(outcome.retries)
+        if outcome.failures:
+            counters.dead.inc(len(outcome.failures))
+            write_dead_letters(self._dead_letter_dir, outcome.failures)
+        if self._checkpoint_dir:
+            checkpoints.record_page(self._checkpoint_dir, page.table, page.segment, page.index,
+                                    page.batch.num_rows, page.batch.nbytes, page.next_key)
 
 
 class WriteToAlternator(beam.PTransform):
