@@ -2,19 +2,23 @@
 
 Exit codes: 0 done (validate: equal); 1 the run finished but some items could not be
 written (see the dead-letter files), or validate found differences; 2 a usage, config,
-table or connection problem found before writing. User mistakes print one `error:`
-line, never a traceback.
+table or connection problem found before writing; 3 replication found that changes
+were lost (a new snapshot is needed). User mistakes print one `error:` line, never a
+traceback.
 """
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 
 import click
 
 from pipeline import bulk, replicate as replication, report, tables
-from pipeline.config import ConfigError, RunConfig, load_config
+from botocore.exceptions import BotoCoreError
+
+from pipeline.config import ConfigError, load_config
 from pipeline.repair import repair as repair_target
 from pipeline.validate import compare_tables, read_findings, run_validate as validate_tables
 from transforms.dead_letter import write_dead_letters
@@ -29,7 +33,7 @@ EXIT_USAGE = 2
 
 
 def _user_errors(command):
-    """Turn the errors a user can fix into one clear line and exit code 2."""
+    """Turn the errors a user can fix into one clear line and exit code 2 (3 for lost changes)."""
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
@@ -37,15 +41,30 @@ def _user_errors(command):
         except (ConfigError, tables.TableStepError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_USAGE)
+        except BotoCoreError as exc:  # e.g. a profile that does not exist, no credentials at all
+            click.echo(f"error: {exc}; check source.credentials / target.credentials", err=True)
+            sys.exit(EXIT_USAGE)
+        except StreamChanged as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(replication.EXIT_CHANGES_LOST)
     return wrapper
+
+
+def _check_report_path(path: str | None) -> None:
+    """Fail before the run, not after it, when the report cannot be written."""
+    if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise ConfigError(f"--report {path}: the folder {os.path.dirname(os.path.abspath(path))} does not exist")
 
 
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    # Beam and the AWS SDK are chatty at INFO; their warnings still show.
-    for name in ("apache_beam", "botocore", "aiobotocore", "alternator", "urllib3"):
+    # Beam and the AWS SDK are chatty at INFO; their warnings still show. The AWS SDK stays
+    # quiet even with -v: its debug log shows request parameters (item values) and headers.
+    for name in ("apache_beam", "alternator", "urllib3"):
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
+    for name in ("botocore", "aiobotocore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 config_option = click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
@@ -59,10 +78,6 @@ def main(verbose: bool) -> None:
     _setup_logging(verbose)
 
 
-def _load(config_path: str) -> RunConfig:
-    return load_config(config_path)
-
-
 @main.command()
 @config_option
 def plan(config_path: str) -> None:
@@ -71,7 +86,7 @@ def plan(config_path: str) -> None:
 
 
 def _plan(config_path: str) -> None:
-    config = _load(config_path)
+    config = load_config(config_path)
     plans = tables.plan_tables(config, create=False)
     click.echo(f"source: {config.source.describe()}\ntarget: {config.target.describe()}")
     click.echo(report.plan_table(plans))
@@ -85,7 +100,7 @@ def create_tables(config_path: str) -> None:
 
 
 def _create_tables(config_path: str) -> None:
-    config = _load(config_path)
+    config = load_config(config_path)
     plans = tables.plan_tables(config, create=True)
     for plan in plans:
         state = "created" if plan.created else "already existed"
@@ -107,9 +122,6 @@ def _run_replication(config, plans, streams, follow, until_caught_up, max_lag, b
     try:
         code = replication.replicate(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
                                      max_lag=max_lag, beam_args=beam_args, echo=lambda line: click.echo(line, err=True))
-    except StreamChanged as exc:
-        click.echo(f"error: {exc}", err=True)
-        code = replication.EXIT_CHANGES_LOST
     except KeyboardInterrupt:
         click.echo("stopped; `alternator-migrate replicate` continues from the checkpoints", err=True)
         code = EXIT_INTERRUPTED
@@ -141,7 +153,8 @@ def _migrate(config_path, resume, report_path, no_progress, streams, enable_stre
              max_lag, beam_args) -> None:
     if (enable_streams or follow or until_caught_up) and not streams:
         raise click.UsageError("--enable-streams, --follow and --until-caught-up go with --streams")
-    config = _load(config_path)
+    _check_report_path(report_path)
+    config = load_config(config_path)
     plans = tables.plan_tables(config, create=True)
     table_streams = None
     if streams:  # the stream must be on before the snapshot starts, or changes during it are lost
@@ -182,14 +195,10 @@ def replicate(config_path: str, follow: bool, until_caught_up: bool, max_lag: fl
 
 
 def _replicate(config_path, follow, until_caught_up, max_lag, beam_args) -> None:
-    config = _load(config_path)
+    config = load_config(config_path)
     plans = tables.plan_tables(config, create=False)
     table_streams = replication.ensure_streams(config, plans, enable=False)
-    try:
-        replication.bind_checkpoints(config, table_streams, fresh=False)
-    except StreamChanged as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(replication.EXIT_CHANGES_LOST)
+    replication.bind_checkpoints(config, table_streams, fresh=False)
     _run_replication(config, plans, table_streams, follow, until_caught_up, max_lag, beam_args)
 
 
@@ -219,7 +228,8 @@ def validate(config_path, report_path, sample_rate, recheck_seconds, max_example
 def _validate(config_path, report_path, sample_rate, recheck_seconds, max_examples, repair, yes, beam_args) -> None:
     if repair and sample_rate is not None:
         raise click.UsageError("--repair needs a full comparison; drop --sample-rate")
-    config = _load(config_path)
+    _check_report_path(report_path)
+    config = load_config(config_path)
     plans = tables.plan_tables(config, create=False)
     run = functools.partial(validate_tables, config, plans, sample_rate=sample_rate,
                             recheck_seconds=recheck_seconds, max_examples=max_examples, beam_args=beam_args)

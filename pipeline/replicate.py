@@ -28,10 +28,11 @@ from apache_beam.options.pipeline_options import StandardOptions
 
 from pipeline.bulk import pipeline_options
 from pipeline.config import RunConfig
-from pipeline.tables import TablePlan, TableStepError
+from pipeline.tables import TablePlan, TableStepError, worker_count
 from transforms import stream_checkpoints, table_schema
 from transforms.endpoints import source_client, streams_client
 from transforms.follow_streams import FollowStreams
+from transforms.rate_limit import share_of
 from transforms.replicate_shards import ReplicateShardFn, StreamTable
 from transforms.stream_shards import ShardPlan, ShardTask, StreamDisabled, describe_shards, plan_shards
 
@@ -49,7 +50,6 @@ _EXIT_BY_STOP = {"changes_lost": EXIT_CHANGES_LOST, "stream_disabled": EXIT_STRE
 class Stream:
     table: str
     arn: str
-    view_type: str
 
 
 @dataclass
@@ -81,9 +81,7 @@ async def _ensure_streams(config: RunConfig, plans: Sequence[TablePlan], enable:
                     "StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
                 description = await table_schema.wait_active(source, table)
                 log.info("%s: stream enabled (NEW_AND_OLD_IMAGES)", table)
-            streams.append(Stream(table, description["LatestStreamArn"],
-                                  (description.get("StreamSpecification") or {}).get("StreamViewType",
-                                                                                     "NEW_AND_OLD_IMAGES")))
+            streams.append(Stream(table, description["LatestStreamArn"]))
     return streams
 
 
@@ -126,6 +124,14 @@ def stream_tables(plans: Sequence[TablePlan]) -> dict[str, StreamTable]:
                                           plan.target_key.names, dict(plan.spec.renames)) for plan in plans}
 
 
+def _writer_args(config: RunConfig) -> dict:
+    """Write settings for the shard readers; the job-wide rate is split over the workers."""
+    return dict(batch_size=config.batch_size, concurrency=config.write.concurrency,
+                max_attempts=config.write.max_attempts,
+                items_per_second=share_of(config.write.max_items_per_second,
+                                          worker_count(dict(config.pipeline_options))))
+
+
 def run_round(config: RunConfig, plans: Sequence[TablePlan], tasks: list[ShardTask],
               beam_args: Sequence[str]) -> None:
     if not tasks:
@@ -136,8 +142,7 @@ def run_round(config: RunConfig, plans: Sequence[TablePlan], tasks: list[ShardTa
              | "SpreadShards" >> beam.Reshuffle()
              | "ApplyShards" >> beam.ParDo(ReplicateShardFn(
                  config.source, config.target, stream_tables(plans), config.checkpoint_dir, config.dead_letter_dir,
-                 batch_size=config.batch_size, concurrency=config.write.concurrency,
-                 max_attempts=config.write.max_attempts, items_per_second=config.write.max_items_per_second)))
+                 **_writer_args(config))))
 
 
 def _progress(config: RunConfig, table: str) -> tuple[int, float | None]:
@@ -164,8 +169,7 @@ def follow_streaming(config: RunConfig, plans: Sequence[TablePlan], streams: Seq
         _ = p | "FollowStreams" >> FollowStreams(
             config.source, config.target, stream_tables(plans), [(s.table, s.arn) for s in streams],
             config.checkpoint_dir, config.dead_letter_dir, stop_after_seconds=stop_after_seconds,
-            max_polls=max_polls, discover_seconds=discover_seconds, batch_size=config.batch_size, concurrency=config.write.concurrency,
-            max_attempts=config.write.max_attempts, items_per_second=config.write.max_items_per_second)
+            max_polls=max_polls, discover_seconds=discover_seconds, **_writer_args(config))
     return _stop_code(config, streams, echo) or EXIT_CAUGHT_UP
 
 

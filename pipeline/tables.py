@@ -42,9 +42,11 @@ class TablePlan:
 
 
 def auto_segments(item_count: int, size_bytes: int, page_size: int, workers: int) -> int:
-    """Enough segments to keep every worker busy and each segment near 64 MiB, but no empty ones."""
+    """Enough segments to keep every worker busy and each segment near 64 MiB, but no empty
+    ones. DynamoDB refreshes ItemCount only every few hours, so a count of 0 says nothing:
+    then every worker gets its 4 segments (an empty segment costs one Scan call)."""
     wanted = max(workers * 4, math.ceil(size_bytes / BYTES_PER_SEGMENT))
-    useful = max(1, math.ceil(item_count / page_size))
+    useful = math.ceil(item_count / page_size) if item_count else wanted
     return max(1, min(wanted, useful, MAX_SEGMENTS))
 
 

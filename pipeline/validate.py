@@ -21,6 +21,7 @@ from pipeline.bulk import pipeline_options, read_counters
 from pipeline.config import RunConfig
 from pipeline.tables import TablePlan, TableStepError
 from transforms.compare import KINDS, CompareTable, CompareTables, SampleTables
+from transforms.files import matching
 from transforms.read_segments import ScanSegments, SegmentSpec
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,12 @@ class ValidationResult:
 
 
 def compare_tables(plans: Sequence[TablePlan]) -> dict[str, CompareTable]:
+    """Per table, the comparison's settings. Buckets come from ItemCount, which DynamoDB
+    refreshes only every few hours, so there are never fewer than the scan's segments."""
     return {plan.spec.source: CompareTable(
         source=plan.spec.source, target=plan.spec.target, key_names=plan.target_key.names,
-        renames=dict(plan.spec.renames), buckets=max(1, math.ceil(plan.item_count * 1.2 / ITEMS_PER_BUCKET)))
+        renames=dict(plan.spec.renames),
+        buckets=max(plan.segments, math.ceil(plan.item_count * 1.2 / ITEMS_PER_BUCKET)))
         for plan in plans}
 
 
@@ -87,9 +91,8 @@ def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePla
 
 def read_findings(findings_dir: str) -> Iterator[dict]:
     """Every finding of a run, streamed from its files."""
-    matched = FileSystems.match([FileSystems.join(findings_dir, "findings*.jsonl")])[0].metadata_list
-    for meta in sorted(matched, key=lambda m: m.path):
-        with FileSystems.open(meta.path) as f:
+    for path in sorted(matching(FileSystems.join(findings_dir, "findings*.jsonl"))):
+        with FileSystems.open(path) as f:
             for line in f:
                 if line.strip():
                     yield json.loads(line)

@@ -41,11 +41,12 @@ import base64
 import contextlib
 import gc
 import json
-from decimal import Context, Decimal, InvalidOperation
 from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from transforms.numbers import canonical_number
 
 __all__ = [
     "TAGS",
@@ -506,21 +507,9 @@ def rename_attributes(
     )
 
 
-# Enough precision for DynamoDB's 38 significant digits, exponent -130..125.
-_KEY_CTX = Context(prec=60, Emin=-999999, Emax=999999)
-
-
-def _canonical_number(s: str) -> str:
-    """DynamoDB compares numbers by value: "12.50" and "12.5" are one key."""
-    try:
-        d = Decimal(s)
-    except InvalidOperation:
-        raise ValueError(f"{s!r} is not a number") from None
-    if not d.is_finite():
-        raise ValueError(f"{s!r} is not a finite number")
-    if not d:
-        return "0"
-    return str(d.normalize(_KEY_CTX))
+def rename_item(item: dict, renames: Mapping[str, str]) -> dict:
+    """One item's top-level attributes renamed (the per-item twin of `rename_attributes`)."""
+    return {renames.get(k, k): v for k, v in item.items()} if renames else item
 
 
 def key_of(item: dict, key_names: Sequence[str]) -> tuple:
@@ -542,7 +531,7 @@ def key_of(item: dict, key_names: Sequence[str]) -> tuple:
             out.append(("S", v))
         elif tag == "N":
             try:
-                out.append(("N", _canonical_number(v)))
+                out.append(("N", canonical_number(v)))
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"key attribute {name!r}: {exc}") from None
         elif tag == "B":

@@ -10,12 +10,11 @@ from transforms.retry import UnprocessedItemsLeft, call_with_retry
 MAX_KEYS_PER_REQUEST = 100
 
 
-async def get_items(client, table: str, keys: Sequence[dict], *, consistent: bool = True,
-                    max_attempts: int = 10) -> dict[tuple, dict]:
-    """The items found for `keys`, by `arrow_codec.key_of` of their key; absent keys are missing."""
+async def get_items(client, table: str, keys: Sequence[dict], key_names: Sequence[str], *,
+                    consistent: bool = True, max_attempts: int = 10) -> dict[tuple, dict]:
+    """The items found for `keys`, by `arrow_codec.key_of(item, key_names)`; absent keys are missing."""
     if not keys:
         return {}
-    key_names = tuple(keys[0])
     found: dict[tuple, dict] = {}
 
     async def read(chunk: list[dict]) -> None:

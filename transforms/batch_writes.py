@@ -54,9 +54,12 @@ def collapse_by_key(requests: Sequence[dict], key_names: Sequence[str]) -> list[
 
 
 class BatchWriter:
-    """Writes request lists to one client; create and use it on the client's event loop."""
+    """Writes request lists through clients; create and use it on the clients' event loop.
 
-    def __init__(self, client, *, batch_size: int, concurrency: int, max_attempts: int,
+    The concurrency limit and the rate are this writer's, whichever client a call uses.
+    """
+
+    def __init__(self, client=None, *, batch_size: int, concurrency: int, max_attempts: int,
                  items_per_second: float | None = None):
         self._client = client
         self._batch_size = batch_size
@@ -64,14 +67,16 @@ class BatchWriter:
         self._in_flight = asyncio.Semaphore(concurrency)
         self._bucket = TokenBucket(items_per_second) if items_per_second else None
 
-    async def write(self, table: str, requests: Sequence[dict]) -> WriteOutcome:
-        """Write all requests (already collapsed by key); never raises for a failed write."""
+    async def write(self, table: str, requests: Sequence[dict], client=None) -> WriteOutcome:
+        """Write all requests (already collapsed by key) through `client` (default: the
+        writer's); never raises for a failed write."""
+        client = client or self._client
         outcome = WriteOutcome()
         batches = [list(requests[i:i + self._batch_size]) for i in range(0, len(requests), self._batch_size)]
-        await asyncio.gather(*(self._write_batch(table, batch, outcome) for batch in batches))
+        await asyncio.gather(*(self._write_batch(client, table, batch, outcome) for batch in batches))
         return outcome
 
-    async def _write_batch(self, table: str, requests: list[dict], outcome: WriteOutcome) -> None:
+    async def _write_batch(self, client, table: str, requests: list[dict], outcome: WriteOutcome) -> None:
         if self._bucket is not None:
             await self._bucket.acquire(len(requests))
         remaining = requests
@@ -79,7 +84,7 @@ class BatchWriter:
         async def attempt() -> None:
             nonlocal remaining
             async with self._in_flight:
-                response = await self._client.batch_write_item(RequestItems={table: remaining})
+                response = await client.batch_write_item(RequestItems={table: remaining})
             left = response.get("UnprocessedItems", {}).get(table, [])
             if left:
                 remaining = left
@@ -93,8 +98,8 @@ class BatchWriter:
         except Exception as exc:  # noqa: BLE001 - every final failure is reported, never dropped
             if len(remaining) > 1 and not is_retryable(exc) and error_code(exc) == "ValidationException":
                 half = len(remaining) // 2
-                await asyncio.gather(self._write_batch(table, remaining[:half], outcome),
-                                     self._write_batch(table, remaining[half:], outcome))
+                await asyncio.gather(self._write_batch(client, table, remaining[:half], outcome),
+                                     self._write_batch(client, table, remaining[half:], outcome))
                 return
             reason = f"{type(exc).__name__}: {exc}"
             outcome.failures.extend(FailedWrite(table, request, reason) for request in remaining)

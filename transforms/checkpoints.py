@@ -13,13 +13,13 @@ directory listing alone, on any runner, without opening files.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
 from apache_beam.io.filesystems import FileSystems
 
 from transforms.ddb_json import decode_item, encode_item
+from transforms.files import delete_tree, matching, read_json, write_json
 
 _MARKER = re.compile(r"seg-(\d+)/p(\d+)-n(\d+)-b(\d+)(-last)?\.json$")
 
@@ -48,52 +48,33 @@ def table_dir(checkpoint_dir: str, table: str) -> str:
     return FileSystems.join(checkpoint_dir, "bulk", table)
 
 
-def _write_text(path: str, text: str) -> None:
-    with FileSystems.create(path) as f:
-        f.write(text.encode("utf-8"))
-
-
-def _read_text(path: str) -> str:
-    with FileSystems.open(path) as f:
-        return f.read().decode("utf-8")
-
-
 def record_page(checkpoint_dir: str, table: str, segment: int, page: int, items: int, nbytes: int,
                 next_key: dict | None) -> None:
     """Mark one page as written; `next_key` None means it was the segment's last page."""
     name = f"seg-{segment:06d}/p{page:08d}-n{items}-b{nbytes}{'' if next_key else '-last'}.json"
-    _write_text(FileSystems.join(table_dir(checkpoint_dir, table), name),
-                json.dumps({"next_key": encode_item(next_key)}))
+    write_json(FileSystems.join(table_dir(checkpoint_dir, table), name), {"next_key": encode_item(next_key)})
 
 
 def list_markers(checkpoint_dir: str, table: str) -> list[PageMarker]:
-    pattern = FileSystems.join(table_dir(checkpoint_dir, table), "seg-*", "*.json")
-    try:
-        matched = FileSystems.match([pattern])[0].metadata_list
-    except Exception:  # noqa: BLE001 - Beam raises its own errors for a missing directory
-        return []
     markers = []
-    for meta in matched:
-        m = _MARKER.search(meta.path.replace("\\", "/"))
+    for path in matching(FileSystems.join(table_dir(checkpoint_dir, table), "seg-*", "*.json")):
+        m = _MARKER.search(path.replace("\\", "/"))
         if m:
-            markers.append(PageMarker(int(m[1]), int(m[2]), int(m[3]), int(m[4]), bool(m[5]), meta.path))
+            markers.append(PageMarker(int(m[1]), int(m[2]), int(m[3]), int(m[4]), bool(m[5]), path))
     return markers
 
 
 def start_fresh(checkpoint_dir: str, table: str, total_segments: int) -> None:
     """Forget an earlier run of this table and record the segmentation of this one."""
     directory = table_dir(checkpoint_dir, table)
-    if FileSystems.exists(directory):
-        FileSystems.delete([directory])
-    _write_text(FileSystems.join(directory, "segments.json"), json.dumps({"total_segments": total_segments}))
+    delete_tree(directory)
+    write_json(FileSystems.join(directory, "segments.json"), {"total_segments": total_segments})
 
 
 def recorded_segments(checkpoint_dir: str, table: str) -> int | None:
     """The segment count of an earlier run, which a resume must reuse; None if no run."""
-    path = FileSystems.join(table_dir(checkpoint_dir, table), "segments.json")
-    if not FileSystems.exists(path):
-        return None
-    return int(json.loads(_read_text(path))["total_segments"])
+    recorded = read_json(FileSystems.join(table_dir(checkpoint_dir, table), "segments.json"))
+    return None if recorded is None else int(recorded["total_segments"])
 
 
 def resume_points(checkpoint_dir: str, table: str, total_segments: int) -> list[SegmentResume]:
@@ -113,7 +94,7 @@ def resume_points(checkpoint_dir: str, table: str, total_segments: int) -> list[
         stale.extend(m.path for p, m in pages.items() if p > done)
         start_key = None
         if done:
-            start_key = decode_item(json.loads(_read_text(pages[done - 1].path))["next_key"])
+            start_key = decode_item(read_json(pages[done - 1].path)["next_key"])
         points.append(SegmentResume(segment, done, start_key, False))
     if stale:
         FileSystems.delete(stale)

@@ -23,7 +23,7 @@ from typing import Mapping
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from transforms.arrow_codec import batch_to_items, key_of, rename_attributes
+from transforms.arrow_codec import batch_to_items, key_of, rename_attributes, rename_item
 from transforms.async_runtime import LoopThread
 from transforms.batch_reads import MAX_KEYS_PER_REQUEST, get_items
 from transforms.ddb_json import encode_item, encode_value
@@ -45,11 +45,15 @@ class CompareTable:
     buckets: int = 1
 
     def to_target(self, item: dict) -> dict:
-        return {self.renames.get(k, k): v for k, v in item.items()} if self.renames else item
+        return rename_item(item, self.renames)
 
     def to_source_key(self, key: dict) -> dict:
+        return rename_item(key, {new: old for old, new in self.renames.items()})
+
+    @property
+    def source_key_names(self) -> tuple[str, ...]:
         back = {new: old for old, new in self.renames.items()}
-        return {back.get(k, k): v for k, v in key.items()}
+        return tuple(back.get(name, name) for name in self.key_names)
 
 
 @dataclass(frozen=True)
@@ -169,8 +173,10 @@ class _ConfirmSuspectsFn(beam.DoFn):
 
     async def _gather(self, table: CompareTable, source_keys: list[dict], target_keys: list[dict]):
         source, target = await asyncio.gather(
-            get_items(self._source_client, table.source, source_keys, max_attempts=self._max_attempts),
-            get_items(self._target_client, table.target, target_keys, max_attempts=self._max_attempts))
+            get_items(self._source_client, table.source, source_keys, table.source_key_names,
+                      max_attempts=self._max_attempts),
+            get_items(self._target_client, table.target, target_keys, table.key_names,
+                      max_attempts=self._max_attempts))
         return {key_of(table.to_target(item), table.key_names): table.to_target(item)
                 for item in source.values()}, target
 

@@ -41,10 +41,6 @@ def encode_value(value: dict) -> Any:
     return _encode(value)
 
 
-def decode_value(value: Any) -> dict:
-    return _decode(value)
-
-
 def encode_item(item: dict[str, dict] | None) -> dict | None:
     """A whole item (or key) as a JSON-ready object; None stays None."""
     return None if item is None else {k: _encode(v) for k, v in item.items()}
@@ -57,7 +53,3 @@ def decode_item(obj: dict | None) -> dict[str, dict] | None:
 def dumps_item(item: dict[str, dict] | None) -> str:
     """Compact DynamoDB JSON text of an item; 'null' for None."""
     return json.dumps(encode_item(item), separators=(",", ":"), ensure_ascii=False)
-
-
-def loads_item(text: str) -> dict[str, dict] | None:
-    return decode_item(json.loads(text))

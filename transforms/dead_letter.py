@@ -14,6 +14,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from transforms.batch_writes import FailedWrite, request_item
 from transforms.ddb_json import encode_item
+from transforms.files import matching
 
 
 def write_dead_letters(dead_letter_dir: str, failures: list[FailedWrite]) -> list[str]:
@@ -37,12 +38,8 @@ def write_dead_letters(dead_letter_dir: str, failures: list[FailedWrite]) -> lis
 def count_dead_letters(dead_letter_dir: str) -> dict[str, int]:
     """Lines per table in the dead-letter directory (what a run leaves for the user)."""
     counts: dict[str, int] = {}
-    try:
-        matched = FileSystems.match([FileSystems.join(dead_letter_dir, "*", "*.jsonl")])[0].metadata_list
-    except Exception:  # noqa: BLE001 - no directory means no dead letters
-        return counts
-    for meta in matched:
-        table = meta.path.replace("\\", "/").rstrip("/").split("/")[-2]
-        with FileSystems.open(meta.path) as f:
+    for path in matching(FileSystems.join(dead_letter_dir, "*", "*.jsonl")):
+        table = path.replace("\\", "/").rstrip("/").split("/")[-2]
+        with FileSystems.open(path) as f:
             counts[table] = counts.get(table, 0) + sum(1 for line in f.read().splitlines() if line.strip())
     return counts

@@ -1,31 +1,20 @@
 """Canonical item digests and attribute-level diffs, with DynamoDB's idea of equality.
 
-Numbers compare by value (`1`, `1.0`, `1E0` are equal; decimals with 38 digits, never
-floats), SS/NS/BS compare as sets, M as maps, L in order, B byte for byte, and a type
+Numbers compare by value (`1`, `1.0`, `1E0` are equal; exact decimals, never floats), SS/NS/BS compare as sets, M as maps, L in order, B byte for byte, and a type
 change (S "1" vs N "1") is a difference. Two items are equal exactly when their
 content digests are equal (up to a 128-bit hash collision).
 """
 from __future__ import annotations
 
-import decimal
 import hashlib
 from typing import Iterator, Sequence
 
 import pyarrow as pa
 
 from transforms.arrow_codec import batch_to_items
+from transforms.numbers import canonical_number
 
-# Wide enough that normalising a 38-digit DynamoDB number never rounds it.
-_DECIMALS = decimal.Context(prec=60)
 _SEPARATOR = b"\x1f"
-
-
-def canonical_number(text: str) -> str:
-    """One spelling per numeric value: '1.0', '1E0' and '01' all give '1'."""
-    value = _DECIMALS.normalize(decimal.Decimal(text))
-    if value.is_zero():
-        return "0"
-    return str(value)
 
 
 def _canonical(value: dict) -> bytes:

@@ -12,6 +12,7 @@ from typing import AsyncIterator
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
+from botocore import UNSIGNED
 
 
 @dataclass(frozen=True)
@@ -69,16 +70,14 @@ class TargetSpec:
         seeds = ", ".join(f"{self.alternator_scheme}://{s}:{self.alternator_port}" for s in self.alternator_seeds)
         return f"Alternator seeds {seeds}"
 
-    def seed_urls(self) -> list[str]:
-        if self.endpoint:
-            return [self.endpoint]
-        return [f"{self.alternator_scheme}://{s}:{self.alternator_port}" for s in self.alternator_seeds]
+    def node_url(self, node: str) -> str:
+        return f"{self.alternator_scheme}://{node}:{self.alternator_port}"
 
 
-def _aio_config(max_connections: int) -> AioConfig:
+def _aio_config(max_connections: int, unsigned: bool = False) -> AioConfig:
     # Retries are ours (tenacity, see `retry`), so botocore must not retry underneath.
     return AioConfig(retries={"total_max_attempts": 1, "mode": "standard"}, max_pool_connections=max_connections,
-                     connect_timeout=10, read_timeout=60)
+                     connect_timeout=10, read_timeout=60, **({"signature_version": UNSIGNED} if unsigned else {}))
 
 
 @contextlib.asynccontextmanager
@@ -97,18 +96,18 @@ def streams_client(spec: SourceSpec):
     return source_client(spec, service="dynamodbstreams")
 
 
-@contextlib.asynccontextmanager
-async def target_client(spec: TargetSpec, max_connections: int = 32) -> AsyncIterator:
-    """A client for the target: load-balanced over /localnodes for Alternator, plain otherwise."""
+def node_client(spec: TargetSpec, url: str, max_connections: int = 32):
+    """A plain client bound to one target URL (one Alternator node, or `target.endpoint`)."""
     creds = spec.credentials or Credentials()
-    if spec.endpoint:
-        session = AioSession()
-        async with session.create_client("dynamodb", region_name=spec.region, endpoint_url=spec.endpoint,
-                                         config=_aio_config(max_connections), **creds.boto_kwargs()) as client:
-            yield client
-        return
-    from alternator import Auth, ClusterScope, Config, DatacenterScope, RackScope, RetryConfig, TimeoutConfig
-    from alternator.async_client import close_async_client, create_async_client
+    # Alternator without authentication takes unsigned requests.
+    unsigned = not creds.access_key_id and not spec.endpoint
+    return AioSession().create_client("dynamodb", region_name=spec.region, endpoint_url=url,
+                                      config=_aio_config(max_connections, unsigned), **creds.boto_kwargs())
+
+
+def alternator_config(spec: TargetSpec, max_connections: int = 32):
+    """alternator-client's Config for the target: seeds, port, scheme, datacenter/rack scope."""
+    from alternator import ClusterScope, Config, DatacenterScope, RackScope, RetryConfig, TimeoutConfig
 
     if spec.rack:
         scope = RackScope(spec.datacenter, spec.rack)
@@ -116,13 +115,26 @@ async def target_client(spec: TargetSpec, max_connections: int = 32) -> AsyncIte
         scope = DatacenterScope(spec.datacenter)
     else:
         scope = ClusterScope()
-    config = Config(seed_hosts=list(spec.alternator_seeds), port=spec.alternator_port,
-                    scheme=spec.alternator_scheme, routing_scope=scope, aws_region=spec.region,
-                    retries=RetryConfig(max_attempts=1), max_pool_connections=max_connections,
-                    timeouts=TimeoutConfig(connect_seconds=10, read_seconds=60))
+    return Config(seed_hosts=list(spec.alternator_seeds), port=spec.alternator_port,
+                  scheme=spec.alternator_scheme, routing_scope=scope, aws_region=spec.region,
+                  retries=RetryConfig(max_attempts=1), max_pool_connections=max_connections,
+                  timeouts=TimeoutConfig(connect_seconds=10, read_seconds=60))
+
+
+@contextlib.asynccontextmanager
+async def target_client(spec: TargetSpec, max_connections: int = 32) -> AsyncIterator:
+    """A client for the target: load-balanced over /localnodes for Alternator, plain otherwise."""
+    creds = spec.credentials or Credentials()
+    if spec.endpoint:
+        async with node_client(spec, spec.endpoint, max_connections) as client:
+            yield client
+        return
+    from alternator import Auth
+    from alternator.async_client import close_async_client, create_async_client
+
     auth = (Auth.static_credentials(creds.access_key_id, creds.secret_access_key)
             if creds.access_key_id else None)
-    client = await create_async_client(config, auth=auth)
+    client = await create_async_client(alternator_config(spec, max_connections), auth=auth)
     try:
         yield client
     finally:

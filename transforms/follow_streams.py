@@ -10,7 +10,9 @@ applied yet) it self-checkpoints with `defer_remainder`, so a streaming runner r
 it later. Its progress lives in the
 same checkpoint files as the rounds', so the two modes can take over from each other.
 The local DirectRunner does not honour the deferral delay; `max_polls` bounds a local
-run (tests), where the rounds of `pipeline.replicate` are the normal mode.
+run (tests), where the rounds of `pipeline.replicate` are the normal mode. A shard that
+cannot go on leaves a stop note; the next discovery tick fails the job with it, so a
+streaming job never runs on silently with a stopped shard.
 
 Usage::
 
@@ -89,6 +91,10 @@ class _DiscoverShardsFn(beam.DoFn):
         self._loop.close()
 
     def process(self, _tick):
+        for table, _ in self._streams:  # a shard that could not go on stops the whole job, loudly
+            note = stream_checkpoints.read_stop(self._checkpoint_dir, table)
+            if note is not None:
+                raise RuntimeError(f"replication stopped ({note['kind']}): {note['message']}")
         for table, arn in self._streams:
             try:
                 shards = self._loop.run(describe_shards(self._client, table, arn))

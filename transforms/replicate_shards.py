@@ -21,6 +21,7 @@ Usage::
 from __future__ import annotations
 
 import datetime
+import time
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -28,7 +29,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from transforms import stream_checkpoints
-from transforms.arrow_codec import key_of
+from transforms.arrow_codec import key_of, rename_item
 from transforms.async_runtime import LoopThread
 from transforms.batch_reads import get_items
 from transforms.batch_writes import collapse_by_key, delete, put
@@ -41,6 +42,8 @@ from transforms.stream_checkpoints import ShardCheckpoint
 from transforms.stream_shards import ShardTask
 
 WINDOW_RECORDS = 1000
+# DynamoDB Streams serves at most 5 GetRecords calls per second per shard.
+MIN_SECONDS_BETWEEN_READS = 0.2
 
 
 class ChangesLost(RuntimeError):
@@ -62,7 +65,7 @@ class StreamTable:
     renames: Mapping[str, str] = field(default_factory=dict)
 
     def to_target(self, item: dict) -> dict:
-        return {self.renames.get(k, k): v for k, v in item.items()} if self.renames else item
+        return rename_item(item, self.renames)
 
 
 def _epoch(value) -> float:
@@ -125,11 +128,16 @@ class ReplicateShardFn(beam.DoFn):
 
     def _replicate(self, task: ShardTask) -> bool:
         table = self._tables[task.table]
-        checkpoint = (stream_checkpoints.read_shard(self._checkpoint_dir, task.table, task.shard_id)
-                      or ShardCheckpoint())
+        checkpoint = stream_checkpoints.read_shard(self._checkpoint_dir, task.table, task.shard_id)
+        if checkpoint is None:  # known from now on: if it leaves the stream unfinished, that is a loss
+            checkpoint = ShardCheckpoint()
+            stream_checkpoints.write_shard(self._checkpoint_dir, task.table, task.shard_id, checkpoint)
         applied = Metrics.counter(METRICS_NAMESPACE, f"{task.table}.changes_applied")
         iterator = self._iterator(task, checkpoint.sequence_number)
+        last_call = 0.0
         while True:
+            time.sleep(max(0.0, last_call + MIN_SECONDS_BETWEEN_READS - time.monotonic()))
+            last_call = time.monotonic()
             try:
                 page = self._call(self._streams.get_records, ShardIterator=iterator, Limit=WINDOW_RECORDS)
             except Exception as exc:  # noqa: BLE001 - botocore builds exception classes per client
@@ -161,7 +169,7 @@ class ReplicateShardFn(beam.DoFn):
             keys = list({key_of(r["dynamodb"]["Keys"], table.source_key_names): r["dynamodb"]["Keys"]
                          for r in records}.items())
             current = self._loop.run(get_items(self._source_items, table.source, [k for _, k in keys],
-                                               max_attempts=self._max_attempts))
+                                               table.source_key_names, max_attempts=self._max_attempts))
             requests = [put(table.to_target(current[ref])) if ref in current else delete(table.to_target(key))
                         for ref, key in keys]
         else:

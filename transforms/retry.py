@@ -20,6 +20,7 @@ THROTTLING_CODES = frozenset({
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
     "RequestLimitExceeded",
+    "LimitExceededException",  # DynamoDB Streams: too many GetRecords on a shard
 })
 SERVER_ERROR_CODES = frozenset({"InternalServerError", "InternalFailure", "ServiceUnavailable"})
 

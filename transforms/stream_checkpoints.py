@@ -11,10 +11,11 @@ target, so it only ever moves forward; a restart continues AFTER that sequence n
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 
 from apache_beam.io.filesystems import FileSystems
+
+from transforms.files import delete_tree, matching, read_json, write_json
 
 
 class StreamChanged(RuntimeError):
@@ -33,31 +34,17 @@ def _dir(checkpoint_dir: str, table: str) -> str:
     return FileSystems.join(checkpoint_dir, "streams", table)
 
 
-def _read_json(path: str) -> dict | None:
-    if not FileSystems.exists(path):
-        return None
-    with FileSystems.open(path) as f:
-        return json.loads(f.read().decode("utf-8"))
-
-
-def _write_json(path: str, obj: dict) -> None:
-    with FileSystems.create(path) as f:
-        f.write(json.dumps(obj).encode("utf-8"))
-
-
 def forget(checkpoint_dir: str, table: str) -> None:
     """Drop a table's replication checkpoints (a new snapshot starts a new replication)."""
-    directory = _dir(checkpoint_dir, table)
-    if FileSystems.exists(directory):
-        FileSystems.delete([directory])
+    delete_tree(_dir(checkpoint_dir, table))
 
 
 def bind_stream(checkpoint_dir: str, table: str, stream_arn: str) -> None:
     """Tie the table's checkpoints to its stream; refuse checkpoints of another stream."""
     path = FileSystems.join(_dir(checkpoint_dir, table), "stream.json")
-    recorded = _read_json(path)
+    recorded = read_json(path)
     if recorded is None:
-        _write_json(path, {"stream_arn": stream_arn})
+        write_json(path, {"stream_arn": stream_arn})
     elif recorded["stream_arn"] != stream_arn:
         raise StreamChanged(
             f"{table}: the checkpoints are for stream {recorded['stream_arn']}, but the table's stream is now "
@@ -66,24 +53,19 @@ def bind_stream(checkpoint_dir: str, table: str, stream_arn: str) -> None:
 
 
 def read_shard(checkpoint_dir: str, table: str, shard_id: str) -> ShardCheckpoint | None:
-    obj = _read_json(FileSystems.join(_dir(checkpoint_dir, table), "shards", f"{shard_id}.json"))
+    obj = read_json(FileSystems.join(_dir(checkpoint_dir, table), "shards", f"{shard_id}.json"))
     return ShardCheckpoint(**obj) if obj is not None else None
 
 
 def write_shard(checkpoint_dir: str, table: str, shard_id: str, checkpoint: ShardCheckpoint) -> None:
-    _write_json(FileSystems.join(_dir(checkpoint_dir, table), "shards", f"{shard_id}.json"), asdict(checkpoint))
+    write_json(FileSystems.join(_dir(checkpoint_dir, table), "shards", f"{shard_id}.json"), asdict(checkpoint))
 
 
 def all_shards(checkpoint_dir: str, table: str) -> dict[str, ShardCheckpoint]:
-    pattern = FileSystems.join(_dir(checkpoint_dir, table), "shards", "*.json")
-    try:
-        matched = FileSystems.match([pattern])[0].metadata_list
-    except Exception:  # noqa: BLE001 - Beam raises its own errors for a missing directory
-        return {}
     shards = {}
-    for meta in matched:
-        shard_id = meta.path.replace("\\", "/").rsplit("/", 1)[-1][:-len(".json")]
-        shards[shard_id] = ShardCheckpoint(**_read_json(meta.path))
+    for path in matching(FileSystems.join(_dir(checkpoint_dir, table), "shards", "*.json")):
+        shard_id = path.replace("\\", "/").rsplit("/", 1)[-1][:-len(".json")]
+        shards[shard_id] = ShardCheckpoint(**read_json(path))
     return shards
 
 
@@ -93,11 +75,11 @@ def _stop_path(checkpoint_dir: str, table: str) -> str:
 
 def write_stop(checkpoint_dir: str, table: str, kind: str, message: str) -> None:
     """Note why a shard of this table could not go on (read by the launcher after a round)."""
-    _write_json(_stop_path(checkpoint_dir, table), {"kind": kind, "message": message})
+    write_json(_stop_path(checkpoint_dir, table), {"kind": kind, "message": message})
 
 
 def read_stop(checkpoint_dir: str, table: str) -> dict | None:
-    return _read_json(_stop_path(checkpoint_dir, table))
+    return read_json(_stop_path(checkpoint_dir, table))
 
 
 def clear_stop(checkpoint_dir: str, table: str) -> None:

@@ -1,8 +1,8 @@
 """Write Arrow pages to Alternator (or any DynamoDB-API target) with BatchWriteItem.
 
 Per page: decode the Arrow batch into full-item puts, collapse duplicate keys, and hand
-them to a `BatchWriter` (batches, concurrency, rate, retries) on the DoFn's own event
-loop, so pages overlap. What still fails goes to the dead-letter directory. A page's
+them to a `StickyWriter` (each partition key through one node; batches, concurrency,
+rate, retries) on the DoFn's own event loop, so pages overlap. What still fails goes to the dead-letter directory. A page's
 checkpoint marker is written only after all of its items were written or dead-lettered.
 
 Usage::
@@ -21,9 +21,10 @@ from apache_beam.metrics import Metrics
 from transforms import checkpoints
 from transforms.arrow_codec import batch_to_items
 from transforms.async_runtime import LoopThread
-from transforms.batch_writes import BatchWriter, WriteOutcome, collapse_by_key, put
+from transforms.batch_writes import WriteOutcome, collapse_by_key, put
 from transforms.dead_letter import write_dead_letters
-from transforms.endpoints import TargetSpec, target_client
+from transforms.endpoints import TargetSpec
+from transforms.node_routing import StickyWriter
 from transforms.read_segments import METRICS_NAMESPACE, Page
 
 
@@ -61,17 +62,15 @@ class _WritePagesFn(beam.DoFn):
 
     def setup(self):
         self._loop = LoopThread("write-alternator")
-        client = self._loop.enter(target_client(self._target, max_connections=self._concurrency * 2))
-        self._writer = self._loop.run(self._make_writer(client))
+        self._writer = self._loop.run(StickyWriter.open(
+            self._target, batch_size=self._batch_size, concurrency=self._concurrency,
+            max_attempts=self._max_attempts, items_per_second=self._items_per_second))
         self._counters: dict[str, _TableCounters] = {}
         self._pending: list = []  # (page, items, future), oldest first
         self._pending_items = 0
 
-    async def _make_writer(self, client) -> BatchWriter:
-        return BatchWriter(client, batch_size=self._batch_size, concurrency=self._concurrency,
-                           max_attempts=self._max_attempts, items_per_second=self._items_per_second)
-
     def teardown(self):
+        self._loop.run(self._writer.close())
         self._loop.close()
 
     def _table_counters(self, table: str) -> _TableCounters:
@@ -82,7 +81,7 @@ class _WritePagesFn(beam.DoFn):
     def process(self, page: Page):
         route = self._routes[page.table]
         requests = collapse_by_key([put(item) for item in batch_to_items(page.batch)], route.key_names)
-        future = self._loop.submit(self._writer.write(route.target, requests))
+        future = self._loop.submit(self._writer.write(route.target, requests, route.key_names[0]))
         self._pending.append((page, len(requests), future))
         self._pending_items += len(requests)
         self._complete_pages(keep_items=self._max_pending_items)
