@@ -316,3 +316,18 @@ def test_console_script_unreachable_source(tmp_path):
     error_lines = [line for line in completed.stderr.splitlines() if line.startswith("error: ")]
     assert len(error_lines) == 1, completed.stderr
     assert f"cannot reach source {source}" in error_lines[0]
+
+
+def test_a_profile_that_does_not_exist(tmp_path, alternator_clean, monkeypatch):
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-such-aws-config"))
+    config = write_config(tmp_path, "http://127.0.0.1:1", alternator_target(alternator_clean), ["t1x"])
+    edit_config(config, lambda raw: raw["source"].update(credentials={"profile": "nobody-has-this"}))
+    assert_user_error(run_cli("plan", "--config", str(config)), "nobody-has-this", "source.credentials")
+
+
+def test_report_in_a_folder_that_does_not_exist_fails_before_the_run(tmp_path, alternator_clean):
+    config = write_config(tmp_path, "http://127.0.0.1:1", alternator_target(alternator_clean), ["t1x"])
+    report = tmp_path / "missing-folder" / "r.json"
+    for command in ("migrate", "validate"):
+        assert_user_error(run_cli(command, "--config", str(config), "--report", str(report)),
+                          "missing-folder", "does not exist")

@@ -193,3 +193,23 @@ def test_renames_apply_to_changes_and_throttling_is_retried(dynamodb_local, alte
     expected = sorted(seed.canonical({"body" if k == "payload" else k: v for k, v in item.items()})
                       for item in seed.scan_all(source, table))
     assert sorted(seed.canonical(item) for item in seed.scan_all(alternator_clean.url, table)) == expected
+
+
+def test_a_recreated_stream_means_changes_were_lost(dynamodb_local, alternator_clean, tmp_path):
+    source = dynamodb_local.endpoint
+    table = _streamed_table(source)
+    config = _config(tmp_path, dynamodb_local, alternator_clean, table)
+    assert run_cli("migrate", "--config", str(config), "--streams", "--until-caught-up", "--no-progress").exit_code == 0
+    client = seed.client_for(source)
+    client.update_table(TableName=table, StreamSpecification={"StreamEnabled": False})
+    client.put_item(TableName=table, Item=_item(1))  # made while no stream recorded it
+    client.update_table(TableName=table, StreamSpecification={"StreamEnabled": True,
+                                                              "StreamViewType": "NEW_AND_OLD_IMAGES"})
+
+    lost = run_cli("replicate", "--config", str(config), "--until-caught-up")
+
+    assert lost.exit_code == 3
+    assert "disabled and enabled again" in lost.output and "Traceback" not in lost.output
+    fresh = run_cli("migrate", "--config", str(config), "--streams", "--until-caught-up", "--no-progress")
+    assert fresh.exit_code == 0, fresh.output
+    assert _same(source, alternator_clean.url, table) == 1
