@@ -160,3 +160,35 @@ def test_recheck_counts_replication_lag_apart_from_differences(migrated, alterna
     assert result.exit_code == 0, result.output
     entry = json.loads((tmp_path / "v.json").read_text())["tables"][table]
     assert entry["lagging"] == 1 and entry["different"] == 0 and entry["matched"] == COUNT - 1
+
+
+def test_sample_with_recheck_counts_lag_and_reports_the_rest(migrated, alternator_clean, tmp_path):
+    config, table, source, target = migrated
+    client = seed.client_for(target)
+    for i in (30, 31):  # two target items go stale; one of them catches up during the recheck wait
+        stale = client.get_item(TableName=table, Key=_key(i))["Item"]
+        client.put_item(TableName=table, Item=stale | {"flag": {"BOOL": not stale["flag"]["BOOL"]}})
+    original = {**seed.all_types_item(30)}
+    original["display_name"] = original.pop("legacy_name")
+
+    def catch_up_after_first_look():
+        deadline = time.monotonic() + 60
+        while not alternator_clean.front.stats()["requests_by_operation"].get("BatchGetItem"):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
+        time.sleep(0.5)
+        client.put_item(TableName=table, Item=original)
+
+    alternator_clean.front.reset_stats()
+    fixer = threading.Thread(target=catch_up_after_first_look)
+    fixer.start()
+    result = run_cli("validate", "--config", str(config), "--sample-rate", "1", "--recheck-seconds", "4",
+                     "--report", str(tmp_path / "v.json"))
+    fixer.join()
+
+    assert result.exit_code == 1, result.output
+    entry = json.loads((tmp_path / "v.json").read_text())["tables"][table]
+    assert entry["sampled"] == COUNT and entry["matched"] == COUNT - 2
+    assert entry["lagging"] == 1 and entry["different"] == 1
+    assert [e["key"] for e in entry["examples"]["different"]] == [_key(31)]

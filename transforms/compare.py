@@ -3,13 +3,13 @@
     source pages ─► DigestPages ─┐
                                  ├─ CoGroupByKey((table, bucket)) ─► CompareBuckets ─► Suspects
     target pages ─► DigestPages ─┘
-    Suspects ─► ConfirmSuspects (wait recheck_seconds, BatchGetItem both sides) ─► findings
+    Suspects ─► ReadBothSides (wait recheck_seconds, BatchGetItem both sides) ─► findings
 
 No worker holds more than one bucket of digests (16+16 bytes and a key per item).
 Only the keys whose digests differ are read again, with consistent reads, to tell
 real differences (missing, extra, different, with an attribute diff) from replication
 lag (different at scan time, equal now). Sampling skips the target scan: a share of
-the source keys goes straight to ConfirmSuspects as point reads.
+the source keys goes straight to ReadBothSides as point reads.
 
 Findings are dicts: {"table", "kind", "key", "diff"} with values in DynamoDB JSON.
 """
@@ -140,25 +140,29 @@ def _finding(table: str, kind: str, key: dict, source_item: dict | None, target_
     return finding
 
 
-class _ConfirmSuspectsFn(beam.DoFn):
-    """Re-read suspects on both sides (consistently) and report what still differs.
+RECHECK = "recheck"
 
-    Full comparison: every suspect is read again once, `recheck_seconds` after it was
-    found; equal by then means it was replication lag. Sample: suspects are read at
-    once; equal is a match, and with `recheck_seconds` a differing key gets one more
-    read after the delay before it is reported.
+
+class _ReadBothSidesFn(beam.DoFn):
+    """Read suspects on both sides (consistently) and sort them out.
+
+    `first_look` (sampling): a key equal on both sides is a match; a differing one is
+    reported, or, with `recheck_seconds`, sent on (output "recheck") for a second look.
+    Otherwise (second look): wait until `recheck_seconds` after the key was found, read
+    again; equal by then is lag, anything else is reported. Between the two looks there
+    is a Reshuffle, so the waits of many batches overlap instead of adding up.
     """
 
     def __init__(self, source: SourceSpec, target: TargetSpec, tables: Mapping[str, CompareTable],
-                 recheck_seconds: float, sample: bool, max_attempts: int):
+                 recheck_seconds: float, first_look: bool, max_attempts: int):
         self._source, self._target = source, target
         self._tables = dict(tables)
         self._recheck = recheck_seconds
-        self._sample = sample
+        self._first_look = first_look
         self._max_attempts = max_attempts
 
     def setup(self):
-        self._loop = LoopThread("confirm-suspects")
+        self._loop = LoopThread("read-both-sides")
         self._source_client = self._loop.enter(open_client(self._source))
         self._target_client = self._loop.enter(open_client(self._target))
 
@@ -188,21 +192,19 @@ class _ConfirmSuspectsFn(beam.DoFn):
 
     def process(self, suspects: Suspects):
         table = self._tables[suspects.table]
-        keys = list(suspects.keys)
-        if self._sample:
-            reads = self._read_both(table, keys)
-            differing = [read for read in reads if not self._equal(read[1], read[2])]
-            _counter(table.source, "matched").inc(len(reads) - len(differing))
-            if not (differing and self._recheck):
-                yield from self._report(table, differing, lagging=0)
-                return
-            keys = [key for key, _source, _target in differing]
-            time.sleep(self._recheck)
-        else:
+        if not self._first_look:
             time.sleep(max(0.0, suspects.found_at + self._recheck - time.time()))
-        reads = self._read_both(table, keys)
-        still = [(k, s, t) for k, s, t in reads if not self._equal(s, t)]
-        yield from self._report(table, still, lagging=len(reads) - len(still))
+        reads = self._read_both(table, list(suspects.keys))
+        differing = [read for read in reads if not self._equal(read[1], read[2])]
+        if not self._first_look:
+            yield from self._report(table, differing, lagging=len(reads) - len(differing))
+            return
+        _counter(table.source, "matched").inc(len(reads) - len(differing))
+        if differing and self._recheck:
+            yield beam.pvalue.TaggedOutput(RECHECK, Suspects(table.source, tuple(k for k, _, _ in differing),
+                                                             time.time()))
+        else:
+            yield from self._report(table, differing, lagging=0)
 
     def _report(self, table: CompareTable, differing, lagging: int):
         _counter(table.source, "lagging").inc(lagging)
@@ -232,8 +234,8 @@ class CompareTables(beam.PTransform):
                 | "GroupByBucket" >> beam.CoGroupByKey()
                 | "CompareBuckets" >> beam.ParDo(_CompareBucketsFn())
                 | "SpreadSuspects" >> beam.Reshuffle()
-                | "Confirm" >> beam.ParDo(_ConfirmSuspectsFn(self._source, self._target, self._tables,
-                                                             self._recheck, False, self._max_attempts)))
+                | "Confirm" >> beam.ParDo(_ReadBothSidesFn(self._source, self._target, self._tables,
+                                                           self._recheck, False, self._max_attempts)))
 
 
 class SampleTables(beam.PTransform):
@@ -246,8 +248,14 @@ class SampleTables(beam.PTransform):
         self._rate, self._recheck, self._max_attempts = rate, recheck_seconds, max_attempts
 
     def expand(self, source_pages):
-        return (source_pages
-                | "SampleKeys" >> beam.ParDo(_SampleKeysFn(self._tables, self._rate))
-                | "SpreadSamples" >> beam.Reshuffle()
-                | "PointReads" >> beam.ParDo(_ConfirmSuspectsFn(self._source, self._target, self._tables,
-                                                                self._recheck, True, self._max_attempts)))
+        first = (source_pages
+                 | "SampleKeys" >> beam.ParDo(_SampleKeysFn(self._tables, self._rate))
+                 | "SpreadSamples" >> beam.Reshuffle()
+                 | "PointReads" >> beam.ParDo(_ReadBothSidesFn(self._source, self._target, self._tables,
+                                                               self._recheck, True, self._max_attempts)
+                                              ).with_outputs(RECHECK, main="findings"))
+        rechecked = (first[RECHECK]
+                     | "SpreadRechecks" >> beam.Reshuffle()
+                     | "Recheck" >> beam.ParDo(_ReadBothSidesFn(self._source, self._target, self._tables,
+                                                                self._recheck, False, self._max_attempts)))
+        return (first.findings, rechecked) | "AllFindings" >> beam.Flatten()
