@@ -54,6 +54,7 @@ def main() -> None:
         (REPO_ROOT / "reports").mkdir(exist_ok=True)
         _run("migrate", "--config", "configs/local.yaml", "--report", "reports/demo.json")
         # Prove the copy the way a user would: both ways, item by item, renames honoured.
+        print("validating; the local stand-in (moto) scans slowly, so this takes a few minutes", flush=True)
         _run("validate", "--config", "configs/local.yaml", "--report", "reports/demo-validate.json")
         print(f"reports: {REPO_ROOT / 'reports' / 'demo.json'}, {REPO_ROOT / 'reports' / 'demo-validate.json'}")
 
