@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipeline.config import RunConfig
 from pipeline.progress import ProgressWatcher
@@ -126,6 +126,8 @@ def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, bea
     config = dataclasses.replace(config, dead_letter_dir=FileSystems.join(
         config.dead_letter_dir, time.strftime("run-%Y%m%dT%H%M%S")))
     options = pipeline_options(config, beam_args)
+    # The snapshot is a batch job even where `streaming` is set for replication's --follow.
+    options.view_as(StandardOptions).streaming = False
     watcher = ProgressWatcher(config.checkpoint_dir, {plan.spec.source: plan for plan in plans},
                               enabled=show_progress)
     started = time.monotonic()
