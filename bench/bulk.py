@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from bench.measure import run_measured
 from tests.support import seed
 from transforms.ddb_json import dumps_item
 from tests.support.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
@@ -47,7 +46,7 @@ def _create(endpoint: str, table: str) -> None:
                       BillingMode="PAY_PER_REQUEST")
 
 
-def _migrate(source: str, target_port: int, table: str, workdir: Path) -> tuple[float, int, dict]:
+def _migrate(source: str, target_port: int, table: str, workdir: Path) -> tuple[float, float, dict]:
     config = {
         "source": {"endpoint": source, "credentials": {"access_key_id": "b", "secret_access_key": "b"}},
         "target": {"alternator": {"seeds": ["127.0.0.1"], "port": target_port}},
@@ -58,13 +57,9 @@ def _migrate(source: str, target_port: int, table: str, workdir: Path) -> tuple[
     }
     path = workdir / "bench.yaml"
     path.write_text(yaml.safe_dump(config))
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pipeline.cli", "migrate", "--config", str(path), "--no-progress",
-                    "--report", str(workdir / "report.json")], cwd=REPO_ROOT, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    elapsed = time.perf_counter() - started
-    max_rss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return elapsed, max_rss_kib, json.loads((workdir / "report.json").read_text())
+    elapsed, max_rss_mib = run_measured([sys.executable, "-m", "pipeline.cli", "migrate", "--config", str(path),
+                                         "--no-progress", "--report", str(workdir / "report.json")], REPO_ROOT)
+    return elapsed, max_rss_mib, json.loads((workdir / "report.json").read_text())
 
 
 def main(items: int = 20_000) -> dict:
@@ -72,7 +67,7 @@ def main(items: int = 20_000) -> dict:
         table = "bench_bulk"
         _create(source.endpoint, table)
         seed.put_items(source.endpoint, table, (bench_item(i) for i in range(items)))
-        elapsed, max_rss_kib, report = _migrate(source.endpoint, target.port, table, Path(tmp))
+        elapsed, max_rss_mib, report = _migrate(source.endpoint, target.port, table, Path(tmp))
         written = report["tables"][table]["written"]
         assert written == items, f"bench: only {written} of {items} items written"
         pipeline_rate = items / elapsed
@@ -81,12 +76,12 @@ def main(items: int = 20_000) -> dict:
         naive_rate = _naive_copy(source.endpoint, target.url, table, naive_table, NAIVE_ITEMS)
     figures = {"items": items, "pipeline_items_per_s": round(pipeline_rate),
                "pipeline_seconds_incl_startup": round(elapsed, 1), "naive_items_per_s": round(naive_rate),
-               "speedup": round(pipeline_rate / naive_rate, 2), "max_rss_mib": round(max_rss_kib / 1024)}
+               "speedup": round(pipeline_rate / naive_rate, 2), "max_rss_mib": round(max_rss_mib)}
     print(f"bulk copy of {items:,} items (~{len(dumps_item(bench_item(1)))} B each), one run:")
     print(f"  alternator-migrate migrate: {pipeline_rate:>10,.0f} items/s ({elapsed:.1f} s incl. Beam start-up)")
     print(f"  naive Scan + PutItem:       {naive_rate:>10,.0f} items/s (first {NAIVE_ITEMS:,} items)")
     print(f"  speed-up:                   {pipeline_rate / naive_rate:>10.2f}x")
-    print(f"  peak memory of one process of the run (max RSS): {max_rss_kib / 1024:,.0f} MiB")
+    print(f"  peak memory of one process of the run (max RSS): {max_rss_mib:,.0f} MiB")
     return figures
 
 

@@ -11,7 +11,6 @@ Run: .venv/bin/python -m bench.validate [ITEMS]
 """
 from __future__ import annotations
 
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,6 +20,7 @@ import apache_beam as beam
 import yaml
 
 from bench.bulk import bench_item
+from bench.measure import run_measured
 from pipeline.config import load_config
 from pipeline.tables import plan_tables
 from pipeline.validate import run_validate, side_segments
@@ -28,8 +28,6 @@ from tests.support import seed
 from tests.support.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
 from transforms.read_segments import ScanSegments
 
-_MEASURE_RSS = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
-                "stderr=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
 
 
 def _seed_both(source: str, target: str, table: str, items: int) -> None:
@@ -63,9 +61,8 @@ def _plain_scan_seconds(config, plans) -> float:
 
 
 def _validate_max_rss_mib(config_path: Path) -> float:
-    out = subprocess.run([sys.executable, "-c", _MEASURE_RSS, sys.executable, "-m", "pipeline.cli", "validate",
-                          "--config", str(config_path)], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-    return int(out.stdout.strip()) / 1024
+    return run_measured([sys.executable, "-m", "pipeline.cli", "validate", "--config", str(config_path)],
+                        REPO_ROOT)[1]
 
 
 def main(items: int = 20_000) -> dict:
