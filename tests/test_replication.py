@@ -213,3 +213,24 @@ def test_a_recreated_stream_means_changes_were_lost(dynamodb_local, alternator_c
     fresh = run_cli("migrate", "--config", str(config), "--streams", "--until-caught-up", "--no-progress")
     assert fresh.exit_code == 0, fresh.output
     assert _same(source, alternator_clean.url, table) == 1
+
+
+def test_failed_writes_stop_the_shard_without_skipping_them(dynamodb_local, alternator_clean, tmp_path):
+    source = dynamodb_local.endpoint
+    table = _streamed_table(source)
+    config = _config(tmp_path, dynamodb_local, alternator_clean, table, write={"max_attempts": 2})
+    assert run_cli("migrate", "--config", str(config), "--streams", "--until-caught-up", "--no-progress").exit_code == 0
+    checkpoint_dir = str(tmp_path / "checkpoints")
+    before = stream_checkpoints.all_shards(checkpoint_dir, table)
+    _changes(source, table, 0, 30)
+    alternator_clean.front.set_faults(throttle=1.0, ops=["BatchWriteItem"])
+
+    failed = run_cli("replicate", "--config", str(config), "--until-caught-up")
+
+    assert failed.exit_code == 1
+    assert "could not be written after 2 attempts" in failed.output
+    assert list((tmp_path / "dead-letter" / table).glob("shardId-*.jsonl"))
+    assert stream_checkpoints.all_shards(checkpoint_dir, table) == before  # nothing skipped
+    alternator_clean.front.set_faults()
+    assert run_cli("replicate", "--config", str(config), "--until-caught-up").exit_code == 0
+    assert _same(source, alternator_clean.url, table) > 20

@@ -2,8 +2,10 @@
 
 One JSON line per write: {"table": ..., "error": ..., "item": <DynamoDB JSON>} for a
 put, {"table": ..., "error": ..., "delete": <key>} for a delete. Each
-writer flushes its failures to a file of its own (`<dir>/<table>/<uuid>.jsonl`), so
-parallel workers never share a file and a file is complete once it exists.
+writer flushes its failures to a file of its own (`<dir>/<table>/<name>.jsonl`), so
+parallel workers never share a file and a file is complete once it exists. Writers in
+Beam name the file after the unit of work (a page, a stream window), so a runner that
+retries a bundle overwrites the file instead of counting its failures twice.
 """
 from __future__ import annotations
 
@@ -17,14 +19,15 @@ from transforms.ddb_json import encode_item
 from transforms.files import matching
 
 
-def write_dead_letters(dead_letter_dir: str, failures: list[FailedWrite]) -> list[str]:
-    """Write failures grouped by table; returns the files written."""
+def write_dead_letters(dead_letter_dir: str, failures: list[FailedWrite], name: str | None = None) -> list[str]:
+    """Write failures grouped by table into `<name>.jsonl` (default: a new unique name);
+    returns the files written."""
     by_table: dict[str, list[FailedWrite]] = {}
     for failure in failures:
         by_table.setdefault(failure.table, []).append(failure)
     paths = []
     for table, rows in by_table.items():
-        path = FileSystems.join(dead_letter_dir, table, f"{uuid.uuid4().hex}.jsonl")
+        path = FileSystems.join(dead_letter_dir, table, f"{name or uuid.uuid4().hex}.jsonl")
         with FileSystems.create(path) as f:
             for row in rows:
                 what = "item" if "PutRequest" in row.request else "delete"

@@ -148,7 +148,7 @@ class ReplicateShardFn(beam.DoFn):
             records = page.get("Records", [])
             next_iterator = page.get("NextShardIterator")
             if records:
-                self._apply(table, records)
+                self._apply(table, records, window=f"{task.shard_id}-{records[0]['dynamodb']['SequenceNumber']}")
                 applied.inc(len(records))
                 checkpoint = ShardCheckpoint(records[-1]["dynamodb"]["SequenceNumber"], False,
                                              checkpoint.applied + len(records),
@@ -162,7 +162,7 @@ class ReplicateShardFn(beam.DoFn):
                 return not next_iterator
             iterator = next_iterator
 
-    def _apply(self, table: StreamTable, records: list[dict]) -> None:
+    def _apply(self, table: StreamTable, records: list[dict], window: str) -> None:
         """Write one window, collapsed to the last change per key; raise if any write failed."""
         without_image = any(r["eventName"] != "REMOVE" and "NewImage" not in r["dynamodb"] for r in records)
         if without_image:  # KEYS_ONLY or OLD_IMAGE: the source's current item decides
@@ -178,7 +178,7 @@ class ReplicateShardFn(beam.DoFn):
         requests = collapse_by_key(requests, table.target_key_names)
         outcome = self._loop.run(self._writer.write(table.target, requests, table.target_key_names[0]))
         if outcome.failures:
-            paths = write_dead_letters(self._dead_letter_dir, outcome.failures)
+            paths = write_dead_letters(self._dead_letter_dir, outcome.failures, name=window)
             raise WritesFailed(f"{table.source}: {len(outcome.failures)} changes could not be written after "
                                f"{self._max_attempts} attempts (in {', '.join(paths)}); replication of this "
                                f"shard stopped before them and resumes there on the next run")

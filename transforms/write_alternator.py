@@ -108,7 +108,8 @@ class _WritePagesFn(beam.DoFn):
         counters.retries.inc(outcome.retries)
         if outcome.failures:
             counters.dead.inc(len(outcome.failures))
-            write_dead_letters(self._dead_letter_dir, outcome.failures)
+            write_dead_letters(self._dead_letter_dir, outcome.failures,
+                               name=f"{page.table}-seg{page.segment:06d}-p{page.index:08d}")
         if self._checkpoint_dir:
             checkpoints.record_page(self._checkpoint_dir, page.table, page.segment, page.index,
                                     page.batch.num_rows, page.batch.nbytes, page.next_key)
