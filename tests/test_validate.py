@@ -58,6 +58,19 @@ def _damage(target: str, table: str) -> None:
     client.put_item(TableName=table, Item=respelled)
 
 
+def _wait_until_quiet(front, operation: str, quiet_seconds: float = 1.0) -> None:
+    """Until the front has seen `operation` and then none for `quiet_seconds`: a phase of
+    the validation (the target scan, the first looks) is over, the recheck 4 s away."""
+    deadline, seen, changed = time.monotonic() + 60, 0, time.monotonic()
+    while time.monotonic() < deadline:
+        count = front.stats()["requests_by_operation"].get(operation, 0)
+        if count != seen:
+            seen, changed = count, time.monotonic()
+        elif seen and time.monotonic() - changed >= quiet_seconds:
+            return
+        time.sleep(0.05)
+
+
 def _equal_after_renames(source: str, target: str, table: str) -> bool:
     expected = sorted(seed.canonical({RENAMES.get(k, k): v for k, v in item.items()})
                       for item in seed.scan_all(source, table))
@@ -142,12 +155,7 @@ def test_recheck_counts_replication_lag_apart_from_differences(migrated, alterna
     del caught_up["legacy_name"]
 
     def replicate_after_target_scan():
-        deadline = time.monotonic() + 60
-        while alternator_clean.front.stats()["requests_by_operation"].get("Scan", 0) < 2:  # both segments
-            if time.monotonic() > deadline:
-                return
-            time.sleep(0.05)
-        time.sleep(0.5)
+        _wait_until_quiet(alternator_clean.front, "Scan")
         seed.client_for(target).put_item(TableName=table, Item=caught_up)
 
     replicator = threading.Thread(target=replicate_after_target_scan)
@@ -172,12 +180,7 @@ def test_sample_with_recheck_counts_lag_and_reports_the_rest(migrated, alternato
     original["display_name"] = original.pop("legacy_name")
 
     def catch_up_after_first_look():
-        deadline = time.monotonic() + 60
-        while not alternator_clean.front.stats()["requests_by_operation"].get("BatchGetItem"):
-            if time.monotonic() > deadline:
-                return
-            time.sleep(0.05)
-        time.sleep(0.5)
+        _wait_until_quiet(alternator_clean.front, "BatchGetItem")
         client.put_item(TableName=table, Item=original)
 
     alternator_clean.front.reset_stats()
