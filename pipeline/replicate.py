@@ -33,8 +33,9 @@ from transforms import stream_checkpoints, table_schema
 from transforms.endpoints import source_client, streams_client
 from transforms.follow_streams import FollowStreams
 from transforms.rate_limit import share_of
-from transforms.replicate_shards import ReplicateShardFn, StreamTable
+from transforms.replicate_shards import ReplicateShardFn
 from transforms.stream_shards import ShardPlan, ShardTask, StreamDisabled, describe_shards, plan_shards
+from transforms.table_pairs import TablePair
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +120,8 @@ def plan_round(config: RunConfig, streams: Sequence[Stream]) -> dict[str, ShardP
         raise TableStepError(str(exc)) from None
 
 
-def stream_tables(plans: Sequence[TablePlan]) -> dict[str, StreamTable]:
-    return {plan.spec.source: StreamTable(plan.spec.source, plan.spec.target, plan.key.names,
-                                          plan.target_key.names, dict(plan.spec.renames)) for plan in plans}
+def stream_tables(plans: Sequence[TablePlan]) -> dict[str, TablePair]:
+    return {plan.spec.source: plan.pair for plan in plans}
 
 
 def _writer_args(config: RunConfig) -> dict:

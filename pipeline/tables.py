@@ -17,6 +17,7 @@ from pipeline.config import RunConfig, TableSpec
 from transforms import table_schema
 from transforms.endpoints import source_client, target_client
 from transforms.retry import error_code
+from transforms.table_pairs import TablePair
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,11 @@ class TablePlan:
     target_exists: bool
     indexes: tuple[str, ...]
     created: bool = False  # this run created the target table
+
+    @property
+    def pair(self) -> TablePair:
+        """The source/target pair the pipelines work with."""
+        return TablePair(self.spec.source, self.spec.target, self.target_key.names, dict(self.spec.renames))
 
 
 def auto_segments(item_count: int, size_bytes: int, page_size: int, workers: int) -> int:

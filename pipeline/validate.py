@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Iterator, Sequence
 
 import apache_beam as beam
@@ -56,9 +56,7 @@ def compare_tables(plans: Sequence[TablePlan]) -> dict[str, CompareTable]:
     """Per table, the comparison's settings. Buckets come from ItemCount, which DynamoDB
     refreshes only every few hours, so there are never fewer than the scan's segments."""
     return {plan.spec.source: CompareTable(
-        source=plan.spec.source, target=plan.spec.target, key_names=plan.target_key.names,
-        renames=dict(plan.spec.renames),
-        buckets=max(plan.segments, math.ceil(plan.item_count * 1.2 / ITEMS_PER_BUCKET)))
+        **asdict(plan.pair), buckets=max(plan.segments, math.ceil(plan.item_count * 1.2 / ITEMS_PER_BUCKET)))
         for plan in plans}
 
 

@@ -17,43 +17,29 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Mapping
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from transforms.arrow_codec import batch_to_items, key_of, rename_attributes, rename_item
+from transforms.arrow_codec import batch_to_items, key_of, rename_attributes
 from transforms.async_runtime import LoopThread
 from transforms.batch_reads import MAX_KEYS_PER_REQUEST, get_items
 from transforms.ddb_json import encode_item, encode_value
 from transforms.digests import attribute_diff, content_digest, digest_batch, key_digest
 from transforms.endpoints import SourceSpec, TargetSpec, open_client
 from transforms.read_segments import METRICS_NAMESPACE, Page
+from transforms.table_pairs import TablePair
 
 KINDS = ("missing", "extra", "different")
 
 
 @dataclass(frozen=True)
-class CompareTable:
-    """One table pair, named by its source table; keys and renames in target naming."""
+class CompareTable(TablePair):
+    """A table pair and how many key-hash buckets its digests are grouped in."""
 
-    source: str
-    target: str
-    key_names: tuple[str, ...]          # target's key attribute names
-    renames: Mapping[str, str] = field(default_factory=dict)  # source name -> target name
     buckets: int = 1
-
-    def to_target(self, item: dict) -> dict:
-        return rename_item(item, self.renames)
-
-    def to_source_key(self, key: dict) -> dict:
-        return rename_item(key, {new: old for old, new in self.renames.items()})
-
-    @property
-    def source_key_names(self) -> tuple[str, ...]:
-        back = {new: old for old, new in self.renames.items()}
-        return tuple(back.get(name, name) for name in self.key_names)
 
 
 @dataclass(frozen=True)

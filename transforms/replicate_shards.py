@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import datetime
 import time
-from dataclasses import dataclass, field
 from typing import Mapping
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from transforms import stream_checkpoints
-from transforms.arrow_codec import key_of, rename_item
+from transforms.arrow_codec import key_of
 from transforms.async_runtime import LoopThread
 from transforms.batch_reads import get_items
 from transforms.batch_writes import collapse_by_key, delete, put
@@ -40,6 +39,7 @@ from transforms.read_segments import METRICS_NAMESPACE
 from transforms.retry import call_with_retry, error_code
 from transforms.stream_checkpoints import ShardCheckpoint
 from transforms.stream_shards import ShardTask
+from transforms.table_pairs import TablePair
 
 WINDOW_RECORDS = 1000
 # DynamoDB Streams serves at most 5 GetRecords calls per second per shard.
@@ -54,20 +54,6 @@ class WritesFailed(RuntimeError):
     """A window could not be written after all retries; its shard stopped without moving on."""
 
 
-@dataclass(frozen=True)
-class StreamTable:
-    """A replicated table: source and target names, key names, renames (source -> target)."""
-
-    source: str
-    target: str
-    source_key_names: tuple[str, ...]
-    target_key_names: tuple[str, ...]
-    renames: Mapping[str, str] = field(default_factory=dict)
-
-    def to_target(self, item: dict) -> dict:
-        return rename_item(item, self.renames)
-
-
 def _epoch(value) -> float:
     if isinstance(value, datetime.datetime):
         return value.timestamp()
@@ -75,7 +61,7 @@ def _epoch(value) -> float:
 
 
 class ReplicateShardFn(beam.DoFn):
-    def __init__(self, source: SourceSpec, target: TargetSpec, tables: Mapping[str, StreamTable],
+    def __init__(self, source: SourceSpec, target: TargetSpec, tables: Mapping[str, TablePair],
                  checkpoint_dir: str, dead_letter_dir: str, *, batch_size: int, concurrency: int,
                  max_attempts: int, items_per_second: float | None):
         self._source, self._target = source, target
@@ -162,7 +148,7 @@ class ReplicateShardFn(beam.DoFn):
                 return not next_iterator
             iterator = next_iterator
 
-    def _apply(self, table: StreamTable, records: list[dict], window: str) -> None:
+    def _apply(self, table: TablePair, records: list[dict], window: str) -> None:
         """Write one window, collapsed to the last change per key; raise if any write failed."""
         without_image = any(r["eventName"] != "REMOVE" and "NewImage" not in r["dynamodb"] for r in records)
         if without_image:  # KEYS_ONLY or OLD_IMAGE: the source's current item decides
@@ -175,8 +161,8 @@ class ReplicateShardFn(beam.DoFn):
         else:
             requests = [delete(table.to_target(r["dynamodb"]["Keys"])) if r["eventName"] == "REMOVE"
                         else put(table.to_target(r["dynamodb"]["NewImage"])) for r in records]
-        requests = collapse_by_key(requests, table.target_key_names)
-        outcome = self._loop.run(self._writer.write(table.target, requests, table.target_key_names[0]))
+        requests = collapse_by_key(requests, table.key_names)
+        outcome = self._loop.run(self._writer.write(table.target, requests, table.key_names[0]))
         if outcome.failures:
             paths = write_dead_letters(self._dead_letter_dir, outcome.failures, name=window)
             raise WritesFailed(f"{table.source}: {len(outcome.failures)} changes could not be written after "
