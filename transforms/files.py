@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 from apache_beam.io.filesystems import FileSystems
 
@@ -15,8 +16,12 @@ def read_json(path: str) -> dict | None:
 
 
 def write_json(path: str, obj) -> None:
-    with FileSystems.create(path) as f:
+    """Write whole or not at all: a reader (or a restart after a kill) never sees half a
+    file, because the text goes to a temporary name first and is then renamed over `path`."""
+    temporary = f"{path}.tmp-{uuid.uuid4().hex}"
+    with FileSystems.create(temporary) as f:
         f.write(json.dumps(obj).encode("utf-8"))
+    FileSystems.rename([temporary], [path])
 
 
 def matching(pattern: str) -> list[str]:
