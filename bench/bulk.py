@@ -22,7 +22,7 @@ import yaml
 
 from bench.measure import run_measured
 from tests.support import seed
-from transforms.ddb_json import dumps_item
+from transforms.items.ddb_json import encode_item
 from tests.support.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
 
 NAIVE_ITEMS = 2_000
@@ -77,7 +77,7 @@ def main(items: int = 20_000) -> dict:
     figures = {"items": items, "pipeline_items_per_s": round(pipeline_rate),
                "pipeline_seconds_incl_startup": round(elapsed, 1), "naive_items_per_s": round(naive_rate),
                "speedup": round(pipeline_rate / naive_rate, 2), "max_rss_mib": round(max_rss_mib)}
-    print(f"bulk copy of {items:,} items (~{len(dumps_item(bench_item(1)))} B each), one run:")
+    print(f"bulk copy of {items:,} items (~{len(json.dumps(encode_item(bench_item(1))))} B each), one run:")
     print(f"  alternator-migrate migrate: {pipeline_rate:>10,.0f} items/s ({elapsed:.1f} s incl. Beam start-up)")
     print(f"  naive Scan + PutItem:       {naive_rate:>10,.0f} items/s (first {NAIVE_ITEMS:,} items)")
     print(f"  speed-up:                   {pipeline_rate / naive_rate:>10.2f}x")

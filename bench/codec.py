@@ -1,4 +1,4 @@
-"""Throughput of transforms.arrow_codec vs boto3's TypeDeserializer/TypeSerializer.
+"""Throughput of transforms.items.arrow_codec vs boto3's TypeDeserializer/TypeSerializer.
 
 Run: .venv/bin/python -m bench.codec [N_ITEMS] (or `make bench` for every benchmark)
 Prints items/s for encode, decode and the round trip, and the round-trip
@@ -15,7 +15,7 @@ import time
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from transforms.arrow_codec import batch_to_items, items_to_batch
+from transforms.items.arrow_codec import batch_to_items, items_to_batch
 
 
 def make_items(n: int, seed: int = 7) -> list[dict]:

@@ -26,7 +26,7 @@ from pipeline.tables import plan_tables
 from pipeline.validate import run_validate, side_segments
 from tests.support import seed
 from tests.support.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
-from transforms.read_segments import ScanSegments
+from transforms.scan import ScanTables
 
 
 
@@ -54,7 +54,7 @@ def _plain_scan_seconds(config, plans) -> float:
     started = time.perf_counter()
     with beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions([], runner="DirectRunner")) as p:
         for side, spec in (("source", config.source), ("target", config.target)):
-            _ = (p | f"Scan{side}" >> ScanSegments(spec, side_segments(plans, side), page_size=config.scan.page_size)
+            _ = (p | f"Scan{side}" >> ScanTables(spec, side_segments(plans, side), config.scan_settings())
                  | f"Count{side}" >> beam.Map(lambda page: page.batch.num_rows)
                  | f"Sum{side}" >> beam.CombineGlobally(sum))
     return time.perf_counter() - started

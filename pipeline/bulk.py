@@ -3,7 +3,7 @@
 Thin by design: the work is in `transforms/`. This module decides which segments to
 scan (all of them, or what checkpoints say is left), builds the pipeline from plain
 arguments, runs it while `progress` watches the checkpoints, and reads the figures
-back from Beam's metrics.
+back from Beam's metrics. Renames are applied per item by the writer.
 """
 from __future__ import annotations
 
@@ -11,21 +11,20 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import StandardOptions
 
 from pipeline.config import RunConfig
 from pipeline.progress import ProgressWatcher
-from pipeline.tables import TablePlan, worker_count
-from transforms import checkpoints
-from transforms.arrow_codec import rename_attributes
-from transforms.dead_letter import count_dead_letters
-from transforms.rate_limit import share_of
-from transforms.read_segments import METRICS_NAMESPACE, Page, ScanSegments, SegmentSpec
-from transforms.write_alternator import TableRoute, WriteToAlternator
+from pipeline.runner import pipeline_options, run_pipeline
+from pipeline.tables import TablePlan
+from transforms.scan import ScanTables, SegmentSpec
+from transforms.state import bulk_checkpoints
+from transforms.state.dead_letters import count_dead_letters
+from transforms.write import WriteTables
 
 log = logging.getLogger(__name__)
 
@@ -59,63 +58,27 @@ def segment_specs(config: RunConfig, plans: Sequence[TablePlan], resume: bool) -
     specs = []
     for plan in plans:
         table, total = plan.spec.source, plan.segments
-        recorded = checkpoints.recorded_segments(config.checkpoint_dir, table) if resume else None
+        recorded = bulk_checkpoints.recorded_segments(config.checkpoint_dir, table) if resume else None
         if recorded is None:
             if resume:
                 log.info("%s: no checkpoint found, copying it from the start", table)
-            checkpoints.start_fresh(config.checkpoint_dir, table, total)
+            bulk_checkpoints.start_fresh(config.checkpoint_dir, table, total)
             specs.extend(SegmentSpec(table, s, total) for s in range(total))
             continue
-        points = checkpoints.resume_points(config.checkpoint_dir, table, recorded)
+        points = bulk_checkpoints.resume_points(config.checkpoint_dir, table, recorded)
         left = [p for p in points if not p.done]
         log.info("%s: resuming, %d of %d segments left", table, len(left), recorded)
         specs.extend(SegmentSpec(table, p.segment, recorded, p.start_key, p.pages_done) for p in left)
     return specs
 
 
-def _rename_page(page: Page, renames: Mapping[str, Mapping[str, str]]) -> Page:
-    table_renames = renames.get(page.table)
-    if not table_renames:
-        return page
-    return dataclasses.replace(page, batch=rename_attributes(page.batch, table_renames))
-
-
 def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePlan],
                    specs: list[SegmentSpec]) -> None:
-    workers = worker_count(dict(config.pipeline_options))
-    routes = {plan.spec.source: TableRoute(plan.spec.target, plan.target_key.names) for plan in plans}
-    renames = {plan.spec.source: dict(plan.spec.renames) for plan in plans if plan.spec.renames}
-    pages = p | "Scan" >> ScanSegments(
-        config.source, specs, page_size=config.scan.page_size, consistent_read=config.scan.consistent_read,
-        read_units_per_second=share_of(config.scan.max_read_units_per_second, workers),
-        max_attempts=config.write.max_attempts)
-    if renames:
-        pages = pages | "Renames" >> beam.Map(_rename_page, renames)
-    _ = pages | "Write" >> WriteToAlternator(
-        config.target, routes, batch_size=config.batch_size, concurrency=config.write.concurrency,
-        items_per_second=share_of(config.write.max_items_per_second, workers),
-        max_attempts=config.write.max_attempts, checkpoint_dir=config.checkpoint_dir,
-        dead_letter_dir=config.dead_letter_dir)
-
-
-def pipeline_options(config: RunConfig, beam_args: Sequence[str]) -> PipelineOptions:
-    """The config's pipeline_options, overridden by command-line Beam flags.
-
-    Workers log at WARNING unless asked otherwise: their INFO lines would bury progress.
-    """
-    options = {"default_sdk_harness_log_level": "WARNING", **dict(config.pipeline_options)}
-    return PipelineOptions(list(beam_args), **options)
-
-
-def read_counters(result) -> dict[str, dict[str, int]]:
-    """This tool's Beam counters as {table: {name: value}} (names are `<table>.<name>`)."""
-    figures: dict[str, dict[str, int]] = {}
-    for counter in result.metrics().query(beam.metrics.MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]:
-        table, _, name = counter.key.metric.name.rpartition(".")
-        value = counter.committed if counter.committed is not None else counter.attempted
-        figures.setdefault(table, {}).setdefault(name, 0)
-        figures[table][name] += int(value or 0)
-    return figures
+    pairs = {plan.spec.source: plan.pair for plan in plans}
+    _ = (p
+         | "Scan" >> ScanTables(config.source, specs, config.scan_settings())
+         | "Write" >> WriteTables(config.target, pairs, config.writer_settings(),
+                                  checkpoint_dir=config.checkpoint_dir, dead_letter_dir=config.dead_letter_dir))
 
 
 def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, beam_args: Sequence[str] = (),
@@ -137,9 +100,7 @@ def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, bea
         if specs:
             p = beam.Pipeline(options=options)
             build_pipeline(p, config, plans, specs)
-            result = p.run()
-            result.wait_until_finish()
-            metrics = read_counters(result)
+            metrics = run_pipeline(p)
     finally:
         watcher.stop()
     duration = time.monotonic() - started

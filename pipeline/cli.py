@@ -1,53 +1,38 @@
 """The `alternator-migrate` command line.
 
-Exit codes: 0 done (validate: equal); 1 the run finished but some items could not be
-written (see the dead-letter files), or validate found differences; 2 a usage, config,
-table or connection problem found before writing; 3 replication found that changes
-were lost (a new snapshot is needed). User mistakes print one `error:` line, never a
-traceback.
+Every command ends with one `ExitCode` (see `transforms.errors`; the README lists them).
+User mistakes print one `error:` line, never a traceback; `_run` is the one place that
+turns errors into messages and exit codes.
 """
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import sys
+from typing import Callable
 
 import click
-
-from pipeline import bulk, replicate as replication, report, tables
 from botocore.exceptions import BotoCoreError
 
+from pipeline import bulk, repair, replicate as replication, report, tables
 from pipeline.config import ConfigError, load_config
-from pipeline.repair import repair as repair_target
-from pipeline.validate import compare_tables, read_findings, run_validate as validate_tables
-from transforms.dead_letter import write_dead_letters
-from transforms.stream_checkpoints import StreamChanged
+from pipeline.validate import run_validate
+from transforms.errors import ExitCode, MigrateError
 
 log = logging.getLogger("alternator_migrate")
 
-EXIT_FAILED_WRITES = 1
-EXIT_DIFFERENCES = 1
-EXIT_INTERRUPTED = 130
-EXIT_USAGE = 2
 
-
-def _user_errors(command):
-    """Turn the errors a user can fix into one clear line and exit code 2 (3 for lost changes)."""
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except (ConfigError, tables.TableStepError) as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_USAGE)
-        except BotoCoreError as exc:  # e.g. a profile that does not exist, no credentials at all
-            click.echo(f"error: {exc}; check source.credentials / target.credentials", err=True)
-            sys.exit(EXIT_USAGE)
-        except StreamChanged as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(replication.EXIT_CHANGES_LOST)
-    return wrapper
+def _run(command: Callable[[], ExitCode | None]) -> None:
+    """Run a command body and exit with its code; errors a user can fix become one line."""
+    try:
+        code = command() or ExitCode.OK
+    except MigrateError as exc:
+        click.echo(f"error: {exc}", err=True)
+        code = exc.code
+    except BotoCoreError as exc:  # e.g. a profile that does not exist, no credentials at all
+        click.echo(f"error: {exc}; check source.credentials / target.credentials", err=True)
+        code = ExitCode.USAGE
+    sys.exit(int(code))
 
 
 def _check_report_path(path: str | None) -> None:
@@ -56,9 +41,18 @@ def _check_report_path(path: str | None) -> None:
         raise ConfigError(f"--report {path}: the folder {os.path.dirname(os.path.abspath(path))} does not exist")
 
 
+class _QuietBeamImport(logging.Filter):
+    """Beam warns at import that optional GCP libraries are absent; that is expected here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "apitools not found" not in record.getMessage()
+
+
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_QuietBeamImport())
     # Beam and the AWS SDK are chatty at INFO; their warnings still show. The AWS SDK stays
     # quiet even with -v: its debug log shows request parameters (item values) and headers.
     for name in ("apache_beam", "alternator", "urllib3"):
@@ -82,7 +76,7 @@ def main(verbose: bool) -> None:
 @config_option
 def plan(config_path: str) -> None:
     """Show what a run would do, without writing anything."""
-    _user_errors(_plan)(config_path)
+    _run(lambda: _plan(config_path))
 
 
 def _plan(config_path: str) -> None:
@@ -96,7 +90,7 @@ def _plan(config_path: str) -> None:
 @config_option
 def create_tables(config_path: str) -> None:
     """Create the missing target tables (keys, indexes, TTL, tags), and nothing else."""
-    _user_errors(_create_tables)(config_path)
+    _run(lambda: _create_tables(config_path))
 
 
 def _create_tables(config_path: str) -> None:
@@ -116,16 +110,16 @@ def _replication_options(command):
     return click.option("--follow", is_flag=True, help="Keep replicating until interrupted (Ctrl-C).")(command)
 
 
-def _run_replication(config, plans, streams, follow, until_caught_up, max_lag, beam_args) -> None:
+def _run_replication(config, plans, streams, follow, until_caught_up, max_lag, beam_args) -> ExitCode:
     if follow and until_caught_up:
         raise click.UsageError("choose one of --follow and --until-caught-up")
     try:
-        code = replication.replicate(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
-                                     max_lag=max_lag, beam_args=beam_args, echo=lambda line: click.echo(line, err=True))
+        return replication.replicate(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
+                                     max_lag=max_lag, beam_args=beam_args,
+                                     echo=lambda line: click.echo(line, err=True))
     except KeyboardInterrupt:
         click.echo("stopped; `alternator-migrate replicate` continues from the checkpoints", err=True)
-        code = EXIT_INTERRUPTED
-    sys.exit(code)
+        return ExitCode.INTERRUPTED
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -145,12 +139,12 @@ def migrate(config_path: str, resume: bool, report_path: str | None, no_progress
     Extra arguments after `--` are Beam pipeline options, e.g.
     `-- --runner=DataflowRunner --project=my-project`.
     """
-    _user_errors(_migrate)(config_path, resume, report_path, no_progress, streams, enable_streams, follow,
-                           until_caught_up, max_lag, beam_args)
+    _run(lambda: _migrate(config_path, resume, report_path, no_progress, streams, enable_streams, follow,
+                          until_caught_up, max_lag, beam_args))
 
 
 def _migrate(config_path, resume, report_path, no_progress, streams, enable_streams, follow, until_caught_up,
-             max_lag, beam_args) -> None:
+             max_lag, beam_args) -> ExitCode:
     if (enable_streams or follow or until_caught_up) and not streams:
         raise click.UsageError("--enable-streams, --follow and --until-caught-up go with --streams")
     _check_report_path(report_path)
@@ -171,11 +165,12 @@ def _migrate(config_path, resume, report_path, no_progress, streams, enable_stre
     if result.dead_lettered:
         click.echo(f"error: {result.dead_lettered} items could not be written after "
                    f"{config.write.max_attempts} attempts; they are in {result.dead_letter_dir}", err=True)
-        sys.exit(EXIT_FAILED_WRITES)
+        return ExitCode.INCOMPLETE
     if table_streams:
         click.echo("snapshot copied; replicating changes from the streams", err=True)
-        _run_replication(config, plans, table_streams, follow or not until_caught_up, until_caught_up, max_lag,
-                         beam_args)
+        return _run_replication(config, plans, table_streams, follow or not until_caught_up, until_caught_up,
+                                max_lag, beam_args)
+    return ExitCode.OK
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -191,15 +186,15 @@ def replicate(config_path: str, follow: bool, until_caught_up: bool, max_lag: fl
     Exit 0 done or caught up, 1 writes failed (see dead letters), 2 usage or stream
     problem, 3 changes were lost (a new snapshot is needed).
     """
-    _user_errors(_replicate)(config_path, follow, until_caught_up, max_lag, beam_args)
+    _run(lambda: _replicate(config_path, follow, until_caught_up, max_lag, beam_args))
 
 
-def _replicate(config_path, follow, until_caught_up, max_lag, beam_args) -> None:
+def _replicate(config_path, follow, until_caught_up, max_lag, beam_args) -> ExitCode:
     config = load_config(config_path)
     plans = tables.plan_tables(config, create=False)
     table_streams = replication.ensure_streams(config, plans, enable=False)
     replication.bind_checkpoints(config, table_streams, fresh=False)
-    _run_replication(config, plans, table_streams, follow, until_caught_up, max_lag, beam_args)
+    return _run_replication(config, plans, table_streams, follow, until_caught_up, max_lag, beam_args)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -221,41 +216,36 @@ def validate(config_path, report_path, sample_rate, recheck_seconds, max_example
     attribute paths that differ). Exit 0 when every table matches, 1 when any
     difference was found, 2 for a usage or connection error.
     """
-    _user_errors(_validate)(config_path, report_path, sample_rate, recheck_seconds, max_examples, repair, yes,
-                            beam_args)
+    _run(lambda: _validate(config_path, report_path, sample_rate, recheck_seconds, max_examples, repair, yes,
+                           beam_args))
 
 
-def _validate(config_path, report_path, sample_rate, recheck_seconds, max_examples, repair, yes, beam_args) -> None:
-    if repair and sample_rate is not None:
+def _validate(config_path, report_path, sample_rate, recheck_seconds, max_examples, repair_target, yes,
+              beam_args) -> ExitCode:
+    if repair_target and sample_rate is not None:
         raise click.UsageError("--repair needs a full comparison; drop --sample-rate")
     _check_report_path(report_path)
     config = load_config(config_path)
     plans = tables.plan_tables(config, create=False)
-    run = functools.partial(validate_tables, config, plans, sample_rate=sample_rate,
-                            recheck_seconds=recheck_seconds, max_examples=max_examples, beam_args=beam_args)
-    result = run()
-    click.echo(report.validation_table(result))
-    if repair and not result.equal:
-        puts = sum(t.counts["missing"] + t.counts["different"] for t in result.tables.values())
-        extra = sum(t.counts["extra"] for t in result.tables.values())
-        click.echo(f"repair: will copy up to {puts:,} items from the source and delete up to {extra:,} "
-                   f"extra items from the target (each key is decided by the source's current state)")
+
+    def validate_once():
+        result = run_validate(config, plans, sample_rate=sample_rate, recheck_seconds=recheck_seconds,
+                              max_examples=max_examples, beam_args=beam_args)
+        click.echo(report.validation_table(result))
+        return result
+
+    result = validate_once()
+    if repair_target and not result.equal:
+        click.echo(repair.announce(result))
         if not yes:
             click.echo("repair: not done; run again with --repair --yes to apply it", err=True)
         else:
-            outcome = repair_target(config, compare_tables(plans), read_findings(result.findings_dir))
-            click.echo(f"repair: {sum(outcome.puts.values()):,} items put, "
-                       f"{sum(outcome.deletes.values()):,} deleted; validating again")
-            if outcome.failures:
-                paths = write_dead_letters(config.dead_letter_dir, outcome.failures)
-                click.echo(f"error: {len(outcome.failures)} repair writes failed; they are in "
-                           f"{', '.join(paths)}", err=True)
-            result = run()
-            click.echo(report.validation_table(result))
+            repair.repair(config, plans, result, echo=click.echo)
+            result = validate_once()
     if report_path:
         report.write_json(report_path, report.validation_json(result))
         click.echo(f"report written to {report_path}")
-    sys.exit(0 if result.equal else EXIT_DIFFERENCES)
+    return ExitCode.OK if result.equal else ExitCode.INCOMPLETE
 
 
 if __name__ == "__main__":

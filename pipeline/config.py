@@ -15,10 +15,14 @@ from typing import Any, Mapping
 
 import yaml
 
-from transforms.endpoints import Credentials, SourceSpec, TargetSpec
+from transforms.dynamo.endpoints import Credentials, SourceSpec, TargetSpec
+from transforms.dynamo.rate_limit import share_of
+from transforms.dynamo.writer import WriterSettings
+from transforms.errors import MigrateError
+from transforms.scan import ScanSettings
 
 
-class ConfigError(ValueError):
+class ConfigError(MigrateError):
     """A user mistake in the config: the message says what and how to fix it."""
 
 
@@ -31,15 +35,20 @@ class TableSpec:
 
 
 @dataclass(frozen=True)
-class ScanSettings:
+class ScanConfig:
+    """The `scan:` section: job-wide figures (the workers' settings come from `RunConfig`)."""
+
     segments: int | None = None  # None = auto
     page_size: int = 1000
     consistent_read: bool = False
     max_read_units_per_second: float | None = None
+    max_attempts: int = 10
 
 
 @dataclass(frozen=True)
-class WriteSettings:
+class WriteConfig:
+    """The `write:` section: job-wide figures (the workers' settings come from `RunConfig`)."""
+
     max_items_per_batch: int | None = None  # None = 25 (endpoint) / 100 (alternator)
     concurrency: int = 16
     max_items_per_second: float | None = None
@@ -51,8 +60,8 @@ class RunConfig:
     source: SourceSpec
     target: TargetSpec
     tables: tuple[TableSpec, ...]
-    scan: ScanSettings
-    write: WriteSettings
+    scan: ScanConfig
+    write: WriteConfig
     checkpoint_dir: str
     dead_letter_dir: str
     pipeline_options: Mapping[str, Any]
@@ -62,6 +71,27 @@ class RunConfig:
         if self.write.max_items_per_batch:
             return self.write.max_items_per_batch
         return 100 if self.target.alternator_seeds else 25
+
+    @property
+    def workers(self) -> int:
+        """The most workers the job may run on (`pipeline_options`), which job-wide rates are split over."""
+        for key in ("max_num_workers", "num_workers", "direct_num_workers"):
+            value = self.pipeline_options.get(key)
+            if isinstance(value, int) and value > 0:
+                return value
+        return 1
+
+    def scan_settings(self) -> ScanSettings:
+        """What each worker's scans use: the read rate is its share of the job's."""
+        return ScanSettings(page_size=self.scan.page_size, consistent_read=self.scan.consistent_read,
+                            read_units_per_second=share_of(self.scan.max_read_units_per_second, self.workers),
+                            max_attempts=self.scan.max_attempts)
+
+    def writer_settings(self) -> WriterSettings:
+        """What each worker's writer uses: the write rate is its share of the job's."""
+        return WriterSettings(batch_size=self.batch_size, concurrency=self.write.concurrency,
+                              max_attempts=self.write.max_attempts,
+                              items_per_second=share_of(self.write.max_items_per_second, self.workers))
 
 
 _SECRET_KEYS = frozenset({"secret_access_key", "session_token"})
@@ -232,30 +262,31 @@ def _tables(raw: Any) -> tuple[TableSpec, ...]:
     return tuple(specs)
 
 
-def _scan(section: _Section) -> ScanSettings:
+def _scan(section: _Section) -> ScanConfig:
     segments = section.get("segments", "auto", kind=(str, int))
     if segments == "auto":
         segments = None
     elif isinstance(segments, (str, bool)) or not 1 <= segments <= 1_000_000:
         raise ConfigError(f"scan.segments must be auto or an integer 1..1000000, got {segments!r}")
     page_size = section.positive("page_size", 1000)
-    settings = ScanSettings(
+    settings = ScanConfig(
         segments=segments,
         page_size=page_size,
         consistent_read=section.get("consistent_read", False, kind=bool),
         max_read_units_per_second=section.positive("max_read_units_per_second", None, (int, float)),
+        max_attempts=section.positive("max_attempts", 10),
     )
     section.done()
     return settings
 
 
-def _write(section: _Section, alternator: bool) -> WriteSettings:
+def _write(section: _Section, alternator: bool) -> WriteConfig:
     batch = section.positive("max_items_per_batch", None)
     limit = 100 if alternator else 25
     if batch is not None and batch > limit:
         raise ConfigError(f"write.max_items_per_batch is {batch}, but this target accepts at most {limit} "
                           f"items per BatchWriteItem")
-    settings = WriteSettings(
+    settings = WriteConfig(
         max_items_per_batch=batch,
         concurrency=section.positive("concurrency", 16),
         max_items_per_second=section.positive("max_items_per_second", None, (int, float)),

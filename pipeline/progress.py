@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Mapping, TextIO
 
-from transforms import checkpoints
+from transforms.state import bulk_checkpoints
 
 
 class ProgressWatcher:
@@ -33,7 +33,7 @@ class ProgressWatcher:
     def start(self) -> None:
         self._started = time.monotonic()
         for table in self._tables:  # a resumed run's earlier pages are not this run's speed
-            self._baseline[table] = sum(m.items for m in checkpoints.list_markers(self._dir, table))
+            self._baseline[table] = sum(m.items for m in bulk_checkpoints.list_markers(self._dir, table))
             self._shown[table] = (self._started, self._baseline[table])
         self._thread.start()
 
@@ -54,8 +54,8 @@ class ProgressWatcher:
         now = time.monotonic()
         states = []
         for table in self._tables:
-            total = checkpoints.recorded_segments(self._dir, table) or 0
-            markers = checkpoints.list_markers(self._dir, table)
+            total = bulk_checkpoints.recorded_segments(self._dir, table) or 0
+            markers = bulk_checkpoints.list_markers(self._dir, table)
             done = sum(1 for m in markers if m.last)
             if total and done >= total and table not in self._finished:
                 self._finished[table] = now - self._started

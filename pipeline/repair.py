@@ -9,18 +9,21 @@ Runs in the launcher, in chunks, so memory stays bounded by the chunk size.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping, Sequence
 
 from pipeline.config import RunConfig
-from transforms.arrow_codec import key_of
-from transforms.batch_reads import get_items
-from transforms.batch_writes import FailedWrite, collapse_by_key, delete, put
-from transforms.compare import CompareTable
-from transforms.ddb_json import decode_item
-from transforms.endpoints import source_client
-from transforms.node_routing import StickyWriter
+from pipeline.tables import TablePlan
+from pipeline.validate import ValidationResult, read_findings
+from transforms.dynamo.endpoints import source_client
+from transforms.dynamo.point_reads import get_items
+from transforms.dynamo.writer import FailedWrite, TargetWriter, collapse_by_key, delete, open_writer, put
+from transforms.items.ddb_json import decode_item
+from transforms.items.keys import key_of
+from transforms.state.dead_letters import write_dead_letters
+from transforms.table_pair import TablePair
 
 CHUNK = 1000
 
@@ -38,11 +41,11 @@ def _chunks(findings: Iterable[dict]) -> Iterable[list[dict]]:
         yield chunk
 
 
-async def _repair_table(source, writer: StickyWriter, table: CompareTable, keys: list[dict], max_attempts: int,
+async def _repair_table(source, writer: TargetWriter, table: TablePair, keys: list[dict], read_attempts: int,
                         outcome: RepairOutcome) -> None:
     """Put the source's current version of each key into the target, or delete the key."""
     current = await get_items(source, table.source, [table.to_source_key(k) for k in keys], table.source_key_names,
-                              max_attempts=max_attempts)
+                              max_attempts=read_attempts)
     present = {key_of(table.to_target(item), table.key_names): table.to_target(item) for item in current.values()}
     requests = [put(present[key_of(k, table.key_names)]) if key_of(k, table.key_names) in present else delete(k)
                 for k in keys]
@@ -52,23 +55,36 @@ async def _repair_table(source, writer: StickyWriter, table: CompareTable, keys:
     outcome.deletes[table.source] = outcome.deletes.get(table.source, 0) + sum("DeleteRequest" in r for r in requests)
 
 
-async def _repair(config: RunConfig, tables: Mapping[str, CompareTable], findings: Iterable[dict]) -> RepairOutcome:
+async def _repair(config: RunConfig, pairs: Mapping[str, TablePair], findings: Iterable[dict]) -> RepairOutcome:
     outcome = RepairOutcome()
-    async with source_client(config.source) as source:
-        writer = await StickyWriter.open(config.target, batch_size=config.batch_size,
-                                         concurrency=config.write.concurrency, max_attempts=config.write.max_attempts,
-                                         items_per_second=config.write.max_items_per_second)
-        try:
-            for chunk in _chunks(findings):
-                by_table: dict[str, list[dict]] = {}
-                for finding in chunk:
-                    by_table.setdefault(finding["table"], []).append(decode_item(finding["key"]))
-                for name, keys in by_table.items():
-                    await _repair_table(source, writer, tables[name], keys, config.write.max_attempts, outcome)
-        finally:
-            await writer.close()
+    async with contextlib.AsyncExitStack() as stack:
+        source = await stack.enter_async_context(source_client(config.source))
+        writer = await stack.enter_async_context(open_writer(config.target, config.writer_settings()))
+        for chunk in _chunks(findings):
+            by_table: dict[str, list[dict]] = {}
+            for finding in chunk:
+                by_table.setdefault(finding["table"], []).append(decode_item(finding["key"]))
+            for name, keys in by_table.items():
+                await _repair_table(source, writer, pairs[name], keys, config.scan.max_attempts, outcome)
     return outcome
 
 
-def repair(config: RunConfig, tables: Mapping[str, CompareTable], findings: Iterable[dict]) -> RepairOutcome:
-    return asyncio.run(_repair(config, tables, findings))
+def announce(result: ValidationResult) -> str:
+    """What a repair of these findings would do, before it is done."""
+    puts = sum(t.counts["missing"] + t.counts["different"] for t in result.tables.values())
+    extra = sum(t.counts["extra"] for t in result.tables.values())
+    return (f"repair: will copy up to {puts:,} items from the source and delete up to {extra:,} "
+            f"extra items from the target (each key is decided by the source's current state)")
+
+
+def repair(config: RunConfig, plans: Sequence[TablePlan], result: ValidationResult,
+           echo: Callable[[str], None]) -> RepairOutcome:
+    """Repair every key of a validation's findings; failed writes go to dead-letter files."""
+    pairs = {plan.spec.source: plan.pair for plan in plans}
+    outcome = asyncio.run(_repair(config, pairs, read_findings(result.findings_dir)))
+    echo(f"repair: {sum(outcome.puts.values()):,} items put, {sum(outcome.deletes.values()):,} deleted; "
+         f"validating again")
+    if outcome.failures:
+        paths = write_dead_letters(config.dead_letter_dir, outcome.failures)
+        echo(f"error: {len(outcome.failures)} repair writes failed; they are in {', '.join(paths)}")
+    return outcome

@@ -12,7 +12,7 @@ under its table's checkpoints instead of failing the pipeline, so the launcher c
 name the problem on any runner.
 
 On a streaming runner (`streaming: true`, e.g. Dataflow), `--follow` instead runs one
-long-lived pipeline (`transforms.follow_streams`) with the same shard reader made
+long-lived pipeline (`transforms.replicate`) with the same shard reader made
 splittable; it keeps the same checkpoints, so either mode can take over.
 """
 from __future__ import annotations
@@ -26,26 +26,17 @@ from typing import Callable, Sequence
 import apache_beam as beam
 from apache_beam.options.pipeline_options import StandardOptions
 
-from pipeline.bulk import pipeline_options
+from pipeline import schema
 from pipeline.config import RunConfig
-from pipeline.tables import TablePlan, TableStepError, worker_count
-from transforms import stream_checkpoints, table_schema
-from transforms.endpoints import source_client, streams_client
-from transforms.follow_streams import FollowStreams
-from transforms.rate_limit import share_of
-from transforms.replicate_shards import ReplicateShardFn
-from transforms.stream_shards import ShardPlan, ShardTask, StreamDisabled, describe_shards, plan_shards
-from transforms.table_pairs import TablePair
+from pipeline.runner import pipeline_options, run_pipeline
+from pipeline.tables import TablePlan, TableStepError
+from transforms.dynamo.endpoints import source_client, streams_client
+from transforms.errors import ExitCode, MigrateError
+from transforms.replicate import FollowStreams, ReplicateShards
+from transforms.state import stream_checkpoints
+from transforms.streams.shards import ShardPlan, ShardTask, describe_shards, plan_shards
 
 log = logging.getLogger(__name__)
-
-EXIT_CAUGHT_UP = 0
-EXIT_WRITES_FAILED = 1
-EXIT_STREAM_DISABLED = 2
-EXIT_CHANGES_LOST = 3
-_EXIT_BY_STOP = {"changes_lost": EXIT_CHANGES_LOST, "stream_disabled": EXIT_STREAM_DISABLED,
-                 "writes_failed": EXIT_WRITES_FAILED}
-
 
 @dataclass(frozen=True)
 class Stream:
@@ -68,7 +59,7 @@ async def _ensure_streams(config: RunConfig, plans: Sequence[TablePlan], enable:
     async with source_client(config.source) as source:
         for plan in plans:
             table = plan.spec.source
-            description = await table_schema.describe(source, table)
+            description = await schema.describe(source, table)
             if description is None:
                 raise TableStepError(f"source table {table} does not exist at {config.source.describe()}")
             spec = description.get("StreamSpecification") or {}
@@ -80,7 +71,7 @@ async def _ensure_streams(config: RunConfig, plans: Sequence[TablePlan], enable:
                         f"StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES) or pass --enable-streams")
                 await source.update_table(TableName=table, StreamSpecification={
                     "StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
-                description = await table_schema.wait_active(source, table)
+                description = await schema.wait_active(source, table)
                 log.info("%s: stream enabled (NEW_AND_OLD_IMAGES)", table)
             streams.append(Stream(table, description["LatestStreamArn"]))
     return streams
@@ -114,35 +105,23 @@ async def _plan_shards(config: RunConfig, streams: Sequence[Stream]) -> dict[str
 
 def plan_round(config: RunConfig, streams: Sequence[Stream]) -> dict[str, ShardPlan]:
     """Per table, the shards to read this round (a disabled stream is a usage error)."""
-    try:
-        return asyncio.run(_plan_shards(config, streams))
-    except StreamDisabled as exc:
-        raise TableStepError(str(exc)) from None
+    return asyncio.run(_plan_shards(config, streams))
 
 
-def stream_tables(plans: Sequence[TablePlan]) -> dict[str, TablePair]:
-    return {plan.spec.source: plan.pair for plan in plans}
-
-
-def _writer_args(config: RunConfig) -> dict:
-    """Write settings for the shard readers; the job-wide rate is split over the workers."""
-    return dict(batch_size=config.batch_size, concurrency=config.write.concurrency,
-                max_attempts=config.write.max_attempts,
-                items_per_second=share_of(config.write.max_items_per_second,
-                                          worker_count(dict(config.pipeline_options))))
+def _shard_args(config: RunConfig, plans: Sequence[TablePlan]) -> dict:
+    """What both replication transforms take from the config."""
+    return dict(checkpoint_dir=config.checkpoint_dir, dead_letter_dir=config.dead_letter_dir,
+                writer=config.writer_settings(), read_attempts=config.scan.max_attempts)
 
 
 def run_round(config: RunConfig, plans: Sequence[TablePlan], tasks: list[ShardTask],
               beam_args: Sequence[str]) -> None:
     if not tasks:
         return
-    with beam.Pipeline(options=pipeline_options(config, beam_args)) as p:
-        _ = (p
-             | "ShardTasks" >> beam.Create(tasks)
-             | "SpreadShards" >> beam.Reshuffle()
-             | "ApplyShards" >> beam.ParDo(ReplicateShardFn(
-                 config.source, config.target, stream_tables(plans), config.checkpoint_dir, config.dead_letter_dir,
-                 **_writer_args(config))))
+    p = beam.Pipeline(options=pipeline_options(config, beam_args))
+    _ = p | "Replicate" >> ReplicateShards(config.source, config.target, {plan.spec.source: plan.pair for plan in plans},
+                                           tasks, **_shard_args(config, plans))
+    run_pipeline(p)
 
 
 def _progress(config: RunConfig, table: str) -> tuple[int, float | None]:
@@ -151,34 +130,35 @@ def _progress(config: RunConfig, table: str) -> tuple[int, float | None]:
     return sum(cp.applied for cp in shards), max(times) if times else None
 
 
-def _stop_code(config: RunConfig, streams: Sequence[Stream], echo: Callable[[str], None]) -> int | None:
+def _stop_code(config: RunConfig, streams: Sequence[Stream], echo: Callable[[str], None]) -> ExitCode | None:
     """The exit code for the stop notes shards left (the most serious wins), or None."""
-    notes = [note for s in streams if (note := stream_checkpoints.read_stop(config.checkpoint_dir, s.table))]
-    for note in notes:
-        echo(f"error: {note['message']}")
-    return max((_EXIT_BY_STOP[note["kind"]] for note in notes), default=None)
+    stops: list[MigrateError] = [stop for s in streams
+                                 if (stop := stream_checkpoints.read_stop(config.checkpoint_dir, s.table))]
+    for stop in stops:
+        echo(f"error: {stop}")
+    return max((stop.code for stop in stops), default=None)
 
 
 def follow_streaming(config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[Stream],
                      beam_args: Sequence[str] = (), *, stop_after_seconds: float | None = None,
                      max_polls: int | None = None, discover_seconds: float = 10.0,
-                     echo: Callable[[str], None] = print) -> int:
+                     echo: Callable[[str], None] = print) -> ExitCode:
     """One long-running pipeline (`streaming` runners such as Dataflow); bounded only for tests."""
     echo("following the streams in one streaming pipeline; progress is in the checkpoints")
     with beam.Pipeline(options=pipeline_options(config, beam_args)) as p:
         _ = p | "FollowStreams" >> FollowStreams(
-            config.source, config.target, stream_tables(plans), [(s.table, s.arn) for s in streams],
-            config.checkpoint_dir, config.dead_letter_dir, stop_after_seconds=stop_after_seconds,
-            max_polls=max_polls, discover_seconds=discover_seconds, **_writer_args(config))
-    return _stop_code(config, streams, echo) or EXIT_CAUGHT_UP
+            config.source, config.target, {plan.spec.source: plan.pair for plan in plans},
+            [(s.table, s.arn) for s in streams], stop_after_seconds=stop_after_seconds, max_polls=max_polls,
+            discover_seconds=discover_seconds, **_shard_args(config, plans))
+    return _stop_code(config, streams, echo) or ExitCode.OK
 
 
 # --- rounds -------------------------------------------------------------------------------
 
 def replicate(config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[Stream], *, follow: bool,
               until_caught_up: bool, max_lag: float, beam_args: Sequence[str] = (),
-              echo: Callable[[str], None] = print) -> int:
-    """Run rounds; returns the exit code (0 caught up or done, 1 writes failed, 3 changes lost).
+              echo: Callable[[str], None] = print) -> ExitCode:
+    """Run rounds; returns the exit code (OK caught up or done, INCOMPLETE writes failed, CHANGES_LOST).
 
     `--follow` on a streaming runner (pipeline option `streaming`) runs one streaming
     pipeline instead of rounds.
@@ -210,8 +190,8 @@ def replicate(config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[S
         calm_rounds = calm_rounds + 1 if calm else 0
         if until_caught_up and calm_rounds >= 2:
             echo(f"caught up: every table's lag is under {max_lag:g} s and nothing is pending; safe to cut over")
-            return EXIT_CAUGHT_UP
+            return ExitCode.OK
         if not (follow or until_caught_up):
-            return EXIT_CAUGHT_UP
+            return ExitCode.OK
         if not any(r.applied for r in report.values()):
             time.sleep(1.0)  # nothing new: do not spin on DescribeStream

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from pipeline import schema
 from pipeline.config import RunConfig, TableSpec
-from transforms import table_schema
-from transforms.endpoints import source_client, target_client
-from transforms.retry import error_code
-from transforms.table_pairs import TablePair
+from transforms.dynamo.endpoints import source_client, target_client
+from transforms.dynamo.retry import error_code
+from transforms.errors import MigrateError
+from transforms.table_pair import TablePair
 
 log = logging.getLogger(__name__)
 
@@ -25,15 +26,15 @@ MAX_SEGMENTS = 1_000_000
 BYTES_PER_SEGMENT = 64 * 1024 * 1024
 
 
-class TableStepError(RuntimeError):
+class TableStepError(MigrateError):
     """A table or endpoint problem found before writing; the message names it and the fix."""
 
 
 @dataclass(frozen=True)
 class TablePlan:
     spec: TableSpec
-    key: table_schema.KeySchema          # source key schema
-    target_key: table_schema.KeySchema   # after renames
+    key: schema.KeySchema          # source key schema
+    target_key: schema.KeySchema   # after renames
     item_count: int
     size_bytes: int
     segments: int
@@ -56,14 +57,6 @@ def auto_segments(item_count: int, size_bytes: int, page_size: int, workers: int
     return max(1, min(wanted, useful, MAX_SEGMENTS))
 
 
-def worker_count(pipeline_options: dict) -> int:
-    for key in ("max_num_workers", "num_workers", "direct_num_workers"):
-        value = pipeline_options.get(key)
-        if isinstance(value, int) and value > 0:
-            return value
-    return 1
-
-
 def _describe_error(where: str, exc: BaseException) -> TableStepError:
     if isinstance(exc, NoCredentialsError):
         side = where.split()[0]  # "source ..." or "target ...": point at that side's credentials
@@ -81,7 +74,7 @@ async def _plan_tables(config: RunConfig, create: bool) -> list[TablePlan]:
         for spec in config.tables:
             where = f"source {config.source.describe()}"
             try:
-                description = await table_schema.describe(source, spec.source)
+                description = await schema.describe(source, spec.source)
             except (BotoCoreError, ClientError, OSError) as exc:
                 raise _describe_error(where, exc) from None
             if description is None:
@@ -90,11 +83,11 @@ async def _plan_tables(config: RunConfig, create: bool) -> list[TablePlan]:
             where = f"target {config.target.describe()}"
             try:
                 if create:
-                    target_description, created = await table_schema.ensure_target_table(
+                    target_description, created = await schema.ensure_target_table(
                         source, target, description, spec.target, spec.renames, spec.create)
                     if created:
                         log.info("created target table %s", spec.target)
-                    isolation = await table_schema.write_isolation(target, target_description)
+                    isolation = await schema.write_isolation(target, target_description)
                     if isolation == "always_use_lwt":
                         log.warning("target table %s uses write isolation always_use_lwt: every write is a "
                                     "Paxos round, far slower for a bulk load; consider only_rmw_uses_lwt",
@@ -102,19 +95,17 @@ async def _plan_tables(config: RunConfig, create: bool) -> list[TablePlan]:
                     exists = not created
                 else:
                     created = False
-                    exists = await table_schema.describe(target, spec.target) is not None
-            except table_schema.SchemaError as exc:
-                raise TableStepError(str(exc)) from None
+                    exists = await schema.describe(target, spec.target) is not None
             except (BotoCoreError, ClientError, OSError) as exc:
                 raise _describe_error(where, exc) from None
             item_count = int(description.get("ItemCount", 0))
             size_bytes = int(description.get("TableSizeBytes", 0))
             segments = config.scan.segments or auto_segments(
-                item_count, size_bytes, config.scan.page_size, worker_count(dict(config.pipeline_options)))
+                item_count, size_bytes, config.scan.page_size, config.workers)
             indexes = tuple(ix["IndexName"] for kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes")
                             for ix in description.get(kind) or [])
-            plans.append(TablePlan(spec, table_schema.key_schema(description),
-                                   table_schema.key_schema(description, spec.renames),
+            plans.append(TablePlan(spec, schema.key_schema(description),
+                                   schema.key_schema(description, spec.renames),
                                    item_count, size_bytes, segments, exists, indexes, created))
     return plans
 

@@ -11,18 +11,18 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.bulk import pipeline_options, read_counters
 from pipeline.config import RunConfig
+from pipeline.runner import pipeline_options, run_pipeline
 from pipeline.tables import TablePlan, TableStepError
-from transforms.compare import KINDS, CompareTable, CompareTables, SampleTables
-from transforms.files import matching
-from transforms.read_segments import ScanSegments, SegmentSpec
+from transforms.compare import KINDS, CompareTables, SampleTables
+from transforms.scan import ScanTables, SegmentSpec
+from transforms.state.files import matching
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,12 @@ class ValidationResult:
         return all(t.differences == 0 for t in self.tables.values())
 
 
-def compare_tables(plans: Sequence[TablePlan]) -> dict[str, CompareTable]:
-    """Per table, the comparison's settings. Buckets come from ItemCount, which DynamoDB
-    refreshes only every few hours, so there are never fewer than the scan's segments."""
-    return {plan.spec.source: CompareTable(
-        **asdict(plan.pair), buckets=max(plan.segments, math.ceil(plan.item_count * 1.2 / ITEMS_PER_BUCKET)))
-        for plan in plans}
+def bucket_counts(plans: Sequence[TablePlan]) -> dict[str, int]:
+    """Per table, how many key-hash buckets its digests are grouped in. Buckets come from
+    ItemCount, which DynamoDB refreshes only every few hours, so there are never fewer
+    than the scan's segments."""
+    return {plan.spec.source: max(plan.segments, math.ceil(plan.item_count * 1.2 / ITEMS_PER_BUCKET))
+            for plan in plans}
 
 
 def side_segments(plans: Sequence[TablePlan], side: str) -> list[SegmentSpec]:
@@ -67,21 +67,20 @@ def side_segments(plans: Sequence[TablePlan], side: str) -> list[SegmentSpec]:
 
 def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePlan], findings_prefix: str, *,
                    sample_rate: float | None, recheck_seconds: float) -> None:
-    tables = compare_tables(plans)
-    scan = dict(page_size=config.scan.page_size, consistent_read=config.scan.consistent_read,
-                max_attempts=config.write.max_attempts)
-    source_pages = p | "ScanSource" >> ScanSegments(config.source, side_segments(plans, "source"),
-                                                    counter_prefix="source:", **scan)
+    pairs = {plan.spec.source: plan.pair for plan in plans}
+    scan = config.scan_settings()
+    source_pages = p | "ScanSource" >> ScanTables(config.source, side_segments(plans, "source"), scan,
+                                                  counter_side="source:")
     if sample_rate is not None:
         findings = source_pages | "Sample" >> SampleTables(
-            config.source, config.target, tables, rate=sample_rate, recheck_seconds=recheck_seconds,
-            max_attempts=config.write.max_attempts)
+            config.source, config.target, pairs, rate=sample_rate, recheck_seconds=recheck_seconds,
+            read_attempts=scan.max_attempts)
     else:
-        target_pages = p | "ScanTarget" >> ScanSegments(config.target, side_segments(plans, "target"),
-                                                        counter_prefix="target:", **scan)
+        target_pages = p | "ScanTarget" >> ScanTables(config.target, side_segments(plans, "target"), scan,
+                                                      counter_side="target:")
         findings = (source_pages, target_pages) | "Compare" >> CompareTables(
-            config.source, config.target, tables, recheck_seconds=recheck_seconds,
-            max_attempts=config.write.max_attempts)
+            config.source, config.target, pairs, bucket_counts(plans), recheck_seconds=recheck_seconds,
+            read_attempts=scan.max_attempts)
     _ = (findings
          | "ToJson" >> beam.Map(lambda finding: json.dumps(finding, sort_keys=True, ensure_ascii=False))
          | "WriteFindings" >> beam.io.WriteToText(findings_prefix, file_name_suffix=".jsonl"))
@@ -121,9 +120,7 @@ def run_validate(config: RunConfig, plans: Sequence[TablePlan], *, sample_rate: 
     p = beam.Pipeline(options=pipeline_options(config, beam_args))
     build_pipeline(p, config, plans, FileSystems.join(findings_dir, "findings"),
                    sample_rate=sample_rate, recheck_seconds=recheck_seconds)
-    result = p.run()
-    result.wait_until_finish()
-    counters = read_counters(result)
+    counters = run_pipeline(p)
     names = [plan.spec.source for plan in plans]
     examples = _examples(findings_dir, names, max_examples)
     tables = {name: TableValidation({kind: counters.get(name, {}).get(kind, 0) for kind in COUNTS},

@@ -21,25 +21,22 @@ from dataclasses import dataclass
 from typing import Mapping
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
+from apache_beam.transforms.display import DisplayDataItem
 
-from transforms.arrow_codec import batch_to_items, key_of, rename_attributes
-from transforms.async_runtime import LoopThread
-from transforms.batch_reads import MAX_KEYS_PER_REQUEST, get_items
-from transforms.ddb_json import encode_item, encode_value
-from transforms.digests import attribute_diff, content_digest, digest_batch, key_digest
-from transforms.endpoints import SourceSpec, TargetSpec, open_client
-from transforms.read_segments import METRICS_NAMESPACE, Page
-from transforms.table_pairs import TablePair
+from transforms import metrics
+from transforms.dynamo.endpoints import SourceSpec, TargetSpec, open_client
+from transforms.dynamo.event_loop import LoopDoFn
+from transforms.dynamo.point_reads import MAX_KEYS_PER_REQUEST, get_items
+from transforms.items.arrow_codec import batch_to_items, rename_attributes
+from transforms.items.ddb_json import encode_item, encode_value
+from transforms.items.digests import attribute_diff, content_digest, digest_batch, key_digest
+from transforms.items.keys import key_of
+from transforms.scan import Page
+from transforms.table_pair import TablePair
+
+__all__ = ["KINDS", "CompareTables", "SampleTables"]
 
 KINDS = ("missing", "extra", "different")
-
-
-@dataclass(frozen=True)
-class CompareTable(TablePair):
-    """A table pair and how many key-hash buckets its digests are grouped in."""
-
-    buckets: int = 1
 
 
 @dataclass(frozen=True)
@@ -51,10 +48,6 @@ class Suspects:
     found_at: float
 
 
-def _counter(table: str, name: str):
-    return Metrics.counter(METRICS_NAMESPACE, f"{table}.{name}")
-
-
 def _bucket_of(digest: bytes, buckets: int) -> int:
     return int.from_bytes(digest[:8], "big") % buckets
 
@@ -62,16 +55,18 @@ def _bucket_of(digest: bytes, buckets: int) -> int:
 class _DigestPagesFn(beam.DoFn):
     """Page -> ((table, bucket), [(key digest, content digest, key), ...]) per bucket touched."""
 
-    def __init__(self, tables_by_page_name: Mapping[str, CompareTable], rename: bool):
-        self._tables = dict(tables_by_page_name)
+    def __init__(self, pairs_by_page_name: Mapping[str, TablePair], buckets: Mapping[str, int], rename: bool):
+        self._pairs = dict(pairs_by_page_name)
+        self._buckets = dict(buckets)  # by source table
         self._rename = rename
 
     def process(self, page: Page):
-        table = self._tables[page.table]
+        table = self._pairs[page.table]
         batch = rename_attributes(page.batch, table.renames) if self._rename and table.renames else page.batch
         groups: dict[int, list] = {}
+        buckets = self._buckets[table.source]
         for record in digest_batch(batch, table.key_names):
-            groups.setdefault(_bucket_of(record[0], table.buckets), []).append(record)
+            groups.setdefault(_bucket_of(record[0], buckets), []).append(record)
         for bucket, records in groups.items():
             yield (table.source, bucket), records
 
@@ -90,7 +85,7 @@ class _CompareBucketsFn(beam.DoFn):
                 else:
                     suspects.append(key)
         suspects.extend(key for _content, key in target.values())
-        _counter(table, "matched").inc(matched)
+        metrics.counter(table, "matched").inc(matched)
         found_at = time.time()
         for i in range(0, len(suspects), MAX_KEYS_PER_REQUEST):
             yield Suspects(table, tuple(suspects[i:i + MAX_KEYS_PER_REQUEST]), found_at)
@@ -99,7 +94,7 @@ class _CompareBucketsFn(beam.DoFn):
 class _SampleKeysFn(beam.DoFn):
     """A deterministic share of the source's keys (by key hash), as Suspects to point-read."""
 
-    def __init__(self, tables: Mapping[str, CompareTable], rate: float):
+    def __init__(self, tables: Mapping[str, TablePair], rate: float):
         self._tables = dict(tables)
         self._threshold = int(rate * 2**64)
 
@@ -111,7 +106,7 @@ class _SampleKeysFn(beam.DoFn):
             key = {name: renamed[name] for name in table.key_names}
             if int.from_bytes(key_digest(key, table.key_names)[:8], "big") < self._threshold:
                 keys.append(key)
-        _counter(table.source, "sampled").inc(len(keys))
+        metrics.counter(table.source, "sampled").inc(len(keys))
         for i in range(0, len(keys), MAX_KEYS_PER_REQUEST):
             yield Suspects(table.source, tuple(keys[i:i + MAX_KEYS_PER_REQUEST]), time.time())
 
@@ -129,7 +124,7 @@ def _finding(table: str, kind: str, key: dict, source_item: dict | None, target_
 RECHECK = "recheck"
 
 
-class _ReadBothSidesFn(beam.DoFn):
+class _ReadBothSidesFn(LoopDoFn):
     """Read suspects on both sides (consistently) and sort them out.
 
     `first_look` (sampling): a key equal on both sides is a match; a differing one is
@@ -139,7 +134,7 @@ class _ReadBothSidesFn(beam.DoFn):
     is a Reshuffle, so the waits of many batches overlap instead of adding up.
     """
 
-    def __init__(self, source: SourceSpec, target: TargetSpec, tables: Mapping[str, CompareTable],
+    def __init__(self, source: SourceSpec, target: TargetSpec, tables: Mapping[str, TablePair],
                  recheck_seconds: float, first_look: bool, max_attempts: int):
         self._source, self._target = source, target
         self._tables = dict(tables)
@@ -147,21 +142,17 @@ class _ReadBothSidesFn(beam.DoFn):
         self._first_look = first_look
         self._max_attempts = max_attempts
 
-    def setup(self):
-        self._loop = LoopThread("read-both-sides")
-        self._source_client = self._loop.enter(open_client(self._source))
-        self._target_client = self._loop.enter(open_client(self._target))
+    def open_clients(self):
+        self._source_client = self.loop.enter(open_client(self._source))
+        self._target_client = self.loop.enter(open_client(self._target))
 
-    def teardown(self):
-        self._loop.close()
-
-    def _read_both(self, table: CompareTable, keys: list[dict]) -> list[tuple[dict, dict | None, dict | None]]:
+    def _read_both(self, table: TablePair, keys: list[dict]) -> list[tuple[dict, dict | None, dict | None]]:
         source_keys = [table.to_source_key(k) for k in keys]
-        source, target = self._loop.run(self._gather(table, source_keys, keys))
+        source, target = self.loop.run(self._gather(table, source_keys, keys))
         return [(key, source.get(key_of(key, table.key_names)), target.get(key_of(key, table.key_names)))
                 for key in keys]
 
-    async def _gather(self, table: CompareTable, source_keys: list[dict], target_keys: list[dict]):
+    async def _gather(self, table: TablePair, source_keys: list[dict], target_keys: list[dict]):
         source, target = await asyncio.gather(
             get_items(self._source_client, table.source, source_keys, table.source_key_names,
                       max_attempts=self._max_attempts),
@@ -185,63 +176,83 @@ class _ReadBothSidesFn(beam.DoFn):
         if not self._first_look:
             yield from self._report(table, differing, lagging=len(reads) - len(differing))
             return
-        _counter(table.source, "matched").inc(len(reads) - len(differing))
+        metrics.counter(table.source, "matched").inc(len(reads) - len(differing))
         if differing and self._recheck:
             yield beam.pvalue.TaggedOutput(RECHECK, Suspects(table.source, tuple(k for k, _, _ in differing),
                                                              time.time()))
         else:
             yield from self._report(table, differing, lagging=0)
 
-    def _report(self, table: CompareTable, differing, lagging: int):
-        _counter(table.source, "lagging").inc(lagging)
+    def _report(self, table: TablePair, differing, lagging: int):
+        metrics.counter(table.source, "lagging").inc(lagging)
         for key, source_item, target_item in differing:
             kind = "missing" if target_item is None else "extra" if source_item is None else "different"
-            _counter(table.source, kind).inc()
+            metrics.counter(table.source, kind).inc()
             yield _finding(table.source, kind, key, source_item, target_item)
 
 
 class CompareTables(beam.PTransform):
-    """Full comparison of source and target pages; emits findings (see module docstring)."""
+    """Full comparison of source and target pages; emits findings (see the module docstring).
 
-    def __init__(self, source: SourceSpec, target: TargetSpec, tables: Mapping[str, CompareTable], *,
-                 recheck_seconds: float = 0.0, max_attempts: int = 10):
+    Args:
+        source, target: the two endpoints, for the consistent re-reads of suspects.
+        pairs: per source table, its target table, key and renames.
+        buckets: per source table, how many key-hash buckets its digests are grouped in.
+        recheck_seconds: how long after it was found a suspect is read again.
+        read_attempts: attempts for each re-read.
+    """
+
+    def __init__(self, source: SourceSpec, target: TargetSpec, pairs: Mapping[str, TablePair],
+                 buckets: Mapping[str, int], *, recheck_seconds: float = 0.0, read_attempts: int = 10):
         super().__init__()
-        self._source, self._target, self._tables = source, target, dict(tables)
-        self._recheck, self._max_attempts = recheck_seconds, max_attempts
+        self._source, self._target, self._pairs, self._buckets = source, target, dict(pairs), dict(buckets)
+        self._recheck, self._read_attempts = recheck_seconds, read_attempts
+
+    def display_data(self):
+        return {"tables": DisplayDataItem(", ".join(self._pairs), label="Tables"),
+                "recheck_seconds": DisplayDataItem(self._recheck, label="Recheck delay (s)")}
 
     def expand(self, pages):
         source_pages, target_pages = pages
-        by_target_name = {t.target: t for t in self._tables.values()}
+        by_target_name = {t.target: t for t in self._pairs.values()}
         digests = {
-            "source": source_pages | "DigestSource" >> beam.ParDo(_DigestPagesFn(self._tables, rename=True)),
-            "target": target_pages | "DigestTarget" >> beam.ParDo(_DigestPagesFn(by_target_name, rename=False)),
+            "source": source_pages | "DigestSource" >> beam.ParDo(
+                _DigestPagesFn(self._pairs, self._buckets, rename=True)),
+            "target": target_pages | "DigestTarget" >> beam.ParDo(
+                _DigestPagesFn(by_target_name, self._buckets, rename=False)),
         }
         return (digests
                 | "GroupByBucket" >> beam.CoGroupByKey()
                 | "CompareBuckets" >> beam.ParDo(_CompareBucketsFn())
                 | "SpreadSuspects" >> beam.Reshuffle()
-                | "Confirm" >> beam.ParDo(_ReadBothSidesFn(self._source, self._target, self._tables,
-                                                           self._recheck, False, self._max_attempts)))
+                | "Confirm" >> beam.ParDo(_ReadBothSidesFn(self._source, self._target, self._pairs,
+                                                           self._recheck, False, self._read_attempts)))
 
 
 class SampleTables(beam.PTransform):
-    """Spot check: point-read a deterministic share of the source's keys in the target."""
+    """Spot check: point-read a deterministic share `rate` of the source's keys in the target;
+    emits findings. Other arguments as `CompareTables`."""
 
-    def __init__(self, source: SourceSpec, target: TargetSpec, tables: Mapping[str, CompareTable], *,
-                 rate: float, recheck_seconds: float = 0.0, max_attempts: int = 10):
+    def __init__(self, source: SourceSpec, target: TargetSpec, pairs: Mapping[str, TablePair], *,
+                 rate: float, recheck_seconds: float = 0.0, read_attempts: int = 10):
         super().__init__()
-        self._source, self._target, self._tables = source, target, dict(tables)
-        self._rate, self._recheck, self._max_attempts = rate, recheck_seconds, max_attempts
+        self._source, self._target, self._pairs = source, target, dict(pairs)
+        self._rate, self._recheck, self._read_attempts = rate, recheck_seconds, read_attempts
+
+    def display_data(self):
+        return {"tables": DisplayDataItem(", ".join(self._pairs), label="Tables"),
+                "rate": DisplayDataItem(self._rate, label="Sample rate")}
+
+    def _read_both_sides(self, first_look: bool) -> _ReadBothSidesFn:
+        return _ReadBothSidesFn(self._source, self._target, self._pairs, self._recheck, first_look,
+                                self._read_attempts)
 
     def expand(self, source_pages):
         first = (source_pages
-                 | "SampleKeys" >> beam.ParDo(_SampleKeysFn(self._tables, self._rate))
+                 | "SampleKeys" >> beam.ParDo(_SampleKeysFn(self._pairs, self._rate))
                  | "SpreadSamples" >> beam.Reshuffle()
-                 | "PointReads" >> beam.ParDo(_ReadBothSidesFn(self._source, self._target, self._tables,
-                                                               self._recheck, True, self._max_attempts)
-                                              ).with_outputs(RECHECK, main="findings"))
+                 | "PointReads" >> beam.ParDo(self._read_both_sides(True)).with_outputs(RECHECK, main="findings"))
         rechecked = (first[RECHECK]
                      | "SpreadRechecks" >> beam.Reshuffle()
-                     | "Recheck" >> beam.ParDo(_ReadBothSidesFn(self._source, self._target, self._tables,
-                                                                self._recheck, False, self._max_attempts)))
+                     | "Recheck" >> beam.ParDo(self._read_both_sides(False)))
         return (first.findings, rechecked) | "AllFindings" >> beam.Flatten()

@@ -1,0 +1,179 @@
+"""Target tables: derive them from the source's DescribeTable, create, compare, wait.
+
+Launcher-only: runs before any item is written (from the launcher, not inside Beam), so a schema
+problem stops the run with nothing written. Renames apply to key and index
+attributes too, so a renamed key attribute is a key in the target as well.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Mapping
+
+from transforms.dynamo.retry import error_code
+from transforms.errors import MigrateError
+
+log = logging.getLogger(__name__)
+
+MAX_TAGS = 50
+WRITE_ISOLATION_TAG = "system:write_isolation"
+
+
+class SchemaError(MigrateError):
+    """The target cannot receive the source's items as configured; nothing was written."""
+
+
+@dataclass(frozen=True)
+class KeySchema:
+    """Key attribute names and types, partition key first: [('Artist', 'S'), ('SongTitle', 'S')]."""
+
+    attributes: tuple[tuple[str, str], ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.attributes)
+
+    def __str__(self) -> str:
+        roles = ("HASH", "RANGE")
+        return ", ".join(f"{name} {kind} ({roles[i]})" for i, (name, kind) in enumerate(self.attributes))
+
+
+def key_schema(description: dict, renames: Mapping[str, str] | None = None) -> KeySchema:
+    """The key of a DescribeTable result, optionally after renames."""
+    renames = renames or {}
+    types = {a["AttributeName"]: a["AttributeType"] for a in description["AttributeDefinitions"]}
+    ordered = sorted(description["KeySchema"], key=lambda k: k["KeyType"] != "HASH")
+    return KeySchema(tuple((renames.get(k["AttributeName"], k["AttributeName"]), types[k["AttributeName"]])
+                           for k in ordered))
+
+
+def _renamed_keys(keys: list[dict], renames: Mapping[str, str]) -> list[dict]:
+    return [{"AttributeName": renames.get(k["AttributeName"], k["AttributeName"]), "KeyType": k["KeyType"]}
+            for k in keys]
+
+
+def _renamed_projection(projection: dict, renames: Mapping[str, str]) -> dict:
+    out = {"ProjectionType": projection.get("ProjectionType", "ALL")}
+    if projection.get("NonKeyAttributes"):
+        out["NonKeyAttributes"] = [renames.get(a, a) for a in projection["NonKeyAttributes"]]
+    return out
+
+
+def create_table_request(description: dict, target_name: str, renames: Mapping[str, str]) -> dict:
+    """A CreateTable request for the target: same keys and indexes, on-demand billing."""
+    request = {
+        "TableName": target_name,
+        "KeySchema": _renamed_keys(description["KeySchema"], renames),
+        "AttributeDefinitions": [{"AttributeName": renames.get(a["AttributeName"], a["AttributeName"]),
+                                  "AttributeType": a["AttributeType"]}
+                                 for a in description["AttributeDefinitions"]],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    for kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+        indexes = description.get(kind) or []
+        if indexes:
+            request[kind] = [{"IndexName": ix["IndexName"],
+                              "KeySchema": _renamed_keys(ix["KeySchema"], renames),
+                              "Projection": _renamed_projection(ix.get("Projection", {}), renames)}
+                             for ix in indexes]
+    return request
+
+
+def portable_tags(tags: list[dict]) -> tuple[list[dict], list[str]]:
+    """Tags Alternator accepts, and the keys dropped (reserved prefixes, over the limit of 50)."""
+    kept, dropped = [], []
+    for tag in tags:
+        reserved = tag["Key"].startswith(("system:", "aws:"))
+        if reserved or len(kept) >= MAX_TAGS:
+            dropped.append(tag["Key"])
+        else:
+            kept.append(tag)
+    return kept, dropped
+
+
+async def describe(client, table: str) -> dict | None:
+    """DescribeTable's Table, or None when the table does not exist."""
+    try:
+        return (await client.describe_table(TableName=table))["Table"]
+    except Exception as exc:  # noqa: BLE001 - botocore builds exception classes per client
+        if error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise
+
+
+async def wait_active(client, table: str, timeout: float = 300.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        description = await describe(client, table)
+        if description and description.get("TableStatus", "ACTIVE") == "ACTIVE":
+            return description
+        if time.monotonic() > deadline:
+            raise SchemaError(f"target table {table} did not become ACTIVE within {timeout:.0f} s")
+        await asyncio.sleep(0.5)
+
+
+async def _copy_ttl(source, target, source_table: str, target_table: str, renames: Mapping[str, str]) -> None:
+    ttl = (await source.describe_time_to_live(TableName=source_table))["TimeToLiveDescription"]
+    if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and ttl.get("AttributeName"):
+        attribute = renames.get(ttl["AttributeName"], ttl["AttributeName"])
+        await target.update_time_to_live(TableName=target_table,
+                                          TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute})
+
+
+async def _copy_tags(source, target, source_arn: str, target_arn: str, target_table: str) -> None:
+    try:
+        tags = (await source.list_tags_of_resource(ResourceArn=source_arn)).get("Tags", [])
+    except Exception as exc:  # noqa: BLE001 - botocore builds exception classes per client
+        if error_code(exc) != "UnknownOperationException":  # DynamoDB Local has no tagging
+            raise
+        log.info("source of %s does not support tags; none copied", target_table)
+        return
+    kept, dropped = portable_tags(tags)
+    if dropped:
+        log.warning("table %s: not copying tags %s (reserved prefix or over Alternator's limit of %d)",
+                    target_table, ", ".join(dropped), MAX_TAGS)
+    if kept:
+        await target.tag_resource(ResourceArn=target_arn, Tags=kept)
+
+
+async def ensure_target_table(source, target, source_description: dict, target_table: str,
+                              renames: Mapping[str, str], create: str) -> tuple[dict, bool]:
+    """Make sure the target table exists with the source's key; returns (description, created).
+
+    Raises SchemaError when the target is missing under `create: never`, or exists with
+    another key schema (showing both).
+    """
+    wanted = key_schema(source_description, renames)
+    existing = await describe(target, target_table)
+    if existing is not None:
+        found = key_schema(existing)
+        if found != wanted:
+            raise SchemaError(
+                f"target table {target_table} exists with key schema [{found}], but the source "
+                f"{source_description['TableName']} needs [{wanted}]; drop or rename the target table, "
+                f"or set tables[].target to another name")
+        return await wait_active(target, target_table), False
+    if create == "never":
+        raise SchemaError(f"target table {target_table} does not exist and create is 'never'; create it "
+                          f"or set create: if_missing")
+    created = await target.create_table(**create_table_request(source_description, target_table, renames))
+    description = await wait_active(target, target_table)
+    await _copy_ttl(source, target, source_description["TableName"], target_table, renames)
+    target_arn = created["TableDescription"].get("TableArn") or description.get("TableArn")
+    if source_description.get("TableArn") and target_arn:
+        await _copy_tags(source, target, source_description["TableArn"], target_arn, target_table)
+    return description, True
+
+
+async def write_isolation(target, description: dict) -> str | None:
+    """The table's Alternator write isolation tag, if the target reports one."""
+    arn = description.get("TableArn")
+    if not arn:
+        return None
+    try:
+        tags = (await target.list_tags_of_resource(ResourceArn=arn)).get("Tags", [])
+    except Exception:  # noqa: BLE001 - a target without tag support has no isolation tag
+        return None
+    return next((t["Value"] for t in tags if t["Key"] == WRITE_ISOLATION_TAG), None)

@@ -1,0 +1,55 @@
+"""Which failures are retried, and how often."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from transforms.dynamo.retry import UnprocessedItemsLeft, call_with_retry, is_retryable
+
+
+def _client_error(code: str, status: int) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+                       "BatchWriteItem")
+
+
+@pytest.mark.parametrize("exc, retryable", [
+    (_client_error("ProvisionedThroughputExceededException", 400), True),
+    (_client_error("ThrottlingException", 400), True),
+    (_client_error("RequestLimitExceeded", 400), True),
+    (_client_error("InternalServerError", 500), True),
+    (_client_error("SomethingNew", 503), True),
+    (UnprocessedItemsLeft(3), True),
+    (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), True),
+    (asyncio.TimeoutError(), True),
+    (_client_error("ValidationException", 400), False),
+    (_client_error("ResourceNotFoundException", 400), False),
+    (ValueError("bug"), False),
+])
+def test_retryable_errors(exc, retryable):
+    assert is_retryable(exc) is retryable
+
+
+def test_call_with_retry_retries_transient_errors_then_gives_up_with_the_last_error():
+    calls, retried = [], []
+
+    async def flaky():
+        calls.append(1)
+        raise _client_error("RequestLimitExceeded", 400)
+
+    with pytest.raises(ClientError):
+        asyncio.run(call_with_retry(flaky, max_attempts=4, on_retry=retried.append, initial_wait=0.001))
+    assert len(calls) == 4 and len(retried) == 3
+
+
+def test_call_with_retry_does_not_retry_a_validation_error():
+    calls = []
+
+    async def invalid():
+        calls.append(1)
+        raise _client_error("ValidationException", 400)
+
+    with pytest.raises(ClientError):
+        asyncio.run(call_with_retry(invalid, max_attempts=5, initial_wait=0.001))
+    assert len(calls) == 1

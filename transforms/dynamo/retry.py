@@ -1,0 +1,73 @@
+"""Which request failures are worth retrying, and the retry policy for them.
+
+Throttling (DynamoDB's and Alternator's), server errors, timeouts and dropped
+connections are transient; anything else (validation errors, missing tables, access
+denied) is a real problem and must surface at once. Backoff is exponential with full
+jitter so many workers that were throttled together do not come back together.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Awaitable, Callable, TypeVar
+
+import aiohttp
+from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+T = TypeVar("T")
+
+THROTTLING_CODES = frozenset({
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "LimitExceededException",  # DynamoDB Streams: too many GetRecords on a shard
+})
+SERVER_ERROR_CODES = frozenset({"InternalServerError", "InternalFailure", "ServiceUnavailable"})
+
+
+def error_code(exc: BaseException) -> str | None:
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code")
+    return None
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return error_code(exc) in THROTTLING_CODES | SERVER_ERROR_CODES or status >= 500
+    return isinstance(exc, (UnprocessedItemsLeft, BotoConnectionError, HTTPClientError, aiohttp.ClientError,
+                            asyncio.TimeoutError, ConnectionError))
+
+
+async def call_with_retry(call: Callable[[], Awaitable[T]], *, max_attempts: int,
+                          on_retry: Callable[[BaseException], None] | None = None,
+                          initial_wait: float = 0.05, max_wait: float = 10.0) -> T:
+    """Await `call()` until it succeeds, a non-retryable error occurs, or attempts run out.
+
+    The last error is re-raised when attempts run out, so the caller decides what a
+    final failure means (for writes: the dead-letter file).
+    """
+    def before_sleep(state) -> None:
+        if on_retry is not None:
+            on_retry(state.outcome.exception())
+
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(max_attempts),
+        wait=wait_random_exponential(multiplier=initial_wait, max=max_wait),
+        retry=retry_if_exception(is_retryable),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+
+    async def invoke() -> T:  # tenacity awaits only coroutine functions, not lambdas returning coroutines
+        return await call()
+
+    return await retrying(invoke)
+
+
+class UnprocessedItemsLeft(Exception):
+    """DynamoDB accepted only part of a BatchWriteItem; the rest is retried like throttling."""
+
+    def __init__(self, count: int):
+        super().__init__(f"{count} items left unprocessed by BatchWriteItem")
+        self.count = count

@@ -1,0 +1,54 @@
+"""The errors that end a run, and the one exit code each stands for.
+
+Every command maps its outcome to an `ExitCode`; every error a user can act on is a
+`MigrateError` carrying its code and a message that names the problem and the fix.
+Workers that cannot raise into the launcher (a shard reader on a remote runner) leave
+a stop note holding the same code, so the launcher ends with the same exit code
+whichever way the error travelled.
+"""
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """What the process exit status means, for every command."""
+
+    OK = 0
+    #: The run finished but is not complete: items dead-lettered, or validation found differences.
+    INCOMPLETE = 1
+    #: A usage, config, table, endpoint or storage problem, found before anything was written.
+    USAGE = 2
+    #: Replication found that changes were lost (trimmed, or a new stream): copy the table again.
+    CHANGES_LOST = 3
+    #: Interrupted (Ctrl-C); checkpoints are consistent and the same command resumes.
+    INTERRUPTED = 130
+
+
+class MigrateError(Exception):
+    """An error the user can act on; `str()` is one line saying what is wrong and the fix."""
+
+    code: ExitCode = ExitCode.USAGE
+
+    def __init__(self, message: str, code: ExitCode | None = None):
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class ChangesLost(MigrateError):
+    """The stream no longer holds changes the target has not seen: a new snapshot is needed."""
+
+    code = ExitCode.CHANGES_LOST
+
+
+class WritesFailed(MigrateError):
+    """Writes failed after every retry; they are in the dead-letter folder."""
+
+    code = ExitCode.INCOMPLETE
+
+
+class StreamDisabled(MigrateError):
+    """The table's stream no longer records changes."""
+
+    code = ExitCode.USAGE

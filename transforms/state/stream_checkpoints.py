@@ -1,0 +1,88 @@
+"""Replication checkpoints: per shard, the last sequence number the target acknowledged.
+
+Layout under `<checkpoint_dir>/streams/<source table>/`:
+
+    stream.json               {"stream_arn": ...}  the stream these checkpoints belong to
+    shards/<shard id>.json    {"sequence_number", "finished", "applied", "last_change_time"}
+
+A shard file is rewritten only after a window of its changes was acknowledged by the
+target, so it only ever moves forward; a restart continues AFTER that sequence number.
+`finished` marks a closed shard read to its end: its children may start.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from apache_beam.io.filesystems import FileSystems
+
+from transforms.errors import ChangesLost, ExitCode, MigrateError
+from transforms.state.files import delete_tree, matching, read_json, write_json
+
+
+@dataclass(frozen=True)
+class ShardCheckpoint:
+    sequence_number: str | None = None  # last applied; None = nothing applied yet
+    finished: bool = False
+    applied: int = 0                    # changes applied from this shard, all runs
+    last_change_time: float | None = None  # ApproximateCreationDateTime of the last applied change
+
+
+def _dir(checkpoint_dir: str, table: str) -> str:
+    return FileSystems.join(checkpoint_dir, "streams", table)
+
+
+def forget(checkpoint_dir: str, table: str) -> None:
+    """Drop a table's replication checkpoints (a new snapshot starts a new replication)."""
+    delete_tree(_dir(checkpoint_dir, table))
+
+
+def bind_stream(checkpoint_dir: str, table: str, stream_arn: str) -> None:
+    """Tie the table's checkpoints to its stream; refuse checkpoints of another stream."""
+    path = FileSystems.join(_dir(checkpoint_dir, table), "stream.json")
+    recorded = read_json(path)
+    if recorded is None:
+        write_json(path, {"stream_arn": stream_arn})
+    elif recorded["stream_arn"] != stream_arn:
+        raise ChangesLost(
+            f"{table}: the checkpoints are for stream {recorded['stream_arn']}, but the table's stream is now "
+            f"{stream_arn} (the stream was disabled and enabled again): changes between the two streams are "
+            f"lost; copy the table again with `migrate --streams` (without --resume)")
+
+
+def read_shard(checkpoint_dir: str, table: str, shard_id: str) -> ShardCheckpoint | None:
+    obj = read_json(FileSystems.join(_dir(checkpoint_dir, table), "shards", f"{shard_id}.json"))
+    return ShardCheckpoint(**obj) if obj is not None else None
+
+
+def write_shard(checkpoint_dir: str, table: str, shard_id: str, checkpoint: ShardCheckpoint) -> None:
+    write_json(FileSystems.join(_dir(checkpoint_dir, table), "shards", f"{shard_id}.json"), asdict(checkpoint))
+
+
+def all_shards(checkpoint_dir: str, table: str) -> dict[str, ShardCheckpoint]:
+    shards = {}
+    for path in matching(FileSystems.join(_dir(checkpoint_dir, table), "shards", "*.json")):
+        shard_id = path.replace("\\", "/").rsplit("/", 1)[-1][:-len(".json")]
+        shards[shard_id] = ShardCheckpoint(**read_json(path))
+    return shards
+
+
+def _stop_path(checkpoint_dir: str, table: str) -> str:
+    return FileSystems.join(_dir(checkpoint_dir, table), "stopped.json")
+
+
+def write_stop(checkpoint_dir: str, table: str, error: MigrateError) -> None:
+    """Note why a shard of this table could not go on, with the exit code it means (read
+    by the launcher after a round, or by the streaming job's next discovery)."""
+    write_json(_stop_path(checkpoint_dir, table), {"code": int(error.code), "message": str(error)})
+
+
+def read_stop(checkpoint_dir: str, table: str) -> MigrateError | None:
+    """The error a shard of this table stopped with, or None."""
+    note = read_json(_stop_path(checkpoint_dir, table))
+    return None if note is None else MigrateError(note["message"], ExitCode(note["code"]))
+
+
+def clear_stop(checkpoint_dir: str, table: str) -> None:
+    path = _stop_path(checkpoint_dir, table)
+    if FileSystems.exists(path):
+        FileSystems.delete([path])

@@ -1,0 +1,32 @@
+"""A source table and its target, as every pipeline that moves or compares items sees it."""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from transforms.items.arrow_codec import rename_item
+
+
+@dataclass(frozen=True)
+class TablePair:
+    """Named by the source table; key names in target naming; renames source -> target."""
+
+    source: str
+    target: str
+    key_names: tuple[str, ...]
+    renames: Mapping[str, str] = field(default_factory=dict)
+
+    @functools.cached_property
+    def _back(self) -> dict[str, str]:
+        return {new: old for old, new in self.renames.items()}
+
+    def to_target(self, item: dict) -> dict:
+        return rename_item(item, self.renames)
+
+    def to_source_key(self, key: dict) -> dict:
+        return rename_item(key, self._back)
+
+    @property
+    def source_key_names(self) -> tuple[str, ...]:
+        return tuple(self._back.get(name, name) for name in self.key_names)
