@@ -1,27 +1,36 @@
-"""Continuous replication from DynamoDB Streams, as rounds of bounded pipelines.
+"""Replication from DynamoDB Streams: where it runs, and what the user sees of it.
 
-A round: DescribeStream, pick the shards to read (not finished, parent finished or
-gone), run one Beam pipeline that applies each of them up to its current end, then
-read the checkpoints to report lag, changes applied and open shards. `--follow`
-repeats rounds; `--until-caught-up` stops once every table's lag stayed under
-`--max-lag` for two rounds in a row with no shard waiting on its parent. This is the
-mode for every runner here: the local DirectRunner cannot run an unbounded source.
+On the local runner (the default) the launcher is the follower: one long-lived engine
+(`transforms.streams.engine`) keeps every shard's iterator and the shard map for the
+whole run, with hundreds of shards in flight on one event loop; a Beam pipeline per
+round would pay its start-up, a new iterator per shard and a full DescribeStream every
+time, and the DirectRunner adds no parallelism that the event loop does not already
+have. It serves every mode: one pass (apply what the streams hold now), until caught
+up, and `--follow`. Every 5 s it prints per table the honest lag (see
+`StreamEngine.status`), changes applied and per second, and open shards.
+
+Other runners run Beam pipelines on the same engine and checkpoints: a streaming
+runner (`streaming: true`, e.g. Dataflow) with `--follow` runs one long-lived pipeline
+(`FollowStreams`); a batch runner runs rounds of `ReplicateShards`, each applying every
+unfinished shard (whole lineages together) up to its current end. A round's lag is at
+most its duration, which is all a round can honestly claim.
 
 A shard that cannot go on (changes trimmed away, writes failing) leaves a stop note
-under its table's checkpoints instead of failing the pipeline, so the launcher can
-name the problem on any runner.
-
-On a streaming runner (`streaming: true`, e.g. Dataflow), `--follow` instead runs one
-long-lived pipeline (`transforms.replicate`) with the same shard reader made
-splittable; it keeps the same checkpoints, so either mode can take over.
+under its table's checkpoints; the launcher ends with that note's exit code, whatever
+ran the shard. Ctrl-C ends a run with what was acknowledged checkpointed; the caller
+(the CLI) turns it into exit 130.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
+import signal
+import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import StandardOptions
@@ -34,22 +43,20 @@ from transforms.dynamo.endpoints import source_client, streams_client
 from transforms.errors import ExitCode, MigrateError
 from transforms.replicate import FollowStreams, ReplicateShards
 from transforms.state import stream_checkpoints
-from transforms.streams.shards import ShardPlan, ShardTask, describe_shards, plan_shards
+from transforms.streams.engine import ReplicationSettings, StreamEngine, TableStatus, open_replicator
+from transforms.streams.shards import ShardPlan, describe_shards, plan_shards
 
 log = logging.getLogger(__name__)
+
+LOCAL_RUNNERS = frozenset({None, "DirectRunner", "direct", "SwitchingDirectRunner", "BundleBasedDirectRunner"})
+REPORT_SECONDS = 5.0   # a status line this often
+CHECK_SECONDS = 0.25   # how often --until-caught-up looks at the lag
+
 
 @dataclass(frozen=True)
 class Stream:
     table: str
     arn: str
-
-
-@dataclass
-class TableRound:
-    applied: int
-    lag_seconds: float
-    open_shards: int
-    waiting_shards: int
 
 
 # --- streams on, and which stream ---------------------------------------------------------
@@ -91,43 +98,27 @@ def bind_checkpoints(config: RunConfig, streams: Sequence[Stream], *, fresh: boo
         stream_checkpoints.clear_stop(config.checkpoint_dir, stream.table)
 
 
-# --- one round ----------------------------------------------------------------------------
+# --- where it runs ----------------------------------------------------------------------
 
-async def _plan_shards(config: RunConfig, streams: Sequence[Stream]) -> dict[str, ShardPlan]:
-    plans = {}
-    async with streams_client(config.source) as client:
-        for stream in streams:
-            shards = await describe_shards(client, stream.table, stream.arn)
-            done = stream_checkpoints.all_shards(config.checkpoint_dir, stream.table)
-            plans[stream.table] = plan_shards(stream.table, stream.arn, shards, done)
-    return plans
-
-
-def plan_round(config: RunConfig, streams: Sequence[Stream]) -> dict[str, ShardPlan]:
-    """Per table, the shards to read this round (a disabled stream is a usage error)."""
-    return asyncio.run(_plan_shards(config, streams))
-
-
-def _shard_args(config: RunConfig, plans: Sequence[TablePlan]) -> dict:
-    """What both replication transforms take from the config."""
-    return dict(checkpoint_dir=config.checkpoint_dir, dead_letter_dir=config.dead_letter_dir,
-                writer=config.writer_settings(), read_attempts=config.scan.max_attempts)
+def replicate(config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[Stream], *, follow: bool,
+              until_caught_up: bool, max_lag: float, beam_args: Sequence[str] = (),
+              echo: Callable[[str], None] = print) -> ExitCode:
+    """Replicate as the flags say; the exit code (OK caught up or done, INCOMPLETE writes failed,
+    CHANGES_LOST). KeyboardInterrupt (Ctrl-C) leaves consistent checkpoints behind."""
+    options = pipeline_options(config, beam_args)
+    if options.view_as(StandardOptions).runner in LOCAL_RUNNERS:
+        return follow_locally(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
+                              max_lag=max_lag, echo=echo)
+    if follow and options.view_as(StandardOptions).streaming:
+        return follow_streaming(config, plans, streams, beam_args, echo=echo)
+    return replicate_in_rounds(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
+                               max_lag=max_lag, beam_args=beam_args, echo=echo)
 
 
-def run_round(config: RunConfig, plans: Sequence[TablePlan], tasks: list[ShardTask],
-              beam_args: Sequence[str]) -> None:
-    if not tasks:
-        return
-    p = beam.Pipeline(options=pipeline_options(config, beam_args))
-    _ = p | "Replicate" >> ReplicateShards(config.source, config.target, {plan.spec.source: plan.pair for plan in plans},
-                                           tasks, **_shard_args(config, plans))
-    run_pipeline(p)
-
-
-def _progress(config: RunConfig, table: str) -> tuple[int, float | None]:
-    shards = stream_checkpoints.all_shards(config.checkpoint_dir, table).values()
-    times = [cp.last_change_time for cp in shards if cp.last_change_time is not None]
-    return sum(cp.applied for cp in shards), max(times) if times else None
+def _settings(config: RunConfig, plans: Sequence[TablePlan], **overrides) -> ReplicationSettings:
+    return dataclasses.replace(ReplicationSettings(
+        config.source, config.target, {plan.spec.source: plan.pair for plan in plans}, config.checkpoint_dir,
+        config.dead_letter_dir, config.writer_settings(), config.scan.max_attempts), **overrides)
 
 
 def _stop_code(config: RunConfig, streams: Sequence[Stream], echo: Callable[[str], None]) -> ExitCode | None:
@@ -139,59 +130,195 @@ def _stop_code(config: RunConfig, streams: Sequence[Stream], echo: Callable[[str
     return max((stop.code for stop in stops), default=None)
 
 
+def _status_line(elapsed: float, statuses: dict[str, TableStatus], rates: dict[str, float]) -> str:
+    def lag(status: TableStatus) -> str:
+        if status.lag is not None:
+            return f"lag {status.lag:.1f} s"
+        return f"lag unknown ({status.unread:,} shards not read to their end yet)" if status.unread \
+            else "lag unknown (looking for new shards)"
+
+    def table(name: str, status: TableStatus) -> str:
+        waiting = f", {status.waiting:,} waiting for their parent" if status.waiting else ""
+        return (f"{name}: {lag(status)}, {status.applied:,} changes ({rates[name]:,.0f}/s), "
+                f"{status.open_shards:,} open shard{'s' if status.open_shards != 1 else ''}{waiting}")
+
+    return f"[{elapsed:.0f} s] " + " | ".join(table(name, status) for name, status in statuses.items())
+
+
+def _caught_up(statuses: dict[str, TableStatus], max_lag: float) -> bool:
+    return all(s.lag is not None and s.lag < max_lag and not s.waiting for s in statuses.values())
+
+
+# --- local: the launcher is the follower ---------------------------------------------------
+
+def follow_locally(config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[Stream], *, follow: bool,
+                   until_caught_up: bool, max_lag: float, echo: Callable[[str], None] = print,
+                   **settings) -> ExitCode:
+    """One pass, until caught up, or `follow` until interrupted, on one long-lived engine.
+    `settings` override `ReplicationSettings` fields (tests: shorter periods)."""
+    # The whole job's write rate: here one process is every worker.
+    writer = dataclasses.replace(config.writer_settings(), items_per_second=config.write.max_items_per_second)
+    return asyncio.run(_follow_locally(_settings(config, plans, writer=writer, **settings), streams,
+                                       follow=follow, until_caught_up=until_caught_up, max_lag=max_lag,
+                                       echo=echo, config=config))
+
+
+async def _follow_locally(settings: ReplicationSettings, streams: Sequence[Stream], *, follow: bool,
+                          until_caught_up: bool, max_lag: float, echo: Callable[[str], None],
+                          config: RunConfig) -> ExitCode:
+    started = time.monotonic()
+    async with open_replicator(settings) as replicator:
+        engine = replicator.engine()
+        for stream in streams:
+            await engine.add_stream(stream.table, stream.arn)
+        running = asyncio.create_task(engine.run(follow=follow or until_caught_up))
+        report = _Reporter(engine, [s.table for s in streams], started, echo)
+        try:
+            while not running.done():
+                await asyncio.wait({running}, timeout=CHECK_SECONDS)
+                if until_caught_up and not running.done() and _caught_up(report.statuses(), max_lag):
+                    engine.stop()
+                    await running
+                    report.show()
+                    if engine.failure is None:
+                        echo(f"caught up: every table's lag is under {max_lag:g} s and nothing is pending; "
+                             f"safe to cut over")
+                    break
+                report.show_every(REPORT_SECONDS)
+            else:
+                running.result()  # an unexpected error of the engine itself
+                report.show()
+        finally:
+            if not running.done():  # interrupted: stop the engine; it checkpoints what was acknowledged
+                running.cancel()
+                await asyncio.gather(running, return_exceptions=True)
+    return _stop_code(config, streams, echo) or ExitCode.OK
+
+
+class _Reporter:
+    """Status lines: per table the honest lag, changes applied and their rate since the last line."""
+
+    def __init__(self, engine: StreamEngine, tables: list[str], started: float, echo: Callable[[str], None]):
+        self._engine, self._tables, self._started, self._echo = engine, tables, started, echo
+        self._shown_at = started
+        self._shown_applied = {table: 0 for table in tables}
+
+    def statuses(self) -> dict[str, TableStatus]:
+        return {table: self._engine.status(table) for table in self._tables}
+
+    def show_every(self, seconds: float) -> None:
+        if time.monotonic() - self._shown_at >= seconds:
+            self.show()
+
+    def show(self) -> None:
+        now = time.monotonic()
+        statuses = self.statuses()
+        rates = {table: (status.applied - self._shown_applied[table]) / max(now - self._shown_at, 1e-3)
+                 for table, status in statuses.items()}
+        self._echo(_status_line(now - self._started, statuses, rates))
+        self._shown_at, self._shown_applied = now, {table: s.applied for table, s in statuses.items()}
+
+
+# --- other runners: Beam pipelines on the same engine ---------------------------------------
+
+@contextlib.contextmanager
+def _interrupts_stay_interrupts() -> Iterator[None]:
+    """Ctrl-C while Beam runs a pipeline: Beam may wrap the KeyboardInterrupt in its own
+    error; whatever comes out after a Ctrl-C is re-raised as KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    interrupted = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum, frame):
+        interrupted.set()
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    except Exception:
+        if interrupted.is_set():
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+async def _plan_shards(config: RunConfig, streams: Sequence[Stream]) -> dict[str, ShardPlan]:
+    plans = {}
+    async with streams_client(config.source) as client:
+        for stream in streams:
+            shards = await describe_shards(client, stream.table, stream.arn)
+            done = stream_checkpoints.all_shards(config.checkpoint_dir, stream.table)
+            plans[stream.table] = plan_shards(stream.table, stream.arn, shards, done)
+    return plans
+
+
+def _applied(config: RunConfig, table: str) -> int:
+    return sum(cp.applied for cp in stream_checkpoints.all_shards(config.checkpoint_dir, table).values())
+
+
+def replicate_in_rounds(config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[Stream], *, follow: bool,
+                        until_caught_up: bool, max_lag: float, beam_args: Sequence[str] = (),
+                        echo: Callable[[str], None] = print) -> ExitCode:
+    """Rounds of `ReplicateShards` (batch runners): each applies every unfinished shard up to its end.
+
+    A round's lag is at most its own duration when it read every unfinished shard to its
+    end (none left waiting on a parent, no new shard found after it); otherwise unknown.
+    """
+    pairs = {plan.spec.source: plan.pair for plan in plans}
+    shard_plans = asyncio.run(_plan_shards(config, streams))
+    number, began = 0, time.monotonic()
+    while True:
+        number += 1
+        started = time.monotonic()
+        before = {s.table: _applied(config, s.table) for s in streams}
+        tasks = [task for plan in shard_plans.values() for task in plan.unfinished]
+        if tasks:
+            pipeline = beam.Pipeline(options=pipeline_options(config, beam_args))
+            _ = pipeline | "Replicate" >> ReplicateShards(
+                config.source, config.target, pairs, tasks, checkpoint_dir=config.checkpoint_dir,
+                dead_letter_dir=config.dead_letter_dir, writer=config.writer_settings(),
+                read_attempts=config.scan.max_attempts)
+            with _interrupts_stay_interrupts():
+                run_pipeline(pipeline)
+        ended = time.monotonic()
+        stopped = _stop_code(config, streams, echo)
+        if stopped is not None:
+            return stopped
+        ran = {(task.table, task.shard_id) for task in tasks}
+        shard_plans = asyncio.run(_plan_shards(config, streams))  # the next round's, and what this one left
+        statuses = {}
+        for stream in streams:
+            plan = shard_plans[stream.table]
+            unread = sum(1 for t in plan.unfinished if t.parent_id is not None or (t.table, t.shard_id) not in ran)
+            applied = _applied(config, stream.table) - before[stream.table]
+            statuses[stream.table] = TableStatus(applied, None if unread else ended - started, plan.open_shards,
+                                                 plan.waiting, unread)
+        echo(f"[round {number}] " + _status_line(ended - began, statuses, {
+            table: status.applied / max(ended - started, 1e-3) for table, status in statuses.items()}))
+        if until_caught_up and _caught_up(statuses, max_lag):
+            echo(f"caught up: every table's lag is under {max_lag:g} s and nothing is pending; safe to cut over")
+            return ExitCode.OK
+        if not (follow or until_caught_up):
+            return ExitCode.OK
+        if not any(status.applied for status in statuses.values()):
+            time.sleep(1.0)  # nothing new: do not spin on DescribeStream
+
+
 def follow_streaming(config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[Stream],
                      beam_args: Sequence[str] = (), *, stop_after_seconds: float | None = None,
                      max_polls: int | None = None, discover_seconds: float = 10.0,
                      echo: Callable[[str], None] = print) -> ExitCode:
     """One long-running pipeline (`streaming` runners such as Dataflow); bounded only for tests."""
     echo("following the streams in one streaming pipeline; progress is in the checkpoints")
-    with beam.Pipeline(options=pipeline_options(config, beam_args)) as p:
+    with _interrupts_stay_interrupts(), beam.Pipeline(options=pipeline_options(config, beam_args)) as p:
         _ = p | "FollowStreams" >> FollowStreams(
             config.source, config.target, {plan.spec.source: plan.pair for plan in plans},
             [(s.table, s.arn) for s in streams], stop_after_seconds=stop_after_seconds, max_polls=max_polls,
-            discover_seconds=discover_seconds, **_shard_args(config, plans))
+            discover_seconds=discover_seconds, checkpoint_dir=config.checkpoint_dir,
+            dead_letter_dir=config.dead_letter_dir, writer=config.writer_settings(),
+            read_attempts=config.scan.max_attempts)
     return _stop_code(config, streams, echo) or ExitCode.OK
-
-
-# --- rounds -------------------------------------------------------------------------------
-
-def replicate(config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[Stream], *, follow: bool,
-              until_caught_up: bool, max_lag: float, beam_args: Sequence[str] = (),
-              echo: Callable[[str], None] = print) -> ExitCode:
-    """Run rounds; returns the exit code (OK caught up or done, INCOMPLETE writes failed, CHANGES_LOST).
-
-    `--follow` on a streaming runner (pipeline option `streaming`) runs one streaming
-    pipeline instead of rounds.
-    """
-    if follow and pipeline_options(config, beam_args).view_as(StandardOptions).streaming:
-        return follow_streaming(config, plans, streams, beam_args, echo=echo)
-    calm_rounds, number = 0, 0
-    while True:
-        number += 1
-        before = {s.table: _progress(config, s.table)[0] for s in streams}
-        started = time.time()
-        shard_plans = plan_round(config, streams)
-        run_round(config, plans, [task for plan in shard_plans.values() for task in plan.ready], beam_args)
-        ended = time.time()
-        report = {}
-        for stream in streams:
-            applied, last_change = _progress(config, stream.table)
-            delta = applied - before[stream.table]
-            lag = max(0.0, ended - last_change) if delta and last_change is not None else 0.0
-            report[stream.table] = TableRound(delta, lag, shard_plans[stream.table].open_shards,
-                                              shard_plans[stream.table].waiting)
-        echo(f"[round {number}] " + " | ".join(
-            f"{table}: lag {r.lag_seconds:.1f} s, {r.applied:,} changes ({r.applied / max(ended - started, 1e-3):,.0f}/s), "
-            f"{r.open_shards} open shard{'s' if r.open_shards != 1 else ''}" for table, r in report.items()))
-        stopped = _stop_code(config, streams, echo)
-        if stopped is not None:
-            return stopped
-        calm = all(r.lag_seconds < max_lag and not r.waiting_shards for r in report.values())
-        calm_rounds = calm_rounds + 1 if calm else 0
-        if until_caught_up and calm_rounds >= 2:
-            echo(f"caught up: every table's lag is under {max_lag:g} s and nothing is pending; safe to cut over")
-            return ExitCode.OK
-        if not (follow or until_caught_up):
-            return ExitCode.OK
-        if not any(r.applied for r in report.values()):
-            time.sleep(1.0)  # nothing new: do not spin on DescribeStream

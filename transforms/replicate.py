@@ -1,23 +1,26 @@
-"""Replication from DynamoDB Streams: bounded rounds (`ReplicateShards`) and one
+"""Replication from DynamoDB Streams on Beam: bounded rounds (`ReplicateShards`) and one
 long-running streaming pipeline (`FollowStreams`, for Dataflow and other streaming runners).
 
-`ReplicateShards` applies the given shard tasks, each up to its shard's current end:
-`Create(tasks) -> Reshuffle -> ReplicateShardFn`. `FollowStreams`:
+Both run the same engine (`transforms.streams.engine`) as the local follower, on the
+same checkpoints, so any mode can take over from another.
 
-    PeriodicImpulse ─► DiscoverShards (DescribeStream + checkpoints: the ready shards)
+`ReplicateShards` applies shard tasks, each up to its shard's current end, whole
+lineages together so a child starts in the same round as its parent:
+`Create(lineage groups) -> Reshuffle -> ApplyShardGroups`, each group's shards in
+flight together on the worker's event loop. `FollowStreams`:
+
+    PeriodicImpulse ─► DiscoverShards (DescribeStream + checkpoints: unfinished shards)
       ─► OncePerShard (stateful: each shard is started once) ─► Reshuffle
       ─► FollowShard (splittable: apply up to the shard's end, then defer and poll again)
 
-FollowShard is the rounds' `ReplicateShardFn` made splittable: each claimed position is
-one poll of its shard, and at the end of an open shard (or while its parent is not
-applied yet) it self-checkpoints with `defer_remainder`, so a streaming runner resumes
-it later. Its progress lives in the
-same checkpoint files as the rounds', so the two modes can take over from each other.
-The local DirectRunner does not honour the deferral delay; `max_polls` bounds a local
-run (tests), where the rounds of `pipeline.replicate` are the normal mode. A shard that
-cannot go on leaves a stop note; the next discovery tick fails the job with it, so a
-streaming job never runs on silently with a stopped shard.
-
+FollowShard is a one-shard pass made splittable: each claimed position is one poll of
+its shard (the worker keeps the shard's iterator between polls), and at the end of an
+open shard (or while its parent is not applied yet) it self-checkpoints with
+`defer_remainder`, so a streaming runner resumes it later. The local DirectRunner does
+not honour the deferral delay; `max_polls` bounds a local run (tests), where the
+launcher's follower is the normal mode. A shard that cannot go on leaves a stop note;
+the next discovery tick fails the job with it, so a streaming job never runs on
+silently with a stopped shard.
 """
 from __future__ import annotations
 
@@ -32,18 +35,42 @@ from apache_beam.transforms.periodicsequence import PeriodicImpulse
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from apache_beam.utils.timestamp import MAX_TIMESTAMP, Duration
 
+from transforms import metrics
 from transforms.dynamo.endpoints import SourceSpec, TargetSpec, streams_client
 from transforms.dynamo.event_loop import LoopDoFn
 from transforms.dynamo.writer import WriterSettings
 from transforms.errors import MigrateError
 from transforms.state import stream_checkpoints
-from transforms.streams.shard_reader import ReplicateShardFn
-from transforms.streams.shards import ShardTask, describe_shards, plan_shards
+from transforms.streams.engine import PassResult, ReplicationSettings, open_replicator
+from transforms.streams.shards import ShardTask, describe_shards, lineage_groups, plan_shards
 from transforms.table_pair import TablePair
 
 __all__ = ["ReplicateShards", "FollowStreams"]
 
 UNBOUNDED_POLLS = 2**62
+SHARDS_PER_GROUP = 256  # shards one worker keeps in flight in a round
+
+
+class _ApplyShardGroupsFn(LoopDoFn):
+    """Applies a group of shard tasks up to their current end, all in flight together."""
+
+    def __init__(self, settings: ReplicationSettings):
+        self._settings = settings
+
+    def open_clients(self):
+        self._replicator = self.loop.enter(open_replicator(self._settings))
+
+    def _pass(self, tasks: Sequence[ShardTask]) -> PassResult:
+        stats = self._replicator.io.stats
+        before = {table: stats[table].applied for table in self._settings.pairs}
+        result = self.loop.run(self._replicator.run_pass(tasks))
+        for table, applied in before.items():  # Beam counters only from Beam's thread
+            if stats[table].applied > applied:
+                metrics.counter(table, "changes_applied").inc(stats[table].applied - applied)
+        return result
+
+    def process(self, group: list[ShardTask]):
+        self._pass(group)
 
 
 class _Polls(beam.transforms.core.RestrictionProvider):
@@ -62,9 +89,9 @@ class _Polls(beam.transforms.core.RestrictionProvider):
         yield restriction  # a shard is read in order by one reader: never split
 
 
-class _FollowShardFn(ReplicateShardFn):
-    def __init__(self, *args, poll_seconds: float = 1.0, max_polls: int | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
+class _FollowShardFn(_ApplyShardGroupsFn):
+    def __init__(self, settings: ReplicationSettings, poll_seconds: float = 1.0, max_polls: int | None = None):
+        super().__init__(settings)
         self._poll_seconds = poll_seconds
         self._max_polls = max_polls
 
@@ -72,13 +99,17 @@ class _FollowShardFn(ReplicateShardFn):
         position = tracker.current_restriction().start
         if not tracker.try_claim(position):
             return
+        checkpoint_dir = self._settings.checkpoint_dir
         parent_pending = task.parent_id is not None and not (
-            stream_checkpoints.read_shard(self._checkpoint_dir, task.table, task.parent_id)
+            stream_checkpoints.read_shard(checkpoint_dir, task.table, task.parent_id)
             or stream_checkpoints.ShardCheckpoint()).finished
-        done = (not parent_pending and self._replicate_or_stop(task)) or (
-            self._max_polls is not None and position + 1 >= self._max_polls)
-        if done:
-            tracker.try_claim(tracker.current_restriction().stop - 1)  # nothing left to read
+        if not parent_pending:
+            result = self._pass([task])
+            if result.failure is not None or result.closed:
+                tracker.try_claim(tracker.current_restriction().stop - 1)  # nothing left to read
+                return
+        if self._max_polls is not None and position + 1 >= self._max_polls:
+            tracker.try_claim(tracker.current_restriction().stop - 1)
             return
         tracker.defer_remainder(Duration(seconds=self._poll_seconds))
 
@@ -126,28 +157,31 @@ class ReplicateShards(beam.PTransform):
         source: where the streams (and, for KEYS_ONLY/OLD_IMAGE streams, the items) are read.
         target: the Alternator cluster (or DynamoDB-API endpoint) to write to.
         pairs: per source table, its target table, key and renames.
-        tasks: the shards to apply now (their parents already applied).
+        tasks: the unfinished shards; a task's `parent_id` names a parent among them to apply first.
         checkpoint_dir: where each shard's last applied sequence number is kept.
         dead_letter_dir: where changes that could not be written go.
         writer: batch size, concurrency, this worker's rate, and attempts.
         read_attempts: attempts for each Streams or source read.
+        shards_per_group: shards one worker keeps in flight (lineages are never split).
     """
 
     def __init__(self, source: SourceSpec, target: TargetSpec, pairs: Mapping[str, TablePair],
                  tasks: Sequence[ShardTask], *, checkpoint_dir: str, dead_letter_dir: str,
-                 writer: WriterSettings, read_attempts: int):
+                 writer: WriterSettings, read_attempts: int, shards_per_group: int = SHARDS_PER_GROUP):
         super().__init__()
-        self._tasks = list(tasks)
-        self._fn = ReplicateShardFn(source, target, pairs, checkpoint_dir, dead_letter_dir, writer, read_attempts)
+        self._groups = lineage_groups(tasks, shards_per_group)
+        self._fn = _ApplyShardGroupsFn(ReplicationSettings(source, target, dict(pairs), checkpoint_dir,
+                                                           dead_letter_dir, writer, read_attempts))
 
     def display_data(self):
-        return {"shards": DisplayDataItem(len(self._tasks), label="Shards")}
+        return {"shards": DisplayDataItem(sum(map(len, self._groups)), label="Shards"),
+                "groups": DisplayDataItem(len(self._groups), label="Shard groups")}
 
     def expand(self, pbegin):
         return (pbegin
-                | "ShardTasks" >> beam.Create(self._tasks)
-                | "SpreadShards" >> beam.Reshuffle()
-                | "ApplyShards" >> beam.ParDo(self._fn))
+                | "ShardGroups" >> beam.Create(self._groups)
+                | "SpreadGroups" >> beam.Reshuffle()
+                | "ApplyShardGroups" >> beam.ParDo(self._fn))
 
 
 class FollowStreams(beam.PTransform):
@@ -165,7 +199,8 @@ class FollowStreams(beam.PTransform):
         self._source, self._streams, self._checkpoint_dir = source, tuple(streams), checkpoint_dir
         self._discover_seconds = discover_seconds
         self._stop_after = stop_after_seconds
-        self._follow = _FollowShardFn(source, target, pairs, checkpoint_dir, dead_letter_dir, writer, read_attempts,
+        self._follow = _FollowShardFn(ReplicationSettings(source, target, dict(pairs), checkpoint_dir, dead_letter_dir,
+                                                          writer, read_attempts),
                                       poll_seconds=poll_seconds, max_polls=max_polls)
 
     def display_data(self):

@@ -8,9 +8,14 @@ Layout under `<checkpoint_dir>/streams/<source table>/`:
 A shard file is rewritten only after a window of its changes was acknowledged by the
 target, so it only ever moves forward; a restart continues AFTER that sequence number.
 `finished` marks a closed shard read to its end: its children may start.
+`CheckpointWriter` writes them off the event loop, the latest of each shard at most a
+second late (a restart then replays a little more, which is safe), a finished parent
+at once.
 """
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from apache_beam.io.filesystems import FileSystems
@@ -56,6 +61,58 @@ def read_shard(checkpoint_dir: str, table: str, shard_id: str) -> ShardCheckpoin
 
 def write_shard(checkpoint_dir: str, table: str, shard_id: str, checkpoint: ShardCheckpoint) -> None:
     write_json(FileSystems.join(_dir(checkpoint_dir, table), "shards", f"{shard_id}.json"), asdict(checkpoint))
+
+
+class CheckpointWriter:
+    """Shard checkpoints written from threads, so a slow filesystem (gs://) never stalls reads.
+
+    `update` keeps the latest checkpoint of a shard and writes it within `period`
+    seconds; `write_now` returns once the file is written (a finished parent, before its
+    children start). Writes of one shard never overtake each other: batches are written
+    one at a time. Use it on one event loop; `close` writes what is left.
+    """
+
+    def __init__(self, checkpoint_dir: str, period: float = 1.0, threads: int = 8):
+        self._dir, self._period = checkpoint_dir, period
+        self._pending: dict[tuple[str, str], ShardCheckpoint] = {}
+        self._batch = asyncio.Lock()
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="stream-checkpoints")
+        self._timer: asyncio.Task | None = None
+
+    def update(self, table: str, shard_id: str, checkpoint: ShardCheckpoint) -> None:
+        self._pending[(table, shard_id)] = checkpoint
+        if self._timer is None:
+            self._timer = asyncio.create_task(self._every_period())
+
+    async def write_now(self, table: str, shard_id: str, checkpoint: ShardCheckpoint) -> None:
+        async with self._batch:
+            self._pending.pop((table, shard_id), None)
+            await asyncio.get_running_loop().run_in_executor(self._pool, write_shard, self._dir, table, shard_id,
+                                                             checkpoint)
+
+    async def flush(self) -> None:
+        """Write every pending checkpoint now."""
+        async with self._batch:
+            batch, self._pending = self._pending, {}
+            loop = asyncio.get_running_loop()
+            await asyncio.gather(*(loop.run_in_executor(self._pool, write_shard, self._dir, table, shard, checkpoint)
+                                   for (table, shard), checkpoint in batch.items()))
+
+    async def _every_period(self) -> None:
+        while True:
+            await asyncio.sleep(self._period)
+            await self.flush()
+
+    async def close(self) -> None:
+        """Stop the timer, let writes already started finish, then write what is pending (also when cancelled)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            await asyncio.gather(self._timer, return_exceptions=True)
+            self._timer = None
+        self._pool.shutdown(wait=True)  # a write in a thread must land before a newer one of its shard
+        for (table, shard), checkpoint in self._pending.items():
+            write_shard(self._dir, table, shard, checkpoint)
+        self._pending.clear()
 
 
 def all_shards(checkpoint_dir: str, table: str) -> dict[str, ShardCheckpoint]:

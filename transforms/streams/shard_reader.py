@@ -1,150 +1,231 @@
-"""Apply DynamoDB Streams shards to the target, in order, one window at a time.
+"""Apply one DynamoDB Streams shard to the target, window by window, in order, reading ahead.
 
-For each shard task: get an iterator (AFTER the checkpointed sequence number, or
-TRIM_HORIZON), then repeat: GetRecords (one window of up to 1000 records), collapse the
-window to the last change per key, write it as BatchWriteItem puts and deletes through
-the writer (one node per partition key), and only once the target acknowledged it,
-checkpoint the window's last sequence number. The next window of a shard never starts
-before the previous one is acknowledged, so changes to a key are applied in order.
+For a shard: get an iterator (AFTER the last sequence number read or checkpointed, or
+TRIM_HORIZON), then repeat: GetRecords (one window of up to 1,000 records), turn the
+window into target writes (`windows.window_requests`), hand it to the shared
+`WindowWriter`, and once the target acknowledged it, checkpoint its last sequence
+number. The next page is fetched while a window is being written, but a window is
+handed in only after the one before it was acknowledged, so a key's changes are
+applied in order.
 
-INSERT/MODIFY with a NewImage become a full-item put, REMOVE a delete. For KEYS_ONLY
-and OLD_IMAGE streams the current item is read from the source (consistent) and put,
-or deleted if gone. A round reads each shard up to its current end (an empty page on
-an open shard) or to its close (no next iterator: the shard is finished). A shard
-that cannot go on leaves a stop note (see `stream_checkpoints.write_stop`) instead of
-failing the pipeline, so the launcher can name the problem on any runner.
+Reads respect DynamoDB Streams' limits: at most one GetRecords every 0.2 s per shard
+(5 a second), an idle shard (empty page) polled once a second, and a throttled read
+(LimitExceededException) retried with backoff, never given up on. What a shard holds
+in memory counts against a `RecordBudget` shared by every shard of the worker.
 
-`transforms.replicate` wraps it as the public `ReplicateShards` and `FollowStreams`.
+A bounded run stops at the shard's current end (an empty page) or its close (no next
+iterator: the shard is finished, and its checkpoint says so before any child starts);
+a following run goes on polling until its shard closes or the run is stopped. Each
+read that reaches the end, once everything before it is applied, stamps the shard's
+`caught_up_at`: the honest lag of a shard is the time since then.
 """
 from __future__ import annotations
 
-import datetime
+import asyncio
+import collections
+import dataclasses
 import time
+from dataclasses import dataclass, field
 from typing import Mapping
 
-from transforms import metrics
-from transforms.dynamo.endpoints import SourceSpec, TargetSpec, source_client, streams_client
-from transforms.dynamo.event_loop import LoopDoFn
-from transforms.dynamo.point_reads import get_items
 from transforms.dynamo.retry import call_with_retry, error_code
-from transforms.dynamo.writer import WriterSettings, collapse_by_key, delete, open_writer, put
 from transforms.errors import ChangesLost, MigrateError, WritesFailed
-from transforms.items.keys import key_of
-from transforms.state import stream_checkpoints
 from transforms.state.dead_letters import write_dead_letters
-from transforms.state.stream_checkpoints import ShardCheckpoint
+from transforms.state.stream_checkpoints import CheckpointWriter, ShardCheckpoint
+from transforms.streams.records import StreamsData
 from transforms.streams.shards import ShardTask
+from transforms.streams.windows import WindowWriter, window_requests
 from transforms.table_pair import TablePair
 
 WINDOW_RECORDS = 1000
-# DynamoDB Streams serves at most 5 GetRecords calls per second per shard.
+# DynamoDB Streams serves about 5 GetRecords calls per second per shard.
 MIN_SECONDS_BETWEEN_READS = 0.2
+IDLE_POLL_SECONDS = 1.0
 
 
-def _epoch(value) -> float:
-    if isinstance(value, datetime.datetime):
-        return value.timestamp()
-    return float(value)
+@dataclass(eq=False)
+class ShardState:
+    """What a run knows of one shard; the next run of the same shard may continue from it."""
+
+    task: ShardTask
+    checkpoint: ShardCheckpoint
+    iterator: str | None = None
+    read_after: str | None = None      # the last sequence number read (may be ahead of the checkpoint)
+    next_read_at: float = 0.0          # monotonic time before which the shard is not read again
+    caught_up_at: float | None = None  # wall time a read found the shard's end, with all before it applied
+    closed: bool = False               # read to its close and fully applied (its children may start)
 
 
-class ReplicateShardFn(LoopDoFn):
-    """Applies each `ShardTask` up to its shard's current end (see the module docstring)."""
+@dataclass
+class TableStats:
+    applied: int = 0     # changes applied
+    reads: int = 0       # GetRecords calls answered
+    throttled: int = 0   # GetRecords calls answered LimitExceededException
 
-    def __init__(self, source: SourceSpec, target: TargetSpec, pairs: Mapping[str, TablePair],
-                 checkpoint_dir: str, dead_letter_dir: str, writer: WriterSettings, read_attempts: int):
-        self._source, self._target = source, target
-        self._pairs = dict(pairs)
-        self._checkpoint_dir, self._dead_letter_dir = checkpoint_dir, dead_letter_dir
-        self._writer_settings = writer
-        self._max_attempts = read_attempts
 
-    def open_clients(self):
-        self._streams = self.loop.enter(streams_client(self._source))
-        self._source_items = self.loop.enter(source_client(self._source))
-        self._writer = self.loop.enter(open_writer(self._target, self._writer_settings))
+class RecordBudget:
+    """Records a worker may hold: read and not yet acknowledged, plus what reads in flight
+    may return. Waiters are served first come, first served, so no shard starves."""
 
-    def _call(self, operation, **kwargs):
-        return self.loop.run(call_with_retry(lambda: operation(**kwargs), max_attempts=self._max_attempts))
+    def __init__(self, capacity: int):
+        self._free = capacity
+        self._waiters: collections.deque[tuple[int, asyncio.Future]] = collections.deque()
 
-    def _iterator(self, task: ShardTask, after: str | None) -> str:
-        kwargs = {"StreamArn": task.stream_arn, "ShardId": task.shard_id}
-        kwargs.update({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": after} if after
-                      else {"ShardIteratorType": "TRIM_HORIZON"})
+    async def take(self, count: int) -> None:
+        if not self._waiters and self._free >= count:
+            self._free -= count
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((count, waiter))
         try:
-            return self._call(self._streams.get_shard_iterator, **kwargs)["ShardIterator"]
-        except Exception as exc:  # noqa: BLE001 - botocore builds exception classes per client
-            if error_code(exc) == "TrimmedDataAccessException":
-                raise ChangesLost(
-                    f"{task.table}: shard {task.shard_id} no longer holds the changes after sequence number "
-                    f"{after} (the stream keeps 24 hours): changes were lost; copy the table again with "
-                    f"`migrate --streams`") from None
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # granted just as we were cancelled
+                self.give(count)
+            else:
+                self._waiters.remove((count, waiter))
+                self._serve()
             raise
 
-    def process(self, task: ShardTask):
-        self._replicate_or_stop(task)
+    def give(self, count: int) -> None:
+        self._free += count
+        self._serve()
 
-    def _replicate_or_stop(self, task: ShardTask) -> bool:
-        """Apply the shard up to its current end; True when it needs no more reading
-        (closed and fully applied, or stopped with a note for the launcher)."""
+    def _serve(self) -> None:
+        while self._waiters and self._free >= self._waiters[0][0]:
+            count, waiter = self._waiters.popleft()
+            self._free -= count
+            waiter.set_result(None)
+
+
+@dataclass
+class ShardIO:
+    """What every shard of a worker shares: clients, the shared writer, checkpoints, the budget."""
+
+    data: StreamsData
+    source_items: object          # a DynamoDB client of the source, for KEYS_ONLY/OLD_IMAGE streams
+    windows: WindowWriter
+    checkpoints: CheckpointWriter
+    budget: RecordBudget
+    checkpoint_dir: str
+    dead_letter_dir: str
+    read_attempts: int
+    write_attempts: int
+    stats: dict[str, TableStats] = field(default_factory=lambda: collections.defaultdict(TableStats))
+
+
+class ShardReader:
+    """Runs shards (see the module docstring); one per worker, shared by all its shards."""
+
+    def __init__(self, io: ShardIO, pairs: Mapping[str, TablePair], idle_poll_seconds: float = IDLE_POLL_SECONDS):
+        self._io = io
+        self._pairs = dict(pairs)
+        self._idle = idle_poll_seconds
+
+    async def run(self, shard: ShardState, *, follow: bool) -> None:
+        """Apply the shard up to its current end (`follow`: until it closes); raises a
+        `MigrateError` when it cannot go on (lost changes, writes that failed)."""
+        table = self._pairs[shard.task.table]
+        if shard.iterator is None:
+            shard.iterator = await self._iterator(shard)
+        applying: asyncio.Task | None = None
         try:
-            return self._replicate(task)
-        except MigrateError as exc:
-            stream_checkpoints.write_stop(self._checkpoint_dir, task.table, exc)
-        return True
+            while True:
+                await asyncio.sleep(max(0.0, shard.next_read_at - time.monotonic()))
+                sent_at, sent = time.time(), time.monotonic()
+                records, shard.iterator = await self._read(shard)
+                shard.next_read_at = sent + (MIN_SECONDS_BETWEEN_READS if records else self._idle)
+                if applying is not None:
+                    await applying  # the window before this one is acknowledged (or its error raised)
+                applying = asyncio.create_task(self._apply(shard, table, records, sent_at, shard.iterator is None))
+                applying.add_done_callback(lambda _, held=len(records): self._io.budget.give(held))
+                if shard.iterator is None or (not records and not follow):
+                    await applying
+                    return
+        finally:
+            if applying is not None and not applying.done():
+                applying.cancel()
+                await asyncio.gather(applying, return_exceptions=True)
 
-    def _replicate(self, task: ShardTask) -> bool:
-        table = self._pairs[task.table]
-        checkpoint = stream_checkpoints.read_shard(self._checkpoint_dir, task.table, task.shard_id)
-        if checkpoint is None:  # known from now on: if it leaves the stream unfinished, that is a loss
-            checkpoint = ShardCheckpoint()
-            stream_checkpoints.write_shard(self._checkpoint_dir, task.table, task.shard_id, checkpoint)
-        applied = metrics.counter(task.table, "changes_applied")
-        iterator = self._iterator(task, checkpoint.sequence_number)
-        last_call = 0.0
-        while True:
-            time.sleep(max(0.0, last_call + MIN_SECONDS_BETWEEN_READS - time.monotonic()))
-            last_call = time.monotonic()
-            try:
-                page = self._call(self._streams.get_records, ShardIterator=iterator, Limit=WINDOW_RECORDS)
-            except Exception as exc:  # noqa: BLE001 - botocore builds exception classes per client
-                if error_code(exc) != "ExpiredIteratorException":
-                    raise
-                iterator = self._iterator(task, checkpoint.sequence_number)
-                continue
-            records = page.get("Records", [])
-            next_iterator = page.get("NextShardIterator")
-            if records:
-                self._apply(table, records, window=f"{task.shard_id}-{records[0]['dynamodb']['SequenceNumber']}")
-                applied.inc(len(records))
-                checkpoint = ShardCheckpoint(records[-1]["dynamodb"]["SequenceNumber"], False,
-                                             checkpoint.applied + len(records),
-                                             _epoch(records[-1]["dynamodb"]["ApproximateCreationDateTime"]))
-            if not next_iterator:
-                checkpoint = ShardCheckpoint(checkpoint.sequence_number, True, checkpoint.applied,
-                                             checkpoint.last_change_time)
-            if records or not next_iterator:
-                stream_checkpoints.write_shard(self._checkpoint_dir, task.table, task.shard_id, checkpoint)
-            if not records or not next_iterator:
-                return not next_iterator
-            iterator = next_iterator
+    async def _iterator(self, shard: ShardState) -> str:
+        task, after = shard.task, shard.read_after or shard.checkpoint.sequence_number
+        try:
+            return await call_with_retry(lambda: self._io.data.shard_iterator(task.stream_arn, task.shard_id, after),
+                                         max_attempts=self._io.read_attempts)
+        except Exception as exc:  # noqa: BLE001 - errors arrive as botocore ClientErrors
+            raise _lost(task, after, exc) or exc
 
-    def _apply(self, table: TablePair, records: list[dict], window: str) -> None:
-        """Write one window, collapsed to the last change per key; raise if any write failed."""
-        without_image = any(r["eventName"] != "REMOVE" and "NewImage" not in r["dynamodb"] for r in records)
-        if without_image:  # KEYS_ONLY or OLD_IMAGE: the source's current item decides
-            keys = list({key_of(r["dynamodb"]["Keys"], table.source_key_names): r["dynamodb"]["Keys"]
-                         for r in records}.items())
-            current = self.loop.run(get_items(self._source_items, table.source, [k for _, k in keys],
-                                               table.source_key_names, max_attempts=self._max_attempts))
-            requests = [put(table.to_target(current[ref])) if ref in current else delete(table.to_target(key))
-                        for ref, key in keys]
-        else:
-            requests = [delete(table.to_target(r["dynamodb"]["Keys"])) if r["eventName"] == "REMOVE"
-                        else put(table.to_target(r["dynamodb"]["NewImage"])) for r in records]
-        requests = collapse_by_key(requests, table.key_names)
-        outcome = self.loop.run(self._writer.write(table.target, requests, table.key_names[0]))
-        if outcome.failures:
-            paths = write_dead_letters(self._dead_letter_dir, outcome.failures, name=window)
-            raise WritesFailed(f"{table.source}: {len(outcome.failures)} changes could not be written after "
-                               f"{self._writer_settings.max_attempts} attempts (in {', '.join(paths)}); replication of this "
-                               f"shard stopped before them and resumes there on the next run")
+    async def _read(self, shard: ShardState) -> tuple[list[dict], str | None]:
+        """One page: (records, next iterator); the budget holds room for the records."""
+        stats = self._io.stats[shard.task.table]
+
+        def count(exc: BaseException) -> None:
+            if error_code(exc) == "LimitExceededException":
+                stats.throttled += 1
+
+        await self._io.budget.take(WINDOW_RECORDS)
+        renewals = 0
+        try:
+            while True:
+                try:
+                    page = await call_with_retry(lambda: self._io.data.get_records(shard.iterator, WINDOW_RECORDS),
+                                                 max_attempts=self._io.read_attempts, on_retry=count,
+                                                 initial_wait=MIN_SECONDS_BETWEEN_READS)
+                except Exception as exc:  # noqa: BLE001 - errors arrive as botocore ClientErrors
+                    code = error_code(exc)
+                    if code == "LimitExceededException":  # throttled every time: keep backing off, never give up
+                        count(exc)
+                        continue
+                    if code == "ExpiredIteratorException" and renewals < self._io.read_attempts:
+                        renewals += 1
+                        shard.iterator = await self._iterator(shard)
+                        continue
+                    raise _lost(shard.task, shard.read_after or shard.checkpoint.sequence_number, exc) or exc
+                break
+        except BaseException:
+            self._io.budget.give(WINDOW_RECORDS)
+            raise
+        records = page["Records"]
+        self._io.budget.give(WINDOW_RECORDS - len(records))
+        stats.reads += 1
+        if records:
+            shard.read_after = records[-1]["dynamodb"]["SequenceNumber"]
+        return records, page.get("NextShardIterator")
+
+    async def _apply(self, shard: ShardState, table: TablePair, records: list[dict], sent_at: float,
+                     closed: bool) -> None:
+        """Write one window; checkpoint it once acknowledged; raise if any write failed."""
+        if records:
+            first, last = records[0]["dynamodb"], records[-1]["dynamodb"]
+            requests = await window_requests(table, records, self._io.source_items, self._io.read_attempts)
+            failures = await self._io.windows.write(table, requests)
+            if failures:
+                paths = write_dead_letters(self._io.dead_letter_dir, failures,
+                                           name=f"{shard.task.shard_id}-{first['SequenceNumber']}")
+                raise WritesFailed(f"{table.source}: {len(failures)} changes could not be written after "
+                                   f"{self._io.write_attempts} attempts (in {', '.join(paths)}); replication of "
+                                   f"this shard stopped before them and resumes there on the next run")
+            shard.checkpoint = ShardCheckpoint(last["SequenceNumber"], False, shard.checkpoint.applied + len(records),
+                                               float(last["ApproximateCreationDateTime"]))
+            self._io.stats[table.source].applied += len(records)
+            if not closed:
+                self._io.checkpoints.update(table.source, shard.task.shard_id, shard.checkpoint)
+        if closed:  # durable before any child of this shard may start
+            shard.checkpoint = dataclasses.replace(shard.checkpoint, finished=True)
+            await self._io.checkpoints.write_now(table.source, shard.task.shard_id, shard.checkpoint)
+            shard.closed = True
+        if closed or not records:
+            shard.caught_up_at = sent_at
+
+
+def _lost(task: ShardTask, after: str | None, exc: BaseException) -> MigrateError | None:
+    """The loud error for changes the stream no longer holds, or None for any other error."""
+    code = error_code(exc)
+    if code == "TrimmedDataAccessException":
+        return ChangesLost(f"{task.table}: shard {task.shard_id} no longer holds the changes after sequence number "
+                           f"{after} (the stream keeps 24 hours): changes were lost; copy the table again with "
+                           f"`migrate --streams`")
+    if code == "ResourceNotFoundException":
+        return ChangesLost(f"{task.table}: shard {task.shard_id} was trimmed from the stream before it was fully "
+                           f"applied: changes were lost; copy the table again with `migrate --streams`")
+    return None

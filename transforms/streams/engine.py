@@ -1,0 +1,352 @@
+"""Many shards in flight on one event loop: the replication engine.
+
+`StreamEngine` runs every shard it knows as a task of its own through the worker's
+one `ShardReader`:
+
+- Width and fairness: a thousand shards are a thousand small tasks; what bounds them
+  is the record budget (reads in flight plus records not yet acknowledged), served
+  first come, first served, and the shared writer. A hot shard is read every 0.2 s and
+  the quiet ones every second all the same: none waits behind another.
+- Lineage: a child's task waits for its parent's task, and starts the moment the
+  parent is closed and fully applied (its finished checkpoint written), in the same
+  pass. In a bounded pass a parent that is still open leaves its children for later.
+- Discovery (streams added with `add_stream`): one full DescribeStream listing first
+  (it also finds checkpointed shards the stream trimmed away: changes lost), then
+  incremental listings from the last shard seen: every `discover_seconds` while
+  following, and at once when a shard closes (its children are due).
+- Honest lag (`status`): for each shard not yet finished, the time since its last read
+  that found its end with everything before it applied; the table's lag is the largest.
+  While a shard was never read to its end, or a closed shard's children are still being
+  looked for, the lag is unknown (None), never a guess that could be too small.
+- Stops: a shard that cannot go on writes a stop note (how the launcher and a streaming
+  job learn the exit code) and stops the run; what was acknowledged is checkpointed.
+
+`open_replicator` opens what a worker needs once (clients, the shared writer,
+checkpoints, the budget); the launcher's follower and the Beam DoFns of
+`transforms.replicate` both run on it.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Mapping, Sequence
+
+from transforms.dynamo.endpoints import SourceSpec, TargetSpec, source_client, streams_client
+from transforms.dynamo.retry import call_with_retry, error_code
+from transforms.dynamo.writer import WriterSettings, open_writer
+from transforms.errors import ExitCode, MigrateError
+from transforms.state import stream_checkpoints
+from transforms.state.stream_checkpoints import CheckpointWriter, ShardCheckpoint
+from transforms.streams.records import open_streams_data
+from transforms.streams.shard_reader import (IDLE_POLL_SECONDS, RecordBudget, ShardIO, ShardReader, ShardState,
+                                             TableStats)
+from transforms.streams.shards import ShardTask, describe_shards, plan_shards
+from transforms.streams.windows import WindowWriter
+from transforms.table_pair import TablePair
+
+log = logging.getLogger(__name__)
+
+DISCOVER_SECONDS = 10.0
+HELD_RECORDS = 100_000  # ~100 MB of changes at 1 KB each
+
+
+@dataclass(frozen=True)
+class ReplicationSettings:
+    """What a worker needs to replicate; picklable, so DoFns carry it to remote workers.
+
+    Args:
+        source: where the streams (and, for KEYS_ONLY/OLD_IMAGE streams, the items) are read.
+        target: the Alternator cluster (or DynamoDB-API endpoint) to write to.
+        pairs: per source table, its target table, key and renames.
+        checkpoint_dir: where each shard's last applied sequence number is kept.
+        dead_letter_dir: where changes that could not be written go.
+        writer: batch size, concurrency, this worker's rate, and attempts.
+        read_attempts: attempts for each Streams or source read.
+        idle_poll_seconds: how often a shard with nothing new is read again.
+        discover_seconds: how often a follower looks for new shards.
+        held_records: the most changes a worker holds read and not yet acknowledged.
+    """
+
+    source: SourceSpec
+    target: TargetSpec
+    pairs: Mapping[str, TablePair]
+    checkpoint_dir: str
+    dead_letter_dir: str
+    writer: WriterSettings
+    read_attempts: int
+    idle_poll_seconds: float = IDLE_POLL_SECONDS
+    discover_seconds: float = DISCOVER_SECONDS
+    held_records: int = HELD_RECORDS
+
+
+@dataclass(frozen=True)
+class TableStatus:
+    applied: int           # changes applied since the worker started
+    lag: float | None      # seconds; None: not known yet (see the module docstring)
+    open_shards: int
+    waiting: int           # shards whose parent is not applied yet
+    unread: int            # shards not yet read to their end
+
+
+@dataclass(eq=False)
+class _Stream:
+    arn: str
+    seen: set[str] = field(default_factory=set)     # every shard listed so far
+    open: set[str] = field(default_factory=set)     # listed without an end, and not seen to close
+    last_seen: str | None = None
+    due: bool = False           # a shard closed: its children are being looked for
+    again: bool = False         # another listing is wanted once the current one ends
+    listing: asyncio.Task | None = None
+
+
+class StreamEngine:
+    """Runs shards (see the module docstring); one run, then it is spent."""
+
+    def __init__(self, reader: ShardReader, io: ShardIO, streams, settings: ReplicationSettings):
+        self._reader, self._io, self._client, self._settings = reader, io, streams, settings
+        self._shards: dict[tuple[str, str], ShardState] = {}
+        self._tasks: dict[tuple[str, str], asyncio.Task] = {}
+        self._streams: dict[str, _Stream] = {}
+        self._background: set[asyncio.Task] = set()
+        self._wake = asyncio.Event()
+        self._follow = self._running = self._stopping = False
+        self.failure: MigrateError | None = None
+
+    # --- what to run ---------------------------------------------------------------------
+
+    async def add_stream(self, table: str, arn: str) -> None:
+        """Every unfinished shard of the table's stream, and discovery for it from now on.
+        Raises `StreamDisabled` or `ChangesLost` (a checkpointed shard trimmed away)."""
+        shards = await self._describe(table, arn, None)
+        done = stream_checkpoints.all_shards(self._io.checkpoint_dir, table)
+        plan = plan_shards(table, arn, shards, done)
+        self._streams[table] = stream = _Stream(arn)
+        self._note_listed(stream, shards)
+        for task in plan.unfinished:
+            self.add(task, done.get(task.shard_id))
+
+    def add(self, task: ShardTask, checkpoint: ShardCheckpoint | None, state: ShardState | None = None) -> ShardState:
+        """A shard to run (`checkpoint` None: never read before); `state` continues an earlier run."""
+        key = (task.table, task.shard_id)
+        if key not in self._shards:
+            if checkpoint is None:  # known from now on: if it leaves the stream unfinished, that is a loss
+                checkpoint = ShardCheckpoint()
+                self._io.checkpoints.update(task.table, task.shard_id, checkpoint)
+            self._shards[key] = state or ShardState(task, checkpoint)
+            if self._running:
+                self._start(self._shards[key])
+        return self._shards[key]
+
+    # --- running -------------------------------------------------------------------------
+
+    async def run(self, *, follow: bool) -> None:
+        """Apply every shard up to its current end, children of shards that close included
+        (`follow`: keep going until `stop`, a failure, or cancellation). Every acknowledged
+        window is checkpointed when this returns."""
+        self._follow, self._running = follow, True
+        for state in list(self._shards.values()):
+            self._start(state)
+        if follow:
+            for table in self._streams:
+                self._spawn(self._discover_every_period(table))
+        try:
+            while not (self.failure or self._stopping or (not follow and not self._tasks and not self._listing())):
+                await self._wake.wait()
+                self._wake.clear()
+        finally:
+            self._running = False
+            pending = list(self._tasks.values()) + list(self._background)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            await self._io.checkpoints.flush()
+
+    def stop(self) -> None:
+        """End a following run (what was acknowledged is checkpointed)."""
+        self._stopping = True
+        self._wake.set()
+
+    def _spawn(self, coroutine) -> asyncio.Task:
+        task = asyncio.create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(lambda _: self._wake.set())
+        return task
+
+    def _listing(self) -> bool:
+        return any(s.listing is not None and not s.listing.done() for s in self._streams.values())
+
+    def _start(self, state: ShardState) -> None:
+        key = (state.task.table, state.task.shard_id)
+        if state.closed or key in self._tasks:
+            return
+        task = asyncio.create_task(self._run_shard(state))
+        self._tasks[key] = task
+
+        def ended(_) -> None:
+            self._tasks.pop(key, None)
+            self._wake.set()
+
+        task.add_done_callback(ended)
+
+    async def _run_shard(self, state: ShardState) -> None:
+        task = state.task
+        try:
+            parent = self._shards.get((task.table, task.parent_id)) if task.parent_id else None
+            if parent is not None and not parent.closed:
+                running = self._tasks.get((task.table, task.parent_id))
+                if running is not None:
+                    await asyncio.wait({running})
+                if not parent.closed:  # still open after a bounded pass: the child waits for a later one
+                    return
+            await self._reader.run(state, follow=self._follow)
+            if state.closed and task.table in self._streams:
+                stream = self._streams[task.table]
+                stream.open.discard(task.shard_id)
+                self._discover_soon(task.table, due=True)
+        except MigrateError as exc:
+            self._fail(task.table, exc)
+        except Exception as exc:  # noqa: BLE001 - any other failure stops the run with one clear line
+            log.debug("shard %s of %s failed", task.shard_id, task.table, exc_info=True)
+            self._fail(task.table, MigrateError(
+                f"{task.table}: replication of shard {task.shard_id} stopped: {type(exc).__name__}: {exc}; "
+                f"the next run resumes from the checkpoints", ExitCode.INCOMPLETE))
+
+    def _fail(self, table: str, error: MigrateError) -> None:
+        stream_checkpoints.write_stop(self._io.checkpoint_dir, table, error)
+        self.failure = self.failure or error
+        self._wake.set()
+
+    # --- discovery -----------------------------------------------------------------------
+
+    async def _describe(self, table: str, arn: str, after: str | None) -> list[dict]:
+        try:
+            return await call_with_retry(lambda: describe_shards(self._client, table, arn, after),
+                                         max_attempts=self._io.read_attempts)
+        except Exception as exc:  # noqa: BLE001 - botocore builds exception classes per client
+            if after is None or error_code(exc) not in ("ValidationException", "ResourceNotFoundException"):
+                raise
+        return await self._describe(table, arn, None)  # the last shard seen is gone: list them all
+
+    def _note_listed(self, stream: _Stream, shards: list[dict]) -> list[dict]:
+        """Record listed shards; the ones not seen before."""
+        new = [shard for shard in shards if shard["ShardId"] not in stream.seen]
+        for shard in new:
+            stream.seen.add(shard["ShardId"])
+            if "EndingSequenceNumber" not in shard["SequenceNumberRange"]:
+                stream.open.add(shard["ShardId"])
+        if shards:
+            stream.last_seen = shards[-1]["ShardId"]
+        return new
+
+    def _discover_soon(self, table: str, *, due: bool) -> None:
+        stream = self._streams[table]
+        stream.due = stream.due or due
+        if stream.listing is not None and not stream.listing.done():
+            stream.again = True
+        else:
+            stream.listing = self._spawn(self._discover(table))
+
+    async def _discover(self, table: str) -> None:
+        stream = self._streams[table]
+        try:
+            while True:
+                stream.again = False
+                for shard in self._note_listed(stream, await self._describe(table, stream.arn, stream.last_seen)):
+                    parent = shard.get("ParentShardId")
+                    task = ShardTask(table, stream.arn, shard["ShardId"],
+                                     parent if (table, parent) in self._shards else None)
+                    self.add(task, stream_checkpoints.read_shard(self._io.checkpoint_dir, table, shard["ShardId"]))
+                if not stream.again:
+                    break
+            stream.due = False
+        except MigrateError as exc:
+            self._fail(table, exc)
+        except Exception as exc:  # noqa: BLE001 - one clear line, as for a shard
+            log.debug("discovery for %s failed", table, exc_info=True)
+            self._fail(table, MigrateError(f"{table}: looking for new shards failed: {type(exc).__name__}: {exc}; "
+                                           f"the next run resumes from the checkpoints", ExitCode.INCOMPLETE))
+
+    async def _discover_every_period(self, table: str) -> None:
+        while True:
+            await asyncio.sleep(self._settings.discover_seconds)
+            self._discover_soon(table, due=False)
+
+    # --- what the launcher shows -----------------------------------------------------------
+
+    def status(self, table: str) -> TableStatus:
+        """Changes applied, the honest lag and the shard counts of one table, now."""
+        now = time.time()
+        active = [s for (t, _), s in self._shards.items() if t == table and not s.closed]
+        stream = self._streams.get(table)
+        unread = sum(1 for s in active if s.caught_up_at is None)
+        lag = None if unread or (stream is not None and stream.due) else \
+            max((now - s.caught_up_at for s in active), default=0.0)
+        waiting = sum(1 for s in active if (table, s.task.parent_id) in self._shards
+                      and not self._shards[(table, s.task.parent_id)].closed)
+        open_shards = len(stream.open) if stream is not None else len(active)
+        return TableStatus(self._io.stats[table].applied, lag, open_shards, waiting, unread)
+
+    def stats(self, table: str) -> TableStats:
+        return self._io.stats[table]
+
+
+@dataclass(frozen=True)
+class PassResult:
+    failure: MigrateError | None              # the first error a shard stopped with
+    closed: frozenset[tuple[str, str]]        # (table, shard) read to their close and fully applied
+
+
+class Replicator:
+    """A worker's open clients and shared state (see `open_replicator`); engines run on it."""
+
+    def __init__(self, settings: ReplicationSettings, io: ShardIO, streams):
+        self.settings, self.io = settings, io
+        self._streams = streams
+        self._reader = ShardReader(io, settings.pairs, settings.idle_poll_seconds)
+        self._positions: dict[tuple[str, str], ShardState] = {}  # where shards stopped, for the next pass
+
+    def engine(self) -> StreamEngine:
+        return StreamEngine(self._reader, self.io, self._streams, self.settings)
+
+    async def run_pass(self, tasks: Sequence[ShardTask]) -> PassResult:
+        """Apply these shards up to their current end (a child after its parent, if both are
+        here); shards run before continue with their iterator when their checkpoint did not
+        move meanwhile. A shard that stopped has written its stop note."""
+        engine = self.engine()
+        states = []
+        for task in tasks:
+            key = (task.table, task.shard_id)
+            checkpoint = stream_checkpoints.read_shard(self.io.checkpoint_dir, task.table, task.shard_id)
+            earlier = self._positions.pop(key, None)
+            if earlier is not None and earlier.checkpoint == checkpoint:
+                earlier.task = task
+            else:
+                earlier = None
+            states.append(engine.add(task, checkpoint, earlier))
+        await engine.run(follow=False)
+        if engine.failure is None:
+            self._positions.update({(s.task.table, s.task.shard_id): s for s in states if not s.closed})
+        return PassResult(engine.failure, frozenset((s.task.table, s.task.shard_id) for s in states if s.closed))
+
+
+@contextlib.asynccontextmanager
+async def open_replicator(settings: ReplicationSettings) -> AsyncIterator[Replicator]:
+    """Open the clients, the shared writer and the checkpoint writer of one worker."""
+    async with contextlib.AsyncExitStack() as stack:
+        streams = await stack.enter_async_context(streams_client(settings.source))
+        data = await stack.enter_async_context(open_streams_data(settings.source, streams.meta.endpoint_url))
+        source_items = await stack.enter_async_context(source_client(settings.source))
+        writer = await stack.enter_async_context(open_writer(settings.target, settings.writer))
+        windows = WindowWriter(writer, batch_size=settings.writer.batch_size,
+                               max_requests=settings.writer.batch_size * settings.writer.concurrency)
+        stack.push_async_callback(windows.close)
+        checkpoints = CheckpointWriter(settings.checkpoint_dir)
+        stack.push_async_callback(checkpoints.close)
+        io = ShardIO(data, source_items, windows, checkpoints, RecordBudget(settings.held_records),
+                     settings.checkpoint_dir, settings.dead_letter_dir, settings.read_attempts,
+                     settings.writer.max_attempts)
+        yield Replicator(settings, io, streams)

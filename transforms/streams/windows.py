@@ -1,0 +1,159 @@
+"""Stream windows: a shard's page of changes as target writes, and writes shared across shards.
+
+A window is one GetRecords page of one shard. INSERT/MODIFY with a NewImage become a
+full-item put, REMOVE a delete; for KEYS_ONLY and OLD_IMAGE streams the current item
+is read from the source (consistent) and put, or deleted if gone. Renames apply as in
+the snapshot. The window is collapsed to the last change per key.
+
+`WindowWriter` joins the windows that many shards hand in at about the same time into
+shared `TargetWriter.write` calls: with a thousand shards a window holds a handful of
+changes, and one BatchWriteItem per window would cost a request per change. Order per
+key still holds: a shard hands in its next window only after this one was
+acknowledged, a key's changes live in one shard at a time (children start after their
+parent is fully applied), and two windows that name the same key are never in flight
+together.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+
+from transforms.dynamo.point_reads import get_items
+from transforms.dynamo.writer import FailedWrite, TargetWriter, collapse_by_key, delete, put, request_item
+from transforms.items.keys import key_of
+from transforms.table_pair import TablePair
+
+# Below this many queued requests a flush waits a moment for other shards' windows.
+LINGER_SECONDS = 0.05
+
+
+async def window_requests(table: TablePair, records: list[dict], source_items, read_attempts: int) -> list[dict]:
+    """The target writes for one page of stream records, one per key, in stream order."""
+    without_image = any(r["eventName"] != "REMOVE" and "NewImage" not in r["dynamodb"] for r in records)
+    if without_image:  # KEYS_ONLY or OLD_IMAGE: the source's current item decides
+        keys = list({key_of(r["dynamodb"]["Keys"], table.source_key_names): r["dynamodb"]["Keys"]
+                     for r in records}.items())
+        current = await get_items(source_items, table.source, [k for _, k in keys], table.source_key_names,
+                                  max_attempts=read_attempts)
+        requests = [put(table.to_target(current[ref])) if ref in current else delete(table.to_target(key))
+                    for ref, key in keys]
+    else:
+        requests = [delete(table.to_target(r["dynamodb"]["Keys"])) if r["eventName"] == "REMOVE"
+                    else put(table.to_target(r["dynamodb"]["NewImage"])) for r in records]
+    return collapse_by_key(requests, table.key_names)
+
+
+@dataclass(eq=False)
+class _Waiting:
+    requests: list[dict]
+    keys: frozenset
+    done: asyncio.Future
+
+
+@dataclass(eq=False)
+class _TableQueue:
+    table: TablePair
+    waiting: deque = field(default_factory=deque)
+    queued: int = 0                                      # requests waiting
+    in_flight: set = field(default_factory=set)          # keys being written
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    flusher: asyncio.Task | None = None
+
+
+class WindowWriter:
+    """Writes windows of many shards through one `TargetWriter`, several windows a request.
+
+    Args:
+        writer: the target writer (sticky node per partition key, retries, dead letters left to us).
+        batch_size: items per BatchWriteItem; a queue this long is written without lingering.
+        max_requests: the most requests one shared write carries.
+        flushes: shared writes in flight per table.
+    """
+
+    def __init__(self, writer: TargetWriter, *, batch_size: int, max_requests: int, flushes: int = 2):
+        self._writer = writer
+        self._batch_size, self._max_requests = batch_size, max_requests
+        self._slots = asyncio.Semaphore(flushes)
+        self._queues: dict[str, _TableQueue] = {}
+        self._flushes: set[asyncio.Task] = set()
+
+    async def write(self, table: TablePair, requests: list[dict]) -> list[FailedWrite]:
+        """Write one window's requests (one per key); the writes that failed after every retry."""
+        if not requests:
+            return []
+        queue = self._queues.get(table.source)
+        if queue is None:
+            queue = self._queues[table.source] = _TableQueue(table)
+        if queue.flusher is None:
+            queue.flusher = asyncio.create_task(self._flush_loop(queue))
+        keys = frozenset(key_of(request_item(r), table.key_names) for r in requests)
+        waiting = _Waiting(requests, keys, asyncio.get_running_loop().create_future())
+        queue.waiting.append(waiting)
+        queue.queued += len(requests)
+        queue.wake.set()
+        return await asyncio.shield(waiting.done)  # a cancelled shard leaves its window to finish or fail alone
+
+    async def _flush_loop(self, queue: _TableQueue) -> None:
+        while True:
+            await queue.wake.wait()
+            queue.wake.clear()
+            while queue.waiting:
+                if queue.queued < self._batch_size:
+                    await asyncio.sleep(LINGER_SECONDS)
+                await self._slots.acquire()
+                taken = self._take(queue)
+                if not taken:  # every waiting window shares a key with a write in flight
+                    self._slots.release()
+                    break
+                task = asyncio.create_task(self._flush(queue, taken))
+                self._flushes.add(task)
+                task.add_done_callback(self._flushes.discard)
+
+    def _take(self, queue: _TableQueue) -> list[_Waiting]:
+        taken, count, kept = [], 0, deque()
+        while queue.waiting and count < self._max_requests:
+            waiting = queue.waiting.popleft()
+            if waiting.keys & queue.in_flight:
+                kept.append(waiting)
+                continue
+            taken.append(waiting)
+            queue.in_flight |= waiting.keys
+            count += len(waiting.requests)
+        queue.waiting.extendleft(reversed(kept))
+        queue.queued -= count
+        return taken
+
+    async def _flush(self, queue: _TableQueue, taken: list[_Waiting]) -> None:
+        table = queue.table
+        try:
+            requests = [r for waiting in taken for r in waiting.requests]
+            outcome = await self._writer.write(table.target, requests, table.key_names[0])
+            failed: dict[int, list[FailedWrite]] = {}
+            owner = {key: i for i, waiting in enumerate(taken) for key in waiting.keys}
+            for failure in outcome.failures:  # never dropped: an unknown key is charged to the first window
+                failed.setdefault(owner.get(key_of(request_item(failure.request), table.key_names), 0),
+                                  []).append(failure)
+            for i, waiting in enumerate(taken):
+                if not waiting.done.done():
+                    waiting.done.set_result(failed.get(i, []))
+        except asyncio.CancelledError:
+            for waiting in taken:
+                waiting.done.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - handed to every waiting shard
+            for waiting in taken:
+                if not waiting.done.done():
+                    waiting.done.set_exception(exc)
+        finally:
+            for waiting in taken:
+                queue.in_flight -= waiting.keys
+            self._slots.release()
+            queue.wake.set()
+
+    async def close(self) -> None:
+        """Stop the flushers and cancel the writes still in flight (their windows are not checkpointed)."""
+        tasks = [q.flusher for q in self._queues.values() if q.flusher] + list(self._flushes)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
