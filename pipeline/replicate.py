@@ -115,7 +115,8 @@ def replicate(config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[S
                                max_lag=max_lag, beam_args=beam_args, echo=echo)
 
 
-def _settings(config: RunConfig, plans: Sequence[TablePlan], **overrides) -> ReplicationSettings:
+def replication_settings(config: RunConfig, plans: Sequence[TablePlan], **overrides) -> ReplicationSettings:
+    """The engine's settings from the config; `overrides` replace fields (tests: shorter periods)."""
     return dataclasses.replace(ReplicationSettings(
         config.source, config.target, {plan.spec.source: plan.pair for plan in plans}, config.checkpoint_dir,
         config.dead_letter_dir, config.writer_settings(), config.scan.max_attempts), **overrides)
@@ -134,7 +135,7 @@ def _status_line(elapsed: float, statuses: dict[str, TableStatus], rates: dict[s
     def lag(status: TableStatus) -> str:
         if status.lag is not None:
             return f"lag {status.lag:.1f} s"
-        return f"lag unknown ({status.unread:,} shards not read to their end yet)" if status.unread \
+        return f"lag unknown ({status.unread:,} shards not read yet)" if status.unread \
             else "lag unknown (looking for new shards)"
 
     def table(name: str, status: TableStatus) -> str:
@@ -158,7 +159,7 @@ def follow_locally(config: RunConfig, plans: Sequence[TablePlan], streams: Seque
     `settings` override `ReplicationSettings` fields (tests: shorter periods)."""
     # The whole job's write rate: here one process is every worker.
     writer = dataclasses.replace(config.writer_settings(), items_per_second=config.write.max_items_per_second)
-    return asyncio.run(_follow_locally(_settings(config, plans, writer=writer, **settings), streams,
+    return asyncio.run(_follow_locally(replication_settings(config, plans, writer=writer, **settings), streams,
                                        follow=follow, until_caught_up=until_caught_up, max_lag=max_lag,
                                        echo=echo, config=config))
 

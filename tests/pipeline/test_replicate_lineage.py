@@ -13,9 +13,8 @@ import pytest
 from pipeline import replicate as replication
 from pipeline.config import load_config
 from pipeline.tables import plan_tables
-from tests.support import seed
-from tests.support.cli_runs import alternator_target, run_cli, unique, write_config
-from tests.support.fake_streams import FakeStream, FakeStreamsServer
+from tests.support.cli_runs import run_cli
+from tests.support.controlled_streams import controlled_stream, image as _image, key as _key, target_versions
 from transforms.state import stream_checkpoints
 
 pytestmark = pytest.mark.integration
@@ -26,36 +25,11 @@ RIGHT = "shardId-00000000000000000003-cccccccc"
 GRANDCHILD = "shardId-00000000000000000004-dddddddd"
 
 
-def _key(name: str) -> dict:
-    return {"id": {"S": name}}
-
-
-def _image(name: str, version: int) -> dict:
-    return {"id": {"S": name}, "version": {"N": str(version)}}
-
-
 @pytest.fixture
 def controlled(dynamodb_local, alternator_clean, tmp_path):
     """(fake stream, config path, table, target url): a DynamoDB Local table whose stream is ours."""
-    table = unique("lineage")
-    seed.create_table(dynamodb_local.endpoint, table, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                      AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                      BillingMode="PAY_PER_REQUEST",
-                      StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
-    arn = seed.client_for(dynamodb_local.endpoint).describe_table(TableName=table)["Table"]["LatestStreamArn"]
-    stream = FakeStream(stream_arn=arn, table_name=table, key_schema=[{"AttributeName": "id", "KeyType": "HASH"}])
-    with FakeStreamsServer() as server:
-        server.add_stream(stream)
-        config = write_config(tmp_path, dynamodb_local.endpoint, alternator_target(alternator_clean),
-                              [{"source": table}])
-        raw = config.read_text().replace("source:\n", f"source:\n  streams_endpoint: {server.url}\n", 1)
-        config.write_text(raw)
-        assert run_cli("create-tables", "--config", str(config)).exit_code == 0
-        yield stream, config, table, alternator_clean.url
-
-
-def _target_items(target: str, table: str) -> dict[str, int]:
-    return {item["id"]["S"]: int(item["version"]["N"]) for item in seed.scan_all(target, table)}
+    with controlled_stream(dynamodb_local, alternator_clean, tmp_path) as made:
+        yield made.stream, made.config, made.table, made.target
 
 
 def test_children_are_applied_only_after_their_parent(controlled, tmp_path):
@@ -76,7 +50,7 @@ def test_children_are_applied_only_after_their_parent(controlled, tmp_path):
     result = run_cli("replicate", "--config", str(config))  # one pass: children start as their parent ends
 
     assert result.exit_code == 0, result.output
-    assert _target_items(target, table) == {"a": 3, "c": 1}
+    assert target_versions(target, table) == {"a": 3, "c": 1}
     shards = stream_checkpoints.all_shards(str(tmp_path / "checkpoints"), table)
     assert shards[PARENT].finished and shards[LEFT].finished
     assert not shards[RIGHT].finished and not shards[GRANDCHILD].finished
@@ -84,7 +58,7 @@ def test_children_are_applied_only_after_their_parent(controlled, tmp_path):
 
     stream.put_record(RIGHT, "MODIFY", _key("c"), new_image=_image("c", 2))
     assert run_cli("replicate", "--config", str(config)).exit_code == 0
-    assert _target_items(target, table) == {"a": 3, "c": 2}
+    assert target_versions(target, table) == {"a": 3, "c": 2}
 
 
 def test_an_expired_iterator_is_renewed_from_the_checkpoint(controlled):
@@ -98,7 +72,7 @@ def test_an_expired_iterator_is_renewed_from_the_checkpoint(controlled):
 
     assert result.exit_code == 0, result.output
     assert stream.calls["GetShardIterator"] >= 3  # the first, then one per expiry
-    assert _target_items(target, table) == {"a": 4}
+    assert target_versions(target, table) == {"a": 4}
 
 
 def test_changes_trimmed_before_they_were_applied_stop_loudly(controlled):
@@ -113,7 +87,7 @@ def test_changes_trimmed_before_they_were_applied_stop_loudly(controlled):
 
     assert result.exit_code == 3
     assert "changes were lost" in result.output and "migrate --streams" in result.output
-    assert _target_items(target, table) == {"a": 1}  # nothing after the gap was applied
+    assert target_versions(target, table) == {"a": 1}  # nothing after the gap was applied
 
 
 def test_a_shard_trimmed_away_before_it_was_finished_stops_loudly(controlled):
@@ -164,10 +138,10 @@ def test_streaming_mode_follows_the_shard_graph_with_a_splittable_reader(control
                                         echo=lambda line: None)
 
     assert code == 0
-    assert _target_items(target, table) == {"a": 2, "b": 1}
+    assert target_versions(target, table) == {"a": 2, "b": 1}
     shards = stream_checkpoints.all_shards(str(tmp_path / "checkpoints"), table)
     assert shards[PARENT].finished and not shards[LEFT].finished
     # The rounds take over from the streaming mode's checkpoints.
     stream.put_record(LEFT, "MODIFY", _key("a"), new_image=_image("a", 3))
     assert run_cli("replicate", "--config", str(config_path)).exit_code == 0
-    assert _target_items(target, table) == {"a": 3, "b": 1}
+    assert target_versions(target, table) == {"a": 3, "b": 1}

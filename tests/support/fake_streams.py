@@ -6,8 +6,10 @@ lost to the 24-hour trim horizon and expired shard iterators can't be tested aga
 This aiohttp server speaks the real DynamoDB Streams wire protocol (JSON 1.0,
 `X-Amz-Target: DynamoDBStreams_20120810.<Op>`), so the real boto3/aiobotocore
 `dynamodbstreams` clients talk to it over HTTP, while the test builds each stream by hand
-with `FakeStream`: adds and closes shards, puts records, trims, expires iterators and
-disables the stream.
+with `FakeStream`: adds, closes and splits shards (thousands of them, also while a
+follower reads), puts records, trims, expires iterators and disables the stream. It
+notes when each shard was read (`read_times`), and with `reads_per_second` it answers
+LimitExceededException to a shard read more often than that, as DynamoDB Streams does.
 
 It implements DescribeStream, GetShardIterator, GetRecords and ListStreams, with errors in
 the DynamoDB JSON protocol. Credentials and signatures are ignored. It is a test fixture:
@@ -26,11 +28,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import bisect
+import collections
 import copy
 import json
 import threading
 import time
 import uuid
+import zlib
 from collections import Counter
 from typing import Callable
 
@@ -58,10 +63,12 @@ def streams_error(status: int, error_type: str, message: str) -> web.Response:
     return _json_response({"__type": _ERROR_PREFIX + error_type, "message": message}, status)
 
 
-def _json_response(body: dict, status: int = 200) -> web.Response:
+def _json_response(body: dict, status: int = 200, crc_offset: int = 0) -> web.Response:
     # Bytes and an explicit header, so aiohttp adds no "; charset=utf-8", as DynamoDB sends it.
-    return web.Response(status=status, body=json.dumps(body).encode(),
-                        headers={"Content-Type": _JSON_CONTENT_TYPE, "x-amzn-RequestId": uuid.uuid4().hex})
+    data = json.dumps(body).encode()
+    return web.Response(status=status, body=data,
+                        headers={"Content-Type": _JSON_CONTENT_TYPE, "x-amzn-RequestId": uuid.uuid4().hex,
+                                 "x-amz-crc32": str((zlib.crc32(data) + crc_offset) % 2**32)})
 
 
 class StreamsApiError(Exception):
@@ -91,7 +98,9 @@ class _Shard:
         self.parent = parent
         self.starting = starting  # lower bound of the shard's sequence numbers
         self.ending: int | None = None  # set when closed
-        self.records: list[tuple[int, dict]] = []  # (sequence number, record), increasing
+        self.numbers: list[int] = []  # sequence numbers of `records`, increasing
+        self.records: list[dict] = []
+        self.read_times: list[float] = []  # time.monotonic() of every GetRecords call answered
 
     @property
     def closed(self) -> bool:
@@ -106,7 +115,9 @@ class FakeStream:
     """
 
     def __init__(self, stream_arn: str = DEFAULT_STREAM_ARN, table_name: str = "T",
-                 key_schema: list[dict] | None = None, view_type: str = "NEW_AND_OLD_IMAGES"):
+                 key_schema: list[dict] | None = None, view_type: str = "NEW_AND_OLD_IMAGES",
+                 reads_per_second: float | None = None):
+        """`reads_per_second`: GetRecords calls a shard answers in any second (None: no limit)."""
         if view_type not in VIEW_TYPES:
             raise ValueError(f"view_type must be one of {VIEW_TYPES}, got {view_type!r}")
         if "/stream/" not in stream_arn:
@@ -124,6 +135,9 @@ class FakeStream:
         self._expirations = 0
         self._status = "ENABLED"
         self._calls: Counter[str] = Counter()
+        self._reads_per_second = reads_per_second
+        self._describe_starts: list[str | None] = []
+        self._recent_reads: dict[str, collections.deque] = collections.defaultdict(collections.deque)
 
     # --- control, called by the test ------------------------------------------------------
 
@@ -144,7 +158,13 @@ class FakeStream:
         with self._lock:
             shard = self._shard_for_control(shard_id)
             if not shard.closed:
-                shard.ending = shard.records[-1][0] if shard.records else shard.starting
+                shard.ending = shard.numbers[-1] if shard.numbers else shard.starting
+
+    def split_shard(self, shard_id: str, *children: str) -> None:
+        """Close a shard and open its children at once, as DynamoDB does when a shard rolls over."""
+        self.close_shard(shard_id)
+        for child in children:
+            self.add_shard(child, parent=shard_id)
 
     def put_record(self, shard_id: str, event_name: str, keys: dict, new_image: dict | None = None,
                    old_image: dict | None = None, created: float | None = None) -> str:
@@ -178,7 +198,8 @@ class FakeStream:
             data.update(SequenceNumber=sequence_number, SizeBytes=size, StreamViewType=self.view_type)
             record = {"eventID": uuid.uuid4().hex, "eventName": event_name, "eventVersion": "1.1",
                       "eventSource": "aws:dynamodb", "awsRegion": "us-east-1", "dynamodb": data}
-            shard.records.append((self._last_sequence, record))
+            shard.numbers.append(self._last_sequence)
+            shard.records.append(record)
         return sequence_number
 
     def trim_before(self, sequence_number: str | int) -> None:
@@ -207,9 +228,27 @@ class FakeStream:
         with self._lock:
             self._status = "DISABLED"
 
+    def read_times(self, shard_id: str) -> list[float]:
+        """When `shard_id` was read (time.monotonic() of each GetRecords answered), oldest first."""
+        with self._lock:
+            return list(self._shard_for_control(shard_id).read_times)
+
+    @property
+    def describe_starts(self) -> list[str | None]:
+        """The ExclusiveStartShardId of every DescribeStream call (None: from the first shard)."""
+        with self._lock:
+            return list(self._describe_starts)
+
+    @property
+    def shard_ids(self) -> list[str]:
+        """Every shard ever added, oldest first."""
+        with self._lock:
+            return list(self._shards)
+
     @property
     def calls(self) -> Counter[str]:
-        """Requests addressed to this stream, per operation (a snapshot; missing ones are 0)."""
+        """Requests addressed to this stream, per operation (a snapshot; missing ones are 0);
+        `LimitExceeded` counts GetRecords calls refused for going over `reads_per_second`."""
         with self._lock:
             return Counter(self._calls)
 
@@ -239,6 +278,7 @@ class FakeStream:
         limit = _limit(params, MAX_DESCRIBE_LIMIT)
         start = params.get("ExclusiveStartShardId")
         with self._lock:
+            self._describe_starts.append(start)
             shard_ids = list(self._shards)
             if start is not None:
                 if not isinstance(start, str) or start not in self._shards:
@@ -299,16 +339,33 @@ class FakeStream:
             shard = self._shards.get(shard_id)
             if shard is None:
                 raise StreamsApiError("ValidationException", "Invalid ShardIterator")
-            if any(after < number < self._trim_point for number, _ in shard.records):
+            self._check_read_rate(shard_id)
+            start = bisect.bisect_right(shard.numbers, after)
+            if start < len(shard.numbers) and shard.numbers[start] < self._trim_point:
                 raise StreamsApiError("TrimmedDataAccessException",
                                       f"The iterator of shard {shard_id} points to trimmed records")
-            remaining = [(number, record) for number, record in shard.records if number > after]
-            page = remaining[:limit]
-            result: dict = {"Records": [copy.deepcopy(record) for _, record in page]}
-            position = page[-1][0] if page else after
-            if not (shard.closed and len(page) == len(remaining)):
+            end = min(start + limit, len(shard.numbers))
+            # Records are never changed once put, so the page can share them.
+            result: dict = {"Records": shard.records[start:end]}
+            position = shard.numbers[end - 1] if end > start else after
+            if not (shard.closed and end == len(shard.numbers)):
                 result["NextShardIterator"] = _encode_iterator(self.stream_arn, shard_id, position)
+            shard.read_times.append(time.monotonic())
         return result
+
+    def _check_read_rate(self, shard_id: str) -> None:
+        """LimitExceededException for a shard read more than `reads_per_second` times in the last second."""
+        if self._reads_per_second is None:
+            return
+        now, recent = time.monotonic(), self._recent_reads[shard_id]
+        while recent and recent[0] <= now - 1.0:
+            recent.popleft()
+        if len(recent) >= self._reads_per_second:
+            self._calls["LimitExceeded"] += 1
+            raise StreamsApiError("LimitExceededException",
+                                  f"Rate exceeded for shard {shard_id}: at most {self._reads_per_second:g} "
+                                  f"GetRecords calls a second")
+        recent.append(now)
 
     def list_entry(self) -> dict:
         return {"StreamArn": self.stream_arn, "TableName": self.table_name, "StreamLabel": self.stream_label}
@@ -356,6 +413,7 @@ class FakeStreamsServer(ThreadedServer):
         self._lock = threading.Lock()
         self._streams: dict[str, FakeStream] = {}
         self._calls: Counter[str] = Counter()
+        self._bad_checksums = 0
 
     @property
     def url(self) -> str:
@@ -377,6 +435,11 @@ class FakeStreamsServer(ThreadedServer):
         """Every request received, per operation (a snapshot)."""
         with self._lock:
             return Counter(self._calls)
+
+    def corrupt_checksums(self, count: int = 1) -> None:
+        """The next `count` successful answers carry a wrong x-amz-crc32 (a reply damaged on the way)."""
+        with self._lock:
+            self._bad_checksums += count
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -416,7 +479,9 @@ class FakeStreamsServer(ThreadedServer):
             result = handler(params)
         except StreamsApiError as exc:
             return streams_error(exc.status, exc.error_type, exc.message)
-        return _json_response(result)
+        with self._lock:
+            corrupt, self._bad_checksums = self._bad_checksums > 0, max(0, self._bad_checksums - 1)
+        return _json_response(result, crc_offset=1 if corrupt else 0)
 
     def _stream(self, stream_arn, op: str) -> FakeStream:
         with self._lock:

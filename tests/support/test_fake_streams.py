@@ -288,6 +288,43 @@ def test_errors(streams, new_stream):
         assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
 
 
+def test_split_shard_and_read_times(streams, new_stream):
+    stream = new_stream()
+    stream.add_shard(SHARD_A)
+    put(stream, SHARD_A, 1)
+    assert stream.read_times(SHARD_A) == []
+    read_all(streams, stream, SHARD_A)  # one page with the record, one empty page
+    assert len(stream.read_times(SHARD_A)) == 2
+    stream.split_shard(SHARD_A, SHARD_B, SHARD_C)
+    shards = streams.describe_stream(StreamArn=stream.stream_arn)["StreamDescription"]["Shards"]
+    assert [(s["ShardId"], s.get("ParentShardId")) for s in shards] == [(SHARD_A, None), (SHARD_B, SHARD_A),
+                                                                         (SHARD_C, SHARD_A)]
+    assert "EndingSequenceNumber" in shards[0]["SequenceNumberRange"]
+    assert stream.shard_ids == [SHARD_A, SHARD_B, SHARD_C]
+
+
+def test_reads_per_second_limit(streams, server):
+    stream = server.add_stream(FakeStream("arn:aws:dynamodb:us-east-1:000000000000:table/Limited/stream/x",
+                                          table_name="Limited", reads_per_second=2))
+    try:
+        stream.add_shard(SHARD_A)
+        stream.add_shard(SHARD_B)
+        iterators = {shard: streams.get_shard_iterator(StreamArn=stream.stream_arn, ShardId=shard,
+                                                       ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+                     for shard in (SHARD_A, SHARD_B)}
+        streams.get_records(ShardIterator=iterators[SHARD_A])
+        streams.get_records(ShardIterator=iterators[SHARD_A])
+        with pytest.raises(ClientError) as excinfo:
+            streams.get_records(ShardIterator=iterators[SHARD_A])
+        assert error_code(excinfo) == "LimitExceededException"
+        assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        streams.get_records(ShardIterator=iterators[SHARD_B])  # the limit is per shard
+        assert stream.calls["LimitExceeded"] == 1
+        assert len(stream.read_times(SHARD_A)) == 2  # a refused read is not a read
+    finally:
+        server.remove_stream(stream.stream_arn)
+
+
 def test_control_validation():
     stream = FakeStream()
     with pytest.raises(ValueError):

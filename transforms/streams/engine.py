@@ -14,10 +14,13 @@ one `ShardReader`:
   (it also finds checkpointed shards the stream trimmed away: changes lost), then
   incremental listings from the last shard seen: every `discover_seconds` while
   following, and at once when a shard closes (its children are due).
-- Honest lag (`status`): for each shard not yet finished, the time since its last read
-  that found its end with everything before it applied; the table's lag is the largest.
-  While a shard was never read to its end, or a closed shard's children are still being
-  looked for, the lag is unknown (None), never a guess that could be too small.
+- Honest lag (`status`): for each shard not yet finished, the time since every change
+  of the shard created before it is applied: since its last read that found its end
+  (with everything before it applied), or since the creation of its last applied change
+  (a shard's changes are created in sequence order, so any change not applied yet is
+  younger), whichever is later. The table's lag is the largest. While a shard has
+  neither, or a closed shard's children are still being looked for, the lag is unknown
+  (None), never a guess that could be too small.
 - Stops: a shard that cannot go on writes a stop note (how the launcher and a streaming
   job learn the exit code) and stops the run; what was acknowledged is checkpointed.
 
@@ -88,7 +91,7 @@ class TableStatus:
     lag: float | None      # seconds; None: not known yet (see the module docstring)
     open_shards: int
     waiting: int           # shards whose parent is not applied yet
-    unread: int            # shards not yet read to their end
+    unread: int            # shards with nothing applied that were never read to their end
 
 
 @dataclass(eq=False)
@@ -282,9 +285,10 @@ class StreamEngine:
         now = time.time()
         active = [s for (t, _), s in self._shards.items() if t == table and not s.closed]
         stream = self._streams.get(table)
-        unread = sum(1 for s in active if s.caught_up_at is None)
+        bounds = [_applied_up_to(s) for s in active]
+        unread = sum(1 for bound in bounds if bound is None)
         lag = None if unread or (stream is not None and stream.due) else \
-            max((now - s.caught_up_at for s in active), default=0.0)
+            max((now - bound for bound in bounds), default=0.0)
         waiting = sum(1 for s in active if (table, s.task.parent_id) in self._shards
                       and not self._shards[(table, s.task.parent_id)].closed)
         open_shards = len(stream.open) if stream is not None else len(active)
@@ -298,6 +302,14 @@ class StreamEngine:
 class PassResult:
     failure: MigrateError | None              # the first error a shard stopped with
     closed: frozenset[tuple[str, str]]        # (table, shard) read to their close and fully applied
+
+
+def _applied_up_to(shard: ShardState) -> float | None:
+    """A time before which every change of the shard is applied: its last read that found
+    its end, or the creation of its last applied change (a shard's changes are created in
+    sequence order); the later of the two. None when neither is known yet."""
+    known = [t for t in (shard.caught_up_at, shard.checkpoint.last_change_time) if t is not None]
+    return max(known) if known else None
 
 
 class Replicator:

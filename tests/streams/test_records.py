@@ -1,0 +1,80 @@
+"""The Streams data plane (signed JSON calls) against the test Streams server, over HTTP."""
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.support.fake_streams import FakeStream, FakeStreamsServer
+from transforms.dynamo.endpoints import Credentials, SourceSpec, streams_client
+from transforms.items.ddb_json import encode_item
+from transforms.streams.records import open_streams_data
+
+SHARD = "shardId-00000000000000000001-aaaaaaaa"
+ITEM = {"pk": {"S": "a"}, "blob": {"B": b"\x00\xff"}, "set": {"BS": [b"\x01", b""]}, "n": {"N": "1.50"},
+        "doc": {"M": {"inner": {"L": [{"B": b"x"}, {"S": ""}]}}}}
+
+
+@pytest.fixture
+def server():
+    with FakeStreamsServer() as server:
+        yield server
+
+
+def _read(server: FakeStreamsServer, stream: FakeStream, body):
+    """Run body(data) with a StreamsData for `server`; its result."""
+    async def run():
+        spec = SourceSpec(endpoint=server.url, credentials=Credentials("test", "test"))
+        async with streams_client(spec) as client, open_streams_data(spec, client.meta.endpoint_url) as data:
+            return await body(data)
+    return asyncio.run(run())
+
+
+def test_pages_come_back_as_the_sdk_gives_them(server):
+    stream = server.add_stream(FakeStream())
+    stream.add_shard(SHARD)
+    wire = encode_item(ITEM)  # the server holds DynamoDB JSON, B as base64
+    first = stream.put_record(SHARD, "INSERT", {"pk": {"S": "a"}}, new_image=wire, old_image={"pk": {"S": "a"}})
+    stream.put_record(SHARD, "REMOVE", {"pk": {"S": "a"}}, old_image=wire)
+    stream.close_shard(SHARD)
+
+    async def body(data):
+        iterator = await data.shard_iterator(stream.stream_arn, SHARD, None)
+        page = await data.get_records(iterator, 1)
+        rest = await data.get_records(page["NextShardIterator"], 1000)
+        after = await data.get_records(await data.shard_iterator(stream.stream_arn, SHARD, first), 1000)
+        return page, rest, after
+
+    page, rest, after = _read(server, stream, body)
+    change = page["Records"][0]["dynamodb"]
+    assert change["NewImage"] == ITEM  # B and BS as bytes, also nested; N keeps its text
+    assert change["Keys"] == {"pk": {"S": "a"}} and "OldImage" not in change
+    assert isinstance(change["ApproximateCreationDateTime"], float)
+    assert [r["eventName"] for r in rest["Records"]] == ["REMOVE"] and "NextShardIterator" not in rest
+    assert [r["eventName"] for r in after["Records"]] == ["REMOVE"]  # AFTER the first record
+
+
+def test_errors_are_client_errors_with_the_service_code(server):
+    stream = server.add_stream(FakeStream())
+    stream.add_shard(SHARD)
+    stream.expire_iterators_once()
+
+    async def body(data):
+        iterator = await data.shard_iterator(stream.stream_arn, SHARD, None)
+        with pytest.raises(ClientError) as expired:
+            await data.get_records(iterator, 10)
+        with pytest.raises(ClientError) as missing:
+            await data.shard_iterator(stream.stream_arn, "shardId-00000000000000000009-zzzzzzzz", None)
+        server.corrupt_checksums(1)
+        with pytest.raises(aiohttp.ClientPayloadError):  # retried like a dropped reply
+            await data.get_records(iterator, 10)
+        return expired.value, missing.value, await data.get_records(iterator, 10)
+
+    expired, missing, page = _read(server, stream, body)
+    assert expired.response["Error"]["Code"] == "ExpiredIteratorException"
+    assert expired.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert missing.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert page["Records"] == [] and page["NextShardIterator"]
+    assert stream.calls["GetRecords"] == 3 and stream.calls["GetShardIterator"] == 2
