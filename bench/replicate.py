@@ -1,19 +1,27 @@
-"""Replication speed on a backlog, and end-to-end lag under a steady load, in one run.
+"""Replication at the width of real streams, measured against the local servers in one run.
 
-- Backlog: 20,000 changes (puts, updates, deletes) wait in a DynamoDB Local stream;
-  one `replicate` round applies them (Beam start-up included). The baseline applies
-  the same stream records one PutItem/DeleteItem at a time to another table on the
-  same target (the first 3,000, timed; reading the records is not timed).
-- Steady load: a writer puts 100 items/s on the source for 30 s while
-  `replicate --follow` runs; a prober notes when each sampled item arrives in the
-  target. DynamoDB Local rounds ApproximateCreationDateTime down to the minute, so the
-  tool's own lag figure is coarse there; this end-to-end figure is exact.
+The streams are served by the test Streams server (tests/support/fake_streams.py: it
+answers in about a millisecond and does not throttle), the tables' descriptions by
+DynamoDB Local, the writes by the Alternator stand-in (moto behind the front). Every
+`alternator-migrate` run is the real command in its own process, start-up included.
+
+- One shard, a backlog of 20,000 changes (10% deletes, 5,000 keys): `replicate`
+  against one PutItem/DeleteItem at a time on the same target (median of 3 each).
+- 1,000 open shards, a backlog of 20,000 changes (20 a shard): `replicate` (median of 3).
+- 1,000 open shards, 200 changes a second spread over all of them for 30 s, with
+  `replicate --follow`: end-to-end lag (a prober polls the target for the newest change
+  every ~0.1 s), the lag the tool printed beside it, and how long after the writes stop
+  the target holds every change.
+- One shard taking 50 changes a second beside 999 quiet ones for 20 s: the longest any
+  shard waited between two reads (from the server's own log of reads).
 
 Run: .venv/bin/python -m bench.replicate
 """
 from __future__ import annotations
 
 import os
+import random
+import re
 import signal
 import statistics
 import subprocess
@@ -21,59 +29,81 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import yaml
 
 from tests.support import seed
+from tests.support.controlled_streams import shard_id
+from tests.support.fake_streams import FakeStream, FakeStreamsServer
 from tests.support.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
 
 BACKLOG = 20_000
-BASELINE = 3_000
 KEYS = 5_000
+WIDTH = 1_000
+BASELINE = 1_000
+REPEATS = 3
+HASH_KEY = [{"AttributeName": "id", "KeyType": "HASH"}]
 
 
-def _create(endpoint: str, table: str, stream: bool) -> None:
-    extra = {"StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}} if stream else {}
-    seed.create_table(endpoint, table, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                      AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                      BillingMode="PAY_PER_REQUEST", **extra)
+@dataclass
+class Servers:
+    source: DynamoDBLocal
+    target: LocalAlternator
+    streams: FakeStreamsServer
+    workdir: Path
 
 
-def _cli(config: Path, *args: str, wait: bool = True):
-    command = [sys.executable, "-m", "pipeline.cli", *args, "--config", str(config)]
-    if not wait:
-        return subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
-    return subprocess.run(command + (["--no-progress"] if args[0] == "migrate" else []), cwd=REPO_ROOT,
-                          check=True, capture_output=True)
+@dataclass
+class Scenario:
+    stream: FakeStream
+    table: str
+    servers: Servers
+    runs: int = 0
+
+    def config(self) -> Path:
+        """A config with checkpoints of its own: each run starts from the oldest record."""
+        self.runs += 1
+        folder = self.servers.workdir / f"{self.table}-{self.runs}"
+        folder.mkdir()
+        path = folder / "bench.yaml"
+        path.write_text(yaml.safe_dump({
+            "source": {"endpoint": self.servers.source.endpoint, "streams_endpoint": self.servers.streams.url,
+                       "credentials": {"access_key_id": "b", "secret_access_key": "b"}},
+            "target": {"alternator": {"seeds": ["127.0.0.1"], "port": self.servers.target.port}},
+            "tables": [{"source": self.table}], "checkpoint_dir": str(folder / "checkpoints"),
+            "dead_letter_dir": str(folder / "dead-letter"), "pipeline_options": {"runner": "DirectRunner"}}))
+        return path
 
 
-def _backlog(source: str, table: str) -> None:
-    client = seed.client_for(source)
-    for n in range(BACKLOG):
-        key = {"S": f"k{n % KEYS:05d}"}
-        if n % 10 == 9:
-            client.delete_item(TableName=table, Key={"id": key})
-        else:
-            client.put_item(TableName=table, Item={"id": key, "n": {"N": str(n)}, "pad": {"S": "x" * 100}})
+def _scenario(servers: Servers, table: str, shards: int) -> Scenario:
+    """A source table (DynamoDB Local) whose stream has `shards` open shards on the test server."""
+    for endpoint, stream in ((servers.source.endpoint, True), (servers.target.url, False)):
+        extra = {"StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}} if stream else {}
+        seed.create_table(endpoint, table, KeySchema=HASH_KEY, BillingMode="PAY_PER_REQUEST",
+                          AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], **extra)
+    arn = seed.client_for(servers.source.endpoint).describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    stream = servers.streams.add_stream(FakeStream(arn, table_name=table, key_schema=HASH_KEY))
+    for n in range(shards):
+        stream.add_shard(shard_id(n))
+    return Scenario(stream, table, servers)
 
 
-def _stream_records(source: str, table: str, limit: int) -> list[dict]:
-    streams = boto3.client("dynamodbstreams", endpoint_url=source, region_name="us-east-1",
-                           aws_access_key_id="bench", aws_secret_access_key="bench")
-    arn = seed.client_for(source).describe_table(TableName=table)["Table"]["LatestStreamArn"]
-    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-    records: list[dict] = []
-    while len(records) < limit:
-        page = streams.get_records(ShardIterator=iterator, Limit=1000)
-        records.extend(page["Records"])
-        iterator = page.get("NextShardIterator")
-        if not page["Records"] or not iterator:
-            break
-    return records[:limit]
+def _change(stream: FakeStream, shard: str, key: str, n: int, delete: bool = False) -> None:
+    if delete:
+        stream.put_record(shard, "REMOVE", {"id": {"S": key}})
+    else:
+        stream.put_record(shard, "MODIFY", {"id": {"S": key}},
+                          new_image={"id": {"S": key}, "n": {"N": str(n)}, "pad": {"S": "x" * 100}})
+
+
+def _replicate_once(scenario: Scenario) -> float:
+    """Seconds for `alternator-migrate replicate` (one pass over the backlog), start-up included."""
+    command = [sys.executable, "-m", "pipeline.cli", "replicate", "--config", str(scenario.config())]
+    started = time.perf_counter()
+    subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True)
+    return time.perf_counter() - started
 
 
 def _one_at_a_time(target: str, table: str, records: list[dict]) -> float:
@@ -87,74 +117,184 @@ def _one_at_a_time(target: str, table: str, records: list[dict]) -> float:
     return len(records) / (time.perf_counter() - started)
 
 
-def _steady_lag(source: str, target: str, table: str, config: Path, seconds: float = 30, rate: float = 100) -> list[float]:
-    follower = _cli(config, "replicate", "--follow", wait=False)
-    written: dict[str, float] = {}
-    stop = threading.Event()
+def one_shard_backlog(servers: Servers) -> dict:
+    scenario = _scenario(servers, "bench_one_shard", 1)
+    for n in range(BACKLOG):
+        _change(scenario.stream, shard_id(0), f"k{n % KEYS:05d}", n, delete=n % 10 == 9)
+    ours = statistics.median(BACKLOG / _replicate_once(scenario) for _ in range(REPEATS))
+    records = scenario.stream.get_records(shard_id(0), 0, {"Limit": BASELINE})["Records"]
+    seed.create_table(servers.target.url, "bench_one_at_a_time", KeySchema=HASH_KEY, BillingMode="PAY_PER_REQUEST",
+                      AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+    baseline = statistics.median(_one_at_a_time(servers.target.url, "bench_one_at_a_time", records)
+                                 for _ in range(REPEATS))
+    return {"changes_per_s": ours, "baseline_per_s": baseline}
 
-    def write() -> None:
-        client = seed.client_for(source)
-        n = 0
-        while not stop.is_set():
-            key = f"steady{n:06d}"
-            written[key] = time.time()
-            client.put_item(TableName=table, Item={"id": {"S": key}, "n": {"N": str(n)}})
-            n += 1
-            time.sleep(max(0.0, written[key] + 1 / rate - time.time()))
 
-    lags: list[float] = []
-    writer = threading.Thread(target=write)
-    try:
-        time.sleep(5)  # the follower's first round
-        writer.start()
-        deadline = time.time() + seconds
-        client = seed.client_for(target)
+def wide_backlog(servers: Servers) -> dict:
+    scenario = _scenario(servers, "bench_wide", WIDTH)
+    per_shard = BACKLOG // WIDTH
+    for i in range(per_shard):
+        for n in range(WIDTH):
+            _change(scenario.stream, shard_id(n), f"s{n}-k{i}", i)
+    return {"changes_per_s": statistics.median(BACKLOG / _replicate_once(scenario) for _ in range(REPEATS))}
+
+
+class _Follower:
+    """`replicate --follow` in its own process; its status lines kept with the time they arrived."""
+
+    LAG = re.compile(r"\] [^:]+: lag ([0-9.]+) s")
+
+    def __init__(self, scenario: Scenario):
+        self.lines: list[tuple[float, str]] = []
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "replicate", "--follow", "--config", str(scenario.config())],
+            cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self._process.stderr:
+            self.lines.append((time.time(), line.rstrip()))
+
+    def wait_until_known_lag(self, timeout: float = 120) -> None:
+        """Until a status line shows a lag figure (every shard read once)."""
+        deadline = time.time() + timeout
+        while not any(self.LAG.search(line) for _, line in self.lines):
+            if time.time() > deadline or self._process.poll() is not None:
+                raise RuntimeError("the follower did not read every shard:\n" +
+                                   "\n".join(line for _, line in self.lines[-20:]))
+            time.sleep(0.2)
+
+    def lags(self, since: float, until: float) -> list[float]:
+        return [float(m.group(1)) for at, line in self.lines if since <= at <= until
+                for m in [self.LAG.search(line)] if m]
+
+    def stop(self) -> None:
+        self._process.send_signal(signal.SIGINT)
+        try:
+            self._process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait()
+
+
+def _prober(target: str, table: str, written: dict[str, float], stop: threading.Event) -> list[float]:
+    """End-to-end lags: the newest change written, polled on the target until it is there."""
+    client, lags = seed.client_for(target), []
+    while not stop.is_set():
+        if not written:
+            time.sleep(0.1)
+            continue
+        key = max(written, key=written.get)
+        deadline = time.time() + 60
         while time.time() < deadline:
-            key = max(written) if written else None
-            if key is None:
-                time.sleep(0.1)
-                continue
-            while time.time() < deadline + 30:
-                if "Item" in client.get_item(TableName=table, Key={"id": {"S": key}}):
-                    lags.append(time.time() - written[key])
-                    break
-                time.sleep(0.05)
-    finally:
-        stop.set()
-        if writer.is_alive():
-            writer.join()
-        os.killpg(follower.pid, signal.SIGTERM)
-        follower.wait(timeout=30)
+            if "Item" in client.get_item(TableName=table, Key={"id": {"S": key}}, ConsistentRead=True):
+                lags.append(time.time() - written[key])
+                break
+            time.sleep(0.05)
     return lags
 
 
+def _write_steadily(stream: FakeStream, shards: list[str], rate: float, seconds: float,
+                    written: dict[str, float]) -> None:
+    """`rate` new items a second, each on a shard picked at random, for `seconds`."""
+    rng, began, n = random.Random(7), time.time(), 0
+    while time.time() < began + seconds:
+        key = f"c{n:07d}"
+        written[key] = time.time()
+        stream.put_record(rng.choice(shards), "INSERT", {"id": {"S": key}},
+                          new_image={"id": {"S": key}, "n": {"N": str(n)}}, created=written[key])
+        n += 1
+        time.sleep(max(0.0, began + n / rate - time.time()))
+
+
+def steady_lag(servers: Servers, rate: float = 200, seconds: float = 30) -> dict:
+    scenario = _scenario(servers, "bench_steady", WIDTH)
+    shards = [shard_id(n) for n in range(WIDTH)]
+    follower = _Follower(scenario)
+    written: dict[str, float] = {}
+    stop = threading.Event()
+    probes: list[float] = []
+    try:
+        follower.wait_until_known_lag()
+        prober = threading.Thread(target=lambda: probes.extend(_prober(servers.target.url, scenario.table,
+                                                                        written, stop)))
+        prober.start()
+        began = time.time()
+        _write_steadily(scenario.stream, shards, rate, seconds, written)
+        stopped = time.time()
+        stop.set()
+        prober.join()
+        while {item["id"]["S"] for item in seed.scan_all(servers.target.url, scenario.table)} != set(written):
+            if time.time() > stopped + 120:
+                break
+            time.sleep(0.2)
+        equal_after = time.time() - stopped
+        printed = follower.lags(began + 5, stopped)
+    finally:
+        stop.set()
+        follower.stop()
+    return {"probes": probes, "equal_after_s": equal_after, "printed": printed, "changes": len(written)}
+
+
+def hot_shard(servers: Servers, rate: float = 50, seconds: float = 20) -> dict:
+    scenario = _scenario(servers, "bench_hot", WIDTH)
+    hot = shard_id(0)
+    follower = _Follower(scenario)
+    written: dict[str, float] = {}
+    stop = threading.Event()
+    probes: list[float] = []
+    try:
+        follower.wait_until_known_lag()
+        prober = threading.Thread(target=lambda: probes.extend(_prober(servers.target.url, scenario.table,
+                                                                        written, stop)))
+        prober.start()
+        began = time.monotonic()
+        _write_steadily(scenario.stream, [hot], rate, seconds, written)
+        ended = time.monotonic()
+        stop.set()
+        prober.join()
+    finally:
+        stop.set()
+        follower.stop()
+    gaps = []
+    for n in range(WIDTH):
+        times = [began] + [t for t in scenario.stream.read_times(shard_id(n)) if began <= t <= ended] + [ended]
+        gaps.append(max(b - a for a, b in zip(times, times[1:])))
+    return {"max_gap_s": max(gaps), "p99_gap_s": statistics.quantiles(gaps, n=100)[98], "probes": probes,
+            "hot_reads_per_s": (len([t for t in scenario.stream.read_times(hot) if began <= t <= ended])
+                                / (ended - began))}
+
+
 def main() -> dict:
-    with DynamoDBLocal() as source, LocalAlternator() as target, tempfile.TemporaryDirectory() as tmp:
-        table = "bench_streams"
-        _create(source.endpoint, table, stream=True)
-        config = Path(tmp) / "bench.yaml"
-        config.write_text(yaml.safe_dump({
-            "source": {"endpoint": source.endpoint, "credentials": {"access_key_id": "b", "secret_access_key": "b"}},
-            "target": {"alternator": {"seeds": ["127.0.0.1"], "port": target.port}},
-            "tables": [{"source": table}], "checkpoint_dir": str(Path(tmp) / "checkpoints"),
-            "dead_letter_dir": str(Path(tmp) / "dead-letter"), "pipeline_options": {"runner": "DirectRunner"}}))
-        _cli(config, "migrate", "--streams", "--until-caught-up")  # target table + stream checkpoints
-        _backlog(source.endpoint, table)
-        started = time.perf_counter()
-        _cli(config, "replicate")  # one round: the whole backlog
-        ours = BACKLOG / (time.perf_counter() - started)
-        _create(target.url, "bench_one_at_a_time", stream=False)
-        baseline = _one_at_a_time(target.url, "bench_one_at_a_time", _stream_records(source.endpoint, table, BASELINE))
-        lags = _steady_lag(source.endpoint, target.url, table, config)
-    print(f"replication of a backlog of {BACKLOG:,} changes, one run:")
-    print(f"  alternator-migrate replicate (one round, incl. Beam start-up): {ours:>8,.0f} changes/s")
-    print(f"  one PutItem/DeleteItem at a time (first {BASELINE:,}):            {baseline:>8,.0f} changes/s")
-    print(f"  speed-up: {ours / baseline:.1f}x (target: at least 10x)")
-    if lags:
-        print(f"  end-to-end lag under 100 writes/s with --follow: median {statistics.median(lags):.2f} s, "
-              f"max {max(lags):.2f} s ({len(lags)} probes)")
-    return {"changes_per_s": round(ours), "baseline_per_s": round(baseline), "speedup": round(ours / baseline, 1),
-            "lag_median_s": round(statistics.median(lags), 2) if lags else None}
+    with tempfile.TemporaryDirectory() as tmp, DynamoDBLocal() as source, LocalAlternator() as target, \
+            FakeStreamsServer() as streams:
+        servers = Servers(source, target, streams, Path(tmp))
+        one = one_shard_backlog(servers)
+        wide = wide_backlog(servers)
+        steady = steady_lag(servers)
+        hot = hot_shard(servers)
+    ratio = one["changes_per_s"] / one["baseline_per_s"]
+    probes = steady["probes"]
+    print(f"replication (streams: the test Streams server; target: the Alternator stand-in; medians of {REPEATS}; "
+          f"`replicate` runs include start-up):")
+    print(f"  one shard, backlog of {BACKLOG:,}: {one['changes_per_s']:,.0f} changes/s vs one write at a time "
+          f"{one['baseline_per_s']:,.0f}/s: {ratio:.1f}x (goal: at least 8x)")
+    print(f"  {WIDTH:,} open shards, backlog of {BACKLOG:,}: {wide['changes_per_s']:,.0f} changes/s "
+          f"(goal: at least 2,000)")
+    print(f"  {WIDTH:,} shards under 200 changes/s ({steady['changes']:,} changes): end-to-end lag p50 "
+          f"{statistics.median(probes):.2f} s, max {max(probes):.2f} s ({len(probes)} probes; goal: p50 <= 2, "
+          f"max <= 10); target equal {steady['equal_after_s']:.1f} s after the writes stopped (goal: <= 10)")
+    if steady["printed"]:
+        print(f"    lag the tool printed meanwhile: p50 {statistics.median(steady['printed']):.1f} s, "
+              f"max {max(steady['printed']):.1f} s (it may overstate, never understate by more than 1 s)")
+    print(f"  one shard at 50 changes/s beside {WIDTH - 1:,} quiet ones: longest wait between two reads of a shard "
+          f"{hot['max_gap_s']:.2f} s, p99 {hot['p99_gap_s']:.2f} s (goal: <= 2); hot shard read "
+          f"{hot['hot_reads_per_s']:.1f}/s; its end-to-end lag p50 {statistics.median(hot['probes']):.2f} s, "
+          f"max {max(hot['probes']):.2f} s")
+    return {"one_shard_ratio": round(ratio, 1), "wide_changes_per_s": round(wide["changes_per_s"]),
+            "lag_p50_s": round(statistics.median(probes), 2), "lag_max_s": round(max(probes), 2),
+            "equal_after_s": round(steady["equal_after_s"], 1), "max_read_gap_s": round(hot["max_gap_s"], 2)}
 
 
 if __name__ == "__main__":

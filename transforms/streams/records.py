@@ -22,13 +22,16 @@ import zlib
 from typing import AsyncIterator
 
 import aiohttp
+from aiobotocore.credentials import AioCredentials
 from aiobotocore.session import AioSession
+from aiohttp.helpers import get_env_proxy_for_url
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.exceptions import ClientError, NoCredentialsError
 from botocore.httpsession import get_cert_path
+from yarl import URL
 
-from transforms.dynamo.endpoints import SourceSpec
+from transforms.dynamo.endpoints import Credentials, SourceSpec, aio_session
 from transforms.items.ddb_json import decode_item
 
 _TARGET_PREFIX = "DynamoDBStreams_20120810."
@@ -44,13 +47,18 @@ class StreamsData:
         self._url = url.rstrip("/") + "/"
         self._region = region
         self._credentials = credentials  # aiobotocore credentials (refreshed by the provider chain)
+        try:  # HTTP(S)_PROXY / NO_PROXY, as the SDK honours them; read once, not per request
+            self._proxy, self._proxy_auth = get_env_proxy_for_url(URL(self._url))
+        except LookupError:
+            self._proxy = self._proxy_auth = None
 
     async def _call(self, operation: str, params: dict) -> dict:
         body = json.dumps(params).encode()
         request = AWSRequest(method="POST", url=self._url, data=body,
                              headers={"Content-Type": _CONTENT_TYPE, "X-Amz-Target": _TARGET_PREFIX + operation})
         SigV4Auth(await self._credentials.get_frozen_credentials(), _SIGNING_NAME, self._region).add_auth(request)
-        async with self._http.post(self._url, data=body, headers=dict(request.headers.items())) as response:
+        async with self._http.post(self._url, data=body, headers=dict(request.headers.items()), proxy=self._proxy,
+                                   proxy_auth=self._proxy_auth) as response:
             raw = await response.read()
             expected_crc = response.headers.get("x-amz-crc32")
             status = response.status
@@ -102,16 +110,14 @@ def _ssl_context(session: AioSession) -> ssl.SSLContext:
 async def open_streams_data(spec: SourceSpec, endpoint_url: str, max_connections: int = 64
                             ) -> AsyncIterator[StreamsData]:
     """`StreamsData` for the source's Streams endpoint (`endpoint_url`, as the SDK client resolved it)."""
-    creds = spec.credentials
-    session = AioSession(profile=creds.profile) if creds and creds.profile else AioSession()
-    if creds and creds.access_key_id:
-        session.set_credentials(creds.access_key_id, creds.secret_access_key, creds.session_token)
-    credentials = await session.get_credentials()
+    creds = spec.credentials or Credentials()
+    session = aio_session(creds.profile)
+    credentials = (AioCredentials(creds.access_key_id, creds.secret_access_key, creds.session_token)
+                   if creds.access_key_id else await session.get_credentials())
     if credentials is None:
         raise NoCredentialsError()
     connector = aiohttp.TCPConnector(limit=max_connections,
                                      ssl=_ssl_context(session) if endpoint_url.startswith("https") else False)
     timeout = aiohttp.ClientTimeout(sock_connect=10, sock_read=60)
-    # trust_env: HTTP(S)_PROXY / NO_PROXY honoured as the SDK honours them.
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=True) as http:
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
         yield StreamsData(http, endpoint_url, spec.region, credentials)
