@@ -140,8 +140,9 @@ def _status_line(elapsed: float, statuses: dict[str, TableStatus], rates: dict[s
 
     def table(name: str, status: TableStatus) -> str:
         waiting = f", {status.waiting:,} waiting for their parent" if status.waiting else ""
+        throttled = f", {status.throttled:,} reads throttled by the stream" if status.throttled else ""
         return (f"{name}: {lag(status)}, {status.applied:,} changes ({rates[name]:,.0f}/s), "
-                f"{status.open_shards:,} open shard{'s' if status.open_shards != 1 else ''}{waiting}")
+                f"{status.open_shards:,} open shard{'s' if status.open_shards != 1 else ''}{waiting}{throttled}")
 
     return f"[{elapsed:.0f} s] " + " | ".join(table(name, status) for name, status in statuses.items())
 

@@ -134,6 +134,7 @@ def test_throttled_reads_back_off_and_lose_nothing(dynamodb_local, alternator_cl
         assert result.exit_code == 0, result.output
         assert target_versions(c.target, c.table) == expected
         assert c.stream.calls["LimitExceeded"] > 0
+        assert "reads throttled by the stream" in result.output
 
 
 def test_ctrl_c_while_writes_are_in_flight_leaves_consistent_checkpoints(dynamodb_local, alternator_clean, tmp_path):
@@ -244,3 +245,21 @@ def test_until_caught_up_means_every_earlier_change_is_on_the_target(dynamodb_lo
         assert "caught up" in result.output
         versions = target_versions(c.target, c.table)
         assert all(versions[k] >= v for k, v in expected.items())  # nothing from before the run is missing
+
+
+def test_a_stream_disabled_while_following_stops_the_follower(dynamodb_local, alternator_clean, tmp_path):
+    with controlled_stream(dynamodb_local, alternator_clean, tmp_path) as c:
+        c.stream.add_shard(shard_id(0))
+        c.stream.put_record(shard_id(0), "INSERT", key("a"), new_image=image("a", 1))
+        config = load_config(c.config)
+        plans = plan_tables(config, create=False)
+        streams = replication.ensure_streams(config, plans, enable=False)
+        lines: list[str] = []
+        threading.Timer(2.0, c.stream.disable).start()
+
+        code = replication.follow_locally(config, plans, streams, follow=True, until_caught_up=False, max_lag=2,
+                                          echo=lines.append, discover_seconds=0.5)
+
+        assert code == 2, lines
+        assert any(f"the stream of {c.table} is disabled" in line for line in lines), lines
+        assert target_versions(c.target, c.table) == {"a": 1}

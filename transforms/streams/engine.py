@@ -44,8 +44,7 @@ from transforms.errors import ExitCode, MigrateError
 from transforms.state import stream_checkpoints
 from transforms.state.stream_checkpoints import CheckpointWriter, ShardCheckpoint
 from transforms.streams.records import open_streams_data
-from transforms.streams.shard_reader import (IDLE_POLL_SECONDS, RecordBudget, ShardIO, ShardReader, ShardState,
-                                             TableStats)
+from transforms.streams.shard_reader import IDLE_POLL_SECONDS, RecordBudget, ShardIO, ShardReader, ShardState
 from transforms.streams.shards import ShardTask, describe_shards, plan_shards
 from transforms.streams.windows import WindowWriter
 from transforms.table_pair import TablePair
@@ -92,6 +91,7 @@ class TableStatus:
     open_shards: int
     waiting: int           # shards whose parent is not applied yet
     unread: int            # shards with nothing applied that were never read to their end
+    throttled: int = 0     # GetRecords calls the stream refused (LimitExceededException), retried
 
 
 @dataclass(eq=False)
@@ -135,10 +135,7 @@ class StreamEngine:
         """A shard to run (`checkpoint` None: never read before); `state` continues an earlier run."""
         key = (task.table, task.shard_id)
         if key not in self._shards:
-            if checkpoint is None:  # known from now on: if it leaves the stream unfinished, that is a loss
-                checkpoint = ShardCheckpoint()
-                self._io.checkpoints.update(task.table, task.shard_id, checkpoint)
-            self._shards[key] = state or ShardState(task, checkpoint)
+            self._shards[key] = state or ShardState(task, checkpoint or ShardCheckpoint(), recorded=bool(checkpoint))
             if self._running:
                 self._start(self._shards[key])
         return self._shards[key]
@@ -292,10 +289,8 @@ class StreamEngine:
         waiting = sum(1 for s in active if (table, s.task.parent_id) in self._shards
                       and not self._shards[(table, s.task.parent_id)].closed)
         open_shards = len(stream.open) if stream is not None else len(active)
-        return TableStatus(self._io.stats[table].applied, lag, open_shards, waiting, unread)
-
-    def stats(self, table: str) -> TableStats:
-        return self._io.stats[table]
+        stats = self._io.stats[table]
+        return TableStatus(stats.applied, lag, open_shards, waiting, unread, stats.throttled)
 
 
 @dataclass(frozen=True)

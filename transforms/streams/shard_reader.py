@@ -57,12 +57,12 @@ class ShardState:
     next_read_at: float = 0.0          # monotonic time before which the shard is not read again
     caught_up_at: float | None = None  # wall time a read found the shard's end, with all before it applied
     closed: bool = False               # read to its close and fully applied (its children may start)
+    recorded: bool = True              # it has a checkpoint file (a shard read once must have one)
 
 
 @dataclass
 class TableStats:
     applied: int = 0     # changes applied
-    reads: int = 0       # GetRecords calls answered
     throttled: int = 0   # GetRecords calls answered LimitExceededException
 
 
@@ -203,7 +203,9 @@ class ShardReader:
             raise
         records = page["Records"]
         self._io.budget.give(WINDOW_RECORDS - len(records))
-        stats.reads += 1
+        if not shard.recorded:  # read once: if it leaves the stream unfinished from now on, that is a loss
+            shard.recorded = True
+            self._io.checkpoints.update(shard.task.table, shard.task.shard_id, shard.checkpoint)
         if records:
             shard.read_after = records[-1]["dynamodb"]["SequenceNumber"]
         return records, page.get("NextShardIterator")

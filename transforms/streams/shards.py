@@ -34,13 +34,9 @@ class ShardPlan:
     open_shards: int
 
     @property
-    def ready(self) -> list[ShardTask]:
-        return [task for task in self.unfinished if task.parent_id is None]
-
-    @property
     def waiting(self) -> int:
         """Shards whose parent is not applied yet."""
-        return len(self.unfinished) - len(self.ready)
+        return sum(1 for task in self.unfinished if task.parent_id is not None)
 
 
 async def describe_shards(client, table: str, stream_arn: str, after: str | None = None) -> list[dict]:
