@@ -293,7 +293,8 @@ def main() -> dict:
     ratio = one["changes_per_s"] / one["baseline_per_s"]
     probes = steady["probes"]
     print(f"replication (streams: the test Streams server; target: the Alternator stand-in; medians of {REPEATS}; "
-          f"`replicate` runs include start-up):")
+          f"`replicate` runs include start-up; load average at the end {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores):")
     print(f"  one shard, backlog of {BACKLOG:,}: {one['changes_per_s']:,.0f} changes/s vs one write at a time "
           f"{one['baseline_per_s']:,.0f}/s: {ratio:.1f}x (goal: at least 8x)")
     print(f"  {WIDTH:,} open shards, backlog of {BACKLOG:,}: {wide['changes_per_s']:,.0f} changes/s "

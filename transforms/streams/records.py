@@ -57,7 +57,7 @@ class StreamsData:
         request = AWSRequest(method="POST", url=self._url, data=body,
                              headers={"Content-Type": _CONTENT_TYPE, "X-Amz-Target": _TARGET_PREFIX + operation})
         SigV4Auth(await self._credentials.get_frozen_credentials(), _SIGNING_NAME, self._region).add_auth(request)
-        async with self._http.post(self._url, data=body, headers=dict(request.headers.items()), proxy=self._proxy,
+        async with self._http.post(self._url, data=body, headers=dict(request.headers.raw_items()), proxy=self._proxy,
                                    proxy_auth=self._proxy_auth) as response:
             raw = await response.read()
             expected_crc = response.headers.get("x-amz-crc32")

@@ -138,10 +138,15 @@ class ShardReader:
                 shard.next_read_at = sent + (MIN_SECONDS_BETWEEN_READS if records else self._idle)
                 if applying is not None:
                     await applying  # the window before this one is acknowledged (or its error raised)
-                applying = asyncio.create_task(self._apply(shard, table, records, sent_at, shard.iterator is None))
-                applying.add_done_callback(lambda _, held=len(records): self._io.budget.give(held))
+                    applying = None
+                if records or shard.iterator is None:
+                    applying = asyncio.create_task(self._apply(shard, table, records, sent_at, shard.iterator is None))
+                    applying.add_done_callback(lambda _, held=len(records): self._io.budget.give(held))
+                else:  # the end of an open shard, everything read before it applied
+                    shard.caught_up_at = sent_at
                 if shard.iterator is None or (not records and not follow):
-                    await applying
+                    if applying is not None:
+                        await applying
                     return
         finally:
             if applying is not None and not applying.done():
@@ -232,7 +237,6 @@ class ShardReader:
             shard.checkpoint = dataclasses.replace(shard.checkpoint, finished=True)
             await self._io.checkpoints.write_now(table.source, shard.task.shard_id, shard.checkpoint)
             shard.closed = True
-        if closed or not records:
             shard.caught_up_at = sent_at
 
 
