@@ -226,9 +226,23 @@ def _write_steadily(stream: FakeStream, shards: list[str], rate: float, seconds:
         time.sleep(max(0.0, began + n / rate - time.time()))
 
 
-def steady_lag(servers: Servers, rate: float = 200, seconds: float = 30) -> dict:
-    scenario = _scenario(servers, "bench_steady", WIDTH)
-    shards = [shard_id(n) for n in range(WIDTH)]
+@dataclass
+class _Run:
+    """What a follower under a steady load showed."""
+
+    scenario: Scenario
+    probes: list[float]          # end-to-end lags
+    printed: list[float]         # lags the tool printed while the writes went on
+    changes: int
+    window: tuple[float, float]  # time.monotonic() when the writes began and stopped
+    equal_after_s: float         # after the writes stopped, until a check found every change on the target
+
+
+def _follow_under_load(servers: Servers, table: str, hot: int | None, rate: float, seconds: float) -> _Run:
+    """`replicate --follow` on 1,000 shards while `rate` changes a second go to all of
+    them (`hot` None) or to shard `hot` alone, for `seconds`."""
+    scenario = _scenario(servers, table, WIDTH)
+    shards = [shard_id(n) for n in range(WIDTH)] if hot is None else [shard_id(hot)]
     follower = _Follower(scenario)
     written: dict[str, float] = {}
     stop = threading.Event()
@@ -238,48 +252,35 @@ def steady_lag(servers: Servers, rate: float = 200, seconds: float = 30) -> dict
         prober = threading.Thread(target=lambda: probes.extend(_prober(servers.target.url, scenario.table,
                                                                         written, stop)))
         prober.start()
-        began = time.time()
+        began, began_at = time.time(), time.monotonic()
         _write_steadily(scenario.stream, shards, rate, seconds, written)
-        stopped = time.time()
+        stopped, stopped_at = time.time(), time.monotonic()
         stop.set()
         prober.join()
         while not _all_there(servers.target.url, scenario.table, list(written)) and time.time() < stopped + 120:
             time.sleep(0.1)
         equal_after = time.time() - stopped  # when a check of every key ended: an upper bound
-        printed = follower.lags(began + 5, stopped)
     finally:
         stop.set()
         follower.stop()
-    return {"probes": probes, "equal_after_s": equal_after, "printed": printed, "changes": len(written)}
+    return _Run(scenario, probes, follower.lags(began + 5, stopped), len(written), (began_at, stopped_at),
+                equal_after)
 
 
-def hot_shard(servers: Servers, rate: float = 50, seconds: float = 20) -> dict:
-    scenario = _scenario(servers, "bench_hot", WIDTH)
-    hot = shard_id(0)
-    follower = _Follower(scenario)
-    written: dict[str, float] = {}
-    stop = threading.Event()
-    probes: list[float] = []
-    try:
-        follower.wait_until_known_lag()
-        prober = threading.Thread(target=lambda: probes.extend(_prober(servers.target.url, scenario.table,
-                                                                        written, stop)))
-        prober.start()
-        began = time.monotonic()
-        _write_steadily(scenario.stream, [hot], rate, seconds, written)
-        ended = time.monotonic()
-        stop.set()
-        prober.join()
-    finally:
-        stop.set()
-        follower.stop()
+def steady_lag(servers: Servers) -> _Run:
+    return _follow_under_load(servers, "bench_steady", None, rate=200, seconds=30)
+
+
+def hot_shard(servers: Servers) -> dict:
+    run = _follow_under_load(servers, "bench_hot", 0, rate=50, seconds=20)
+    began, ended = run.window
     gaps = []
     for n in range(WIDTH):
-        times = [began] + [t for t in scenario.stream.read_times(shard_id(n)) if began <= t <= ended] + [ended]
+        times = [began] + [t for t in run.scenario.stream.read_times(shard_id(n)) if began <= t <= ended] + [ended]
         gaps.append(max(b - a for a, b in zip(times, times[1:])))
-    return {"max_gap_s": max(gaps), "p99_gap_s": statistics.quantiles(gaps, n=100)[98], "probes": probes,
-            "hot_reads_per_s": (len([t for t in scenario.stream.read_times(hot) if began <= t <= ended])
-                                / (ended - began))}
+    hot_reads = sum(1 for t in run.scenario.stream.read_times(shard_id(0)) if began <= t <= ended)
+    return {"max_gap_s": max(gaps), "p99_gap_s": statistics.quantiles(gaps, n=100)[98], "probes": run.probes,
+            "hot_reads_per_s": hot_reads / (ended - began)}
 
 
 def main() -> dict:
@@ -291,7 +292,7 @@ def main() -> dict:
         steady = steady_lag(servers)
         hot = hot_shard(servers)
     ratio = one["changes_per_s"] / one["baseline_per_s"]
-    probes = steady["probes"]
+    probes = steady.probes
     print(f"replication (streams: the test Streams server; target: the Alternator stand-in; medians of {REPEATS}; "
           f"`replicate` runs include start-up; load average at the end {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} cores):")
@@ -299,19 +300,19 @@ def main() -> dict:
           f"{one['baseline_per_s']:,.0f}/s: {ratio:.1f}x (goal: at least 8x)")
     print(f"  {WIDTH:,} open shards, backlog of {BACKLOG:,}: {wide['changes_per_s']:,.0f} changes/s "
           f"(goal: at least 2,000)")
-    print(f"  {WIDTH:,} shards under 200 changes/s ({steady['changes']:,} changes): end-to-end lag p50 "
+    print(f"  {WIDTH:,} shards under 200 changes/s ({steady.changes:,} changes): end-to-end lag p50 "
           f"{statistics.median(probes):.2f} s, max {max(probes):.2f} s ({len(probes)} probes; goal: p50 <= 2, "
-          f"max <= 10); target equal {steady['equal_after_s']:.1f} s after the writes stopped (goal: <= 10)")
-    if steady["printed"]:
-        print(f"    lag the tool printed meanwhile: p50 {statistics.median(steady['printed']):.1f} s, "
-              f"max {max(steady['printed']):.1f} s (it may overstate, never understate by more than 1 s)")
+          f"max <= 10); target equal {steady.equal_after_s:.1f} s after the writes stopped (goal: <= 10)")
+    if steady.printed:
+        print(f"    lag the tool printed meanwhile: p50 {statistics.median(steady.printed):.1f} s, "
+              f"max {max(steady.printed):.1f} s (it may overstate, never understate by more than 1 s)")
     print(f"  one shard at 50 changes/s beside {WIDTH - 1:,} quiet ones: longest wait between two reads of a shard "
           f"{hot['max_gap_s']:.2f} s, p99 {hot['p99_gap_s']:.2f} s (goal: <= 2); hot shard read "
           f"{hot['hot_reads_per_s']:.1f}/s; its end-to-end lag p50 {statistics.median(hot['probes']):.2f} s, "
           f"max {max(hot['probes']):.2f} s")
     return {"one_shard_ratio": round(ratio, 1), "wide_changes_per_s": round(wide["changes_per_s"]),
             "lag_p50_s": round(statistics.median(probes), 2), "lag_max_s": round(max(probes), 2),
-            "equal_after_s": round(steady["equal_after_s"], 1), "max_read_gap_s": round(hot["max_gap_s"], 2)}
+            "equal_after_s": round(steady.equal_after_s, 1), "max_read_gap_s": round(hot["max_gap_s"], 2)}
 
 
 if __name__ == "__main__":
