@@ -19,5 +19,5 @@ setup(
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6", "moto[server]>=5", "pyflakes>=3"],
     },
-    entry_points={"console_scripts": ["alternator-migrate=pipeline.cli:main"]},
+    entry_points={"console_scripts": ["alternator-migrate=pipeline.console:main"]},
 )

@@ -18,6 +18,7 @@ splittable; it keeps the same checkpoints, so either mode can take over.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from transforms.dynamo.endpoints import source_client, streams_client
 from transforms.errors import ExitCode, MigrateError
 from transforms.replicate import FollowStreams, ReplicateShards
 from transforms.state import stream_checkpoints
+from transforms.state.dead_letters import count_dead_letters, run_folder
 from transforms.streams.shards import ShardPlan, ShardTask, describe_shards, plan_shards
 
 log = logging.getLogger(__name__)
@@ -158,13 +160,27 @@ def follow_streaming(config: RunConfig, plans: Sequence[TablePlan], streams: Seq
 def replicate(config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[Stream], *, follow: bool,
               until_caught_up: bool, max_lag: float, beam_args: Sequence[str] = (),
               echo: Callable[[str], None] = print) -> ExitCode:
-    """Run rounds; returns the exit code (OK caught up or done, INCOMPLETE writes failed, CHANGES_LOST).
+    """Replicate; returns the exit code (OK caught up or done, INCOMPLETE some changes dead-lettered,
+    CHANGES_LOST). Dead letters go to this run's own folder.
 
     `--follow` on a streaming runner (pipeline option `streaming`) runs one streaming
     pipeline instead of rounds.
     """
+    config = dataclasses.replace(config, dead_letter_dir=run_folder(config.dead_letter_dir))
     if follow and pipeline_options(config, beam_args).view_as(StandardOptions).streaming:
-        return follow_streaming(config, plans, streams, beam_args, echo=echo)
+        code = follow_streaming(config, plans, streams, beam_args, echo=echo)
+    else:
+        code = _rounds(config, plans, streams, follow=follow, until_caught_up=until_caught_up, max_lag=max_lag,
+                       beam_args=beam_args, echo=echo)
+    dead = sum(count_dead_letters(config.dead_letter_dir).values())
+    if dead:
+        echo(f"error: {dead} changes could not be applied; they are in {config.dead_letter_dir}")
+        return max(code, ExitCode.INCOMPLETE)
+    return code
+
+
+def _rounds(config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[Stream], *, follow: bool,
+            until_caught_up: bool, max_lag: float, beam_args: Sequence[str], echo: Callable[[str], None]) -> ExitCode:
     calm_rounds, number = 0, 0
     while True:
         number += 1

@@ -68,18 +68,33 @@ def _describe_error(where: str, exc: BaseException) -> TableStepError:
     return TableStepError(f"cannot reach {where}: {exc}; check the endpoint, port and network")
 
 
+async def _describe_sources(config: RunConfig, source) -> list[dict]:
+    """Every source table's description, checked before any target is touched."""
+    descriptions = []
+    for i, spec in enumerate(config.tables):
+        try:
+            description = await schema.describe(source, spec.source)
+        except (BotoCoreError, ClientError, OSError) as exc:
+            raise _describe_error(f"source {config.source.describe()}", exc) from None
+        if description is None:
+            raise TableStepError(f"source table {spec.source} does not exist at {config.source.describe()}; "
+                                 f"check tables[].source and source.region/endpoint")
+        taken = schema.key_attributes(description)
+        for old, new in spec.renames.items():
+            if new in taken and new not in spec.renames:
+                raise TableStepError(
+                    f"tables[{i}].renames maps {old!r} to {new!r}, but {new!r} is {taken[new]} of {spec.source}: "
+                    f"items would be written under another item's key; rename {new!r} away too, or choose "
+                    f"another name")
+        descriptions.append(description)
+    return descriptions
+
+
 async def _plan_tables(config: RunConfig, create: bool) -> list[TablePlan]:
     plans = []
     async with source_client(config.source) as source, target_client(config.target) as target:
-        for spec in config.tables:
-            where = f"source {config.source.describe()}"
-            try:
-                description = await schema.describe(source, spec.source)
-            except (BotoCoreError, ClientError, OSError) as exc:
-                raise _describe_error(where, exc) from None
-            if description is None:
-                raise TableStepError(f"source table {spec.source} does not exist at {config.source.describe()}; "
-                                     f"check tables[].source and source.region/endpoint")
+        descriptions = await _describe_sources(config, source)
+        for spec, description in zip(config.tables, descriptions):
             where = f"target {config.target.describe()}"
             try:
                 if create:

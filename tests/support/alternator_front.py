@@ -3,7 +3,8 @@
 The pipeline talks to Alternator, which differs from DynamoDB in ways the tests must see:
 every node listens on its own address and lists its peers at `GET /localnodes`, a
 BatchWriteItem is all-or-error (at most 100 items, no duplicate keys, never
-UnprocessedItems), and overload shows up as `RequestLimitExceeded`. This aiohttp server
+UnprocessedItems), overload shows up as `RequestLimitExceeded`, and number keys are kept
+exactly as written (`exact_number_keys`). This aiohttp server
 reproduces those differences on several loopback addresses sharing one port and forwards
 everything else to moto, which stores the data. It can also inject throttling, server
 errors, slowness and dropped connections, and counts what it saw, so tests can check
@@ -25,12 +26,14 @@ import random
 import signal
 import socket
 import threading
+import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Callable
 
 from aiohttp import ClientSession, ClientTimeout, web
 
+from tests.support.exact_number_keys import ExactNumberKeys
 from tests.support.threaded_server import ThreadedServer
 
 DEFAULT_ADDRESSES = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
@@ -89,6 +92,7 @@ class AlternatorFront(ThreadedServer):
         self._faults = Faults()
         self._rng = random.Random()
         self._key_names: dict[str, tuple[str, ...]] = {}  # table -> key attribute names
+        self._number_keys = ExactNumberKeys()
         self._stats_lock = threading.Lock()
         self._by_address: Counter[str] = Counter()
         self._by_operation: Counter[str] = Counter()
@@ -243,6 +247,8 @@ class AlternatorFront(ThreadedServer):
                 if key in seen:
                     return dynamodb_error(400, "ValidationException", "Provided list of item keys contains duplicates")
                 seen.add(key)
+            if request.transport is None:  # the client hung up while a slow reply was pending
+                return dynamodb_error(500, "InternalServerError", "the client went away")
             address = request.transport.get_extra_info("sockname")[0]
             with self._stats_lock:  # which node wrote which key: the test of per-key node affinity
                 for key in seen:
@@ -277,8 +283,13 @@ class AlternatorFront(ThreadedServer):
         return self._key_names[table]
 
     async def _forward(self, request: web.Request, body: bytes) -> web.Response:
-        status, headers, payload = await self._call_backend(request.headers, body)
+        op = request.headers.get("X-Amz-Target", "").rpartition(".")[2]
+        sent = self._number_keys.request(op, _json(body))
+        status, headers, payload = await self._call_backend(request.headers, json.dumps(sent).encode())
         kept = {name: headers[name] for name in _RESPONSE_HEADERS if name in headers}
+        if status == 200:
+            payload = json.dumps(self._number_keys.response(op, sent, _json(payload))).encode()
+            kept["x-amz-crc32"] = str(zlib.crc32(payload))
         return web.Response(status=status, body=payload, headers=kept)
 
     async def _call_backend(self, headers, body: bytes):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from apache_beam.io.filesystems import FileSystems
 
 from transforms.items.ddb_json import decode_item, encode_item
-from transforms.state.files import delete_tree, matching, read_json, write_json
+from transforms.state.files import delete, delete_tree, matching, read_json, write_json
 
 _MARKER = re.compile(r"seg-(\d+)/p(\d+)-n(\d+)-b(\d+)(-last)?\.json$")
 
@@ -118,6 +118,5 @@ def resume_points(checkpoint_dir: str, table: str, total_segments: int) -> list[
         if done:
             start_key = decode_item(read_json(pages[done - 1].path)["next_key"])
         points.append(SegmentResume(segment, done, start_key, False))
-    if stale:
-        FileSystems.delete(stale)
+    delete(stale)
     return points

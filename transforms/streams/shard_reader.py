@@ -27,9 +27,10 @@ from transforms.dynamo.endpoints import SourceSpec, TargetSpec, source_client, s
 from transforms.dynamo.event_loop import LoopDoFn
 from transforms.dynamo.point_reads import get_items
 from transforms.dynamo.retry import call_with_retry, error_code
-from transforms.dynamo.writer import WriterSettings, collapse_by_key, delete, open_writer, put
+from transforms.dynamo.writer import FailedWrite, WriterSettings, collapse_by_key, delete, open_writer, put
 from transforms.errors import ChangesLost, MigrateError, WritesFailed
 from transforms.items.keys import key_of
+from transforms.items.renames import RenameConflict
 from transforms.state import stream_checkpoints
 from transforms.state.dead_letters import write_dead_letters
 from transforms.state.stream_checkpoints import ShardCheckpoint
@@ -77,7 +78,7 @@ class ReplicateShardFn(LoopDoFn):
                 raise ChangesLost(
                     f"{task.table}: shard {task.shard_id} no longer holds the changes after sequence number "
                     f"{after} (the stream keeps 24 hours): changes were lost; copy the table again with "
-                    f"`migrate --streams`") from None
+                    f"`migrate --streams --restart`") from None
             raise
 
     def process(self, task: ShardTask):
@@ -129,22 +130,31 @@ class ReplicateShardFn(LoopDoFn):
             iterator = next_iterator
 
     def _apply(self, table: TablePair, records: list[dict], window: str) -> None:
-        """Write one window, collapsed to the last change per key; raise if any write failed."""
+        """Write one window, collapsed to the last change per key; raise if any write failed.
+
+        A change the renames cannot map (the item holds an attribute and its new name) is
+        dead-lettered and the rest of the window is written: retrying cannot fix it."""
         without_image = any(r["eventName"] != "REMOVE" and "NewImage" not in r["dynamodb"] for r in records)
         if without_image:  # KEYS_ONLY or OLD_IMAGE: the source's current item decides
             keys = list({key_of(r["dynamodb"]["Keys"], table.source_key_names): r["dynamodb"]["Keys"]
                          for r in records}.items())
             current = self.loop.run(get_items(self._source_items, table.source, [k for _, k in keys],
                                                table.source_key_names, max_attempts=self._max_attempts))
-            requests = [put(table.to_target(current[ref])) if ref in current else delete(table.to_target(key))
-                        for ref, key in keys]
+            changes = [put(current[ref]) if ref in current else delete(key) for ref, key in keys]
         else:
-            requests = [delete(table.to_target(r["dynamodb"]["Keys"])) if r["eventName"] == "REMOVE"
-                        else put(table.to_target(r["dynamodb"]["NewImage"])) for r in records]
-        requests = collapse_by_key(requests, table.key_names)
+            changes = collapse_by_key([delete(r["dynamodb"]["Keys"]) if r["eventName"] == "REMOVE"
+                                       else put(r["dynamodb"]["NewImage"]) for r in records], table.source_key_names)
+        requests, refused = [], []
+        for change in changes:
+            try:
+                requests.append(put(table.to_target(change["PutRequest"]["Item"])) if "PutRequest" in change
+                                else delete(table.to_target(change["DeleteRequest"]["Key"])))
+            except RenameConflict as exc:
+                refused.append(FailedWrite(table.target, change, f"RenameConflict: {exc}"))
         outcome = self.loop.run(self._writer.write(table.target, requests, table.key_names[0]))
+        if outcome.failures or refused:
+            paths = write_dead_letters(self._dead_letter_dir, outcome.failures + refused, name=window)
         if outcome.failures:
-            paths = write_dead_letters(self._dead_letter_dir, outcome.failures, name=window)
             raise WritesFailed(f"{table.source}: {len(outcome.failures)} changes could not be written after "
-                               f"{self._writer_settings.max_attempts} attempts (in {', '.join(paths)}); replication of this "
-                               f"shard stopped before them and resumes there on the next run")
+                               f"{self._writer_settings.max_attempts} attempts (in {', '.join(paths)}); replication of "
+                               f"this shard stopped before them and resumes there on the next run")
