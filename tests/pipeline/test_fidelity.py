@@ -268,3 +268,30 @@ def test_a_run_shows_the_tools_output_and_keeps_the_runners_in_a_log_file(dynamo
     verbose = run_script("-v", "migrate", "--config", str(config), "--no-progress", "--restart", cwd=tmp_path)
     assert verbose.returncode == 0, verbose.stderr
     assert "apache_beam" in verbose.stderr
+
+
+def test_ctrl_c_during_validate_exits_130_with_no_verdict(dynamodb_local, alternator_clean, tmp_path):
+    source, target = dynamodb_local.endpoint, alternator_clean.url
+    table = unique("interrupted_check")
+    seed.create_table(source, table, **KEY)
+    seed.create_table(target, table, **KEY)
+    seed.put_items(source, table, [{"pk": {"S": f"p{i}"}} for i in range(20)])  # all missing from the target
+    config = write_config(tmp_path, source, alternator_target(alternator_clean), [{"source": table}])
+    process = start_script("validate", "--config", str(config), "--recheck-seconds", "600", cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "checkpoints" / "validate").exists():  # the pipeline is running
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        time.sleep(3)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "every table matches" not in stderr
+    (line,) = [line for line in stderr.splitlines() if line.startswith("interrupted: ")]
+    assert "no verdict" in line
