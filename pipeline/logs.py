@@ -51,11 +51,15 @@ class RunLog:
     def start(self, verbose: bool) -> None:
         """Terminal logging, before anything else runs; the file comes with `to_folder`."""
         self._verbose = verbose
+        self.path = None  # a new invocation (tests run many in one process) gets its own file
         root = logging.getLogger()
-        for handler in list(root.handlers):  # e.g. one Beam's import-time logging.warning() installed
-            root.removeHandler(handler)
+        for handler in list(root.handlers):
+            if _is_plain_console(handler) or getattr(handler, "_alternator_migrate", False):
+                root.removeHandler(handler)  # e.g. the one Beam's import-time logging.warning() installed
+                handler.close()
         root.setLevel(logging.DEBUG if verbose else logging.INFO)
         self._terminal = logging.StreamHandler(_TerminalStream())
+        self._terminal._alternator_migrate = True
         if verbose:
             self._terminal.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         else:
@@ -75,6 +79,7 @@ class RunLog:
         os.makedirs(folder, mode=0o700, exist_ok=True)
         self.path = os.path.join(folder, f"{command}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log")
         handler = logging.FileHandler(self.path, encoding="utf-8")
+        handler._alternator_migrate = True
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logging.getLogger().addHandler(handler)
         _redirect_descriptor_2(self.path)
@@ -82,6 +87,12 @@ class RunLog:
     def record_failure(self, exc: BaseException) -> None:
         """The full traceback of a failed run, for the log file (the terminal gets a summary)."""
         logging.getLogger("beam_failure").error("the run failed", exc_info=exc)
+
+
+def _is_plain_console(handler: logging.Handler) -> bool:
+    """A handler like `logging.basicConfig()` installs: straight to the process's stderr/stdout."""
+    return type(handler) is logging.StreamHandler and handler.stream in (sys.stderr, sys.stdout, sys.__stderr__,
+                                                                        sys.__stdout__)
 
 
 class _TerminalStream(io.TextIOBase):
