@@ -43,6 +43,9 @@ def _run(command: Callable[[], ExitCode | None], *, interrupted: str) -> None:
     except MigrateError as exc:
         click.echo(f"error: {exc}", err=True)
         code = exc.code
+    except click.UsageError as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        code = ExitCode.USAGE
     except BotoCoreError as exc:  # e.g. a profile that does not exist, no credentials at all
         click.echo(f"error: {exc}; check source.credentials / target.credentials", err=True)
         code = ExitCode.USAGE
@@ -74,9 +77,11 @@ def _failure_summary(exc: BaseException) -> str:
     return f"the run failed{f' in step {steps[-1]!r}' if steps else ''}: {root}"
 
 
-def _load(config_path: str, command: str) -> RunConfig:
-    """The run's config; from here on the runner's own log lines go to the run's log file."""
+def _load(config_path: str, command: str, beam_args=()) -> RunConfig:
+    """The run's config, its Beam options checked; from here on the runner's own log lines go
+    to the run's log file."""
     config = load_config(config_path)
+    runner.check_options(config, beam_args)
     RUN_LOG.to_folder(config.checkpoint_dir, command)
     return config
 
@@ -201,8 +206,7 @@ def _migrate(config_path, resume, restart, report_path, no_progress, streams, en
     if resume and restart:
         raise click.UsageError("choose one of --resume and --restart")
     _check_report_path(report_path)
-    config = _load(config_path, "migrate")
-    runner.check_options(config, beam_args)
+    config = _load(config_path, "migrate", beam_args)
     for line in bulk.check_earlier_runs(config, resume=resume, restart=restart, streams=streams):
         click.echo(line, err=True)
     plans = tables.plan_tables(config, create=True)
@@ -249,8 +253,7 @@ def replicate(config_path: str, follow: bool, until_caught_up: bool, max_lag: fl
 
 
 def _replicate(config_path, follow, until_caught_up, max_lag, beam_args) -> ExitCode:
-    config = _load(config_path, "replicate")
-    runner.check_options(config, beam_args)
+    config = _load(config_path, "replicate", beam_args)
     plans = tables.plan_tables(config, create=False)
     table_streams = replication.ensure_streams(config, plans, enable=False)
     replication.bind_checkpoints(config, table_streams, fresh=False)
@@ -286,8 +289,7 @@ def _validate(config_path, report_path, sample_rate, recheck_seconds, max_exampl
     if repair_target and sample_rate is not None:
         raise click.UsageError("--repair needs a full comparison; drop --sample-rate")
     _check_report_path(report_path)
-    config = _load(config_path, "validate")
-    runner.check_options(config, beam_args)
+    config = _load(config_path, "validate", beam_args)
     plans = tables.plan_tables(config, create=False)
 
     def validate_once():
