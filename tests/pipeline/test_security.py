@@ -12,6 +12,7 @@ import pytest
 
 from tests.support import seed
 from tests.support.cli_runs import error_lines, run_cli, run_script, unique, write_config
+from tests.support.alternator_front import AlternatorFront
 from tests.support.servers import LocalAlternator
 from tests.support.tls import make_ca, make_server_certificate
 
@@ -196,3 +197,33 @@ def test_files_with_customer_data_are_private(dynamodb_local, alternator_clean, 
             {tmp_path / "dead-letter", tmp_path / "checkpoints"}:
         assert _mode(folder) == 0o700, folder
     assert json.loads(letters[0].read_text().splitlines()[0])["item"]  # they do hold item values
+
+
+@pytest.fixture(scope="module")
+def https_source(dynamodb_local, pki):
+    """DynamoDB Local behind an HTTPS front: a source reached through a private CA."""
+    front = AlternatorFront(dynamodb_local.endpoint, ("127.0.0.1",), ssl_context=pki["good"].server_context())
+    front.start()
+    yield front
+    front.stop()
+
+
+def test_the_source_is_verified_with_its_own_ca_file(dynamodb_local, https_source, alternator_clean, pki,
+                                                     tmp_path):
+    table = _seeded(dynamodb_local.endpoint, 30)
+    target = {"alternator": {"seeds": ["127.0.0.1"], "port": alternator_clean.port}}
+    source = {"endpoint": https_source.url, "region": "us-east-1",
+              "credentials": {"access_key_id": "test", "secret_access_key": "test"}}
+
+    refused = run_cli("migrate", "--config", str(write_config(tmp_path, https_source.url, target, [table],
+                                                                  source=source)), "--no-progress")
+    config = write_config(tmp_path, https_source.url, target, [table],
+                          source={**source, "ca_file": str(pki["ca"])})
+    copied = run_cli("migrate", "--config", str(config), "--no-progress")
+
+    assert refused.exit_code == 2, refused.output
+    (line,) = error_lines(refused.output)
+    assert line.startswith(f"error: cannot verify the TLS certificate of source {https_source.url}")
+    assert "source.ca_file" in line
+    assert copied.exit_code == 0, copied.output
+    assert len(seed.scan_all(alternator_clean.url, table)) == 30
