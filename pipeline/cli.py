@@ -83,6 +83,10 @@ def _load(config_path: str, command: str, beam_args=()) -> RunConfig:
     config = load_config(config_path)
     runner.check_options(config, beam_args)
     RUN_LOG.to_folder(config.checkpoint_dir, command)
+    for side, spec in (("source", config.source), ("target", config.target)):
+        if not spec.tls.verify:
+            log.warning("%s.insecure_skip_verify is on: the TLS certificate of %s is not checked, so anyone on "
+                        "the network path can read and change the data", side, spec.describe())
     return config
 
 
@@ -127,6 +131,8 @@ def _unknown_option_message(exc: click.exceptions.NoSuchOption) -> str:
               help="Show everything on the terminal, Beam's and the workers' logs too, at debug level.")
 def main(verbose: bool) -> None:
     """Move DynamoDB tables into ScyllaDB Alternator."""
+    # Dead letters, findings, reports and logs hold customer data: files 0600, folders 0700.
+    os.umask(0o077)
     RUN_LOG.start(verbose)
 
 

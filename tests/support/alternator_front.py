@@ -25,6 +25,7 @@ import json
 import random
 import signal
 import socket
+import ssl
 import threading
 import zlib
 from collections import Counter
@@ -34,6 +35,7 @@ from typing import Callable
 from aiohttp import ClientSession, ClientTimeout, web
 
 from tests.support.exact_number_keys import ExactNumberKeys
+from tests.support.signatures import check_signature
 from tests.support.threaded_server import ThreadedServer
 
 DEFAULT_ADDRESSES = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
@@ -84,11 +86,14 @@ class AlternatorFront(ThreadedServer):
 
     thread_name = "alternator-front"
 
-    def __init__(self, backend_url: str, addresses: tuple[str, ...] = DEFAULT_ADDRESSES, port: int = 0):
+    def __init__(self, backend_url: str, addresses: tuple[str, ...] = DEFAULT_ADDRESSES, port: int = 0,
+                 ssl_context: ssl.SSLContext | None = None):
         super().__init__()
         self.backend_url = backend_url.rstrip("/")
         self.addresses = tuple(addresses)
         self.port = port
+        self._ssl_context = ssl_context  # serve HTTPS with it
+        self._users: dict[str, str] | None = None  # access key id -> secret; None: unsigned requests welcome
         self._faults = Faults()
         self._rng = random.Random()
         self._key_names: dict[str, tuple[str, ...]] = {}  # table -> key attribute names
@@ -102,7 +107,7 @@ class AlternatorFront(ThreadedServer):
 
     @property
     def url(self) -> str:
-        return f"http://{self.addresses[0]}:{self.port}"
+        return f"{'https' if self._ssl_context else 'http'}://{self.addresses[0]}:{self.port}"
 
     # --- control, callable from any thread -------------------------------------------------
 
@@ -117,6 +122,12 @@ class AlternatorFront(ThreadedServer):
         # Swap in a fresh generator with the config, so a seed gives a repeatable sequence.
         self._faults, self._rng = faults, random.Random(seed)
         return faults
+
+    def require_signatures(self, users: dict[str, str] | None) -> None:
+        """Enforce authorization as Alternator does (`alternator_enforce_authorization`): every
+        DynamoDB API request must be SigV4-signed with one of `users` (key id -> secret);
+        None accepts unsigned requests again. `/localnodes` never needs a signature."""
+        self._users = dict(users) if users is not None else None
 
     def stats(self) -> dict:
         """Counts of DynamoDB API requests (control and health requests are not counted)."""
@@ -164,7 +175,7 @@ class AlternatorFront(ThreadedServer):
             started = []
             try:
                 for address in self.addresses:
-                    site = web.TCPSite(runner, address, port)
+                    site = web.TCPSite(runner, address, port, ssl_context=self._ssl_context)
                     started.append(site)  # start() registers the site even when binding fails
                     await site.start()
             except OSError:
@@ -192,6 +203,10 @@ class AlternatorFront(ThreadedServer):
             self._by_address[request.transport.get_extra_info("sockname")[0]] += 1
             self._by_operation[op] += 1
         body = await request.read()
+        if self._users is not None:
+            refused = check_signature(request, body, self._users)
+            if refused is not None:
+                return dynamodb_error(400, *refused)
         faulty = await self._inject_fault(request, op)
         if faulty is not None:
             return faulty
