@@ -6,18 +6,15 @@ over moto (target; it keeps number keys exactly as written, as Alternator does).
 from __future__ import annotations
 
 import json
-import os
 import signal
-import time
 
 import pytest
 
 from tests.support import seed
-from tests.support.cli_runs import (alternator_target, error_lines, run_cli, run_script, start_script, unique,
-                                    write_config)
-from transforms.state import bulk_checkpoints
-from transforms.state.files import matching
+from tests.support.cli_runs import (alternator_target, error_lines, interrupt, items_copied, run_cli, run_script,
+                                    start_script, unique, write_config)
 from transforms.errors import StorageError
+from transforms.state.files import matching
 
 pytestmark = pytest.mark.integration
 
@@ -115,17 +112,8 @@ def test_renames_survive_a_kill_and_a_resume(dynamodb_local, alternator_clean, t
     config = write_config(tmp_path, source, alternator_target(alternator_clean),
                           [{"source": table, "renames": RENAMES}], scan={"segments": 2, "page_size": 40},
                           write={"concurrency": 1})
-    process = start_script("migrate", "--config", str(config), "--no-progress", cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + 120
-        while ((bulk_checkpoints.progress(str(tmp_path / "checkpoints"), table) or
-                bulk_checkpoints.TableProgress(2, 0, 0)).items < 120):
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    interrupt(start_script("migrate", "--config", str(config), "--no-progress", cwd=tmp_path),
+              lambda: items_copied(tmp_path / "checkpoints", table) >= 120)
     alternator_clean.front.set_faults()
 
     resumed = run_cli("migrate", "--config", str(config), "--resume", "--no-progress")
@@ -223,18 +211,7 @@ def test_ctrl_c_during_migrate_exits_130_and_resumes(dynamodb_local, alternator_
     config = write_config(tmp_path, source, alternator_target(alternator_clean), [{"source": table}],
                           scan={"segments": 2, "page_size": 50}, write={"concurrency": 1})
     process = start_script("migrate", "--config", str(config), "--no-progress", cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + 120
-        while (bulk_checkpoints.progress(str(tmp_path / "checkpoints"), table) or
-               bulk_checkpoints.TableProgress(2, 0, 0)).items < 100:
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-        os.killpg(process.pid, signal.SIGINT)
-        _, stderr = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+    stderr = interrupt(process, lambda: items_copied(tmp_path / "checkpoints", table) >= 100, signal.SIGINT)
     alternator_clean.front.set_faults()
 
     assert process.returncode == 130, stderr
@@ -278,18 +255,7 @@ def test_ctrl_c_during_validate_exits_130_with_no_verdict(dynamodb_local, altern
     seed.put_items(source, table, [{"pk": {"S": f"p{i}"}} for i in range(20)])  # all missing from the target
     config = write_config(tmp_path, source, alternator_target(alternator_clean), [{"source": table}])
     process = start_script("validate", "--config", str(config), "--recheck-seconds", "600", cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + 120
-        while not (tmp_path / "checkpoints" / "validate").exists():  # the pipeline is running
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-        time.sleep(3)
-        os.killpg(process.pid, signal.SIGINT)
-        _, stderr = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+    stderr = interrupt(process, lambda: (tmp_path / "checkpoints" / "validate").exists(), signal.SIGINT)
 
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "every table matches" not in stderr

@@ -5,15 +5,12 @@ Everything here goes through the installed console script, as a user types it.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import time
 
 import pytest
 
 from tests.support import seed
-from tests.support.cli_runs import (alternator_target, error_lines, run_script, start_script, unique,
-                                    write_config)
+from tests.support.cli_runs import (alternator_target, error_lines, interrupt, items_copied, run_script,
+                                    start_script, unique, write_config)
 from transforms.state import bulk_checkpoints
 
 
@@ -76,19 +73,6 @@ def _segment_files(checkpoint_dir, table) -> list:
     return sorted(p for p in (checkpoint_dir / "bulk" / table).rglob("*") if p.is_file())
 
 
-def _kill_mid_copy(config, checkpoint_dir, table, cwd) -> None:
-    process = start_script("migrate", "--config", str(config), "--no-progress", cwd=cwd)
-    try:
-        deadline = time.monotonic() + 120
-        while (json.loads(_progress(checkpoint_dir, table)) or {}).get("items", 0) < 200:
-            assert process.poll() is None, "the run ended before it could be interrupted"
-            assert time.monotonic() < deadline, "no progress was checkpointed"
-            time.sleep(0.1)
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 def _progress(checkpoint_dir, table) -> str:
     state = bulk_checkpoints.progress(str(checkpoint_dir), table)
     return json.dumps(None if state is None else {"items": state.items, "done": state.segments_done})
@@ -104,7 +88,8 @@ def test_a_plain_rerun_of_an_unfinished_copy_is_refused_and_keeps_its_progress(d
     config = write_config(tmp_path, source, alternator_target(alternator_clean), [{"source": table}],
                           scan={"segments": 2, "page_size": 50}, write={"concurrency": 1})
     checkpoint_dir = tmp_path / "checkpoints"
-    _kill_mid_copy(config, checkpoint_dir, table, tmp_path)
+    interrupt(start_script("migrate", "--config", str(config), "--no-progress", cwd=tmp_path),
+              lambda: items_copied(checkpoint_dir, table) >= 200)
     alternator_clean.front.set_faults()
     before = _progress(checkpoint_dir, table)
     files_before = [(p, p.read_bytes()) for p in _segment_files(checkpoint_dir, table)]

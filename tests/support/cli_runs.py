@@ -3,15 +3,19 @@ installed console script in a process of its own."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import time
 import uuid
 from pathlib import Path
+from typing import Callable
 
 import yaml
 from click.testing import CliRunner, Result
 
 from pipeline.cli import main
 from tests.support.servers import REPO_ROOT
+from transforms.state import bulk_checkpoints
 
 CONSOLE_SCRIPT = REPO_ROOT / ".venv" / "bin" / "alternator-migrate"
 
@@ -71,3 +75,29 @@ def start_script(*args: str, cwd: Path) -> subprocess.Popen:
 
 def error_lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith("error: ")]
+
+
+def interrupt(process: subprocess.Popen, ready: Callable[[], bool], sig: int = signal.SIGKILL,
+              timeout: float = 120.0) -> str:
+    """Wait until `ready()` says the run is under way, send `sig` to its process group, and
+    return what it printed on stderr once it ended."""
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if process.poll() is not None:
+                raise AssertionError(f"the run ended before it could be interrupted: {process.communicate()}")
+            if time.monotonic() > deadline:
+                raise AssertionError("the run showed no progress in time")
+            time.sleep(0.1)
+        os.killpg(process.pid, sig)
+        return process.communicate(timeout=timeout)[1]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def items_copied(checkpoint_dir: Path, table: str) -> int:
+    """Items the checkpoints record as copied for a table (0 before the first)."""
+    state = bulk_checkpoints.progress(str(checkpoint_dir), table)
+    return state.items if state else 0
