@@ -17,7 +17,7 @@ setup(
         "PyYAML>=6",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6", "moto[server]>=5", "pyflakes>=3"],
+        "test": ["pytest>=8", "hypothesis>=6", "moto[server]>=5", "pyflakes>=3", "cryptography>=42"],
     },
-    entry_points={"console_scripts": ["alternator-migrate=pipeline.cli:main"]},
+    entry_points={"console_scripts": ["alternator-migrate=pipeline.console:main"]},
 )

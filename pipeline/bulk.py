@@ -14,16 +14,16 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import StandardOptions
 
 from pipeline.config import RunConfig
 from pipeline.progress import ProgressWatcher
 from pipeline.runner import pipeline_options, run_pipeline
 from pipeline.tables import TablePlan
+from transforms.errors import MigrateError
 from transforms.scan import ScanTables, SegmentSpec
-from transforms.state import bulk_checkpoints
-from transforms.state.dead_letters import count_dead_letters
+from transforms.state import bulk_checkpoints, stream_checkpoints
+from transforms.state.dead_letters import count_dead_letters, run_folder
 from transforms.write import WriteTables
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,34 @@ class RunResult:
     @property
     def dead_lettered(self) -> int:
         return sum(self.dead_letters.values())
+
+
+def check_earlier_runs(config: RunConfig, *, resume: bool, restart: bool, streams: bool) -> list[str]:
+    """Refuse to throw away an unfinished earlier run unless told (--resume or --restart).
+
+    Returns notes to show (a finished earlier run is copied again, and says so); raises
+    MigrateError (exit 2, nothing started) for progress a plain re-run would delete.
+    """
+    if resume or restart:
+        return []
+    notes = []
+    for spec in config.tables:
+        earlier = bulk_checkpoints.progress(config.checkpoint_dir, spec.source)
+        if earlier is not None and not earlier.finished:
+            raise MigrateError(
+                f"{spec.source}: an earlier run copied {earlier.items:,} items ({earlier.segments_done} of "
+                f"{earlier.total_segments} segments done) and did not finish; run the same command with --resume "
+                f"to continue it, or with --restart to copy the table again from scratch")
+        applied = stream_checkpoints.applied_changes(config.checkpoint_dir, spec.source) if streams else None
+        if applied is not None:
+            raise MigrateError(
+                f"{spec.source}: replication from an earlier `migrate --streams` has checkpoints ({applied:,} "
+                f"changes applied); run the same command with --resume to continue it, or with --restart to copy "
+                f"the table again and start replication over")
+        if earlier is not None:
+            notes.append(f"note: {spec.source}: an earlier run finished copying it ({earlier.items:,} items); "
+                         f"copying it again from the start")
+    return notes
 
 
 def segment_specs(config: RunConfig, plans: Sequence[TablePlan], resume: bool) -> list[SegmentSpec]:
@@ -86,8 +114,7 @@ def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, bea
     """Copy every planned table; returns per-table figures (the caller decides the exit code)."""
     specs = segment_specs(config, plans, resume)
     # Each run dead-letters into its own folder, so the count below is this run's alone.
-    config = dataclasses.replace(config, dead_letter_dir=FileSystems.join(
-        config.dead_letter_dir, time.strftime("run-%Y%m%dT%H%M%S")))
+    config = dataclasses.replace(config, dead_letter_dir=run_folder(config.dead_letter_dir))
     options = pipeline_options(config, beam_args)
     # The snapshot is a batch job even where `streaming` is set for replication's --follow.
     options.view_as(StandardOptions).streaming = False

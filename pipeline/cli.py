@@ -8,31 +8,86 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import signal
 import sys
+import threading
 from typing import Callable
 
 import click
 from botocore.exceptions import BotoCoreError
 
-from pipeline import bulk, repair, replicate as replication, report, tables
-from pipeline.config import ConfigError, load_config
+from pipeline import bulk, repair, replicate as replication, report, runner, tables
+from pipeline.config import ConfigError, RunConfig, load_config
+from pipeline.logs import RunLog
 from pipeline.validate import run_validate
 from transforms.errors import ExitCode, MigrateError
 
 log = logging.getLogger("alternator_migrate")
+RUN_LOG = RunLog()
 
 
-def _run(command: Callable[[], ExitCode | None]) -> None:
-    """Run a command body and exit with its code; errors a user can fix become one line."""
+def _run(command: Callable[[], ExitCode | None], *, interrupted: str) -> None:
+    """Run a command body and exit with its code. Errors a user can fix become one line;
+    a failed run becomes a short readable block (the traceback goes to the log file); Ctrl-C
+    becomes exit 130 with `interrupted`, the line that says how to go on."""
+    stopped = threading.Event()
+
+    def on_sigint(_signum, _frame):  # Beam may wrap the KeyboardInterrupt: remember it was us
+        stopped.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         code = command() or ExitCode.OK
     except MigrateError as exc:
         click.echo(f"error: {exc}", err=True)
         code = exc.code
+    except click.UsageError as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        code = ExitCode.USAGE
     except BotoCoreError as exc:  # e.g. a profile that does not exist, no credentials at all
         click.echo(f"error: {exc}; check source.credentials / target.credentials", err=True)
         code = ExitCode.USAGE
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        code = ExitCode.INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - the run failed: say so readably, keep the details
+        if stopped.is_set():
+            code = ExitCode.INTERRUPTED
+        else:
+            RUN_LOG.record_failure(exc)
+            click.echo(f"error: {_failure_summary(exc)}", err=True)
+            if RUN_LOG.path:
+                click.echo(f"  the full error is in {RUN_LOG.path}", err=True)
+            code = ExitCode.FAILED
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if code == ExitCode.INTERRUPTED:
+        click.echo(f"interrupted: {interrupted}", err=True)
     sys.exit(int(code))
+
+
+def _failure_summary(exc: BaseException) -> str:
+    """One or two lines out of a runner's failure: the step that failed and its root error."""
+    text = str(exc)
+    errors = [line.strip() for line in text.splitlines()
+              if re.match(r"^[A-Za-z_][\w.]*(Error|Exception)\b: ", line.strip())]
+    root = errors[-1] if errors else f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+    steps = re.findall(r"\[while running '([^']+)'\]", text)
+    return f"the run failed{f' in step {steps[-1]!r}' if steps else ''}: {root}"
+
+
+def _load(config_path: str, command: str, beam_args=()) -> RunConfig:
+    """The run's config, its Beam options checked; from here on the runner's own log lines go
+    to the run's log file."""
+    config = load_config(config_path)
+    runner.check_options(config, beam_args)
+    RUN_LOG.to_folder(config.checkpoint_dir, command)
+    for side, spec in (("source", config.source), ("target", config.target)):
+        if not spec.tls.verify:
+            log.warning("%s.insecure_skip_verify is on: the TLS certificate of %s is not checked, so anyone on "
+                        "the network path can read and change the data", side, spec.describe())
+    return config
 
 
 def _check_report_path(path: str | None) -> None:
@@ -41,46 +96,55 @@ def _check_report_path(path: str | None) -> None:
         raise ConfigError(f"--report {path}: the folder {os.path.dirname(os.path.abspath(path))} does not exist")
 
 
-class _QuietBeamImport(logging.Filter):
-    """Beam warns at import that optional GCP libraries are absent; that is expected here."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "apitools not found" not in record.getMessage()
-
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_QuietBeamImport())
-    # Beam and the AWS SDK are chatty at INFO; their warnings still show. The AWS SDK stays
-    # quiet even with -v: its debug log shows request parameters (item values) and headers.
-    for name in ("apache_beam", "alternator", "urllib3"):
-        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
-    for name in ("botocore", "aiobotocore"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
 config_option = click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
                              help="YAML run config (see configs/local.yaml).")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+class _Commands(click.Group):
+    """Click's usage errors as one `error:` line (exit 2); Ctrl-C as exit 130, not 'Aborted!'."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoSuchOption as exc:
+            click.echo(f"error: {_unknown_option_message(exc)}", err=True)
+            sys.exit(ExitCode.USAGE)
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()} (see `alternator-migrate --help`)", err=True)
+            sys.exit(ExitCode.USAGE if exc.exit_code == 2 else exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("interrupted", err=True)
+            sys.exit(ExitCode.INTERRUPTED)
+
+
+def _unknown_option_message(exc: click.exceptions.NoSuchOption) -> str:
+    name = exc.option_name.split("=", 1)[0]
+    if name.lstrip("-") in runner.known_option_names():
+        return (f"{name} is a Beam option: put Beam options after `--`, e.g. "
+                f"`alternator-migrate migrate --config F -- {exc.option_name}`")
+    hint = f"; did you mean {exc.possibilities[0]}?" if exc.possibilities else ""
+    return f"no such option {name}{hint}"
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True,
+              help="Show everything on the terminal, Beam's and the workers' logs too, at debug level.")
 def main(verbose: bool) -> None:
     """Move DynamoDB tables into ScyllaDB Alternator."""
-    _setup_logging(verbose)
+    # Dead letters, findings, reports and logs hold customer data: files 0600, folders 0700.
+    os.umask(0o077)
+    RUN_LOG.start(verbose)
 
 
 @main.command()
 @config_option
 def plan(config_path: str) -> None:
     """Show what a run would do, without writing anything."""
-    _run(lambda: _plan(config_path))
+    _run(lambda: _plan(config_path), interrupted="nothing was changed")
 
 
 def _plan(config_path: str) -> None:
-    config = load_config(config_path)
+    config = _load(config_path, "plan")
     plans = tables.plan_tables(config, create=False)
     click.echo(f"source: {config.source.describe()}\ntarget: {config.target.describe()}")
     click.echo(report.plan_table(plans))
@@ -90,11 +154,11 @@ def _plan(config_path: str) -> None:
 @config_option
 def create_tables(config_path: str) -> None:
     """Create the missing target tables (keys, indexes, TTL, tags), and nothing else."""
-    _run(lambda: _create_tables(config_path))
+    _run(lambda: _create_tables(config_path), interrupted="run create-tables again to finish")
 
 
 def _create_tables(config_path: str) -> None:
-    config = load_config(config_path)
+    config = _load(config_path, "create-tables")
     plans = tables.plan_tables(config, create=True)
     for plan in plans:
         state = "created" if plan.created else "already existed"
@@ -113,42 +177,44 @@ def _replication_options(command):
 def _run_replication(config, plans, streams, follow, until_caught_up, max_lag, beam_args) -> ExitCode:
     if follow and until_caught_up:
         raise click.UsageError("choose one of --follow and --until-caught-up")
-    try:
-        return replication.replicate(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
-                                     max_lag=max_lag, beam_args=beam_args,
-                                     echo=lambda line: click.echo(line, err=True))
-    except KeyboardInterrupt:
-        click.echo("stopped; `alternator-migrate replicate` continues from the checkpoints", err=True)
-        return ExitCode.INTERRUPTED
+    return replication.replicate(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
+                                 max_lag=max_lag, beam_args=beam_args, echo=lambda line: click.echo(line, err=True))
 
 
-@main.command(context_settings={"ignore_unknown_options": True})
+@main.command()
 @config_option
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoints.")
+@click.option("--restart", is_flag=True, help="Copy again from scratch, dropping an unfinished run's checkpoints.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Write a JSON report here.")
 @click.option("--no-progress", is_flag=True, help="Do not print live progress.")
 @click.option("--streams", is_flag=True, help="Then replicate changes from DynamoDB Streams (--follow by default).")
 @click.option("--enable-streams", is_flag=True, help="With --streams: turn a table's stream on (NEW_AND_OLD_IMAGES).")
 @_replication_options
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
-def migrate(config_path: str, resume: bool, report_path: str | None, no_progress: bool, streams: bool,
-            enable_streams: bool, follow: bool, until_caught_up: bool, max_lag: float,
+def migrate(config_path: str, resume: bool, restart: bool, report_path: str | None, no_progress: bool,
+            streams: bool, enable_streams: bool, follow: bool, until_caught_up: bool, max_lag: float,
             beam_args: tuple[str, ...]) -> None:
     """Copy every configured table to the target (and with --streams, keep it in sync).
 
     Extra arguments after `--` are Beam pipeline options, e.g.
     `-- --runner=DataflowRunner --project=my-project`.
     """
-    _run(lambda: _migrate(config_path, resume, report_path, no_progress, streams, enable_streams, follow,
-                          until_caught_up, max_lag, beam_args))
+    _run(lambda: _migrate(config_path, resume, restart, report_path, no_progress, streams, enable_streams, follow,
+                          until_caught_up, max_lag, beam_args),
+         interrupted=f"the checkpoints are consistent; continue with `alternator-migrate migrate --config "
+                     f"{config_path}{' --streams' if streams else ''} --resume` (pages in flight are copied again)")
 
 
-def _migrate(config_path, resume, report_path, no_progress, streams, enable_streams, follow, until_caught_up,
-             max_lag, beam_args) -> ExitCode:
+def _migrate(config_path, resume, restart, report_path, no_progress, streams, enable_streams, follow,
+             until_caught_up, max_lag, beam_args) -> ExitCode:
     if (enable_streams or follow or until_caught_up) and not streams:
         raise click.UsageError("--enable-streams, --follow and --until-caught-up go with --streams")
+    if resume and restart:
+        raise click.UsageError("choose one of --resume and --restart")
     _check_report_path(report_path)
-    config = load_config(config_path)
+    config = _load(config_path, "migrate", beam_args)
+    for line in bulk.check_earlier_runs(config, resume=resume, restart=restart, streams=streams):
+        click.echo(line, err=True)
     plans = tables.plan_tables(config, create=True)
     table_streams = None
     if streams:  # the stream must be on before the snapshot starts, or changes during it are lost
@@ -162,18 +228,19 @@ def _migrate(config_path, resume, report_path, no_progress, streams, enable_stre
     if report_path:
         report.write_json(report_path, report.report_json(result))
         click.echo(f"report written to {report_path}")
+    code = ExitCode.OK
     if result.dead_lettered:
-        click.echo(f"error: {result.dead_lettered} items could not be written after "
-                   f"{config.write.max_attempts} attempts; they are in {result.dead_letter_dir}", err=True)
-        return ExitCode.INCOMPLETE
-    if table_streams:
+        click.echo(f"error: {result.dead_lettered} items could not be written; they are in "
+                   f"{result.dead_letter_dir}, each with its reason", err=True)
+        code = ExitCode.INCOMPLETE
+    if table_streams:  # the other items still need their changes: replication goes on, the code stays
         click.echo("snapshot copied; replicating changes from the streams", err=True)
-        return _run_replication(config, plans, table_streams, follow or not until_caught_up, until_caught_up,
-                                max_lag, beam_args)
-    return ExitCode.OK
+        code = max(code, _run_replication(config, plans, table_streams, follow or not until_caught_up,
+                                          until_caught_up, max_lag, beam_args))
+    return code
 
 
-@main.command(context_settings={"ignore_unknown_options": True})
+@main.command()
 @config_option
 @_replication_options
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
@@ -186,18 +253,20 @@ def replicate(config_path: str, follow: bool, until_caught_up: bool, max_lag: fl
     Exit 0 done or caught up, 1 writes failed (see dead letters), 2 usage or stream
     problem, 3 changes were lost (a new snapshot is needed).
     """
-    _run(lambda: _replicate(config_path, follow, until_caught_up, max_lag, beam_args))
+    _run(lambda: _replicate(config_path, follow, until_caught_up, max_lag, beam_args),
+         interrupted=f"the checkpoints are consistent; `alternator-migrate replicate --config {config_path}` "
+                     f"continues from them")
 
 
 def _replicate(config_path, follow, until_caught_up, max_lag, beam_args) -> ExitCode:
-    config = load_config(config_path)
+    config = _load(config_path, "replicate", beam_args)
     plans = tables.plan_tables(config, create=False)
     table_streams = replication.ensure_streams(config, plans, enable=False)
     replication.bind_checkpoints(config, table_streams, fresh=False)
     return _run_replication(config, plans, table_streams, follow, until_caught_up, max_lag, beam_args)
 
 
-@main.command(context_settings={"ignore_unknown_options": True})
+@main.command()
 @config_option
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Write a JSON report here.")
 @click.option("--sample-rate", type=click.FloatRange(0, 1, min_open=True),
@@ -217,7 +286,8 @@ def validate(config_path, report_path, sample_rate, recheck_seconds, max_example
     difference was found, 2 for a usage or connection error.
     """
     _run(lambda: _validate(config_path, report_path, sample_rate, recheck_seconds, max_examples, repair, yes,
-                           beam_args))
+                           beam_args),
+         interrupted=f"no verdict; run `alternator-migrate validate --config {config_path}` again")
 
 
 def _validate(config_path, report_path, sample_rate, recheck_seconds, max_examples, repair_target, yes,
@@ -225,7 +295,7 @@ def _validate(config_path, report_path, sample_rate, recheck_seconds, max_exampl
     if repair_target and sample_rate is not None:
         raise click.UsageError("--repair needs a full comparison; drop --sample-rate")
     _check_report_path(report_path)
-    config = load_config(config_path)
+    config = _load(config_path, "validate", beam_args)
     plans = tables.plan_tables(config, create=False)
 
     def validate_once():

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
-from transforms.dynamo.endpoints import Credentials, SourceSpec, TargetSpec
+from transforms.dynamo.endpoints import Credentials, SourceSpec, TargetSpec, TlsSettings
 from transforms.dynamo.rate_limit import share_of
 from transforms.dynamo.writer import WriterSettings
 from transforms.errors import MigrateError
@@ -186,21 +187,47 @@ def _endpoint(section: _Section, key: str) -> str | None:
     return url
 
 
-def _source(section: _Section) -> SourceSpec:
+def _tls(section: _Section, base_dir: Path | None) -> TlsSettings:
+    """`ca_file` (a PEM bundle, read now so remote workers get its text) and `insecure_skip_verify`."""
+    ca_file = section.get("ca_file", kind=str)
+    skip = section.get("insecure_skip_verify", False, kind=bool)
+    if ca_file and skip:
+        raise ConfigError(f"{section.where}: give either ca_file or insecure_skip_verify, not both")
+    if not ca_file:
+        return TlsSettings(verify=not skip)
+    path = Path(ca_file).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    try:
+        pem = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{section._path('ca_file')}: cannot read {path}: "
+                          f"{getattr(exc, 'strerror', None) or 'not a PEM text file'}") from None
+    try:
+        ssl.create_default_context(cadata=pem)
+    except (ssl.SSLError, ValueError):
+        raise ConfigError(f"{section._path('ca_file')}: {path} holds no PEM certificate "
+                          f"(-----BEGIN CERTIFICATE-----)") from None
+    return TlsSettings(ca_pem=pem)
+
+
+def _source(section: _Section, base_dir: Path | None) -> SourceSpec:
     spec = SourceSpec(
         region=section.get("region", "us-east-1", kind=str),
         endpoint=_endpoint(section, "endpoint"),
         credentials=_credentials(section.section("credentials")),
         streams_endpoint=_endpoint(section, "streams_endpoint"),
+        tls=_tls(section, base_dir),
     )
     section.done()
     return spec
 
 
-def _target(section: _Section) -> TargetSpec:
+def _target(section: _Section, base_dir: Path | None) -> TargetSpec:
     region = section.get("region", "us-east-1", kind=str)
     endpoint = _endpoint(section, "endpoint")
     credentials = _credentials(section.section("credentials"))
+    tls = _tls(section, base_dir)
     alt = section.section("alternator")
     section.done()
     if alt.raw and endpoint:
@@ -210,7 +237,7 @@ def _target(section: _Section) -> TargetSpec:
                           "or target.endpoint (one DynamoDB-API URL)")
     if not alt.raw:
         alt.done()
-        return TargetSpec(region=region, endpoint=endpoint, credentials=credentials)
+        return TargetSpec(region=region, endpoint=endpoint, credentials=credentials, tls=tls)
     if credentials and credentials.profile:
         raise ConfigError("target.credentials: Alternator takes access_key_id/secret_access_key, not a profile")
     seeds = alt.get("seeds", required=True, kind=list)
@@ -230,7 +257,7 @@ def _target(section: _Section) -> TargetSpec:
                           "a rack is only unique within its datacenter")
     return TargetSpec(region=region, credentials=credentials, alternator_seeds=tuple(seeds),
                       alternator_port=port, alternator_scheme=scheme,
-                      datacenter=datacenter, rack=rack)
+                      datacenter=datacenter, rack=rack, tls=tls)
 
 
 def _tables(raw: Any) -> tuple[TableSpec, ...]:
@@ -299,8 +326,8 @@ def _write(section: _Section, alternator: bool) -> WriteConfig:
 def parse_config(raw: Any, *, base_dir: Path | None = None) -> RunConfig:
     """Validate a parsed YAML document; `base_dir` anchors relative local paths."""
     top = _Section(_expand_env(raw, "config"), "")
-    source = _source(top.section("source", required=True))
-    target = _target(top.section("target", required=True))
+    source = _source(top.section("source", required=True), base_dir)
+    target = _target(top.section("target", required=True), base_dir)
     tables = _tables(top.get("tables", required=True))
     scan = _scan(top.section("scan"))
     write = _write(top.section("write"), bool(target.alternator_seeds))

@@ -33,7 +33,8 @@ class ProgressWatcher:
     def start(self) -> None:
         self._started = time.monotonic()
         for table in self._tables:  # a resumed run's earlier pages are not this run's speed
-            self._baseline[table] = sum(m.items for m in bulk_checkpoints.list_markers(self._dir, table))
+            earlier = bulk_checkpoints.progress(self._dir, table)
+            self._baseline[table] = earlier.items if earlier else 0
             self._shown[table] = (self._started, self._baseline[table])
         self._thread.start()
 
@@ -54,12 +55,10 @@ class ProgressWatcher:
         now = time.monotonic()
         states = []
         for table in self._tables:
-            total = bulk_checkpoints.recorded_segments(self._dir, table) or 0
-            markers = bulk_checkpoints.list_markers(self._dir, table)
-            done = sum(1 for m in markers if m.last)
-            if total and done >= total and table not in self._finished:
+            state = bulk_checkpoints.progress(self._dir, table) or bulk_checkpoints.TableProgress(0, 0, 0)
+            if state.total_segments and state.finished and table not in self._finished:
                 self._finished[table] = now - self._started
-            states.append((table, sum(m.items for m in markers), done, total))
+            states.append((table, state.items, state.segments_done, state.total_segments))
         interactive = self._stream.isatty()
         if self._enabled and (final or interactive or now - self._last_print >= 10):
             self._show([self._line(now, final, *state) for state in states], now, final, interactive)

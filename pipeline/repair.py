@@ -22,7 +22,8 @@ from transforms.dynamo.point_reads import get_items
 from transforms.dynamo.writer import FailedWrite, TargetWriter, collapse_by_key, delete, open_writer, put
 from transforms.items.ddb_json import decode_item
 from transforms.items.keys import key_of
-from transforms.state.dead_letters import write_dead_letters
+from transforms.items.renames import RenameConflict
+from transforms.state.dead_letters import run_folder, write_dead_letters
 from transforms.table_pair import TablePair
 
 CHUNK = 1000
@@ -46,11 +47,16 @@ async def _repair_table(source, writer: TargetWriter, table: TablePair, keys: li
     """Put the source's current version of each key into the target, or delete the key."""
     current = await get_items(source, table.source, [table.to_source_key(k) for k in keys], table.source_key_names,
                               max_attempts=read_attempts)
-    present = {key_of(table.to_target(item), table.key_names): table.to_target(item) for item in current.values()}
-    requests = [put(present[key_of(k, table.key_names)]) if key_of(k, table.key_names) in present else delete(k)
-                for k in keys]
+    present = {key_of(table.target_key(item), table.key_names): item for item in current.values()}
+    requests, refused = [], []
+    for key in keys:
+        item = present.get(key_of(key, table.key_names))
+        try:
+            requests.append(delete(key) if item is None else put(table.to_target(item)))
+        except RenameConflict as exc:  # never written with a value dropped: dead-lettered instead
+            refused.append(FailedWrite(table.target, put(item), f"RenameConflict: {exc}"))
     written = await writer.write(table.target, collapse_by_key(requests, table.key_names), table.key_names[0])
-    outcome.failures.extend(written.failures)
+    outcome.failures.extend(written.failures + refused)
     outcome.puts[table.source] = outcome.puts.get(table.source, 0) + sum("PutRequest" in r for r in requests)
     outcome.deletes[table.source] = outcome.deletes.get(table.source, 0) + sum("DeleteRequest" in r for r in requests)
 
@@ -85,6 +91,6 @@ def repair(config: RunConfig, plans: Sequence[TablePlan], result: ValidationResu
     echo(f"repair: {sum(outcome.puts.values()):,} items put, {sum(outcome.deletes.values()):,} deleted; "
          f"validating again")
     if outcome.failures:
-        paths = write_dead_letters(config.dead_letter_dir, outcome.failures)
+        paths = write_dead_letters(run_folder(config.dead_letter_dir), outcome.failures)
         echo(f"error: {len(outcome.failures)} repair writes failed; they are in {', '.join(paths)}")
     return outcome

@@ -43,6 +43,7 @@ from transforms.dynamo.endpoints import source_client, streams_client
 from transforms.errors import ExitCode, MigrateError
 from transforms.replicate import FollowStreams, ReplicateShards
 from transforms.state import stream_checkpoints
+from transforms.state.dead_letters import count_dead_letters, run_folder
 from transforms.streams.engine import ReplicationSettings, StreamEngine, TableStatus, open_replicator
 from transforms.streams.shards import ShardPlan, describe_shards, plan_shards
 
@@ -103,16 +104,24 @@ def bind_checkpoints(config: RunConfig, streams: Sequence[Stream], *, fresh: boo
 def replicate(config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[Stream], *, follow: bool,
               until_caught_up: bool, max_lag: float, beam_args: Sequence[str] = (),
               echo: Callable[[str], None] = print) -> ExitCode:
-    """Replicate as the flags say; the exit code (OK caught up or done, INCOMPLETE writes failed,
-    CHANGES_LOST). KeyboardInterrupt (Ctrl-C) leaves consistent checkpoints behind."""
+    """Replicate as the flags say; the exit code (OK caught up or done, INCOMPLETE some changes
+    dead-lettered, CHANGES_LOST). Dead letters go to this run's own folder. KeyboardInterrupt
+    (Ctrl-C) leaves consistent checkpoints behind."""
+    config = dataclasses.replace(config, dead_letter_dir=run_folder(config.dead_letter_dir))
     options = pipeline_options(config, beam_args)
     if options.view_as(StandardOptions).runner in LOCAL_RUNNERS:
-        return follow_locally(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
+        code = follow_locally(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
                               max_lag=max_lag, echo=echo)
-    if follow and options.view_as(StandardOptions).streaming:
-        return follow_streaming(config, plans, streams, beam_args, echo=echo)
-    return replicate_in_rounds(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
-                               max_lag=max_lag, beam_args=beam_args, echo=echo)
+    elif follow and options.view_as(StandardOptions).streaming:
+        code = follow_streaming(config, plans, streams, beam_args, echo=echo)
+    else:
+        code = replicate_in_rounds(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
+                                   max_lag=max_lag, beam_args=beam_args, echo=echo)
+    dead = sum(count_dead_letters(config.dead_letter_dir).values())
+    if dead:
+        echo(f"error: {dead} changes could not be applied; they are in {config.dead_letter_dir}")
+        return max(code, ExitCode.INCOMPLETE)
+    return code
 
 
 def replication_settings(config: RunConfig, plans: Sequence[TablePlan], **overrides) -> ReplicationSettings:
@@ -160,9 +169,26 @@ def follow_locally(config: RunConfig, plans: Sequence[TablePlan], streams: Seque
     `settings` override `ReplicationSettings` fields (tests: shorter periods)."""
     # The whole job's write rate: here one process is every worker.
     writer = dataclasses.replace(config.writer_settings(), items_per_second=config.write.max_items_per_second)
-    return asyncio.run(_follow_locally(replication_settings(config, plans, writer=writer, **settings), streams,
-                                       follow=follow, until_caught_up=until_caught_up, max_lag=max_lag,
-                                       echo=echo, config=config))
+    with _ctrl_c_cancels():
+        return asyncio.run(_follow_locally(replication_settings(config, plans, writer=writer, **settings), streams,
+                                           follow=follow, until_caught_up=until_caught_up, max_lag=max_lag,
+                                           echo=echo, config=config))
+
+
+@contextlib.contextmanager
+def _ctrl_c_cancels() -> Iterator[None]:
+    """Let asyncio handle Ctrl-C: it cancels the follower's task at its next await (the
+    engine stops, acknowledged windows are checkpointed) and then raises KeyboardInterrupt,
+    instead of a KeyboardInterrupt thrown into whatever code runs at that moment. asyncio
+    does so only while Python's default SIGINT handler is in place."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 async def _follow_locally(settings: ReplicationSettings, streams: Sequence[Stream], *, follow: bool,
@@ -223,31 +249,6 @@ class _Reporter:
 
 # --- other runners: Beam pipelines on the same engine ---------------------------------------
 
-@contextlib.contextmanager
-def _interrupts_stay_interrupts() -> Iterator[None]:
-    """Ctrl-C while Beam runs a pipeline: Beam may wrap the KeyboardInterrupt in its own
-    error; whatever comes out after a Ctrl-C is re-raised as KeyboardInterrupt."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    interrupted = threading.Event()
-    previous = signal.getsignal(signal.SIGINT)
-
-    def on_sigint(signum, frame):
-        interrupted.set()
-        signal.default_int_handler(signum, frame)
-
-    signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield
-    except Exception:
-        if interrupted.is_set():
-            raise KeyboardInterrupt from None
-        raise
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 async def _plan_shards(config: RunConfig, streams: Sequence[Stream]) -> dict[str, ShardPlan]:
     plans = {}
     async with streams_client(config.source) as client:
@@ -284,8 +285,7 @@ def replicate_in_rounds(config: RunConfig, plans: Sequence[TablePlan], streams: 
                 config.source, config.target, pairs, tasks, checkpoint_dir=config.checkpoint_dir,
                 dead_letter_dir=config.dead_letter_dir, writer=config.writer_settings(),
                 read_attempts=config.scan.max_attempts)
-            with _interrupts_stay_interrupts():
-                run_pipeline(pipeline)
+            run_pipeline(pipeline)
         ended = time.monotonic()
         stopped = _stop_code(config, streams, echo)
         if stopped is not None:
@@ -316,7 +316,7 @@ def follow_streaming(config: RunConfig, plans: Sequence[TablePlan], streams: Seq
                      echo: Callable[[str], None] = print) -> ExitCode:
     """One long-running pipeline (`streaming` runners such as Dataflow); bounded only for tests."""
     echo("following the streams in one streaming pipeline; progress is in the checkpoints")
-    with _interrupts_stay_interrupts(), beam.Pipeline(options=pipeline_options(config, beam_args)) as p:
+    with beam.Pipeline(options=pipeline_options(config, beam_args)) as p:
         _ = p | "FollowStreams" >> FollowStreams(
             config.source, config.target, {plan.spec.source: plan.pair for plan in plans},
             [(s.table, s.arn) for s in streams], stop_after_seconds=stop_after_seconds, max_polls=max_polls,

@@ -107,6 +107,8 @@ def validation_table(result: ValidationResult) -> str:
         for kind, examples in table.examples.items():
             for finding in examples:
                 line = f"  {kind:<9} {_show_key(finding['key'])}"
+                if finding.get("reason"):
+                    line += f" ({finding['reason']})"
                 if finding.get("diff"):
                     line += ": " + "; ".join(f"{d['path']}: {_show_value(d['source'])} vs {_show_value(d['target'])}"
                                              for d in finding["diff"])
@@ -131,7 +133,7 @@ def validation_json(result: ValidationResult) -> dict:
         if result.sample_rate is not None:
             entry["sampled"] = table.counts["sampled"]
             entry["extra_checked"] = False  # a sample reads source keys only
-        entry["examples"] = {kind: [{k: v for k, v in f.items() if k in ("key", "diff")} for f in examples]
+        entry["examples"] = {kind: [{k: v for k, v in f.items() if k in ("key", "diff", "reason")} for f in examples]
                              for kind, examples in table.examples.items()}
         report["tables"][name] = entry
     return report

@@ -49,6 +49,18 @@ def key_schema(description: dict, renames: Mapping[str, str] | None = None) -> K
                            for k in ordered))
 
 
+def key_attributes(description: dict) -> dict[str, str]:
+    """Every attribute that is a key of the table or of one of its indexes, with what it keys."""
+    keyed = {}
+    for kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+        for index in description.get(kind) or []:
+            for key in index["KeySchema"]:
+                keyed[key["AttributeName"]] = f"a key of its index {index['IndexName']}"
+    for key in description["KeySchema"]:
+        keyed[key["AttributeName"]] = "a key attribute"
+    return keyed
+
+
 def _renamed_keys(keys: list[dict], renames: Mapping[str, str]) -> list[dict]:
     return [{"AttributeName": renames.get(k["AttributeName"], k["AttributeName"]), "KeyType": k["KeyType"]}
             for k in keys]

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 from dataclasses import dataclass
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, SSLError
 
 from pipeline import schema
 from pipeline.config import RunConfig, TableSpec
@@ -57,29 +58,60 @@ def auto_segments(item_count: int, size_bytes: int, page_size: int, workers: int
     return max(1, min(wanted, useful, MAX_SEGMENTS))
 
 
+_AUTH_ERRORS = {"UnrecognizedClientException", "MissingAuthenticationTokenException", "InvalidSignatureException",
+                "AccessDeniedException", "IncompleteSignatureException"}
+
+
 def _describe_error(where: str, exc: BaseException) -> TableStepError:
+    side = where.split()[0]  # "source ..." or "target ...": point at that side's settings
     if isinstance(exc, NoCredentialsError):
-        side = where.split()[0]  # "source ..." or "target ...": point at that side's credentials
         return TableStepError(f"no AWS credentials found for {where}; set {side}.credentials in the config "
                               f"or configure the AWS default chain (AWS_ACCESS_KEY_ID, a profile, ...)")
+    if isinstance(exc, SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        reason = re.search(r"certificate verify failed: ([^(\]]+)", str(exc))
+        reason = reason.group(1).strip() if reason else str(exc)
+        hint = ("the certificate does not name the host you connect to: use the host name or address it was "
+                "issued for" if "mismatch" in reason.lower() else
+                f"set {side}.ca_file to the CA that signed the server's certificate")
+        return TableStepError(f"cannot verify the TLS certificate of {where}: {reason}; {hint} "
+                              f"({side}.insecure_skip_verify: true turns the check off, for tests only)")
     if isinstance(exc, ClientError):
-        return TableStepError(f"{where} refused the request: {error_code(exc)}: "
-                              f"{exc.response.get('Error', {}).get('Message', '')}")
+        code = error_code(exc)
+        message = f"{where} refused the request: {code}: {exc.response.get('Error', {}).get('Message', '')}"
+        if code in _AUTH_ERRORS:
+            message += (f"; check {side}.credentials: a wrong key id or secret, or (without credentials) the "
+                        f"cluster enforces authorization and needs them")
+        return TableStepError(message)
     return TableStepError(f"cannot reach {where}: {exc}; check the endpoint, port and network")
+
+
+async def _describe_sources(config: RunConfig, source) -> list[dict]:
+    """Every source table's description, checked before any target is touched."""
+    descriptions = []
+    for i, spec in enumerate(config.tables):
+        try:
+            description = await schema.describe(source, spec.source)
+        except (BotoCoreError, ClientError, OSError) as exc:
+            raise _describe_error(f"source {config.source.describe()}", exc) from None
+        if description is None:
+            raise TableStepError(f"source table {spec.source} does not exist at {config.source.describe()}; "
+                                 f"check tables[].source and source.region/endpoint")
+        taken = schema.key_attributes(description)
+        for old, new in spec.renames.items():
+            if new in taken and new not in spec.renames:
+                raise TableStepError(
+                    f"tables[{i}].renames maps {old!r} to {new!r}, but {new!r} is {taken[new]} of {spec.source}: "
+                    f"items would be written under another item's key; rename {new!r} away too, or choose "
+                    f"another name")
+        descriptions.append(description)
+    return descriptions
 
 
 async def _plan_tables(config: RunConfig, create: bool) -> list[TablePlan]:
     plans = []
     async with source_client(config.source) as source, target_client(config.target) as target:
-        for spec in config.tables:
-            where = f"source {config.source.describe()}"
-            try:
-                description = await schema.describe(source, spec.source)
-            except (BotoCoreError, ClientError, OSError) as exc:
-                raise _describe_error(where, exc) from None
-            if description is None:
-                raise TableStepError(f"source table {spec.source} does not exist at {config.source.describe()}; "
-                                     f"check tables[].source and source.region/endpoint")
+        descriptions = await _describe_sources(config, source)
+        for spec, description in zip(config.tables, descriptions):
             where = f"target {config.target.describe()}"
             try:
                 if create:

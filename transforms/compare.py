@@ -27,10 +27,11 @@ from transforms import metrics
 from transforms.dynamo.endpoints import SourceSpec, TargetSpec, open_client
 from transforms.dynamo.event_loop import LoopDoFn
 from transforms.dynamo.point_reads import MAX_KEYS_PER_REQUEST, get_items
-from transforms.items.arrow_codec import batch_to_items, rename_attributes
+from transforms.items.arrow_codec import batch_to_items
 from transforms.items.ddb_json import encode_item, encode_value
-from transforms.items.digests import attribute_diff, content_digest, digest_batch, key_digest
+from transforms.items.digests import attribute_diff, content_digest, key_digest
 from transforms.items.keys import key_of
+from transforms.items.renames import RenameConflict
 from transforms.scan import Page
 from transforms.table_pair import TablePair
 
@@ -48,6 +49,9 @@ class Suspects:
     found_at: float
 
 
+_CONFLICT = b"rename conflict"
+
+
 def _bucket_of(digest: bytes, buckets: int) -> int:
     return int.from_bytes(digest[:8], "big") % buckets
 
@@ -62,11 +66,16 @@ class _DigestPagesFn(beam.DoFn):
 
     def process(self, page: Page):
         table = self._pairs[page.table]
-        batch = rename_attributes(page.batch, table.renames) if self._rename and table.renames else page.batch
         groups: dict[int, list] = {}
         buckets = self._buckets[table.source]
-        for record in digest_batch(batch, table.key_names):
-            groups.setdefault(_bucket_of(record[0], buckets), []).append(record)
+        for item in batch_to_items(page.batch):
+            key = table.target_key(item) if self._rename else {name: item[name] for name in table.key_names}
+            try:
+                content = content_digest(table.to_target(item) if self._rename else item)
+            except RenameConflict:
+                content = _CONFLICT  # never equal to a digest: the key is read again and reported
+            digest = key_digest(key, table.key_names)
+            groups.setdefault(_bucket_of(digest, buckets), []).append((digest, content, key))
         for bucket, records in groups.items():
             yield (table.source, bucket), records
 
@@ -102,8 +111,7 @@ class _SampleKeysFn(beam.DoFn):
         table = self._tables[page.table]
         keys = []
         for item in batch_to_items(page.batch):
-            renamed = table.to_target(item)
-            key = {name: renamed[name] for name in table.key_names}
+            key = table.target_key(item)
             if int.from_bytes(key_digest(key, table.key_names)[:8], "big") < self._threshold:
                 keys.append(key)
         metrics.counter(table.source, "sampled").inc(len(keys))
@@ -111,14 +119,38 @@ class _SampleKeysFn(beam.DoFn):
             yield Suspects(table.source, tuple(keys[i:i + MAX_KEYS_PER_REQUEST]), time.time())
 
 
-def _finding(table: str, kind: str, key: dict, source_item: dict | None, target_item: dict | None) -> dict:
+@dataclass(frozen=True)
+class _Conflicted:
+    """A source item the renames cannot map (it holds an attribute and its new name)."""
+
+    item: dict  # source naming
+    error: RenameConflict
+
+    def diff(self, target_item: dict | None) -> list[dict]:
+        target_item = target_item or {}
+        return [{"path": name, "source": self.item[name], "target": target_item.get(name)}
+                for name in (self.error.old, self.error.new)]
+
+
+def _finding(table: str, kind: str, key: dict, source_item, target_item: dict | None) -> dict:
     finding = {"table": table, "kind": kind, "key": encode_item(key)}
+    if isinstance(source_item, _Conflicted):  # missing or different: say why it cannot match
+        finding["reason"] = f"RenameConflict: {source_item.error}"
     if kind == "different":
+        diff = (source_item.diff(target_item) if isinstance(source_item, _Conflicted)
+                else attribute_diff(source_item, target_item))
         finding["diff"] = [{"path": d["path"],
                             "source": None if d["source"] is None else encode_value(d["source"]),
                             "target": None if d["target"] is None else encode_value(d["target"])}
-                           for d in attribute_diff(source_item, target_item)]
+                           for d in diff]
     return finding
+
+
+def _in_target_naming(table: TablePair, item: dict):
+    try:
+        return table.to_target(item)
+    except RenameConflict as exc:
+        return _Conflicted(item, exc)
 
 
 RECHECK = "recheck"
@@ -158,13 +190,15 @@ class _ReadBothSidesFn(LoopDoFn):
                       max_attempts=self._max_attempts),
             get_items(self._target_client, table.target, target_keys, table.key_names,
                       max_attempts=self._max_attempts))
-        return {key_of(table.to_target(item), table.key_names): table.to_target(item)
+        return {key_of(table.target_key(item), table.key_names): _in_target_naming(table, item)
                 for item in source.values()}, target
 
     @staticmethod
-    def _equal(source_item: dict | None, target_item: dict | None) -> bool:
+    def _equal(source_item, target_item: dict | None) -> bool:
         if source_item is None or target_item is None:
             return source_item is None and target_item is None
+        if isinstance(source_item, _Conflicted):
+            return False
         return content_digest(source_item) == content_digest(target_item)
 
     def process(self, suspects: Suspects):

@@ -21,6 +21,9 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     #: Replication found that changes were lost (trimmed, or a new stream): copy the table again.
     CHANGES_LOST = 3
+    #: The run stopped on an error after it started (storage, the runner, a worker); the
+    #: message says which. Checkpoints are consistent: fix it and run again with --resume.
+    FAILED = 4
     #: Interrupted (Ctrl-C); checkpoints are consistent and the same command resumes.
     INTERRUPTED = 130
 
@@ -46,6 +49,12 @@ class WritesFailed(MigrateError):
     """Writes failed after every retry; they are in the dead-letter folder."""
 
     code = ExitCode.INCOMPLETE
+
+
+class StorageError(MigrateError):
+    """A checkpoint, dead-letter or findings file could not be read, written or listed."""
+
+    code = ExitCode.FAILED
 
 
 class StreamDisabled(MigrateError):

@@ -97,8 +97,8 @@ class _ScanSegmentFn(LoopDoFn):
             read_retries.inc(retries)
             next_key = response.get("LastEvaluatedKey")
             pending = self.loop.submit(self._scan_page(spec, next_key)) if next_key else None
-            # DynamoDB already validated these items; skip the codec's nested-value checks.
-            batch = items_to_batch(response.get("Items", []), validate_nested=False)
+            # The SDK parsed these items from the response: their payload types are right.
+            batch = items_to_batch(response.get("Items", []), validate=False)
             items_read.inc(batch.num_rows)
             bytes_read.inc(batch.nbytes)
             yield Page(spec.table, spec.segment, index, next_key, batch)

@@ -5,7 +5,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from transforms.items.arrow_codec import rename_item
+from transforms.items.renames import rename_item
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,12 @@ class TablePair:
         return {new: old for old, new in self.renames.items()}
 
     def to_target(self, item: dict) -> dict:
+        """A source item in target naming; `RenameConflict` if it holds an attribute and its new name."""
         return rename_item(item, self.renames)
+
+    def target_key(self, item: dict) -> dict:
+        """The key (target naming) of a source item; never conflicts, key attributes are not rename targets."""
+        return {name: item[self._back.get(name, name)] for name in self.key_names}
 
     def to_source_key(self, key: dict) -> dict:
         return rename_item(key, self._back)

@@ -16,8 +16,9 @@ from apache_beam.transforms.display import DisplayDataItem
 from transforms import metrics
 from transforms.dynamo.endpoints import TargetSpec
 from transforms.dynamo.event_loop import LoopDoFn
-from transforms.dynamo.writer import WriteOutcome, WriterSettings, collapse_by_key, open_writer, put
+from transforms.dynamo.writer import FailedWrite, WriteOutcome, WriterSettings, collapse_by_key, open_writer, put
 from transforms.items.arrow_codec import batch_to_items
+from transforms.items.renames import RenameConflict
 from transforms.scan import Page
 from transforms.state import bulk_checkpoints
 from transforms.state.dead_letters import write_dead_letters
@@ -48,7 +49,7 @@ class _WritePagesFn(LoopDoFn):
     def open_clients(self):
         self._writer = self.loop.enter(open_writer(self._target, self._settings))
         self._counters: dict[str, _TableCounters] = {}
-        self._pending: list = []  # (page, items, future), oldest first
+        self._pending: list = []  # (page, items, refused items, future), oldest first
         self._pending_items = 0
 
     def _table_counters(self, table: str) -> _TableCounters:
@@ -58,10 +59,15 @@ class _WritePagesFn(LoopDoFn):
 
     def process(self, page: Page):
         pair = self._pairs[page.table]
-        requests = collapse_by_key([put(pair.to_target(item)) for item in batch_to_items(page.batch)],
-                                   pair.key_names)
+        requests, refused = [], []
+        for item in batch_to_items(page.batch):
+            try:
+                requests.append(put(pair.to_target(item)))
+            except RenameConflict as exc:  # the rest of the page is written; this item is dead-lettered
+                refused.append(FailedWrite(pair.target, put(item), f"RenameConflict: {exc}"))
+        requests = collapse_by_key(requests, pair.key_names)
         future = self.loop.submit(self._writer.write(pair.target, requests, pair.key_names[0]))
-        self._pending.append((page, len(requests), future))
+        self._pending.append((page, len(requests) + len(refused), refused, future))
         self._pending_items += len(requests)
         self._complete_pages(keep_items=self._max_pending_items)
 
@@ -71,16 +77,17 @@ class _WritePagesFn(LoopDoFn):
     def _complete_pages(self, keep_items: int) -> None:
         """Finish every page already written, then wait (oldest first) while more than
         `keep_items` items are pending. Checkpoints are per page, so their order is free."""
-        for entry in [entry for entry in self._pending if entry[2].done()]:
+        for entry in [entry for entry in self._pending if entry[3].done()]:
             self._complete(entry)
         while self._pending and self._pending_items > keep_items:
             self._complete(self._pending[0])
 
     def _complete(self, entry) -> None:
-        page, count, future = entry
+        page, count, refused, future = entry
         self._pending.remove(entry)
-        self._pending_items -= count
+        self._pending_items -= count - len(refused)
         outcome: WriteOutcome = future.result()
+        outcome.failures.extend(refused)
         counters = self._table_counters(page.table)
         counters.written.inc(count - len(outcome.failures))
         counters.bytes.inc(page.batch.nbytes)

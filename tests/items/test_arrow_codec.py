@@ -13,7 +13,6 @@ from transforms.items.arrow_codec import (
     TAGS,
     batch_to_items,
     items_to_batch,
-    rename_attributes,
 )
 
 # ---------------------------------------------------------------------------
@@ -274,9 +273,6 @@ def test_sliced_batch_decodes_its_rows():
              for i in range(10)]
     batch = items_to_batch(items)
     assert batch_to_items(batch.slice(3, 4)) == items[3:7]
-    assert batch_to_items(rename_attributes(batch.slice(3, 4), {"a": "z"})) == [
-        {("z" if k == "a" else k): v for k, v in it.items()} for it in items[3:7]
-    ]
 
 
 def test_large_batch_round_trip_and_gc_state_restored():
@@ -296,48 +292,11 @@ def test_large_batch_round_trip_and_gc_state_restored():
         gc.enable()
 
 
-def test_validate_nested_false_round_trips_valid_items():
+def test_validate_false_round_trips_valid_items():
     items = [EXAMPLE, {"deep": _nest(32, {"BS": [b"\x00"]})}]
-    batch = items_to_batch(items, validate_nested=False)
+    batch = items_to_batch(items, validate=False)
     assert batch.equals(items_to_batch(items))
     assert batch_to_items(batch) == items
-
-
-# --- rename ----------------------------------------------------------------
-
-def test_rename_attributes():
-    items = [{"a": {"S": "1"}, "m": {"N": "2"}, "z": {"B": b"\x00"}}, {"a": {"S": "3"}}]
-    batch = items_to_batch(items)
-    out = rename_attributes(batch, {"a": "y", "z": "b", "not_there": "q"})
-    assert out.schema.names == ["b", "m", "y"]
-    assert batch_to_items(out) == [
-        {"y": {"S": "1"}, "m": {"N": "2"}, "b": {"B": b"\x00"}},
-        {"y": {"S": "3"}},
-    ]
-    # columns are reused, not copied
-    assert out.column("y") is not None and out.column("y").equals(batch.column("a"))
-
-
-def test_rename_swap_is_allowed():
-    batch = items_to_batch([{"a": {"S": "1"}, "b": {"N": "2"}}])
-    out = rename_attributes(batch, {"a": "b", "b": "a"})
-    assert batch_to_items(out) == [{"b": {"S": "1"}, "a": {"N": "2"}}]
-
-
-def test_rename_collision_names_both():
-    batch = items_to_batch([{"old": {"S": "1"}, "taken": {"S": "2"}}])
-    with pytest.raises(ValueError) as exc:
-        rename_attributes(batch, {"old": "taken"})
-    assert "'old'" in str(exc.value) and "'taken'" in str(exc.value)
-    with pytest.raises(ValueError) as exc:
-        rename_attributes(batch, {"old": "new", "taken": "new"})
-    assert "'old'" in str(exc.value) and "'taken'" in str(exc.value)
-
-
-def test_rename_empty_mapping_and_empty_batch():
-    batch = items_to_batch([{"a": {"S": "1"}}])
-    assert rename_attributes(batch, {}) is batch
-    assert rename_attributes(items_to_batch([]), {"a": "b"}).num_columns == 0
 
 
 # --- invalid input -----------------------------------------------------------
@@ -378,3 +337,18 @@ def test_invalid_attribute_name():
 def test_invalid_item_type():
     with pytest.raises(ValueError):
         items_to_batch([{"a": {"S": "x"}}, ["not", "a", "dict"]])
+
+
+@pytest.mark.parametrize("item", [
+    {"a": {"B": "text, not bytes"}},
+    {"a": {"S": b"bytes, not text"}},
+    {"a": {"M": {"x": {"B": "text"}}}},
+    {"a": {"L": [{"S": b"bytes"}]}},
+    {"a": {"M": {"x": {"L": [{"N": 1.5}]}}}},
+    {"a": {"M": {"x": {"BOOL": "yes"}}}},
+    {"a": {"SS": [b"bytes"]}},
+    {"a": {"BS": ["text"]}},
+])
+def test_a_payload_of_the_wrong_python_type_is_refused_not_converted(item):
+    with pytest.raises(ValueError, match="'a'.*wrong type"):
+        items_to_batch([item])

@@ -8,15 +8,12 @@ from transforms.items.keys import key_of
 
 def test_key_of():
     item = {"pk": {"S": "user#1"}, "sk": {"N": "12.50"}, "bin": {"B": b"\x00"}, "x": {"S": "y"}}
-    assert key_of(item, ["pk", "sk"]) == (("S", "user#1"), ("N", "12.5"))
+    assert key_of(item, ["pk", "sk"]) == (("S", "user#1"), ("N", "12.50"))
     assert key_of(item, ["bin"]) == (("B", b"\x00"),)
     hash(key_of(item, ["pk", "sk", "bin"]))
-    # DynamoDB compares N keys by value, and S "1" differs from N "1".
-    assert key_of({"k": {"N": "1.000"}}, ["k"]) == key_of({"k": {"N": "1"}}, ["k"])
-    assert key_of({"k": {"N": "0.0"}}, ["k"]) == key_of({"k": {"N": "-0"}}, ["k"])
-    assert key_of({"k": {"N": "1E+2"}}, ["k"]) == key_of({"k": {"N": "100"}}, ["k"])
-    big = "1.2345678901234567890123456789012345678E-130"
-    assert key_of({"k": {"N": big}}, ["k"]) != key_of({"k": {"N": big[:-5] + "9E-130"}}, ["k"])
+    # Alternator stores N keys as given: "1", "1.000" and "1E0" are three items there.
+    assert key_of({"k": {"N": "1.000"}}, ["k"]) != key_of({"k": {"N": "1"}}, ["k"])
+    assert key_of({"k": {"N": "1E0"}}, ["k"]) != key_of({"k": {"N": "1"}}, ["k"])
     assert key_of({"k": {"S": "1"}}, ["k"]) != key_of({"k": {"N": "1"}}, ["k"])
 
 
@@ -36,4 +33,4 @@ def test_key_of_errors():
     with pytest.raises(ValueError, match="'pk'"):
         key_of({"pk": {"SS": ["a"]}}, ["pk"])
     with pytest.raises(ValueError, match="'pk'"):
-        key_of({"pk": {"N": "abc"}}, ["pk"])
+        key_of({"pk": {"N": 1}}, ["pk"])

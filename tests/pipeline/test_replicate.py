@@ -210,7 +210,9 @@ def test_a_recreated_stream_means_changes_were_lost(dynamodb_local, alternator_c
 
     assert lost.exit_code == 3
     assert "disabled and enabled again" in lost.output and "Traceback" not in lost.output
-    fresh = run_cli("migrate", "--config", str(config), "--streams", "--until-caught-up", "--no-progress")
+    assert "migrate --streams --restart" in lost.output
+    fresh = run_cli("migrate", "--config", str(config), "--streams", "--until-caught-up", "--restart",
+                    "--no-progress")
     assert fresh.exit_code == 0, fresh.output
     assert _same(source, alternator_clean.url, table) == 1
 
@@ -229,7 +231,7 @@ def test_failed_writes_stop_the_shard_without_skipping_them(dynamodb_local, alte
 
     assert failed.exit_code == 1
     assert "could not be written after 2 attempts" in failed.output
-    assert list((tmp_path / "dead-letter" / table).glob("shardId-*.jsonl"))
+    assert list((tmp_path / "dead-letter").glob(f"run-*/{table}/shardId-*.jsonl"))
     assert stream_checkpoints.all_shards(checkpoint_dir, table) == before  # nothing skipped
     alternator_clean.front.set_faults()
     assert run_cli("replicate", "--config", str(config), "--until-caught-up").exit_code == 0

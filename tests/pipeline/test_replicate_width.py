@@ -8,6 +8,7 @@ machine is.
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 import time
 
@@ -16,20 +17,23 @@ import pytest
 from pipeline import replicate as replication
 from pipeline.config import load_config
 from pipeline.tables import plan_tables
-from tests.support.cli_runs import run_cli
-from tests.support.controlled_streams import (controlled_stream, image, interrupt, key, shard_id, start_cli,
-                                              target_versions, wait_for)
+from tests.support.cli_runs import interrupt, run_cli, start_script
+from tests.support.controlled_streams import controlled_stream, image, key, shard_id, target_versions, wait_for
 from transforms.state import stream_checkpoints
 from transforms.streams.engine import open_replicator
 
 pytestmark = pytest.mark.integration
 
 
-def _stopped_cleanly(code: int, log) -> str:
-    output = log.read_text()
-    assert code == 130, output
-    assert "continues from the checkpoints" in output and "Traceback" not in output, output
-    return output
+def _follow(config, tmp_path):
+    """`alternator-migrate replicate --follow` as a user runs it, in a process of its own."""
+    return start_script("replicate", "--config", str(config), "--follow", cwd=tmp_path)
+
+
+def _stopped_cleanly(follower, stderr: str) -> None:
+    """After Ctrl-C: exit 130, one line saying how to go on, no traceback."""
+    assert follower.returncode == 130, stderr
+    assert "continues from them" in stderr.splitlines()[-1] and "Traceback" not in stderr, stderr
 
 
 def test_hundreds_of_shards_and_lineage_changing_during_a_follow_run(dynamodb_local, alternator_clean, tmp_path):
@@ -40,8 +44,7 @@ def test_hundreds_of_shards_and_lineage_changing_during_a_follow_run(dynamodb_lo
             c.stream.add_shard(shard)
             c.stream.put_record(shard, "INSERT", key(f"k{n}"), new_image=image(f"k{n}", 1))
         expected = {f"k{n}": 1 for n in range(width)}
-        log = tmp_path / "follow.log"
-        follower = start_cli("replicate", "--config", str(c.config), "--follow", log=log)
+        follower = _follow(c.config, tmp_path)
         try:
             wait_for(lambda: target_versions(c.target, c.table) == expected, timeout=180, process=follower,
                      what="the backlog of 300 shards")
@@ -69,8 +72,8 @@ def test_hundreds_of_shards_and_lineage_changing_during_a_follow_run(dynamodb_lo
             wait_for(lambda: target_versions(c.target, c.table) == expected, timeout=180, process=follower,
                      what="the changes of the new shards")
         finally:
-            code = interrupt(follower)
-        _stopped_cleanly(code, log)
+            stderr = interrupt(follower, lambda: True, signal.SIGINT)
+        _stopped_cleanly(follower, stderr)
 
         checkpoints = stream_checkpoints.all_shards(str(tmp_path / "checkpoints"), c.table)
         assert all(checkpoints[shards[n]].finished for n in range(0, width, 3))
@@ -88,8 +91,7 @@ def test_a_hot_shard_does_not_keep_the_quiet_ones_waiting(dynamodb_local, altern
         for n, shard in enumerate(quiet):
             c.stream.add_shard(shard)
             c.stream.put_record(shard, "INSERT", key(f"q{n}"), new_image=image(f"q{n}", 1))
-        log = tmp_path / "follow.log"
-        follower = start_cli("replicate", "--config", str(c.config), "--follow", log=log)
+        follower = _follow(c.config, tmp_path)
         try:
             wait_for(lambda: len(target_versions(c.target, c.table)) == len(quiet), timeout=180, process=follower,
                      what="the quiet shards' backlog")
@@ -102,8 +104,8 @@ def test_a_hot_shard_does_not_keep_the_quiet_ones_waiting(dynamodb_local, altern
             wait_for(lambda: target_versions(c.target, c.table).get("hot") == version, timeout=120,
                      process=follower, what="the hot shard's last change")
         finally:
-            code = interrupt(follower)
-        _stopped_cleanly(code, log)
+            stderr = interrupt(follower, lambda: True, signal.SIGINT)
+        _stopped_cleanly(follower, stderr)
 
         def reads_while_hot(shard: str) -> int:
             return sum(1 for at in c.stream.read_times(shard) if began <= at <= ended)
@@ -149,14 +151,13 @@ def test_ctrl_c_while_writes_are_in_flight_leaves_consistent_checkpoints(dynamod
                 sequence[shard][int(number)] = version
         alternator_clean.front.set_faults(slow=1.0, slow_seconds=0.5, ops=["BatchWriteItem"])
         checkpoint_dir = str(tmp_path / "checkpoints")
-        log = tmp_path / "follow.log"
-        follower = start_cli("replicate", "--config", str(c.config), "--follow", log=log)
+        follower = _follow(c.config, tmp_path)
         try:
             wait_for(lambda: any(cp.applied for cp in stream_checkpoints.all_shards(checkpoint_dir, c.table).values()),
                      timeout=120, process=follower, what="a first checkpoint")
         finally:
-            code = interrupt(follower)
-        _stopped_cleanly(code, log)
+            stderr = interrupt(follower, lambda: True, signal.SIGINT)
+        _stopped_cleanly(follower, stderr)
         alternator_clean.front.set_faults()
 
         checkpoints = stream_checkpoints.all_shards(checkpoint_dir, c.table)

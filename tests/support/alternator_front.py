@@ -3,7 +3,8 @@
 The pipeline talks to Alternator, which differs from DynamoDB in ways the tests must see:
 every node listens on its own address and lists its peers at `GET /localnodes`, a
 BatchWriteItem is all-or-error (at most 100 items, no duplicate keys, never
-UnprocessedItems), and overload shows up as `RequestLimitExceeded`. This aiohttp server
+UnprocessedItems), overload shows up as `RequestLimitExceeded`, and number keys are kept
+exactly as written (`exact_number_keys`). This aiohttp server
 reproduces those differences on several loopback addresses sharing one port and forwards
 everything else to moto, which stores the data. It can also inject throttling, server
 errors, slowness and dropped connections, and counts what it saw, so tests can check
@@ -24,13 +25,17 @@ import json
 import random
 import signal
 import socket
+import ssl
 import threading
+import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Callable
 
 from aiohttp import ClientSession, ClientTimeout, web
 
+from tests.support.exact_number_keys import ExactNumberKeys
+from tests.support.signatures import check_signature
 from tests.support.threaded_server import ThreadedServer
 
 DEFAULT_ADDRESSES = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
@@ -81,14 +86,18 @@ class AlternatorFront(ThreadedServer):
 
     thread_name = "alternator-front"
 
-    def __init__(self, backend_url: str, addresses: tuple[str, ...] = DEFAULT_ADDRESSES, port: int = 0):
+    def __init__(self, backend_url: str, addresses: tuple[str, ...] = DEFAULT_ADDRESSES, port: int = 0,
+                 ssl_context: ssl.SSLContext | None = None):
         super().__init__()
         self.backend_url = backend_url.rstrip("/")
         self.addresses = tuple(addresses)
         self.port = port
+        self._ssl_context = ssl_context  # serve HTTPS with it
+        self._users: dict[str, str] | None = None  # access key id -> secret; None: unsigned requests welcome
         self._faults = Faults()
         self._rng = random.Random()
         self._key_names: dict[str, tuple[str, ...]] = {}  # table -> key attribute names
+        self._number_keys = ExactNumberKeys()
         self._stats_lock = threading.Lock()
         self._by_address: Counter[str] = Counter()
         self._by_operation: Counter[str] = Counter()
@@ -98,7 +107,7 @@ class AlternatorFront(ThreadedServer):
 
     @property
     def url(self) -> str:
-        return f"http://{self.addresses[0]}:{self.port}"
+        return f"{'https' if self._ssl_context else 'http'}://{self.addresses[0]}:{self.port}"
 
     # --- control, callable from any thread -------------------------------------------------
 
@@ -113,6 +122,12 @@ class AlternatorFront(ThreadedServer):
         # Swap in a fresh generator with the config, so a seed gives a repeatable sequence.
         self._faults, self._rng = faults, random.Random(seed)
         return faults
+
+    def require_signatures(self, users: dict[str, str] | None) -> None:
+        """Enforce authorization as Alternator does (`alternator_enforce_authorization`): every
+        DynamoDB API request must be SigV4-signed with one of `users` (key id -> secret);
+        None accepts unsigned requests again. `/localnodes` never needs a signature."""
+        self._users = dict(users) if users is not None else None
 
     def stats(self) -> dict:
         """Counts of DynamoDB API requests (control and health requests are not counted)."""
@@ -160,7 +175,7 @@ class AlternatorFront(ThreadedServer):
             started = []
             try:
                 for address in self.addresses:
-                    site = web.TCPSite(runner, address, port)
+                    site = web.TCPSite(runner, address, port, ssl_context=self._ssl_context)
                     started.append(site)  # start() registers the site even when binding fails
                     await site.start()
             except OSError:
@@ -188,6 +203,10 @@ class AlternatorFront(ThreadedServer):
             self._by_address[request.transport.get_extra_info("sockname")[0]] += 1
             self._by_operation[op] += 1
         body = await request.read()
+        if self._users is not None:
+            refused = check_signature(request, body, self._users)
+            if refused is not None:
+                return dynamodb_error(400, *refused)
         faulty = await self._inject_fault(request, op)
         if faulty is not None:
             return faulty
@@ -243,6 +262,8 @@ class AlternatorFront(ThreadedServer):
                 if key in seen:
                     return dynamodb_error(400, "ValidationException", "Provided list of item keys contains duplicates")
                 seen.add(key)
+            if request.transport is None:  # the client hung up while a slow reply was pending
+                return dynamodb_error(500, "InternalServerError", "the client went away")
             address = request.transport.get_extra_info("sockname")[0]
             with self._stats_lock:  # which node wrote which key: the test of per-key node affinity
                 for key in seen:
@@ -277,8 +298,13 @@ class AlternatorFront(ThreadedServer):
         return self._key_names[table]
 
     async def _forward(self, request: web.Request, body: bytes) -> web.Response:
-        status, headers, payload = await self._call_backend(request.headers, body)
+        op = request.headers.get("X-Amz-Target", "").rpartition(".")[2]
+        sent = self._number_keys.request(op, _json(body))
+        status, headers, payload = await self._call_backend(request.headers, json.dumps(sent).encode())
         kept = {name: headers[name] for name in _RESPONSE_HEADERS if name in headers}
+        if status == 200:
+            payload = json.dumps(self._number_keys.response(op, sent, _json(payload))).encode()
+            kept["x-amz-crc32"] = str(zlib.crc32(payload))
         return web.Response(status=status, body=payload, headers=kept)
 
     async def _call_backend(self, headers, body: bytes):

@@ -1,13 +1,23 @@
-"""Write run configs for the local servers and invoke the real CLI in-process."""
+"""Write run configs for the local servers and invoke the real CLI: in-process, or as the
+installed console script in a process of its own."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
 import uuid
 from pathlib import Path
+from typing import Callable
 
 import yaml
 from click.testing import CliRunner, Result
 
 from pipeline.cli import main
+from tests.support.servers import REPO_ROOT
+from transforms.state import bulk_checkpoints
+
+CONSOLE_SCRIPT = REPO_ROOT / ".venv" / "bin" / "alternator-migrate"
 
 
 def unique(name: str) -> str:
@@ -43,3 +53,51 @@ def write_config(tmp_path: Path, source_endpoint: str, target: dict, tables: lis
 def run_cli(*args: str) -> Result:
     """Run `alternator-migrate ARGS`; exceptions stay in the result so tests can assert on them."""
     return CliRunner().invoke(main, list(args), catch_exceptions=True)
+
+
+def script_env() -> dict[str, str]:
+    """The environment for a console-script run against the local servers."""
+    return {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1", "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+
+
+def run_script(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the installed `alternator-migrate ARGS` to its end, as a user would."""
+    return subprocess.run([str(CONSOLE_SCRIPT), *args], capture_output=True, text=True, timeout=timeout,
+                          env=script_env(), cwd=cwd, stdin=subprocess.DEVNULL)
+
+
+def start_script(*args: str, cwd: Path) -> subprocess.Popen:
+    """Start `alternator-migrate ARGS` in its own process group (to signal or kill it)."""
+    return subprocess.Popen([str(CONSOLE_SCRIPT), *args], env=script_env(), cwd=cwd, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("error: ")]
+
+
+def interrupt(process: subprocess.Popen, ready: Callable[[], bool], sig: int = signal.SIGKILL,
+              timeout: float = 120.0) -> str:
+    """Wait until `ready()` says the run is under way, send `sig` to its process group, and
+    return what it printed on stderr once it ended."""
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if process.poll() is not None:
+                raise AssertionError(f"the run ended before it could be interrupted: {process.communicate()}")
+            if time.monotonic() > deadline:
+                raise AssertionError("the run showed no progress in time")
+            time.sleep(0.1)
+        os.killpg(process.pid, sig)
+        return process.communicate(timeout=timeout)[1]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def items_copied(checkpoint_dir: Path, table: str) -> int:
+    """Items the checkpoints record as copied for a table (0 before the first)."""
+    state = bulk_checkpoints.progress(str(checkpoint_dir), table)
+    return state.items if state else 0

@@ -8,10 +8,7 @@ build the stream's shards by hand.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +17,6 @@ from typing import Callable, Iterator
 from tests.support import seed
 from tests.support.cli_runs import alternator_target, run_cli, unique, write_config
 from tests.support.fake_streams import FakeStream, FakeStreamsServer
-from tests.support.servers import REPO_ROOT
 
 HASH_KEY = [{"AttributeName": "id", "KeyType": "HASH"}]
 
@@ -70,24 +66,6 @@ def controlled_stream(dynamodb_local, alternator, tmp_path: Path, *, reads_per_s
         config.write_text(raw)
         assert run_cli("create-tables", "--config", str(config)).exit_code == 0
         yield ControlledStream(stream, server, config, table, alternator.url)
-
-
-def start_cli(*args: str, log: Path) -> subprocess.Popen:
-    """`alternator-migrate ARGS` as a real process (its own session), output to `log`."""
-    with open(log, "wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO_ROOT, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def interrupt(process: subprocess.Popen, timeout: float = 60) -> int:
-    """Ctrl-C (SIGINT) to the process; its exit status."""
-    process.send_signal(signal.SIGINT)
-    try:
-        return process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        raise
 
 
 def wait_for(condition: Callable[[], bool], *, timeout: float, process: subprocess.Popen | None = None,

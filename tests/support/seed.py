@@ -91,8 +91,9 @@ def all_types_item(i: int) -> dict:
     return item
 
 
-def client_for(endpoint: str, region: str = "us-east-1"):
-    return boto3.client("dynamodb", endpoint_url=endpoint, region_name=region,
+def client_for(endpoint: str, region: str = "us-east-1", verify: str | bool | None = None):
+    """A plain boto3 client; `verify` is a CA bundle's path for an HTTPS test server."""
+    return boto3.client("dynamodb", endpoint_url=endpoint, region_name=region, verify=verify,
                         aws_access_key_id="test", aws_secret_access_key="test")
 
 
@@ -150,8 +151,8 @@ def seed_all_types(endpoint: str, table: str = "demo_all_types", count: int = 50
     put_items(endpoint, table, (all_types_item(i) for i in range(count)))
 
 
-def scan_all(endpoint: str, table: str) -> list[dict]:
-    client = client_for(endpoint)
+def scan_all(endpoint: str, table: str, verify: str | bool | None = None) -> list[dict]:
+    client = client_for(endpoint, verify=verify)
     items, start = [], None
     while True:
         kwargs = {"TableName": table, "ConsistentRead": True}

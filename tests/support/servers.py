@@ -139,9 +139,10 @@ class MotoServer(_ServerProcess):
 class LocalAlternator:
     """An Alternator stand-in: a MotoServer plus an in-process AlternatorFront before it."""
 
-    def __init__(self, port: int = 0, addresses: tuple[str, ...] = DEFAULT_ADDRESSES, moto_port: int | None = None):
+    def __init__(self, port: int = 0, addresses: tuple[str, ...] = DEFAULT_ADDRESSES, moto_port: int | None = None,
+                 ssl_context=None):
         self.moto = MotoServer(moto_port)
-        self.front = AlternatorFront(self.moto.endpoint, addresses, port)
+        self.front = AlternatorFront(self.moto.endpoint, addresses, port, ssl_context=ssl_context)
 
     @property
     def port(self) -> int:

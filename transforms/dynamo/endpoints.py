@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import hashlib
+import os
+import ssl
+import tempfile
 import weakref
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import AsyncIterator
 
 from aiobotocore.config import AioConfig
@@ -37,6 +43,51 @@ class Credentials:
 
 
 @dataclass(frozen=True)
+class TlsSettings:
+    """How an endpoint's HTTPS certificate is checked.
+
+    `ca_pem` is the text of the CA bundle (`ca_file`), read once by the launcher and carried
+    in the spec, so a remote worker trusts the same CA without the file; `verify` False
+    turns verification off (`insecure_skip_verify`).
+    """
+
+    ca_pem: str | None = None
+    verify: bool = True
+
+    def ca_path(self) -> str | None:
+        """A file holding `ca_pem` in this process (botocore takes a path), or None."""
+        return _ca_file(self.ca_pem) if self.ca_pem else None
+
+    def botocore_verify(self) -> str | bool:
+        """botocore's `verify`: False, the CA bundle's path, or True (the system's CAs)."""
+        if not self.verify:
+            return False
+        return self.ca_path() or True
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """An SSL context for clients that take one (aiohttp)."""
+        if not self.verify:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
+        return ssl.create_default_context(cadata=self.ca_pem) if self.ca_pem else ssl.create_default_context()
+
+
+@functools.lru_cache(maxsize=8)
+def _ca_file(pem: str) -> str:
+    """Write a CA bundle to a private temporary file once per process; its path."""
+    name = hashlib.sha256(pem.encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"alternator-migrate-ca-{os.getuid()}-{name}.pem"
+    if not path.exists():
+        temporary = path.with_suffix(f".tmp-{os.getpid()}")
+        temporary.write_text(pem)
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, path)
+    return str(path)
+
+
+@dataclass(frozen=True)
 class SourceSpec:
     """A DynamoDB endpoint (AWS when `endpoint` is None) and where its Streams API is."""
 
@@ -44,6 +95,7 @@ class SourceSpec:
     endpoint: str | None = None
     credentials: Credentials | None = None
     streams_endpoint: str | None = None  # None: the same as `endpoint` (DynamoDB Local) or AWS's
+    tls: TlsSettings = TlsSettings()
 
     @property
     def streams_url(self) -> str | None:
@@ -65,6 +117,7 @@ class TargetSpec:
     alternator_scheme: str = "http"
     datacenter: str | None = None
     rack: str | None = None
+    tls: TlsSettings = TlsSettings()
 
     def describe(self) -> str:
         if self.endpoint:
@@ -108,7 +161,8 @@ async def source_client(spec: SourceSpec, max_connections: int = 32, service: st
     session = aio_session(creds.profile)
     endpoint = spec.streams_url if service == "dynamodbstreams" else spec.endpoint
     async with session.create_client(service, region_name=spec.region, endpoint_url=endpoint,
-                                     config=_aio_config(max_connections), **creds.boto_kwargs()) as client:
+                                     config=_aio_config(max_connections), verify=spec.tls.botocore_verify(),
+                                     **creds.boto_kwargs()) as client:
         yield client
 
 
@@ -123,12 +177,14 @@ def node_client(spec: TargetSpec, url: str, max_connections: int = 32):
     # Alternator without authentication takes unsigned requests.
     unsigned = not creds.access_key_id and not spec.endpoint
     return aio_session().create_client("dynamodb", region_name=spec.region, endpoint_url=url,
-                                      config=_aio_config(max_connections, unsigned), **creds.boto_kwargs())
+                                       config=_aio_config(max_connections, unsigned),
+                                       verify=spec.tls.botocore_verify(), **creds.boto_kwargs())
 
 
 def alternator_config(spec: TargetSpec, max_connections: int = 32):
     """alternator-client's Config for the target: seeds, port, scheme, datacenter/rack scope."""
     from alternator import ClusterScope, Config, DatacenterScope, RackScope, RetryConfig, TimeoutConfig
+    from alternator.config import TLS
 
     if spec.rack:
         scope = RackScope(spec.datacenter, spec.rack)
@@ -136,10 +192,13 @@ def alternator_config(spec: TargetSpec, max_connections: int = 32):
         scope = DatacenterScope(spec.datacenter)
     else:
         scope = ClusterScope()
+    ca_path = spec.tls.ca_path()
+    tls = TLS(custom_ca_cert_paths=(Path(ca_path),) if ca_path else (), trust_all_certificates=not spec.tls.verify,
+              verify_hostname=spec.tls.verify)
     return Config(seed_hosts=list(spec.alternator_seeds), port=spec.alternator_port,
                   scheme=spec.alternator_scheme, routing_scope=scope, aws_region=spec.region,
                   retries=RetryConfig(max_attempts=1), max_pool_connections=max_connections,
-                  timeouts=TimeoutConfig(connect_seconds=10, read_seconds=60))
+                  timeouts=TimeoutConfig(connect_seconds=10, read_seconds=60), tls=tls)
 
 
 @contextlib.asynccontextmanager
@@ -155,7 +214,9 @@ async def target_client(spec: TargetSpec, max_connections: int = 32) -> AsyncIte
 
     auth = (Auth.static_credentials(creds.access_key_id, creds.secret_access_key)
             if creds.access_key_id else None)
-    client = await create_async_client(alternator_config(spec, max_connections), auth=auth)
+    # alternator-client applies its TLS settings to node discovery only: the data client needs `verify` too.
+    client = await create_async_client(alternator_config(spec, max_connections), auth=auth,
+                                       verify=spec.tls.botocore_verify())
     try:
         yield client
     finally:

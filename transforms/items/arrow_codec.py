@@ -51,7 +51,6 @@ __all__ = [
     "TAGS",
     "items_to_batch",
     "batch_to_items",
-    "rename_attributes",
 ]
 
 #: DynamoDB type tags in the order their struct children appear.
@@ -148,20 +147,39 @@ else:  # pragma: no cover - interpreters without the _json accelerator
 _LEAF_TAGS = frozenset(("S", "N", "B", "BOOL", "NULL", "SS", "NS", "BS"))
 
 
-def _walk_nested(values: Any) -> None:
-    """Fast structural check of nested values: each a known single-tag dict.
+_BYTES = (bytes, bytearray, memoryview)
 
-    ``values`` is an M body's .values() or an L list. Payload types of nested
-    scalars are left to the JSON encoder (they round trip as given); failures
-    are re-explained with detail by _check_nested on the slow path.
+
+def _payload_ok(tag: str, v: Any) -> bool:
+    """Whether a non-nested payload has the Python type its tag needs (Arrow and JSON would
+    otherwise convert a wrong one silently: str for B becomes its UTF-8 bytes, and so on)."""
+    if tag == "S" or tag == "N":
+        return type(v) is str
+    if tag == "B":
+        return isinstance(v, _BYTES)
+    if tag == "BOOL" or tag == "NULL":
+        return type(v) is bool
+    if tag == "SS" or tag == "NS":
+        return type(v) is list and all(type(x) is str for x in v)
+    if tag == "BS":
+        return type(v) is list and all(isinstance(x, _BYTES) for x in v)
+    return True  # M / L are walked by the caller
+
+
+def _walk_nested(values: Any) -> None:
+    """Fast check of nested values: each a known single-tag dict with a payload of the
+    right type. ``values`` is an M body's .values() or an L list. Failures are
+    re-explained with detail by _check_nested on the slow path.
     """
     for value in values:
         if type(value) is not dict or len(value) != 1:
             raise ValueError("nested value is not a single-tag dict")
         for tag in value:
-            if tag in _LEAF_TAGS:
-                break
             x = value[tag]
+            if tag in _LEAF_TAGS:
+                if not _payload_ok(tag, x):
+                    raise ValueError(f"nested {tag} payload has the wrong type")
+                break
             if tag == "M":
                 if type(x) is not dict:
                     raise ValueError("nested M value is not a dict")
@@ -204,22 +222,7 @@ def _check_nested(value: Any, depth: int = 0) -> None:
 
 def _check_scalar(tag: str, v: Any) -> None:
     """Validate a non-nested payload (slow path, for error messages)."""
-    ok: bool
-    if tag in ("S", "N"):
-        ok = isinstance(v, str)
-    elif tag == "B":
-        ok = isinstance(v, (bytes, bytearray, memoryview))
-    elif tag in ("BOOL", "NULL"):
-        ok = isinstance(v, bool)
-    elif tag in ("SS", "NS"):
-        ok = type(v) is list and all(isinstance(x, str) for x in v)
-    elif tag == "BS":
-        ok = type(v) is list and all(
-            isinstance(x, (bytes, bytearray, memoryview)) for x in v
-        )
-    else:  # M / L are handled by the caller
-        ok = True
-    if not ok:
+    if not _payload_ok(tag, v):
         raise ValueError(f"{tag} payload {v!r:.80} has wrong type {type(v).__name__}")
 
 
@@ -306,26 +309,28 @@ def _explain_invalid(items: Sequence[dict]) -> None:
 
 
 def items_to_batch(
-    items: Sequence[dict], *, validate_nested: bool = True
+    items: Sequence[dict], *, validate: bool = True
 ) -> pa.RecordBatch:
     """Encode low-level DynamoDB items as one RecordBatch (layout: module doc).
 
     One Python pass sorts values into per-(column, tag) lists; Arrow then
     builds each child in C, so the per-value Python cost is one list store.
-    Raises ValueError naming the attribute for malformed values.
-    ``validate_nested=False`` skips the structural walk of M/L values (about
-    a third of their encode cost); use it only for trusted Scan output.
+    Raises ValueError naming the attribute for malformed values, including a
+    payload of the wrong Python type (str for B, bytes for S, ...), which Arrow
+    or JSON would otherwise convert silently. ``validate=False`` skips those
+    checks (about a third of the encode cost); use it only for items the SDK
+    parsed from a response (Scan, GetRecords).
     """
     n = len(items)
     if n == 0:
         return _EMPTY_BATCH
     if n < _GC_PAUSE_MIN_ROWS:
-        return _items_to_batch(items, n, validate_nested)
+        return _items_to_batch(items, n, validate)
     with _gc_paused():
-        return _items_to_batch(items, n, validate_nested)
+        return _items_to_batch(items, n, validate)
 
 
-def _items_to_batch(items: Sequence[dict], n: int, validate_nested: bool) -> pa.RecordBatch:
+def _items_to_batch(items: Sequence[dict], n: int, validate: bool) -> pa.RecordBatch:
     # name -> {tag -> list of length n with None where the item lacks it}
     cols: dict[str, dict[str, list]] = {}
     n_attrs = 0
@@ -365,12 +370,16 @@ def _items_to_batch(items: Sequence[dict], n: int, validate_nested: bool) -> pa.
                 continue
             try:
                 if tag == "M" or tag == "L":
-                    if validate_nested:
+                    if validate:
                         # wrap each body so the top level is checked like a nested one
                         for v in lst:
                             if v is not None:
                                 _walk_nested(({tag: v},))
                     lst = [None if v is None else _encode_json(v) for v in lst]
+                elif validate:
+                    for v in lst:
+                        if v is not None and not _payload_ok(tag, v):
+                            raise ValueError(f"{tag} payload has the wrong type")
                 elif tag == "SS" or tag == "NS" or tag == "BS":
                     # pa.array would accept a str (as characters) or a set.
                     for v in lst:
@@ -463,48 +472,3 @@ def _batch_to_items(batch: pa.RecordBatch) -> list[dict]:
             for it, v in zip(rows, values):
                 it[name] = {tag: v}
     return items
-
-
-# --------------------------------------------------------------------------
-# Batch-level helpers
-# --------------------------------------------------------------------------
-
-def rename_attributes(
-    batch: pa.RecordBatch, renames: Mapping[str, str]
-) -> pa.RecordBatch:
-    """Rename top-level attributes on the Arrow batch (zero-copy, no dicts).
-
-    Names absent from the batch are ignored (a batch holds only the attributes
-    its items have). Swaps are allowed; two attributes ending up with the same
-    name raise ValueError naming both. Columns stay sorted by name.
-    """
-    if not renames:
-        return batch
-    old_names = batch.schema.names
-    new_names = [renames.get(name, name) for name in old_names]
-    owner: dict[str, str] = {}
-    for old, new in zip(old_names, new_names):
-        if not isinstance(new, str) or not new:
-            raise ValueError(f"cannot rename {old!r} to {new!r}: not a non-empty string")
-        if new in owner:
-            a, b = owner[new], old
-            if a == new or b == new:  # one side keeps its name
-                src = b if a == new else a
-                raise ValueError(
-                    f"cannot rename attribute {src!r} to {new!r}: "
-                    f"attribute {new!r} already exists"
-                )
-            raise ValueError(
-                f"cannot rename both {a!r} and {b!r} to {new!r}"
-            )
-        owner[new] = old
-    order = sorted(range(len(new_names)), key=new_names.__getitem__)
-    columns = batch.columns
-    return pa.RecordBatch.from_arrays(
-        [columns[i] for i in order], names=[new_names[i] for i in order]
-    )
-
-
-def rename_item(item: dict, renames: Mapping[str, str]) -> dict:
-    """One item's top-level attributes renamed (the per-item twin of `rename_attributes`)."""
-    return {renames.get(k, k): v for k, v in item.items()} if renames else item

@@ -1,17 +1,19 @@
-"""Canonical item digests and attribute-level diffs, with DynamoDB's idea of equality.
+"""Item digests and attribute-level diffs.
 
-Numbers compare by value (`1`, `1.0`, `1E0` are equal; exact decimals, never floats), SS/NS/BS compare as sets, M as maps, L in order, B byte for byte, and a type
-change (S "1" vs N "1") is a difference. Two items are equal exactly when their
-content digests are equal (up to a 128-bit hash collision).
+Content follows DynamoDB's idea of equality: numbers compare by value (`1`, `1.0`,
+`1E0` are equal; exact decimals, never floats), SS/NS/BS as sets, M as maps, L in order,
+B byte for byte, and a type change (S "1" vs N "1") is a difference. Two items are equal
+exactly when their content digests are equal (up to a 128-bit hash collision).
+
+Keys are identities, not values: Alternator does not normalise numbers in keys, so
+`N "1"` and `N "1.0"` are two items there. A key digest is over the exact type tag and
+text (or bytes) as stored.
 """
 from __future__ import annotations
 
 import hashlib
-from typing import Iterator, Sequence
+from typing import Sequence
 
-import pyarrow as pa
-
-from transforms.items.arrow_codec import batch_to_items
 from transforms.items.numbers import canonical_number
 
 _SEPARATOR = b"\x1f"
@@ -60,19 +62,14 @@ def content_digest(item: dict) -> bytes:
                        for name, value in sorted(item.items())))
 
 
+def _exact(value: dict) -> bytes:
+    (tag, inner), = value.items()
+    return tag.encode("ascii") + b":" + (bytes(inner) if tag == "B" else inner.encode("utf-8"))
+
+
 def key_digest(key: dict, key_names: Sequence[str]) -> bytes:
-    return _hash(_join(_escaped(_canonical(key[name])) for name in key_names))
-
-
-def key_of_item(item: dict, key_names: Sequence[str]) -> dict:
-    return {name: item[name] for name in key_names}
-
-
-def digest_batch(batch: pa.RecordBatch, key_names: Sequence[str]) -> Iterator[tuple[bytes, bytes, dict]]:
-    """(key digest, content digest, key) for every item of an Arrow batch."""
-    for item in batch_to_items(batch):
-        key = key_of_item(item, key_names)
-        yield key_digest(key, key_names), content_digest(item), key
+    """A digest of the key exactly as stored (see the module docstring)."""
+    return _hash(_join(_escaped(_exact(key[name])) for name in key_names))
 
 
 def attribute_diff(source: dict, target: dict, prefix: str = "") -> list[dict]:

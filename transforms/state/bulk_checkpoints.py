@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from apache_beam.io.filesystems import FileSystems
 
 from transforms.items.ddb_json import decode_item, encode_item
-from transforms.state.files import delete_tree, matching, read_json, write_json
+from transforms.state.files import delete, delete_tree, matching, read_json, write_json
 
 _MARKER = re.compile(r"seg-(\d+)/p(\d+)-n(\d+)-b(\d+)(-last)?\.json$")
 
@@ -44,6 +44,19 @@ class SegmentResume:
     done: bool
 
 
+@dataclass(frozen=True)
+class TableProgress:
+    """How far the copy of one table got, as its checkpoints record it."""
+
+    total_segments: int
+    segments_done: int
+    items: int
+
+    @property
+    def finished(self) -> bool:
+        return self.segments_done >= self.total_segments
+
+
 def table_dir(checkpoint_dir: str, table: str) -> str:
     return FileSystems.join(checkpoint_dir, "bulk", table)
 
@@ -62,6 +75,15 @@ def list_markers(checkpoint_dir: str, table: str) -> list[PageMarker]:
         if m:
             markers.append(PageMarker(int(m[1]), int(m[2]), int(m[3]), int(m[4]), bool(m[5]), path))
     return markers
+
+
+def progress(checkpoint_dir: str, table: str) -> TableProgress | None:
+    """How far an earlier (or the running) copy of the table got; None if there was none."""
+    total = recorded_segments(checkpoint_dir, table)
+    if total is None:
+        return None
+    markers = list_markers(checkpoint_dir, table)
+    return TableProgress(total, sum(1 for m in markers if m.last), sum(m.items for m in markers))
 
 
 def start_fresh(checkpoint_dir: str, table: str, total_segments: int) -> None:
@@ -96,6 +118,5 @@ def resume_points(checkpoint_dir: str, table: str, total_segments: int) -> list[
         if done:
             start_key = decode_item(read_json(pages[done - 1].path)["next_key"])
         points.append(SegmentResume(segment, done, start_key, False))
-    if stale:
-        FileSystems.delete(stale)
+    delete(stale)
     return points

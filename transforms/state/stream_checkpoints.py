@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from apache_beam.io.filesystems import FileSystems
 
 from transforms.errors import ChangesLost, ExitCode, MigrateError
-from transforms.state.files import delete_tree, matching, read_json, write_json
+from transforms.state.files import delete, delete_tree, exists, matching, read_json, write_json
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def bind_stream(checkpoint_dir: str, table: str, stream_arn: str) -> None:
         raise ChangesLost(
             f"{table}: the checkpoints are for stream {recorded['stream_arn']}, but the table's stream is now "
             f"{stream_arn} (the stream was disabled and enabled again): changes between the two streams are "
-            f"lost; copy the table again with `migrate --streams` (without --resume)")
+            f"lost; copy the table again with `migrate --streams --restart`")
 
 
 def read_shard(checkpoint_dir: str, table: str, shard_id: str) -> ShardCheckpoint | None:
@@ -123,6 +123,14 @@ def all_shards(checkpoint_dir: str, table: str) -> dict[str, ShardCheckpoint]:
     return shards
 
 
+def applied_changes(checkpoint_dir: str, table: str) -> int | None:
+    """Changes applied by earlier replication of the table, or None when it has no checkpoints."""
+    shards = all_shards(checkpoint_dir, table)
+    if not shards and read_json(FileSystems.join(_dir(checkpoint_dir, table), "stream.json")) is None:
+        return None
+    return sum(shard.applied for shard in shards.values())
+
+
 def _stop_path(checkpoint_dir: str, table: str) -> str:
     return FileSystems.join(_dir(checkpoint_dir, table), "stopped.json")
 
@@ -141,5 +149,5 @@ def read_stop(checkpoint_dir: str, table: str) -> MigrateError | None:
 
 def clear_stop(checkpoint_dir: str, table: str) -> None:
     path = _stop_path(checkpoint_dir, table)
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
+    if exists(path):
+        delete([path])

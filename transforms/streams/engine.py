@@ -213,7 +213,7 @@ class StreamEngine:
             log.debug("shard %s of %s failed", task.shard_id, task.table, exc_info=True)
             self._fail(task.table, MigrateError(
                 f"{task.table}: replication of shard {task.shard_id} stopped: {type(exc).__name__}: {exc}; "
-                f"the next run resumes from the checkpoints", ExitCode.INCOMPLETE))
+                f"the next run resumes from the checkpoints", ExitCode.FAILED))
 
     def _fail(self, table: str, error: MigrateError) -> None:
         stream_checkpoints.write_stop(self._io.checkpoint_dir, table, error)
@@ -268,7 +268,7 @@ class StreamEngine:
         except Exception as exc:  # noqa: BLE001 - one clear line, as for a shard
             log.debug("discovery for %s failed", table, exc_info=True)
             self._fail(table, MigrateError(f"{table}: looking for new shards failed: {type(exc).__name__}: {exc}; "
-                                           f"the next run resumes from the checkpoints", ExitCode.INCOMPLETE))
+                                           f"the next run resumes from the checkpoints", ExitCode.FAILED))
 
     async def _discover_every_period(self, table: str) -> None:
         while True:

@@ -101,8 +101,11 @@ class StreamsData:
         return page
 
 
-def _ssl_context(session: AioSession) -> ssl.SSLContext:
-    """TLS verification as botocore does it: AWS_CA_BUNDLE / ca_bundle, else its default bundle."""
+def _ssl_context(spec: SourceSpec, session: AioSession) -> ssl.SSLContext:
+    """TLS checked as the SDK client of the source checks it: `source.ca_file` or
+    `insecure_skip_verify`, else AWS_CA_BUNDLE / ca_bundle, else botocore's own bundle."""
+    if spec.tls.ca_pem or not spec.tls.verify:
+        return spec.tls.ssl_context()
     return ssl.create_default_context(cafile=session.get_config_variable("ca_bundle") or get_cert_path(True))
 
 
@@ -117,7 +120,7 @@ async def open_streams_data(spec: SourceSpec, endpoint_url: str, max_connections
     if credentials is None:
         raise NoCredentialsError()
     connector = aiohttp.TCPConnector(limit=max_connections,
-                                     ssl=_ssl_context(session) if endpoint_url.startswith("https") else False)
+                                     ssl=_ssl_context(spec, session) if endpoint_url.startswith("https") else False)
     timeout = aiohttp.ClientTimeout(sock_connect=10, sock_read=60)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
         yield StreamsData(http, endpoint_url, spec.region, credentials)

@@ -220,11 +220,12 @@ class ShardReader:
         """Write one window; checkpoint it once acknowledged; raise if any write failed."""
         if records:
             first, last = records[0]["dynamodb"], records[-1]["dynamodb"]
-            requests = await window_requests(table, records, self._io.source_items, self._io.read_attempts)
+            requests, refused = await window_requests(table, records, self._io.source_items, self._io.read_attempts)
             failures = await self._io.windows.write(table, requests)
-            if failures:
-                paths = write_dead_letters(self._io.dead_letter_dir, failures,
+            if failures or refused:  # refused: renames cannot map them, a retry cannot either
+                paths = write_dead_letters(self._io.dead_letter_dir, failures + refused,
                                            name=f"{shard.task.shard_id}-{first['SequenceNumber']}")
+            if failures:
                 raise WritesFailed(f"{table.source}: {len(failures)} changes could not be written after "
                                    f"{self._io.write_attempts} attempts (in {', '.join(paths)}); replication of "
                                    f"this shard stopped before them and resumes there on the next run")
@@ -246,8 +247,8 @@ def _lost(task: ShardTask, after: str | None, exc: BaseException) -> MigrateErro
     if code == "TrimmedDataAccessException":
         return ChangesLost(f"{task.table}: shard {task.shard_id} no longer holds the changes after sequence number "
                            f"{after} (the stream keeps 24 hours): changes were lost; copy the table again with "
-                           f"`migrate --streams`")
+                           f"`migrate --streams --restart`")
     if code == "ResourceNotFoundException":
         return ChangesLost(f"{task.table}: shard {task.shard_id} was trimmed from the stream before it was fully "
-                           f"applied: changes were lost; copy the table again with `migrate --streams`")
+                           f"applied: changes were lost; copy the table again with `migrate --streams --restart`")
     return None

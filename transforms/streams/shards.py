@@ -52,7 +52,7 @@ async def describe_shards(client, table: str, stream_arn: str, after: str | None
             break
     if description.get("StreamStatus") in ("DISABLED", "DISABLING"):
         raise StreamDisabled(f"the stream of {table} is disabled: changes are no longer recorded; enable it and "
-                             f"copy the table again with `migrate --streams`")
+                             f"copy the table again with `migrate --streams --restart`")
     return shards
 
 
@@ -63,7 +63,7 @@ def plan_shards(table: str, stream_arn: str, shards: list[dict], done: dict[str,
     lost = sorted(s for s, checkpoint in done.items() if s not in listed and not checkpoint.finished)
     if lost:
         raise ChangesLost(f"{table}: shard {lost[0]} was trimmed from the stream before it was fully applied: "
-                            f"changes were lost; copy the table again with `migrate --streams`")
+                            f"changes were lost; copy the table again with `migrate --streams --restart`")
     finished = {s for s, checkpoint in done.items() if checkpoint.finished}
     unfinished = []
     for shard in shards:

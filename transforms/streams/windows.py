@@ -2,8 +2,9 @@
 
 A window is one GetRecords page of one shard. INSERT/MODIFY with a NewImage become a
 full-item put, REMOVE a delete; for KEYS_ONLY and OLD_IMAGE streams the current item
-is read from the source (consistent) and put, or deleted if gone. Renames apply as in
-the snapshot. The window is collapsed to the last change per key.
+is read from the source (consistent) and put, or deleted if gone. The window is
+collapsed to the last change per key, then renamed per item as in the snapshot; a
+change the renames cannot map is handed back to be dead-lettered.
 
 `WindowWriter` joins the windows that many shards hand in at about the same time into
 shared `TargetWriter.write` calls: with a thousand shards a window holds a handful of
@@ -22,26 +23,35 @@ from dataclasses import dataclass, field
 from transforms.dynamo.point_reads import get_items
 from transforms.dynamo.writer import FailedWrite, TargetWriter, collapse_by_key, delete, put, request_item
 from transforms.items.keys import key_of
+from transforms.items.renames import RenameConflict
 from transforms.table_pair import TablePair
 
 # Below this many queued requests a flush waits a moment for other shards' windows.
 LINGER_SECONDS = 0.05
 
 
-async def window_requests(table: TablePair, records: list[dict], source_items, read_attempts: int) -> list[dict]:
-    """The target writes for one page of stream records, one per key, in stream order."""
+async def window_requests(table: TablePair, records: list[dict], source_items,
+                          read_attempts: int) -> tuple[list[dict], list[FailedWrite]]:
+    """The target writes for one page of stream records, one per key, in stream order; and
+    the changes the renames cannot map (the item holds an attribute and its new name)."""
     without_image = any(r["eventName"] != "REMOVE" and "NewImage" not in r["dynamodb"] for r in records)
     if without_image:  # KEYS_ONLY or OLD_IMAGE: the source's current item decides
         keys = list({key_of(r["dynamodb"]["Keys"], table.source_key_names): r["dynamodb"]["Keys"]
                      for r in records}.items())
         current = await get_items(source_items, table.source, [k for _, k in keys], table.source_key_names,
                                   max_attempts=read_attempts)
-        requests = [put(table.to_target(current[ref])) if ref in current else delete(table.to_target(key))
-                    for ref, key in keys]
+        changes = [put(current[ref]) if ref in current else delete(key) for ref, key in keys]
     else:
-        requests = [delete(table.to_target(r["dynamodb"]["Keys"])) if r["eventName"] == "REMOVE"
-                    else put(table.to_target(r["dynamodb"]["NewImage"])) for r in records]
-    return collapse_by_key(requests, table.key_names)
+        changes = collapse_by_key([delete(r["dynamodb"]["Keys"]) if r["eventName"] == "REMOVE"
+                                   else put(r["dynamodb"]["NewImage"]) for r in records], table.source_key_names)
+    requests, refused = [], []
+    for change in changes:
+        try:
+            requests.append(put(table.to_target(change["PutRequest"]["Item"])) if "PutRequest" in change
+                            else delete(table.to_target(change["DeleteRequest"]["Key"])))
+        except RenameConflict as exc:
+            refused.append(FailedWrite(table.target, change, f"RenameConflict: {exc}"))
+    return requests, refused
 
 
 @dataclass(eq=False)
