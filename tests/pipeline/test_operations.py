@@ -2,12 +2,14 @@
 way back (replication from Alternator to DynamoDB)."""
 from __future__ import annotations
 
+import asyncio
 import math
 
 import pytest
 
 from tests.support import seed
 from tests.support.cli_runs import alternator_target, run_cli, unique, write_config
+from transforms.dynamo.endpoints import Credentials, session_for
 
 pytestmark = pytest.mark.integration
 
@@ -89,3 +91,45 @@ def test_rollback_replicates_from_alternator_back_to_dynamodb(dynamodb_local, al
     expected = sorted(seed.canonical(item) for item in seed.scan_all(alternator, table))
     assert len(expected) > 80
     assert sorted(seed.canonical(item) for item in seed.scan_all(dynamodb, table)) == expected
+
+
+ROLE = "arn:aws:iam::123456789012:role/migration"
+
+
+def test_an_assumed_role_is_refreshed_before_it_expires(alternator, monkeypatch):
+    """Against moto's STS (the Alternator stand-in's moto serves it). botocore assumes the role
+    again once fewer than 15 minutes are left; STS's shortest duration is 15 minutes, so with it
+    every use refreshes, which shows the refresh without waiting for an hour."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", alternator.moto.endpoint)
+
+    async def keys(duration: int) -> list[str]:
+        session = session_for(Credentials("base-key", "base-secret", role_arn=ROLE, external_id="x-1",
+                                          duration_seconds=duration))
+        credentials = await session.get_credentials()
+        return [(await credentials.get_frozen_credentials()).access_key for _ in range(3)]
+
+    short, usual = asyncio.run(keys(900)), asyncio.run(keys(3600))
+
+    assert "base-key" not in short + usual  # the role's keys, not the base ones
+    assert len(set(short)) == 3  # renewed before expiry, on every use here
+    assert len(set(usual)) == 1  # an hour's role is not assumed again while it is fresh
+
+
+def test_migrate_with_a_role_to_assume(dynamodb_local, alternator_clean, tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", alternator_clean.moto.endpoint)
+    table = unique("with_role")
+    seed.seed_all_types(dynamodb_local.endpoint, table, count=50)
+    source = {"endpoint": dynamodb_local.endpoint, "region": "us-east-1",
+              "credentials": {"access_key_id": "base", "secret_access_key": "base-secret", "role_arn": ROLE,
+                              "session_name": "cutover"}}
+    config = write_config(tmp_path, dynamodb_local.endpoint, alternator_target(alternator_clean), [table],
+                          source=source)
+
+    copied = run_cli("migrate", "--config", str(config), "--no-progress")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")  # nothing listens: STS unreachable
+    refused = run_cli("plan", "--config", str(config))
+
+    assert copied.exit_code == 0, copied.output
+    assert len(seed.scan_all(alternator_clean.url, table)) == 50
+    assert refused.exit_code == 2 and "127.0.0.1:9" in refused.output, refused.output
+    assert "base-secret" not in copied.output + refused.output
