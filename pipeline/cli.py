@@ -147,7 +147,7 @@ def _plan(config_path: str) -> None:
     config = _load(config_path, "plan")
     plans = tables.plan_tables(config, create=False)
     click.echo(f"source: {config.source.describe()}\ntarget: {config.target.describe()}")
-    click.echo(report.plan_table(plans))
+    click.echo(report.plan_table(plans, config))
 
 
 @main.command("create-tables")

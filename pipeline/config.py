@@ -95,7 +95,7 @@ class RunConfig:
                               items_per_second=share_of(self.write.max_items_per_second, self.workers))
 
 
-_SECRET_KEYS = frozenset({"secret_access_key", "session_token"})
+_SECRET_KEYS = frozenset({"secret_access_key", "session_token", "external_id"})
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -161,6 +161,9 @@ class _Section:
         return f"{self.where}.{key}" if self.where else key
 
 
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+
+
 def _credentials(section: _Section) -> Credentials | None:
     if not section.raw:
         section.done()
@@ -169,15 +172,26 @@ def _credentials(section: _Section) -> Credentials | None:
     secret = section.get("secret_access_key", kind=str)
     session_token = section.get("session_token", kind=str)
     profile = section.get("profile", kind=str)
+    role_arn = section.get("role_arn", kind=str)
+    external_id = section.get("external_id", kind=str)
+    session_name = section.get("session_name", "alternator-migrate", kind=str)
+    duration = section.get("duration_seconds", 3600, kind=int)
     section.done()
+    if not 900 <= duration <= 43200:
+        raise ConfigError(f"{section.where}.duration_seconds must be 900..43200 (STS's limits), got {duration}")
     if profile and (key_id or secret):
         raise ConfigError(f"{section.where}: give either profile or access_key_id/secret_access_key, not both")
     if bool(key_id) != bool(secret):
         raise ConfigError(f"{section.where}: access_key_id and secret_access_key go together; set both")
-    if not (profile or key_id):
-        raise ConfigError(f"{section.where}: set access_key_id and secret_access_key, or profile, "
+    if role_arn and not _ROLE_ARN.match(role_arn):
+        raise ConfigError(f"{section.where}.role_arn must be a role's ARN like "
+                          f"arn:aws:iam::123456789012:role/migration, got {role_arn!r}")
+    if (external_id or {"session_name", "duration_seconds"} & set(section.raw)) and not role_arn:
+        raise ConfigError(f"{section.where}: external_id, session_name and duration_seconds go with role_arn")
+    if not (profile or key_id or role_arn):
+        raise ConfigError(f"{section.where}: set access_key_id and secret_access_key, or profile, or role_arn, "
                           f"or remove credentials to use the AWS default chain")
-    return Credentials(key_id, secret, session_token, profile)
+    return Credentials(key_id, secret, session_token, profile, role_arn, external_id, session_name, duration)
 
 
 def _endpoint(section: _Section, key: str) -> str | None:
@@ -238,8 +252,9 @@ def _target(section: _Section, base_dir: Path | None) -> TargetSpec:
     if not alt.raw:
         alt.done()
         return TargetSpec(region=region, endpoint=endpoint, credentials=credentials, tls=tls)
-    if credentials and credentials.profile:
-        raise ConfigError("target.credentials: Alternator takes access_key_id/secret_access_key, not a profile")
+    if credentials and (credentials.profile or credentials.role_arn):
+        raise ConfigError("target.credentials: Alternator takes access_key_id/secret_access_key, not a profile "
+                          "or a role")
     seeds = alt.get("seeds", required=True, kind=list)
     if not seeds or not all(isinstance(s, str) and s for s in seeds):
         raise ConfigError("target.alternator.seeds must be a non-empty list of host names or IPs")

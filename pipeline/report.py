@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from pipeline.bulk import RunResult
+from pipeline.config import RunConfig
 from pipeline.tables import TablePlan
 from pipeline.validate import ValidationResult
 
@@ -64,7 +66,44 @@ def write_json(path: str, report: dict) -> None:
     Path(path).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 
 
-def plan_table(plans: list[TablePlan]) -> str:
+READ_UNIT_BYTES = 4096  # a Scan consumes one read unit per 4 KB read (half with eventual consistency)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:,.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:,.0f} min"
+    return f"{seconds / 3600:,.1f} h"
+
+
+def estimate_lines(plan: TablePlan, config: RunConfig) -> list[str]:
+    """What a copy of the table costs in read units, and how long the configured caps make it take.
+
+    From DescribeTable's size, which DynamoDB refreshes every few hours: an estimate."""
+    units = math.ceil(plan.size_bytes / READ_UNIT_BYTES) * (1.0 if config.scan.consistent_read else 0.5)
+    consistency = "strongly consistent" if config.scan.consistent_read else "eventually consistent"
+    lines = [f"  estimate: the scan consumes ~{units:,.0f} read units ({consistency}, 4 KB a unit"
+             f"{'' if config.scan.consistent_read else ', half a unit each'})"]
+    times = []
+    if config.scan.max_read_units_per_second:
+        times.append(("reading", units / config.scan.max_read_units_per_second,
+                      f"{config.scan.max_read_units_per_second:,g} read units/s"))
+    if config.write.max_items_per_second:
+        times.append(("writing", plan.item_count / config.write.max_items_per_second,
+                      f"{config.write.max_items_per_second:,g} items/s"))
+    for what, seconds, cap in times:
+        lines.append(f"  {what} at the cap of {cap}: ~{_duration(seconds)}")
+    if times:
+        lines.append(f"  the copy takes at least ~{_duration(max(seconds for _, seconds, _ in times))} "
+                     f"(reading and writing overlap)")
+    else:
+        lines.append("  no read or write cap is set: the copy runs as fast as the source and target allow "
+                     "(scan.max_read_units_per_second, write.max_items_per_second)")
+    return lines
+
+
+def plan_table(plans: list[TablePlan], config: RunConfig) -> str:
     lines = []
     for plan in plans:
         spec = plan.spec
@@ -79,6 +118,7 @@ def plan_table(plans: list[TablePlan]) -> str:
             lines.append(f"  indexes: {', '.join(plan.indexes)}")
         if spec.renames:
             lines.append("  renames: " + ", ".join(f"{a} -> {b}" for a, b in spec.renames.items()))
+        lines.extend(estimate_lines(plan, config))
     return "\n".join(lines)
 
 

@@ -452,3 +452,32 @@ def test_load_config_round_trip(tmp_path):
     assert config.write.max_items_per_second == 1000.5
     assert config.target.datacenter == "dc1"
     assert dict(config.pipeline_options) == {"runner": "DirectRunner", "direct_num_workers": 2}
+
+
+# --- a role to assume -----------------------------------------------------------------------
+
+
+def test_a_role_to_assume_on_top_of_static_keys():
+    raw = endpoint_config()
+    raw["source"]["credentials"].update(role_arn="arn:aws:iam::123456789012:role/migration", external_id=SECRET)
+    credentials = parse_config(raw).source.credentials
+    assert credentials.role_arn == "arn:aws:iam::123456789012:role/migration"
+    assert credentials.duration_seconds == 3600 and credentials.session_name == "alternator-migrate"
+    assert SECRET not in repr(credentials)
+
+
+@pytest.mark.parametrize("credentials, fragment", [
+    ({"role_arn": "migration"}, "must be a role's ARN"),
+    ({"access_key_id": "a", "secret_access_key": "b", "external_id": "x"}, "go with role_arn"),
+    ({"role_arn": "arn:aws:iam::123456789012:role/m", "duration_seconds": 60}, "900..43200"),
+])
+def test_role_mistakes_are_named(credentials, fragment):
+    raw = endpoint_config()
+    raw["source"]["credentials"] = credentials
+    assert fragment in error_of(raw)
+
+
+def test_the_target_takes_no_role():
+    raw = alternator_config()
+    raw["target"]["credentials"] = {"role_arn": "arn:aws:iam::123456789012:role/m"}
+    assert "not a profile or a role" in error_of(raw)

@@ -114,9 +114,10 @@ async def open_streams_data(spec: SourceSpec, endpoint_url: str, max_connections
                             ) -> AsyncIterator[StreamsData]:
     """`StreamsData` for the source's Streams endpoint (`endpoint_url`, as the SDK client resolved it)."""
     creds = spec.credentials or Credentials()
-    session = aio_session(creds.profile)
+    session = aio_session(creds)
+    # The keys the SDK clients are given, or what their session provides (profile, chain, assumed role).
     credentials = (AioCredentials(creds.access_key_id, creds.secret_access_key, creds.session_token)
-                   if creds.access_key_id else await session.get_credentials())
+                   if creds.boto_kwargs() else await session.get_credentials())
     if credentials is None:
         raise NoCredentialsError()
     connector = aiohttp.TCPConnector(limit=max_connections,
