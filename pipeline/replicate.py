@@ -249,6 +249,12 @@ class _Reporter:
 
 # --- other runners: Beam pipelines on the same engine ---------------------------------------
 
+def _shard_args(config: RunConfig) -> dict:
+    """What both Beam replication transforms take from the config."""
+    return dict(checkpoint_dir=config.checkpoint_dir, dead_letter_dir=config.dead_letter_dir,
+                writer=config.writer_settings(), read_attempts=config.scan.max_attempts)
+
+
 async def _plan_shards(config: RunConfig, streams: Sequence[Stream]) -> dict[str, ShardPlan]:
     plans = {}
     async with streams_client(config.source) as client:
@@ -281,10 +287,8 @@ def replicate_in_rounds(config: RunConfig, plans: Sequence[TablePlan], streams: 
         tasks = [task for plan in shard_plans.values() for task in plan.unfinished]
         if tasks:
             pipeline = beam.Pipeline(options=pipeline_options(config, beam_args))
-            _ = pipeline | "Replicate" >> ReplicateShards(
-                config.source, config.target, pairs, tasks, checkpoint_dir=config.checkpoint_dir,
-                dead_letter_dir=config.dead_letter_dir, writer=config.writer_settings(),
-                read_attempts=config.scan.max_attempts)
+            _ = pipeline | "Replicate" >> ReplicateShards(config.source, config.target, pairs, tasks,
+                                                          **_shard_args(config))
             run_pipeline(pipeline)
         ended = time.monotonic()
         stopped = _stop_code(config, streams, echo)
@@ -320,7 +324,5 @@ def follow_streaming(config: RunConfig, plans: Sequence[TablePlan], streams: Seq
         _ = p | "FollowStreams" >> FollowStreams(
             config.source, config.target, {plan.spec.source: plan.pair for plan in plans},
             [(s.table, s.arn) for s in streams], stop_after_seconds=stop_after_seconds, max_polls=max_polls,
-            discover_seconds=discover_seconds, checkpoint_dir=config.checkpoint_dir,
-            dead_letter_dir=config.dead_letter_dir, writer=config.writer_settings(),
-            read_attempts=config.scan.max_attempts)
+            discover_seconds=discover_seconds, **_shard_args(config))
     return _stop_code(config, streams, echo) or ExitCode.OK

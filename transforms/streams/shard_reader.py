@@ -17,7 +17,8 @@ A bounded run stops at the shard's current end (an empty page) or its close (no 
 iterator: the shard is finished, and its checkpoint says so before any child starts);
 a following run goes on polling until its shard closes or the run is stopped. Each
 read that reaches the end, once everything before it is applied, stamps the shard's
-`caught_up_at`: the honest lag of a shard is the time since then.
+`caught_up_at`; with the creation time of the last applied change it bounds the
+shard's lag (see `StreamEngine.status`).
 """
 from __future__ import annotations
 
