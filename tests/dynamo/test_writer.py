@@ -1,7 +1,9 @@
 """The writer's pure parts."""
 from __future__ import annotations
 
-from transforms.dynamo.writer import collapse_by_key, delete, put
+import hashlib
+
+from transforms.dynamo.writer import collapse_by_key, delete, nodes_for, put
 
 
 def test_collapse_keeps_the_last_request_per_key():
@@ -11,3 +13,15 @@ def test_collapse_keeps_the_last_request_per_key():
     assert collapse_by_key(requests[:2], ("pk",)) == requests[:2]
     # 1.0 and 1 are two keys to Alternator: both deletes stay
     assert len(collapse_by_key([delete({"pk": {"N": "1.0"}}), delete({"pk": {"N": "1"}})], ("pk",))) == 2
+
+
+def test_each_partition_key_goes_to_the_node_of_highest_hash():
+    nodes = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "10.0.0.7"]
+    keys = [hashlib.blake2b(str(i).encode(), digest_size=16).digest() for i in range(2000)]
+
+    def rendezvous(key: bytes, among: list[str]) -> str:
+        return max(among, key=lambda node: hashlib.blake2b(key + node.encode(), digest_size=8).digest())
+
+    assert nodes_for(keys, nodes) == [rendezvous(key, nodes) for key in keys]
+    moved = [a != b for a, b in zip(nodes_for(keys, nodes), nodes_for(keys, nodes[:3]))]
+    assert sum(moved) == nodes_for(keys, nodes).count("10.0.0.7")  # a node leaving moves only its own keys
