@@ -10,9 +10,9 @@ CreateTable, TTL, tags, Streams' DescribeStream) stay on the SDK.
 What is the same as through the SDK, by construction:
 
 * Signing: botocore's own `SigV4Auth` signs each request, with credentials from the
-  same chain as the SDK clients (the spec's keys, its profile, or the default chain,
-  through an aiobotocore session), frozen once per request so a refresh never mixes an
-  old key with a new token. A target without `credentials` is an Alternator cluster
+  same chain as the SDK clients (the spec's keys, else `endpoints.session_for`: its
+  profile, an assumed role refreshed before it expires, or the default chain), frozen
+  once per request so a refresh never mixes an old key with a new token. A target without `credentials` is an Alternator cluster
   without authorization and gets unsigned requests, as before; a plain target endpoint
   signs with the default chain, as the SDK did.
 * TLS: the endpoint spec's settings (`TlsSettings.ssl_context()`: its CA, or the
@@ -41,13 +41,12 @@ import aiohttp
 import botocore.parsers
 from aiohttp.helpers import get_env_proxy_for_url
 from aiobotocore.credentials import AioCredentials
-from aiobotocore.session import AioSession
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.exceptions import ClientError, NoCredentialsError
 from yarl import URL
 
-from transforms.dynamo.endpoints import Credentials, SourceSpec, TargetSpec, TlsSettings, alternator_config
+from transforms.dynamo.endpoints import Credentials, SourceSpec, TargetSpec, TlsSettings, alternator_config, session_for
 
 __all__ = ["CorruptResponse", "DataPlane", "Cluster", "open_cluster"]
 
@@ -104,12 +103,12 @@ class DataPlane:
 
 
 async def _credentials(credentials: Credentials | None):
-    """Credentials for signing, from the chain the SDK clients use."""
+    """Credentials for signing, as the SDK clients get them: the spec's keys, else its session's
+    chain (a profile, a role assumed and refreshed, or the default chain)."""
     credentials = credentials or Credentials()
-    if credentials.access_key_id:
+    if credentials.boto_kwargs():
         return AioCredentials(credentials.access_key_id, credentials.secret_access_key, credentials.session_token)
-    session = AioSession(profile=credentials.profile) if credentials.profile else AioSession()
-    found = await session.get_credentials()
+    found = await session_for(credentials).get_credentials()
     if found is None:
         raise NoCredentialsError()
     return found
