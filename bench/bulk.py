@@ -5,18 +5,21 @@ a table of ~0.5 KB items, then, in each of `rounds` rounds, copies it to a fresh
 table with:
 
 - the tool: `alternator-migrate migrate` as a user runs it (DirectRunner, two worker
-  processes); "before" is the same command from the revision before the data plane
-  (`measure.BASELINE_REVISION`), when git can give it;
+  processes); with `--before`, also the same command from the revision before the data
+  plane (`measure.BASELINE_REVISION`), when git can give it;
 - a naive copy: boto3, one thread, Scan pages and BatchWriteItem of 25 (`naive_copy`);
-- the ceiling: pre-built requests of 100 items sent at the best concurrency found in
-  the first round (`intake`); its rate is the target's raw intake.
+- the ceiling: pre-built requests of 100 items sent at the best concurrency, found
+  before the rounds (`intake`); its rate is the target's raw intake.
+
+The naive copy and the ceiling copy the first `SAMPLE` items only: their cost per item
+does not depend on the table's size, and the naive copy is slow.
 
 CPU is user + sys of every process of a run; start-up (the same command on an empty
 table) is measured apart and subtracted, and so is its wall time for the rates. Figures
 are medians over the rounds; ratios are taken within this run, because the machine is
 shared and its absolute speed varies.
 
-Run: .venv/bin/python -m bench.bulk [ITEMS] [ROUNDS]
+Run: .venv/bin/python -m bench.bulk [ITEMS] [ROUNDS] [--before]
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ from tests.support.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
 from transforms.items.ddb_json import encode_item
 
 CONCURRENCIES = (4, 8, 16, 32, 64)
+SAMPLE = 20_000
 
 
 def bench_item(i: int) -> dict:
@@ -107,40 +111,44 @@ def _best_concurrency(source: str, target: str, table: str) -> tuple[int, dict[i
     return max(rates, key=rates.get), rates
 
 
-def main(items: int = 50_000, rounds: int = 3) -> dict:
+def main(items: int = 100_000, rounds: int = 3, before: bool = False) -> dict:
+    sample = min(items, SAMPLE)
     with DynamoDBLocal() as source, LocalAlternator() as target, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        table, empty = "bench_bulk", "bench_empty"
-        create(source.endpoint, table)
-        create(source.endpoint, empty)
-        seed.put_items(source.endpoint, table, (bench_item(i) for i in range(items)))
+        for table in ("bench_bulk", "bench_sample", "bench_empty"):
+            create(source.endpoint, table)
+        seed.put_items(source.endpoint, "bench_bulk", (bench_item(i) for i in range(items)))
+        seed.put_items(source.endpoint, "bench_sample", (bench_item(i) for i in range(sample)))
         tools = {"tool": REPO_ROOT}
-        before = baseline_checkout(REPO_ROOT)
-        if before is not None:
-            tools["before"] = before
-        concurrency, rates = _best_concurrency(source.endpoint, target.url, table)
+        baseline = baseline_checkout(REPO_ROOT) if before else None
+        if baseline is not None:
+            tools["before"] = baseline
+        concurrency, rates = _best_concurrency(source.endpoint, target.url, "bench_sample")
         runs: dict[str, list] = {name: [] for name in (*tools, "naive", "ceiling")}
         for round_ in range(rounds):
             for name, root in tools.items():
-                start, _ = _migrate(root, source.endpoint, target.port, empty, f"{name}_empty_{round_}", workdir)
-                full, written = _migrate(root, source.endpoint, target.port, table, f"{name}_{round_}", workdir)
+                start, _ = _migrate(root, source.endpoint, target.port, "bench_empty", f"{name}_empty_{round_}",
+                                    workdir)
+                full, written = _migrate(root, source.endpoint, target.port, "bench_bulk", f"{name}_{round_}",
+                                         workdir)
                 assert written == items, f"bench: {name} wrote {written} of {items} items"
-                runs[name].append((start, full))
+                runs[name].append((start, full, items))
                 for done in (f"{name}_empty_{round_}", f"{name}_{round_}"):
                     _drop(target.url, done)
-            start, full = (_naive(source.endpoint, target.url, empty, f"naive_empty_{round_}"),
-                           _naive(source.endpoint, target.url, table, f"naive_{round_}"))
-            runs["naive"].append((start, full))
+            start = _naive(source.endpoint, target.url, "bench_empty", f"naive_empty_{round_}")
+            full = _naive(source.endpoint, target.url, "bench_sample", f"naive_{round_}")
+            runs["naive"].append((start, full, sample))
             for done in (f"naive_empty_{round_}", f"naive_{round_}"):
                 _drop(target.url, done)
-            runs["ceiling"].append(_intake(source.endpoint, target.url, table, f"ceiling_{round_}", concurrency))
+            runs["ceiling"].append(_intake(source.endpoint, target.url, "bench_sample", f"ceiling_{round_}",
+                                           concurrency))
             _drop(target.url, f"ceiling_{round_}")
-    figures = _figures(runs, items)
-    _print(figures, items, concurrency, rates, rounds)
+    figures = _figures(runs)
+    _print(figures, items, sample, concurrency, rates, rounds)
     return figures
 
 
-def _figures(runs: dict, items: int) -> dict:
+def _figures(runs: dict) -> dict:
     figures = {}
     for name, measured in runs.items():
         if name == "ceiling":
@@ -148,17 +156,18 @@ def _figures(runs: dict, items: int) -> dict:
                              "items_per_s": median(r["items"] / r["seconds"] for r in measured)}
             continue
         figures[name] = {
-            "cpu_us_per_item": median(per_item_us(full, start, items) for start, full in measured),
-            "start_up_cpu_s": median(start.cpu_seconds for start, _ in measured),
-            "items_per_s": median(items / max(1e-3, full.seconds - start.seconds) for start, full in measured),
-            "max_rss_mib": median(full.max_rss_mib for _, full in measured),
+            "cpu_us_per_item": median(per_item_us(full, start, n) for start, full, n in measured),
+            "start_up_cpu_s": median(start.cpu_seconds for start, _, _ in measured),
+            "items_per_s": median(n / max(1e-3, full.seconds - start.seconds) for start, full, n in measured),
+            "max_rss_mib": median(full.max_rss_mib for _, full, _ in measured),
         }
     return figures
 
 
-def _print(figures: dict, items: int, concurrency: int, rates: dict, rounds: int) -> None:
-    print(f"bulk copy of {items:,} items (~{len(json.dumps(encode_item(bench_item(1))))} B each), medians of "
-          f"{rounds} rounds in one run; CPU = user + sys of all processes, start-up subtracted:")
+def _print(figures: dict, items: int, sample: int, concurrency: int, rates: dict, rounds: int) -> None:
+    print(f"bulk copy of {items:,} items (~{len(json.dumps(encode_item(bench_item(1))))} B each; the naive copy "
+          f"and the ceiling copy the first {sample:,}), medians of {rounds} rounds in one run; CPU = user + sys "
+          f"of all processes, start-up subtracted:")
     labels = {"naive": "naive boto3 copy (1 thread, batches of 25)", "before": "alternator-migrate before issue 8",
               "tool": "alternator-migrate migrate",
               "ceiling": f"ceiling: pre-built requests of 100, {concurrency} in flight"}
@@ -182,4 +191,5 @@ def _print(figures: dict, items: int, concurrency: int, rates: dict, rounds: int
 
 
 if __name__ == "__main__":
-    main(*(int(arg) for arg in sys.argv[1:3]))
+    arguments = [arg for arg in sys.argv[1:] if arg != "--before"]
+    main(*(int(arg) for arg in arguments[:2]), before="--before" in sys.argv)
