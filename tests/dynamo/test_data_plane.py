@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from tests.support import seed
 from tests.support.cli_runs import unique
 from transforms.dynamo.data_plane import CorruptResponse, open_cluster
-from transforms.dynamo.endpoints import Credentials, TargetSpec, node_client
+from transforms.dynamo.endpoints import Credentials, SourceSpec, TargetSpec, node_client
 from transforms.dynamo.retry import error_code, is_retryable
 
 pytestmark = pytest.mark.integration
@@ -157,3 +157,25 @@ def test_reads_spread_over_the_alternator_nodes(alternator_clean):
     nodes = asyncio.run(scans())
     assert len(nodes) == 3
     assert sorted(alternator_clean.front.stats()["requests_by_address"]) == sorted(nodes)
+
+
+def test_a_source_without_an_endpoint_is_read_where_the_sdk_would_send(dynamodb_local, monkeypatch):
+    """AWS itself is out of reach here: the SDK's own AWS_ENDPOINT_URL_DYNAMODB setting points
+    its resolution at DynamoDB Local, and the data plane must follow it, as the SDK clients do."""
+    table = unique("resolved")
+    seed.create_table(dynamodb_local.endpoint, table, **KEY)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_local.endpoint)
+    spec = SourceSpec(region="eu-west-1", credentials=Credentials("test", "test"))
+
+    async def scan():
+        async with open_cluster(spec) as cluster:
+            return cluster.nodes(), orjson.loads(await cluster.call("Scan", orjson.dumps({"TableName": table})))
+
+    async def nodes():
+        async with open_cluster(spec) as cluster:
+            return cluster.nodes()
+
+    found, answer = asyncio.run(scan())
+    assert found == [dynamodb_local.endpoint] and answer["Count"] == 0
+    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB")
+    assert asyncio.run(nodes()) == ["https://dynamodb.eu-west-1.amazonaws.com"]

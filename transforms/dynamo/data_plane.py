@@ -128,11 +128,12 @@ async def _open(url: str, region: str, credentials, tls: TlsSettings, max_connec
 class Cluster:
     """One side's data plane: a single endpoint, or an Alternator cluster's live nodes."""
 
-    def __init__(self, spec: SourceSpec | TargetSpec, credentials, helper, stack: contextlib.AsyncExitStack,
-                 max_connections: int):
+    def __init__(self, spec: SourceSpec | TargetSpec, credentials, endpoint: str | None, helper,
+                 stack: contextlib.AsyncExitStack, max_connections: int):
         self._spec = spec
         self._credentials = credentials
-        self._helper = helper  # alternator-client's node discovery; None for a single endpoint
+        self._endpoint = endpoint  # the one URL; None for a cluster
+        self._helper = helper  # alternator-client's node discovery, for a cluster
         self._stack = stack
         self._max_connections = max_connections
         self._planes: dict[str, DataPlane] = {}
@@ -141,7 +142,7 @@ class Cluster:
     def nodes(self) -> list[str]:
         """The nodes to send to (sorted): the live ones, or the seeds until discovery answers."""
         if self._helper is None:
-            return [self._spec.endpoint]
+            return [self._endpoint]
         return sorted(self._helper.get_nodes()) or sorted(self._spec.alternator_seeds)
 
     async def node(self, node: str) -> DataPlane:
@@ -159,11 +160,19 @@ class Cluster:
         return await (await self.node(nodes[next(self._turn) % len(nodes)])).call(operation, body)
 
 
+async def _aws_endpoint(spec: SourceSpec) -> str:
+    """DynamoDB's URL in the spec's region as the SDK resolves it (partition, FIPS and
+    AWS_ENDPOINT_URL_DYNAMODB settings included)."""
+    async with session_for(spec.credentials).create_client("dynamodb", region_name=spec.region) as client:
+        return client.meta.endpoint_url
+
+
 @contextlib.asynccontextmanager
 async def open_cluster(spec: SourceSpec | TargetSpec, max_connections: int = 32) -> AsyncIterator[Cluster]:
     """The data plane of the source or the target (see `Cluster`)."""
     async with contextlib.AsyncExitStack() as stack:
         helper = None
+        endpoint = spec.endpoint
         if isinstance(spec, TargetSpec):
             signed = bool(spec.credentials and spec.credentials.access_key_id) or bool(spec.endpoint)
             if not spec.endpoint:
@@ -173,5 +182,6 @@ async def open_cluster(spec: SourceSpec | TargetSpec, max_connections: int = 32)
                 stack.push_async_callback(helper.stop)
         else:
             signed = True
+            endpoint = endpoint or await _aws_endpoint(spec)
         credentials = await _credentials(spec.credentials) if signed else None
-        yield Cluster(spec, credentials, helper, stack, max_connections)
+        yield Cluster(spec, credentials, endpoint, helper, stack, max_connections)
