@@ -1,11 +1,12 @@
 """Write scanned pages to Alternator (or any DynamoDB-API target) with BatchWriteItem.
 
-Per page: rename attributes for the target (per row, on the Arrow batch), and hand the
-batch to the writer (`dynamo.writer`: the last row per key, written as request texts
+Per page: rename attributes for the target (per row, on the Arrow batch), keep the last
+row per key, and hand the batch to the writer (`dynamo.writer`: request texts written
 straight from the batch, each partition key through one node; batches, concurrency,
 rate, retries) on the DoFn's own event loop, so pages overlap. A row the renames cannot
-map is dead-lettered as the source item; the rest of its page is written. What still fails goes to the dead-letter folder. A page's checkpoint
-is written only after all of its items were written or dead-lettered.
+map is dead-lettered as the source item, and the rest of its page is written; what
+still fails after retries goes to the dead-letter folder too. A page's checkpoint is
+written only after all of its items were written or dead-lettered.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from apache_beam.transforms.display import DisplayDataItem
 from transforms import metrics
 from transforms.dynamo.endpoints import TargetSpec
 from transforms.dynamo.event_loop import LoopDoFn
-from transforms.dynamo.writer import FailedWrite, WriteOutcome, WriterSettings, open_writer, put
+from transforms.dynamo.writer import FailedWrite, WriteOutcome, WriterSettings, last_per_key, open_writer, put
 from transforms.items.arrow_codec import batch_to_items
 from transforms.items.renames import rename_batch
 from transforms.scan import Page
@@ -68,6 +69,7 @@ class _WritePagesFn(LoopDoFn):
             refused = [FailedWrite(pair.target, put(item), f"RenameConflict: {conflicts[row]}")
                        for row, item in zip(rows, batch_to_items(page.batch.take(rows)))]
             batch = batch.filter(pa.array([row not in conflicts for row in range(batch.num_rows)]))
+        batch = last_per_key(batch, pair.key_names)
         future = self.loop.submit(self._writer.write_batch(pair.target, batch, pair.key_names))
         self._pending.append((page, batch.num_rows + len(refused), refused, future))
         self._pending_items += batch.num_rows

@@ -97,8 +97,9 @@ def nodes_for(partition_keys: Sequence[bytes], nodes: Sequence[str]) -> list[str
     return [nodes[max(indices, key=row.__getitem__)] for row in zip(*scores)]
 
 
-def _last_per_key(batch: pa.RecordBatch, key_names: Sequence[str]) -> pa.RecordBatch:
-    """`collapse_by_key` for a batch: the last row of each key (a Scan page has none twice)."""
+def last_per_key(batch: pa.RecordBatch, key_names: Sequence[str]) -> pa.RecordBatch:
+    """`collapse_by_key` for a batch: the last row of each key, in their order (a Scan page
+    holds every key once, which is checked in C)."""
     if distinct_keys(batch, key_names) == batch.num_rows:
         return batch
     latest = {text: row for row, text in enumerate(key_texts(batch, key_names))}
@@ -122,9 +123,7 @@ class TargetWriter:
         return await self._write_rows(table, [request_row(request) for request in requests], partition_keys)
 
     async def write_batch(self, table: str, batch: pa.RecordBatch, key_names: Sequence[str]) -> WriteOutcome:
-        """Put every row of a batch (the `arrow_codec` layout, target naming), the last one per key."""
-        batch = _last_per_key(batch, key_names)
-
+        """Put every row of a batch (the `arrow_codec` layout, target naming, one row per key)."""
         def partition_keys() -> list[bytes]:
             return [text_digest(text) for text in key_texts(batch, key_names[:1])]
 
