@@ -12,6 +12,7 @@ setup(
         "aiobotocore>=2.13",
         "alternator-client[async]>=2.0",
         "pyarrow>=15",
+        "orjson>=3.9",
         "tenacity>=8",
         "click>=8.1",
         "PyYAML>=6",

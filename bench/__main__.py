@@ -6,10 +6,10 @@ from bench import bulk, codec, replicate, validate
 if __name__ == "__main__":
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-    print("== Arrow codec vs boto3 (50,000 items) ==")
+    print("== Item codec vs boto3 (50,000 items) ==")
     codec.main(50_000)
     print("\n== Bulk copy ==")
-    bulk.main(20_000)
+    bulk.main(100_000)
     print("\n== Validation vs plain scans ==")
     validate.main(20_000)
     print("\n== Replication ==")

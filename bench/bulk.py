@@ -1,43 +1,58 @@
-"""Bulk copy throughput and memory, against a naive copy in the same run.
+"""Bulk copy: CPU per item, throughput and memory of the tool, a naive copy and the ceiling.
 
-Starts DynamoDB Local and the local Alternator stand-in, seeds a table, then measures:
-- `alternator-migrate migrate` as a user runs it (a subprocess, DirectRunner with two
-  worker processes): items/s and peak memory (max RSS of the run's processes);
-- a naive copy on the same servers: Scan and one PutItem per item, in one thread.
-The ratio of the two rates is the figure to compare across machines; absolute rates
-depend on the local servers (moto stores the target), which bound both.
+Starts DynamoDB Local (the source) and the local Alternator stand-in (the target), seeds
+a table of ~0.5 KB items, then, in each of `rounds` rounds, copies it to a fresh target
+table with:
 
-Run: .venv/bin/python -m bench.bulk [ITEMS]
+- the tool: `alternator-migrate migrate` as a user runs it (DirectRunner, two worker
+  processes); with `--before`, also the same command from the revision before the data
+  plane (`measure.BASELINE_REVISION`), when git can give it;
+- a naive copy: boto3, one thread, Scan pages and BatchWriteItem of 25 (`naive_copy`);
+- the ceiling: pre-built requests of 100 items sent at the best concurrency, found
+  before the rounds (`intake`); its rate is the target's raw intake.
+
+The naive copy and the ceiling copy the first `SAMPLE` items only: their cost per item
+does not depend on the table's size, and the naive copy is slow.
+
+CPU is user + sys of every process of a run; start-up (the same command on an empty
+table) is measured apart and subtracted, and so is its wall time for the rates. Figures
+are medians over the rounds; ratios are taken within this run, because the machine is
+shared and its absolute speed varies.
+
+Run: .venv/bin/python -m bench.bulk [ITEMS] [ROUNDS] [--before]
 """
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
 
-from bench.measure import run_measured
+from bench.measure import Measured, baseline_checkout, median, per_item_us, run_counted
 from tests.support import seed
-from transforms.items.ddb_json import encode_item
 from tests.support.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
+from transforms.items.ddb_json import encode_item
 
-NAIVE_ITEMS = 2_000
+CONCURRENCIES = (4, 8, 16, 32, 64)
+SAMPLE = 20_000
 
 
 def bench_item(i: int) -> dict:
-    """A typical item (~300 bytes): keys, a few scalars, a set, a small map."""
+    """A typical item (~0.5 KB in DynamoDB JSON): keys, scalars, binary, a set, a small map, text."""
     return {"pk": {"S": f"user#{i:08d}"}, "sk": {"N": str(i % 7)}, "name": {"S": f"name {i}"},
-            "price": {"N": f"{i % 1000}.{i % 100:02d}"}, "active": {"BOOL": i % 2 == 0},
-            "tags": {"SS": ["a", f"t{i % 5}"]}, "blob": {"B": i.to_bytes(8, "big") + b"\x00" * 8},
-            "address": {"M": {"city": {"S": "Paris"}, "zip": {"N": str(75000 + i % 20)}}},
-            "note": {"S": "x" * 120}}
+            "email": {"S": f"user{i}@example.com"}, "price": {"N": f"{i % 1000}.{i % 100:02d}"},
+            "qty": {"N": str(i % 500)}, "active": {"BOOL": i % 2 == 0}, "tags": {"SS": ["a", f"t{i % 5}"]},
+            "blob": {"B": i.to_bytes(8, "big") + b"\x00" * 24},
+            "address": {"M": {"street": {"S": f"{i % 999} Main Street"}, "city": {"S": "Paris"},
+                              "zip": {"N": str(75000 + i % 20)}}},
+            "created": {"S": f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T12:34:56Z"}, "note": {"S": "x" * 160}}
 
 
-def _create(endpoint: str, table: str) -> None:
+def create(endpoint: str, table: str) -> None:
     seed.create_table(endpoint, table,
                       KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
                                  {"AttributeName": "sk", "KeyType": "RANGE"}],
@@ -46,56 +61,135 @@ def _create(endpoint: str, table: str) -> None:
                       BillingMode="PAY_PER_REQUEST")
 
 
-def _migrate(source: str, target_port: int, table: str, workdir: Path) -> tuple[float, float, dict]:
+def _env(root: Path) -> dict:
+    return {**os.environ, "PYTHONPATH": str(root)}
+
+
+def _migrate(root: Path, source: str, target_port: int, table: str, target_table: str, workdir: Path
+             ) -> tuple[Measured, int]:
     config = {
         "source": {"endpoint": source, "credentials": {"access_key_id": "b", "secret_access_key": "b"}},
         "target": {"alternator": {"seeds": ["127.0.0.1"], "port": target_port}},
-        "tables": [{"source": table}],
-        "checkpoint_dir": str(workdir / "checkpoints"), "dead_letter_dir": str(workdir / "dead-letter"),
+        "tables": [{"source": table, "target": target_table}],
+        "checkpoint_dir": str(workdir / "checkpoints" / target_table),
+        "dead_letter_dir": str(workdir / "dead-letter"),
         "pipeline_options": {"runner": "DirectRunner", "direct_num_workers": 2,
                              "direct_running_mode": "multi_processing"},
     }
-    path = workdir / "bench.yaml"
+    path = workdir / f"{target_table}.yaml"
     path.write_text(yaml.safe_dump(config))
-    elapsed, max_rss_mib = run_measured([sys.executable, "-m", "pipeline.cli", "migrate", "--config", str(path),
-                                         "--no-progress", "--report", str(workdir / "report.json")], REPO_ROOT)
-    return elapsed, max_rss_mib, json.loads((workdir / "report.json").read_text())
+    report = workdir / f"{target_table}.json"
+    measured = run_counted([sys.executable, "-m", "pipeline.cli", "migrate", "--config", str(path), "--no-progress",
+                            "--report", str(report)], root, _env(root))
+    return measured, json.loads(report.read_text())["tables"][table]["written"]
 
 
-def main(items: int = 20_000) -> dict:
+def _naive(source: str, target: str, table: str, target_table: str) -> Measured:
+    create(target, target_table)
+    return run_counted([sys.executable, "-m", "bench.naive_copy", source, table, target, target_table], REPO_ROOT)
+
+
+def _intake(source: str, target: str, table: str, target_table: str, concurrency: int) -> dict:
+    """The ceiling's own figures: items, seconds and CPU seconds of the sending alone."""
+    create(target, target_table)
+    out = subprocess.run([sys.executable, "-m", "bench.intake", source, table, target, target_table, "100",
+                          str(concurrency)], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def _drop(endpoint: str, table: str) -> None:
+    """Free the target's memory (moto keeps every table) for the next copy."""
+    seed.client_for(endpoint).delete_table(TableName=table)
+
+
+def _best_concurrency(source: str, target: str, table: str) -> tuple[int, dict[int, float]]:
+    rates = {}
+    for concurrency in CONCURRENCIES:
+        figures = _intake(source, target, table, f"intake_c{concurrency}", concurrency)
+        _drop(target, f"intake_c{concurrency}")
+        rates[concurrency] = figures["items"] / figures["seconds"]
+    return max(rates, key=rates.get), rates
+
+
+def main(items: int = 100_000, rounds: int = 3, before: bool = False) -> dict:
+    sample = min(items, SAMPLE)
     with DynamoDBLocal() as source, LocalAlternator() as target, tempfile.TemporaryDirectory() as tmp:
-        table = "bench_bulk"
-        _create(source.endpoint, table)
-        seed.put_items(source.endpoint, table, (bench_item(i) for i in range(items)))
-        elapsed, max_rss_mib, report = _migrate(source.endpoint, target.port, table, Path(tmp))
-        written = report["tables"][table]["written"]
-        assert written == items, f"bench: only {written} of {items} items written"
-        pipeline_rate = items / elapsed
-        naive_table = "bench_naive"
-        _create(target.url, naive_table)
-        naive_rate = _naive_copy(source.endpoint, target.url, table, naive_table, NAIVE_ITEMS)
-    figures = {"items": items, "pipeline_items_per_s": round(pipeline_rate),
-               "pipeline_seconds_incl_startup": round(elapsed, 1), "naive_items_per_s": round(naive_rate),
-               "speedup": round(pipeline_rate / naive_rate, 2), "max_rss_mib": round(max_rss_mib)}
-    print(f"bulk copy of {items:,} items (~{len(json.dumps(encode_item(bench_item(1))))} B each), one run:")
-    print(f"  alternator-migrate migrate: {pipeline_rate:>10,.0f} items/s ({elapsed:.1f} s incl. Beam start-up)")
-    print(f"  naive Scan + PutItem:       {naive_rate:>10,.0f} items/s (first {NAIVE_ITEMS:,} items)")
-    print(f"  speed-up:                   {pipeline_rate / naive_rate:>10.2f}x")
-    print(f"  peak memory of one process of the run (max RSS): {max_rss_mib:,.0f} MiB")
+        workdir = Path(tmp)
+        for table in ("bench_bulk", "bench_sample", "bench_empty"):
+            create(source.endpoint, table)
+        seed.put_items(source.endpoint, "bench_bulk", (bench_item(i) for i in range(items)))
+        seed.put_items(source.endpoint, "bench_sample", (bench_item(i) for i in range(sample)))
+        tools = {"tool": REPO_ROOT}
+        baseline = baseline_checkout(REPO_ROOT) if before else None
+        if baseline is not None:
+            tools["before"] = baseline
+        concurrency, rates = _best_concurrency(source.endpoint, target.url, "bench_sample")
+        runs: dict[str, list] = {name: [] for name in (*tools, "naive", "ceiling")}
+        for round_ in range(rounds):
+            for name, root in tools.items():
+                start, _ = _migrate(root, source.endpoint, target.port, "bench_empty", f"{name}_empty_{round_}",
+                                    workdir)
+                full, written = _migrate(root, source.endpoint, target.port, "bench_bulk", f"{name}_{round_}",
+                                         workdir)
+                assert written == items, f"bench: {name} wrote {written} of {items} items"
+                runs[name].append((start, full, items))
+                for done in (f"{name}_empty_{round_}", f"{name}_{round_}"):
+                    _drop(target.url, done)
+            start = _naive(source.endpoint, target.url, "bench_empty", f"naive_empty_{round_}")
+            full = _naive(source.endpoint, target.url, "bench_sample", f"naive_{round_}")
+            runs["naive"].append((start, full, sample))
+            for done in (f"naive_empty_{round_}", f"naive_{round_}"):
+                _drop(target.url, done)
+            runs["ceiling"].append(_intake(source.endpoint, target.url, "bench_sample", f"ceiling_{round_}",
+                                           concurrency))
+            _drop(target.url, f"ceiling_{round_}")
+    figures = _figures(runs)
+    _print(figures, items, sample, concurrency, rates, rounds)
     return figures
 
 
-def _naive_copy(source: str, target: str, source_table: str, target_table: str, limit: int) -> float:
-    src, dst = seed.client_for(source), seed.client_for(target)
-    items = src.scan(TableName=source_table, Limit=limit)["Items"]
-    # Only the puts are timed: the naive copy gets its reads for free.
-    started = time.perf_counter()
-    for item in items:
-        dst.put_item(TableName=target_table, Item=item)
-    return len(items) / (time.perf_counter() - started)
+def _figures(runs: dict) -> dict:
+    figures = {}
+    for name, measured in runs.items():
+        if name == "ceiling":
+            figures[name] = {"cpu_us_per_item": median(r["cpu_seconds"] / r["items"] * 1e6 for r in measured),
+                             "items_per_s": median(r["items"] / r["seconds"] for r in measured)}
+            continue
+        figures[name] = {
+            "cpu_us_per_item": median(per_item_us(full, start, n) for start, full, n in measured),
+            "start_up_cpu_s": median(start.cpu_seconds for start, _, _ in measured),
+            "items_per_s": median(n / max(1e-3, full.seconds - start.seconds) for start, full, n in measured),
+            "max_rss_mib": median(full.max_rss_mib for _, full, _ in measured),
+        }
+    return figures
+
+
+def _print(figures: dict, items: int, sample: int, concurrency: int, rates: dict, rounds: int) -> None:
+    print(f"bulk copy of {items:,} items (~{len(json.dumps(encode_item(bench_item(1))))} B each; the naive copy "
+          f"and the ceiling copy the first {sample:,}), medians of {rounds} rounds in one run; CPU = user + sys "
+          f"of all processes, start-up subtracted:")
+    labels = {"naive": "naive boto3 copy (1 thread, batches of 25)", "before": "alternator-migrate before issue 8",
+              "tool": "alternator-migrate migrate",
+              "ceiling": f"ceiling: pre-built requests of 100, {concurrency} in flight"}
+    for name in ("naive", "before", "tool", "ceiling"):
+        if name not in figures:
+            continue
+        f = figures[name]
+        start = f"  (start-up {f['start_up_cpu_s']:.1f} s CPU)" if "start_up_cpu_s" in f else ""
+        rss = f"  peak {f['max_rss_mib']:.0f} MiB" if "max_rss_mib" in f else ""
+        print(f"  {labels[name]:<52} {f['cpu_us_per_item']:>7.1f} us/item  {f['items_per_s']:>8,.0f} items/s"
+              f"{start}{rss}")
+    tool, naive, ceiling = figures["tool"], figures["naive"], figures["ceiling"]
+    print(f"  tool CPU/item vs naive: {tool['cpu_us_per_item'] / naive['cpu_us_per_item']:.2f} (target: at most 0.25)")
+    print(f"  tool rate vs the target's raw intake: {tool['items_per_s'] / ceiling['items_per_s']:.2f} "
+          f"(target: at least 0.85; intake by concurrency: "
+          + ", ".join(f"{c}: {r:,.0f}/s" for c, r in rates.items()) + ")")
+    if "before" in figures:
+        before = figures["before"]
+        print(f"  tool vs before: CPU/item {tool['cpu_us_per_item'] / before['cpu_us_per_item']:.2f}, "
+              f"peak memory {tool['max_rss_mib']:.0f} vs {before['max_rss_mib']:.0f} MiB")
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000)
+    arguments = [arg for arg in sys.argv[1:] if arg != "--before"]
+    main(*(int(arg) for arg in arguments[:2]), before="--before" in sys.argv)

@@ -1,4 +1,4 @@
-"""Validation cost against plainly scanning both tables, and its memory, in one run.
+"""Validation cost against plainly scanning both tables, its CPU per item, and its memory, in one run.
 
 Seeds the same items into DynamoDB Local (source) and the local Alternator stand-in
 (target), then times, on the same runner (DirectRunner, in-process):
@@ -7,10 +7,17 @@ Seeds the same items into DynamoDB Local (source) and the local Alternator stand
 The target is at most 2x. Memory: `validate` runs as a command in a fresh process for
 a small and a large table; with bucketed digests its peak RSS should barely grow.
 
+CPU per item: `validate` as a command (user + sys of its processes, start-up, measured
+on empty tables, subtracted), for this revision and the one before the data plane
+(`measure.BASELINE_REVISION`), medians of `rounds` rounds in this run. Both tables live
+in DynamoDB Local here (the target as a plain endpoint): its scans are quick, so the
+figure is the tool's own work, per source item (each is read and digested on both sides).
+
 Run: .venv/bin/python -m bench.validate [ITEMS]
 """
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -19,8 +26,8 @@ from pathlib import Path
 import apache_beam as beam
 import yaml
 
-from bench.bulk import bench_item
-from bench.measure import run_measured
+from bench.bulk import bench_item, create
+from bench.measure import baseline_checkout, median, per_item_us, run_counted, run_measured
 from pipeline.config import load_config
 from pipeline.tables import plan_tables
 from pipeline.validate import run_validate, side_segments
@@ -32,11 +39,7 @@ from transforms.scan import ScanTables
 
 def _seed_both(source: str, target: str, table: str, items: int) -> None:
     for endpoint in (source, target):
-        seed.create_table(endpoint, table, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                                                      {"AttributeName": "sk", "KeyType": "RANGE"}],
-                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                                {"AttributeName": "sk", "AttributeType": "N"}],
-                          BillingMode="PAY_PER_REQUEST")
+        create(endpoint, table)
         seed.put_items(endpoint, table, (bench_item(i) for i in range(items)))
 
 
@@ -65,6 +68,53 @@ def _validate_max_rss_mib(config_path: Path) -> float:
                         REPO_ROOT)[1]
 
 
+def _cpu_config(workdir: Path, endpoint: str, source_table: str, target_table: str) -> Path:
+    path = workdir / f"cpu-{source_table}.yaml"
+    credentials = {"access_key_id": "b", "secret_access_key": "b"}
+    path.write_text(yaml.safe_dump({
+        "source": {"endpoint": endpoint, "credentials": credentials},
+        "target": {"endpoint": endpoint, "credentials": credentials},
+        "tables": [{"source": source_table, "target": target_table}], "scan": {"segments": 4},
+        "checkpoint_dir": str(workdir / "checkpoints"), "pipeline_options": {"runner": "DirectRunner"}}))
+    return path
+
+
+def cpu_per_item(items: int, rounds: int = 3) -> dict:
+    """Median CPU microseconds per source item of `validate`, now and before the data plane."""
+    revisions = {"now": REPO_ROOT}
+    before = baseline_checkout(REPO_ROOT)
+    if before is not None:
+        revisions["before"] = before
+    with DynamoDBLocal() as local, tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        for table in ("cpu_source", "cpu_target", "cpu_empty_source", "cpu_empty_target"):
+            create(local.endpoint, table)
+        for table in ("cpu_source", "cpu_target"):
+            seed.put_items(local.endpoint, table, (bench_item(i) for i in range(items)))
+        full = _cpu_config(workdir, local.endpoint, "cpu_source", "cpu_target")
+        empty = _cpu_config(workdir, local.endpoint, "cpu_empty_source", "cpu_empty_target")
+        runs: dict[str, list[float]] = {name: [] for name in revisions}
+        start_ups: dict[str, list[float]] = {name: [] for name in revisions}
+        for _ in range(rounds):
+            for name, root in revisions.items():
+                env = {**os.environ, "PYTHONPATH": str(root)}
+                command = [sys.executable, "-m", "pipeline.cli", "validate", "--config"]
+                start_up = run_counted(command + [str(empty)], root, env)
+                measured = run_counted(command + [str(full)], root, env)
+                runs[name].append(per_item_us(measured, start_up, items))
+                start_ups[name].append(start_up.cpu_seconds)
+    figures = {name: {"cpu_us_per_item": median(values), "start_up_cpu_s": median(start_ups[name])}
+               for name, values in runs.items()}
+    print(f"validation CPU per source item ({items:,} items a side, both in DynamoDB Local), medians of {rounds}:")
+    for name, f in figures.items():
+        label = "validate now" if name == "now" else "validate before issue 8"
+        print(f"  {label:<26} {f['cpu_us_per_item']:>7.1f} us/item  (start-up {f['start_up_cpu_s']:.1f} s CPU)")
+    if "before" in figures:
+        ratio = figures["now"]["cpu_us_per_item"] / figures["before"]["cpu_us_per_item"]
+        print(f"  now vs before: {ratio:.2f} (target: at most 0.33)")
+    return figures
+
+
 def main(items: int = 20_000) -> dict:
     small = max(1000, items // 4)
     with DynamoDBLocal() as source, LocalAlternator() as target, tempfile.TemporaryDirectory() as tmp:
@@ -87,8 +137,10 @@ def main(items: int = 20_000) -> dict:
     print(f"  validate:                  {validate_seconds:6.1f} s   ratio {ratio:.2f}x (target: at most 2x)")
     print(f"  peak memory of `validate`: {rss_small:,.0f} MiB for {small:,} items, {rss_large:,.0f} MiB for "
           f"{items:,} items ({rss_large / rss_small:.2f}x for {items / small:.0f}x the items)")
-    return {"items": items, "scan_seconds": round(scan_seconds, 1), "validate_seconds": round(validate_seconds, 1),
-            "ratio": round(ratio, 2), "rss_small_mib": round(rss_small), "rss_large_mib": round(rss_large)}
+    figures = {"items": items, "scan_seconds": round(scan_seconds, 1), "validate_seconds": round(validate_seconds, 1),
+               "ratio": round(ratio, 2), "rss_small_mib": round(rss_small), "rss_large_mib": round(rss_large)}
+    figures["cpu"] = cpu_per_item(items)
+    return figures
 
 
 if __name__ == "__main__":

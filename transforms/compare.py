@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 import apache_beam as beam
+import pyarrow as pa
 from apache_beam.transforms.display import DisplayDataItem
 
 from transforms import metrics
@@ -29,9 +30,9 @@ from transforms.dynamo.event_loop import LoopDoFn
 from transforms.dynamo.point_reads import MAX_KEYS_PER_REQUEST, get_items
 from transforms.items.arrow_codec import batch_to_items
 from transforms.items.ddb_json import encode_item, encode_value
-from transforms.items.digests import attribute_diff, content_digest, key_digest
+from transforms.items.digests import attribute_diff, content_digest, key_texts, page_digests, text_digest
 from transforms.items.keys import key_of
-from transforms.items.renames import RenameConflict
+from transforms.items.renames import RenameConflict, rename_batch
 from transforms.scan import Page
 from transforms.table_pair import TablePair
 
@@ -56,6 +57,27 @@ def _bucket_of(digest: bytes, buckets: int) -> int:
     return int.from_bytes(digest[:8], "big") % buckets
 
 
+def _renamed_page(batch: pa.RecordBatch, table: TablePair, rename: bool):
+    """A page in target naming, and its rows the renames cannot map (see renames.rename_batch)."""
+    return rename_batch(batch, table.renames) if rename else (batch, {})
+
+
+def _keys(batch: pa.RecordBatch, table: TablePair) -> list[dict]:
+    return batch_to_items(batch.select(list(table.key_names)))
+
+
+def _digested(batch: pa.RecordBatch, table: TablePair, rename: bool) -> list[tuple[bytes, bytes, dict]]:
+    """(key digest, content digest, key) of every item of a page, in target naming; an item
+    the renames cannot map gets a content digest that equals nothing."""
+    if batch.num_rows == 0:  # (an empty page has no columns, not even its key's)
+        return []
+    batch, conflicts = _renamed_page(batch, table, rename)
+    key_digests, contents = page_digests(batch, table.key_names)
+    for row in conflicts:
+        contents[row] = _CONFLICT  # the key is read again and reported
+    return list(zip(key_digests, contents, _keys(batch, table)))
+
+
 class _DigestPagesFn(beam.DoFn):
     """Page -> ((table, bucket), [(key digest, content digest, key), ...]) per bucket touched."""
 
@@ -68,13 +90,7 @@ class _DigestPagesFn(beam.DoFn):
         table = self._pairs[page.table]
         groups: dict[int, list] = {}
         buckets = self._buckets[table.source]
-        for item in batch_to_items(page.batch):
-            key = table.target_key(item) if self._rename else {name: item[name] for name in table.key_names}
-            try:
-                content = content_digest(table.to_target(item) if self._rename else item)
-            except RenameConflict:
-                content = _CONFLICT  # never equal to a digest: the key is read again and reported
-            digest = key_digest(key, table.key_names)
+        for digest, content, key in _digested(page.batch, table, self._rename):
             groups.setdefault(_bucket_of(digest, buckets), []).append((digest, content, key))
         for bucket, records in groups.items():
             yield (table.source, bucket), records
@@ -109,11 +125,10 @@ class _SampleKeysFn(beam.DoFn):
 
     def process(self, page: Page):
         table = self._tables[page.table]
-        keys = []
-        for item in batch_to_items(page.batch):
-            key = table.target_key(item)
-            if int.from_bytes(key_digest(key, table.key_names)[:8], "big") < self._threshold:
-                keys.append(key)
+        batch, _ = _renamed_page(page.batch, table, rename=True)
+        chosen = [int.from_bytes(text_digest(text)[:8], "big") < self._threshold
+                  for text in key_texts(batch, table.key_names)]
+        keys = _keys(batch.filter(pa.array(chosen, pa.bool_())), table) if any(chosen) else []
         metrics.counter(table.source, "sampled").inc(len(keys))
         for i in range(0, len(keys), MAX_KEYS_PER_REQUEST):
             yield Suspects(table.source, tuple(keys[i:i + MAX_KEYS_PER_REQUEST]), time.time())

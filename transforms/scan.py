@@ -3,22 +3,27 @@
 Like Java's DynamoDBIO: one element per (table, segment), a Reshuffle so segments
 spread over workers, then each segment is paged through with ExclusiveStartKey. The
 next page is requested before the current one is handed downstream, so reading and
-writing overlap.
+writing overlap. Each page's response body is read straight into an Arrow batch
+(`items.wire_decode`) from the data plane (`dynamo.data_plane`: signed requests, no
+SDK shapes); an Alternator cluster's pages are read from its nodes in turn.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import apache_beam as beam
+import orjson
 import pyarrow as pa
 from apache_beam.transforms.display import DisplayDataItem
 
 from transforms import metrics
-from transforms.dynamo.endpoints import SourceSpec, TargetSpec, open_client
+from transforms.dynamo.data_plane import open_cluster
+from transforms.dynamo.endpoints import SourceSpec, TargetSpec
 from transforms.dynamo.event_loop import LoopDoFn
 from transforms.dynamo.rate_limit import TokenBucket
 from transforms.dynamo.retry import call_with_retry
-from transforms.items.arrow_codec import items_to_batch
+from transforms.items.ddb_json import encode_item
+from transforms.items.wire_decode import decode_scan
 
 __all__ = ["ScanSettings", "SegmentSpec", "Page", "ScanTables"]
 
@@ -62,29 +67,31 @@ class _ScanSegmentFn(LoopDoFn):
         self._side = counter_side
 
     def open_clients(self):
-        self._client = self.loop.enter(open_client(self._endpoint))
+        self._cluster = self.loop.enter(open_cluster(self._endpoint))
         rate = self._settings.read_units_per_second
         self._bucket = TokenBucket(rate) if rate else None
 
-    async def _scan_page(self, spec: SegmentSpec, start_key: dict | None) -> tuple[dict, int]:
-        """One Scan page and the number of retries it took (counted here, on the loop thread,
-        because Beam counters only work on Beam's own thread)."""
+    async def _scan_page(self, spec: SegmentSpec, start_key: dict | None) -> tuple[pa.RecordBatch, dict, int]:
+        """One Scan page (its batch, the rest of the response) and the number of retries it took
+        (counted here, on the loop thread, because Beam counters only work on Beam's own thread)."""
         request = {"TableName": spec.table, "Segment": spec.segment, "TotalSegments": spec.total_segments,
                    "Limit": self._settings.page_size, "ConsistentRead": self._settings.consistent_read,
                    "ReturnConsumedCapacity": "TOTAL"}
         if start_key:
-            request["ExclusiveStartKey"] = start_key
+            request["ExclusiveStartKey"] = encode_item(start_key)
+        body = orjson.dumps(request)
         retries = 0
 
         def count_retry(_exc: BaseException) -> None:
             nonlocal retries
             retries += 1
 
-        response = await call_with_retry(lambda: self._client.scan(**request),
+        response = await call_with_retry(lambda: self._cluster.call("Scan", body),
                                          max_attempts=self._settings.max_attempts, on_retry=count_retry)
+        batch, rest = decode_scan(response)
         if self._bucket is not None:
-            await self._bucket.spend(response.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0))
-        return response, retries
+            await self._bucket.spend((rest.get("ConsumedCapacity") or {}).get("CapacityUnits", 0.0))
+        return batch, rest, retries
 
     def process(self, spec: SegmentSpec):
         items_read = metrics.counter(spec.table, "items_read", self._side)
@@ -93,12 +100,10 @@ class _ScanSegmentFn(LoopDoFn):
         index = spec.first_page
         pending = self.loop.submit(self._scan_page(spec, spec.start_key))
         while pending is not None:
-            response, retries = pending.result()
+            batch, rest, retries = pending.result()
             read_retries.inc(retries)
-            next_key = response.get("LastEvaluatedKey")
+            next_key = rest.get("LastEvaluatedKey")
             pending = self.loop.submit(self._scan_page(spec, next_key)) if next_key else None
-            # The SDK parsed these items from the response: their payload types are right.
-            batch = items_to_batch(response.get("Items", []), validate=False)
             items_read.inc(batch.num_rows)
             bytes_read.inc(batch.nbytes)
             yield Page(spec.table, spec.segment, index, next_key, batch)

@@ -1,24 +1,27 @@
 """Write scanned pages to Alternator (or any DynamoDB-API target) with BatchWriteItem.
 
-Per page: decode the Arrow batch into items, rename attributes for the target, collapse
-duplicate keys, and hand the puts to the writer (`dynamo.writer`: each partition key
-through one node; batches, concurrency, rate, retries) on the DoFn's own event loop, so
-pages overlap. What still fails goes to the dead-letter folder. A page's checkpoint
-is written only after all of its items were written or dead-lettered.
+Per page: rename attributes for the target (per row, on the Arrow batch), keep the last
+row per key, and hand the batch to the writer (`dynamo.writer`: request texts written
+straight from the batch, each partition key through one node; batches, concurrency,
+rate, retries) on the DoFn's own event loop, so pages overlap. A row the renames cannot
+map is dead-lettered as the source item, and the rest of its page is written; what
+still fails after retries goes to the dead-letter folder too. A page's checkpoint is
+written only after all of its items were written or dead-lettered.
 """
 from __future__ import annotations
 
 from typing import Mapping
 
 import apache_beam as beam
+import pyarrow as pa
 from apache_beam.transforms.display import DisplayDataItem
 
 from transforms import metrics
 from transforms.dynamo.endpoints import TargetSpec
 from transforms.dynamo.event_loop import LoopDoFn
-from transforms.dynamo.writer import FailedWrite, WriteOutcome, WriterSettings, collapse_by_key, open_writer, put
+from transforms.dynamo.writer import FailedWrite, WriteOutcome, WriterSettings, last_per_key, open_writer, put
 from transforms.items.arrow_codec import batch_to_items
-from transforms.items.renames import RenameConflict
+from transforms.items.renames import rename_batch
 from transforms.scan import Page
 from transforms.state import bulk_checkpoints
 from transforms.state.dead_letters import write_dead_letters
@@ -59,16 +62,17 @@ class _WritePagesFn(LoopDoFn):
 
     def process(self, page: Page):
         pair = self._pairs[page.table]
-        requests, refused = [], []
-        for item in batch_to_items(page.batch):
-            try:
-                requests.append(put(pair.to_target(item)))
-            except RenameConflict as exc:  # the rest of the page is written; this item is dead-lettered
-                refused.append(FailedWrite(pair.target, put(item), f"RenameConflict: {exc}"))
-        requests = collapse_by_key(requests, pair.key_names)
-        future = self.loop.submit(self._writer.write(pair.target, requests, pair.key_names[0]))
-        self._pending.append((page, len(requests) + len(refused), refused, future))
-        self._pending_items += len(requests)
+        batch, conflicts = rename_batch(page.batch, pair.renames)
+        refused = []
+        if conflicts:  # the rest of the page is written; these items are dead-lettered
+            rows = sorted(conflicts)
+            refused = [FailedWrite(pair.target, put(item), f"RenameConflict: {conflicts[row]}")
+                       for row, item in zip(rows, batch_to_items(page.batch.take(rows)))]
+            batch = batch.filter(pa.array([row not in conflicts for row in range(batch.num_rows)]))
+        batch = last_per_key(batch, pair.key_names)
+        future = self.loop.submit(self._writer.write_batch(pair.target, batch, pair.key_names))
+        self._pending.append((page, batch.num_rows + len(refused), refused, future))
+        self._pending_items += batch.num_rows
         self._complete_pages(keep_items=self._max_pending_items)
 
     def finish_bundle(self):

@@ -62,9 +62,11 @@ class Faults:
     seed: int | None = None
     # DynamoDB's behaviour, not Alternator's: write half a batch, return the rest unprocessed.
     unprocessed: float = 0.0
+    # A reply damaged on its way: its x-amz-crc32 header does not match its body.
+    corrupt: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("throttle", "server_error", "slow", "drop", "unprocessed"):
+        for name in ("throttle", "server_error", "slow", "drop", "unprocessed", "corrupt"):
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {rate!r}")
@@ -113,12 +115,12 @@ class AlternatorFront(ThreadedServer):
 
     def set_faults(self, throttle: float = 0.0, server_error: float = 0.0, slow: float = 0.0,
                    slow_seconds: float = 1.0, drop: float = 0.0, ops: list[str] | None = None,
-                   seed: int | None = None, unprocessed: float = 0.0) -> Faults:
+                   seed: int | None = None, unprocessed: float = 0.0, corrupt: float = 0.0) -> Faults:
         """Replace all fault rates at once; no arguments means no faults."""
         if isinstance(ops, str):
             raise ValueError(f"ops must be a list of operation names, got {ops!r}")
         faults = Faults(throttle, server_error, slow, slow_seconds, drop,
-                        tuple(ops) if ops is not None else None, seed, unprocessed)
+                        tuple(ops) if ops is not None else None, seed, unprocessed, corrupt)
         # Swap in a fresh generator with the config, so a seed gives a repeatable sequence.
         self._faults, self._rng = faults, random.Random(seed)
         return faults
@@ -211,10 +213,15 @@ class AlternatorFront(ThreadedServer):
         if faulty is not None:
             return faulty
         if op == "BatchWriteItem":
-            return await self._batch_write_item(request, body)
-        if op in ("CreateTable", "DeleteTable"):
-            self._key_names.pop(_json(body).get("TableName"), None)
-        return await self._forward(request, body)
+            response = await self._batch_write_item(request, body)
+        else:
+            if op in ("CreateTable", "DeleteTable"):
+                self._key_names.pop(_json(body).get("TableName"), None)
+            response = await self._forward(request, body)
+        if self._faults.corrupt and self._faults.applies_to(op) and self._rng.random() < self._faults.corrupt:
+            self._count_fault("corrupt")
+            response.headers["x-amz-crc32"] = str((zlib.crc32(response.body or b"") + 1) % 2**32)
+        return response
 
     async def _inject_fault(self, request: web.Request, op: str) -> web.StreamResponse | None:
         faults, rng = self._faults, self._rng

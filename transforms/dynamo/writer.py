@@ -19,6 +19,10 @@ Every path that changes the target (bulk pages, stream windows, repairs) writes 
   shared by all nodes; transient failures retried with exponential backoff and full
   jitter; UnprocessedItems re-sent; a batch rejected as invalid split to isolate the
   bad requests. What still fails is returned, never dropped.
+- Requests travel as their JSON text (`items.wire_encode`), written once: straight
+  from an Arrow page (`write_batch`) or from request dicts (`write`), and sent through
+  the data plane (`dynamo.data_plane`), signed by botocore's signer. Only a failed
+  request is turned back into a dict, for its dead letter.
 """
 from __future__ import annotations
 
@@ -26,13 +30,18 @@ import asyncio
 import contextlib
 import hashlib
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Sequence
+from typing import AsyncIterator, Callable, Sequence
 
-from transforms.dynamo.endpoints import TargetSpec, alternator_config, node_client
+import orjson
+import pyarrow as pa
+
+from transforms.dynamo.data_plane import Cluster, DataPlane, open_cluster
+from transforms.dynamo.endpoints import TargetSpec
 from transforms.dynamo.rate_limit import TokenBucket
 from transforms.dynamo.retry import UnprocessedItemsLeft, call_with_retry, error_code, is_retryable
-from transforms.items.digests import key_digest
+from transforms.items.digests import distinct_keys, key_digest, key_texts, text_digest
 from transforms.items.keys import key_of
+from transforms.items.wire_encode import batch_write_body, put_rows, request_of, request_row
 
 
 @dataclass(frozen=True)
@@ -79,62 +88,78 @@ def collapse_by_key(requests: Sequence[dict], key_names: Sequence[str]) -> list[
     return list(latest.values()) if len(latest) < len(requests) else list(requests)
 
 
-def node_for(partition_key: bytes, nodes: Sequence[str]) -> str:
-    """Rendezvous (highest random weight) hashing: stable as nodes come and go."""
-    return max(nodes, key=lambda node: hashlib.blake2b(partition_key + node.encode(), digest_size=8).digest())
+def nodes_for(partition_keys: Sequence[bytes], nodes: Sequence[str]) -> list[str]:
+    """Rendezvous (highest random weight) hashing, stable as nodes come and go: per partition key
+    (its digest), the node whose hash with it is highest (the first of them on a tie)."""
+    scores = [[hashlib.blake2b(key + node.encode(), digest_size=8).digest() for key in partition_keys]
+              for node in nodes]
+    indices = range(len(nodes))
+    return [nodes[max(indices, key=row.__getitem__)] for row in zip(*scores)]
+
+
+def last_per_key(batch: pa.RecordBatch, key_names: Sequence[str]) -> pa.RecordBatch:
+    """`collapse_by_key` for a batch: the last row of each key, in their order (a Scan page
+    holds every key once, which is checked in C)."""
+    if distinct_keys(batch, key_names) == batch.num_rows:
+        return batch
+    latest = {text: row for row, text in enumerate(key_texts(batch, key_names))}
+    return batch.take(sorted(latest.values()))
 
 
 class TargetWriter:
-    """Writes request lists to target tables; use it on the event loop it was opened on."""
+    """Writes requests to target tables; use it on the event loop it was opened on."""
 
-    def __init__(self, spec: TargetSpec, settings: WriterSettings, helper, clients: contextlib.AsyncExitStack):
-        self._spec = spec
+    def __init__(self, cluster: Cluster, settings: WriterSettings):
+        self._cluster = cluster
         self._settings = settings
-        self._helper = helper  # alternator-client's node discovery, or None for target.endpoint
-        self._stack = clients
-        self._clients: dict[str, object] = {}  # node -> client bound to it
         self._in_flight = asyncio.Semaphore(settings.concurrency)
         self._bucket = TokenBucket(settings.items_per_second) if settings.items_per_second else None
 
-    def _nodes(self) -> list[str]:
-        if self._spec.endpoint:
-            return [self._spec.endpoint]
-        return sorted(self._helper.get_nodes()) or sorted(self._spec.alternator_seeds)
-
-    async def _client(self, node: str):
-        if node not in self._clients:
-            url = node if self._spec.endpoint else self._spec.node_url(node)
-            self._clients[node] = await self._stack.enter_async_context(
-                node_client(self._spec, url, max_connections=64))
-        return self._clients[node]
-
     async def write(self, table: str, requests: Sequence[dict], partition_key: str) -> WriteOutcome:
-        """Write requests (one per key), each through its key's node; never raises for a failed write."""
-        nodes = self._nodes()
-        by_node: dict[str, list[dict]] = {}
-        for request in requests:
-            key = {partition_key: request_item(request)[partition_key]}
-            by_node.setdefault(node_for(key_digest(key, (partition_key,)), nodes), []).append(request)
-        clients = {node: await self._client(node) for node in by_node}
+        """Write request dicts (one per key), each through its key's node; never raises for a failed write."""
+        def partition_keys() -> list[bytes]:
+            return [key_digest({partition_key: request_item(r)[partition_key]}, (partition_key,)) for r in requests]
+
+        return await self._write_rows(table, [request_row(request) for request in requests], partition_keys)
+
+    async def write_batch(self, table: str, batch: pa.RecordBatch, key_names: Sequence[str]) -> WriteOutcome:
+        """Put every row of a batch (the `arrow_codec` layout, target naming, one row per key)."""
+        def partition_keys() -> list[bytes]:
+            return [text_digest(text) for text in key_texts(batch, key_names[:1])]
+
+        return await self._write_rows(table, put_rows(batch), partition_keys)
+
+    async def _write_rows(self, table: str, rows: list[bytes], partition_keys: Callable[[], list[bytes]]
+                          ) -> WriteOutcome:
+        """Write request texts; `partition_keys()` gives their partition keys' digests (which node)."""
+        nodes = self._cluster.nodes()
+        if len(nodes) == 1:
+            by_node = {nodes[0]: rows}
+        else:
+            by_node = {}
+            for row, node in zip(rows, nodes_for(partition_keys(), nodes)):
+                by_node.setdefault(node, []).append(row)
+        planes = {node: await self._cluster.node(node) for node in by_node}
         outcome = WriteOutcome()
         size = self._settings.batch_size
-        await asyncio.gather(*(self._write_batch(clients[node], table, batch[i:i + size], outcome)
+        await asyncio.gather(*(self._write_batch(planes[node], table, batch[i:i + size], outcome)
                                for node, batch in by_node.items() for i in range(0, len(batch), size)))
         return outcome
 
-    async def _write_batch(self, client, table: str, requests: list[dict], outcome: WriteOutcome) -> None:
+    async def _write_batch(self, plane: DataPlane, table: str, rows: list[bytes], outcome: WriteOutcome) -> None:
         if self._bucket is not None:
-            await self._bucket.acquire(len(requests))
-        remaining = requests
+            await self._bucket.acquire(len(rows))
+        remaining = rows
 
         async def attempt() -> None:
             nonlocal remaining
             async with self._in_flight:
-                response = await client.batch_write_item(RequestItems={table: remaining})
-            left = response.get("UnprocessedItems", {}).get(table, [])
-            if left:
-                remaining = left
-                raise UnprocessedItemsLeft(len(left))
+                response = await plane.call("BatchWriteItem", batch_write_body(table, remaining))
+            if b"UnprocessedItems" in response:
+                left = (orjson.loads(response).get("UnprocessedItems") or {}).get(table)
+                if left:
+                    remaining = [orjson.dumps(request) for request in left]
+                    raise UnprocessedItemsLeft(len(left))
 
         def count_retry(_exc: BaseException) -> None:
             outcome.retries += 1
@@ -144,21 +169,15 @@ class TargetWriter:
         except Exception as exc:  # noqa: BLE001 - every final failure is reported, never dropped
             if len(remaining) > 1 and not is_retryable(exc) and error_code(exc) == "ValidationException":
                 half = len(remaining) // 2
-                await asyncio.gather(self._write_batch(client, table, remaining[:half], outcome),
-                                     self._write_batch(client, table, remaining[half:], outcome))
+                await asyncio.gather(self._write_batch(plane, table, remaining[:half], outcome),
+                                     self._write_batch(plane, table, remaining[half:], outcome))
                 return
             reason = f"{type(exc).__name__}: {exc}"
-            outcome.failures.extend(FailedWrite(table, request, reason) for request in remaining)
+            outcome.failures.extend(FailedWrite(table, request_of(row), reason) for row in remaining)
 
 
 @contextlib.asynccontextmanager
 async def open_writer(spec: TargetSpec, settings: WriterSettings) -> AsyncIterator[TargetWriter]:
     """A `TargetWriter` for the target, with node discovery for an Alternator cluster."""
-    async with contextlib.AsyncExitStack() as stack:
-        helper = None
-        if not spec.endpoint:
-            from alternator.async_client import AsyncHelper
-            helper = AsyncHelper(alternator_config(spec))
-            await helper.start()
-            stack.push_async_callback(helper.stop)
-        yield TargetWriter(spec, settings, helper, stack)
+    async with open_cluster(spec, max_connections=64) as cluster:
+        yield TargetWriter(cluster, settings)

@@ -38,19 +38,23 @@ equality -- and DynamoDB, whose maps are unordered -- does not observe.
 from __future__ import annotations
 
 import base64
-import contextlib
-import gc
 import json
 from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from transforms.items.gc_pause import gc_paused
+
 
 __all__ = [
     "TAGS",
     "items_to_batch",
     "batch_to_items",
+    "child_array",
+    "struct_column",
+    "assemble",
+    "canonical_json",
 ]
 
 #: DynamoDB type tags in the order their struct children appear.
@@ -75,26 +79,6 @@ _EMPTY_BATCH = pa.RecordBatch.from_arrays([], names=[])
 
 
 _GC_PAUSE_MIN_ROWS = 256
-
-
-@contextlib.contextmanager
-def _gc_paused():
-    """Pause the cyclic GC while we allocate many small acyclic containers.
-
-    Decoding a batch creates two dicts per cell; each 700 allocations would
-    otherwise trigger a collection, and the older generations rescan every
-    live object (the whole batch), which measured 2-4x slower. Nothing here
-    creates reference cycles, so no garbage is left for the collector. Only
-    re-enables if it was enabled on entry, so nesting and threads are safe.
-    """
-    was_enabled = gc.isenabled()
-    if was_enabled:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 # --------------------------------------------------------------------------
@@ -137,11 +121,11 @@ if _c_make_encoder is not None and _c_encode_basestring is not None:
         False,  # allow_nan
     )
 
-    def _encode_json(value: Any, _enc=_c_encoder, _join="".join) -> str:
+    def canonical_json(value: Any, _enc=_c_encoder, _join="".join) -> str:
         return _join(_enc(value, 0))
 
 else:  # pragma: no cover - interpreters without the _json accelerator
-    _encode_json = _json_encoder.encode
+    canonical_json = _json_encoder.encode
 
 
 _LEAF_TAGS = frozenset(("S", "N", "B", "BOOL", "NULL", "SS", "NS", "BS"))
@@ -270,8 +254,8 @@ def _decode_json(text: str) -> Any:
 # Encode
 # --------------------------------------------------------------------------
 
-def _to_arrow(tag: str, values: list) -> pa.Array:
-    """Build one struct child; fall back to large_* only on 2 GiB overflow."""
+def child_array(tag: str, values: list) -> pa.Array:
+    """One struct child from its payloads (None where absent); large_* only on 2 GiB overflow."""
     typ, large = _ARROW_TYPES[tag]
     arr = pa.array(values, type=typ)
     if isinstance(arr, pa.ChunkedArray):  # pa.array splits on offset overflow
@@ -326,7 +310,7 @@ def items_to_batch(
         return _EMPTY_BATCH
     if n < _GC_PAUSE_MIN_ROWS:
         return _items_to_batch(items, n, validate)
-    with _gc_paused():
+    with gc_paused():
         return _items_to_batch(items, n, validate)
 
 
@@ -375,7 +359,7 @@ def _items_to_batch(items: Sequence[dict], n: int, validate: bool) -> pa.RecordB
                         for v in lst:
                             if v is not None:
                                 _walk_nested(({tag: v},))
-                    lst = [None if v is None else _encode_json(v) for v in lst]
+                    lst = [None if v is None else canonical_json(v) for v in lst]
                 elif validate:
                     for v in lst:
                         if v is not None and not _payload_ok(tag, v):
@@ -385,29 +369,40 @@ def _items_to_batch(items: Sequence[dict], n: int, validate: bool) -> pa.RecordB
                     for v in lst:
                         if v is not None and type(v) is not list:
                             raise ValueError(f"{tag} value is not a list")
-                arr = _to_arrow(tag, lst)
+                arr = child_array(tag, lst)
             except (pa.ArrowException, TypeError, ValueError, RecursionError) as exc:
                 _explain_invalid(items)
                 raise ValueError(f"attribute {name!r}: bad {tag} value: {exc}") from exc
             children.append(arr)
             fields.append(pa.field(tag, arr.type))
-        col_present = sum(len(c) - c.null_count for c in children)
+        column, col_present = struct_column(children, fields, n)
         n_present += col_present
-        if col_present == n:
-            mask = None
-        else:
-            mask = children[0].is_null()
-            for c in children[1:]:
-                mask = pc.and_(mask, c.is_null())
-        arrays.append(pa.StructArray.from_arrays(children, fields=fields, mask=mask))
+        arrays.append(column)
 
     if n_present != n_attrs:  # some payload was None, e.g. {"S": None}
         _explain_invalid(items)
         raise ValueError("some attribute has a None payload")
+    return assemble(names, arrays, n)
 
-    if not arrays:  # every item is {}: keep the row count
+
+def struct_column(children: list[pa.Array], fields: list[pa.Field], n: int) -> tuple[pa.StructArray, int]:
+    """One attribute's struct column from its tag children (TAGS order), and how many rows
+    hold it: a row where every child is null lacks the attribute (a null slot)."""
+    present = sum(len(c) - c.null_count for c in children)
+    if present == n:
+        mask = None
+    else:
+        mask = children[0].is_null()
+        for c in children[1:]:
+            mask = pc.and_(mask, c.is_null())
+    return pa.StructArray.from_arrays(children, fields=fields, mask=mask), present
+
+
+def assemble(names: list[str], columns: list[pa.Array], n: int) -> pa.RecordBatch:
+    """The batch of `n` rows from its columns (names sorted); rows without attributes count too."""
+    if not columns:  # every item is {}: keep the row count
         return pa.RecordBatch.from_struct_array(pa.array([{}] * n, type=pa.struct([])))
-    return pa.RecordBatch.from_arrays(arrays, names=names)
+    return pa.RecordBatch.from_arrays(columns, names=names)
 
 
 # --------------------------------------------------------------------------
@@ -438,7 +433,7 @@ def batch_to_items(batch: pa.RecordBatch) -> list[dict]:
     """
     if batch.num_rows < _GC_PAUSE_MIN_ROWS:
         return _batch_to_items(batch)
-    with _gc_paused():
+    with gc_paused():
         return _batch_to_items(batch)
 
 
