@@ -37,13 +37,20 @@ def bench_item(i: int) -> dict:
             "note": {"S": "x" * 120}}
 
 
-def _create(endpoint: str, table: str) -> None:
+def create_bench_table(endpoint: str, table: str) -> None:
     seed.create_table(endpoint, table,
                       KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
                                  {"AttributeName": "sk", "KeyType": "RANGE"}],
                       AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
                                             {"AttributeName": "sk", "AttributeType": "N"}],
                       BillingMode="PAY_PER_REQUEST")
+
+
+def seed_bench_table(endpoint: str, table: str, items: int) -> None:
+    """Create `table` and put `bench_item(0..items-1)` in it, in chunks (the bench's memory stays small)."""
+    create_bench_table(endpoint, table)
+    for start in range(0, items, 50_000):
+        seed.put_items(endpoint, table, (bench_item(i) for i in range(start, min(items, start + 50_000))))
 
 
 def _migrate(source: str, target_port: int, table: str, workdir: Path) -> tuple[float, float, dict]:
@@ -65,14 +72,13 @@ def _migrate(source: str, target_port: int, table: str, workdir: Path) -> tuple[
 def main(items: int = 20_000) -> dict:
     with DynamoDBLocal() as source, LocalAlternator() as target, tempfile.TemporaryDirectory() as tmp:
         table = "bench_bulk"
-        _create(source.endpoint, table)
-        seed.put_items(source.endpoint, table, (bench_item(i) for i in range(items)))
+        seed_bench_table(source.endpoint, table, items)
         elapsed, max_rss_mib, report = _migrate(source.endpoint, target.port, table, Path(tmp))
         written = report["tables"][table]["written"]
         assert written == items, f"bench: only {written} of {items} items written"
         pipeline_rate = items / elapsed
         naive_table = "bench_naive"
-        _create(target.url, naive_table)
+        create_bench_table(target.url, naive_table)
         naive_rate = _naive_copy(source.endpoint, target.url, table, naive_table, NAIVE_ITEMS)
     figures = {"items": items, "pipeline_items_per_s": round(pipeline_rate),
                "pipeline_seconds_incl_startup": round(elapsed, 1), "naive_items_per_s": round(naive_rate),
