@@ -200,21 +200,17 @@ def resume_points(checkpoint_dir: str, table: str, total_segments: int) -> list[
 
 @dataclass
 class _Range:
-    """A writer's run of completed pages, and the objects that recorded it or its parts."""
+    """A writer's run of completed pages, its last key, and the objects that recorded it or its parts."""
 
-    start: str
-    end: str
-    first_page: int
-    end_page: int
-    items: int
-    bytes: int
+    span: RecordedRange
     next_key: dict | None
     written: str | None = None  # the object holding exactly this range
     superseded: list[str] = field(default_factory=list)  # objects of its parts, deleted once it is written
 
     def join(self, after: "_Range") -> "_Range":
-        return _Range(self.start, after.end, self.first_page, after.end_page, self.items + after.items,
-                      self.bytes + after.bytes, after.next_key, None,
+        a, b = self.span, after.span
+        return _Range(RecordedRange(a.segment, a.start, b.end, a.first_page, b.end_page, a.items + b.items,
+                                    a.bytes + b.bytes), after.next_key, None,
                       self.superseded + after.superseded + [p for p in (self.written, after.written) if p])
 
 
@@ -228,20 +224,20 @@ class _SegmentPages:
 
     def add(self, page: _Range) -> None:
         joined = page
-        before = self.by_end.pop(page.start, None)
+        before = self.by_end.pop(page.span.start, None)
         if before is not None:
-            del self.by_start[before.start]
+            del self.by_start[before.span.start]
             joined = before.join(joined)
-        after = self.by_start.pop(page.end, None)
+        after = self.by_start.pop(page.span.end, None)
         if after is not None:
-            del self.by_end[after.end]
+            del self.by_end[after.span.end]
             joined = joined.join(after)
-        self.by_start[joined.start] = joined
-        self.by_end[joined.end] = joined
+        self.by_start[joined.span.start] = joined
+        self.by_end[joined.span.end] = joined
 
     def first(self) -> _Range:
         """The range with the lowest pages: where the segment's scan began, when scan and write are fused."""
-        return min(self.by_start.values(), key=lambda r: r.first_page)
+        return min(self.by_start.values(), key=lambda r: r.span.first_page)
 
 
 class PageRecorder:
@@ -265,26 +261,24 @@ class PageRecorder:
                   items: int, nbytes: int) -> None:
         now = self._clock()
         pages = self._segments.setdefault((table, segment), _SegmentPages(now))
-        pages.add(_Range(key_digest(start_key, START), key_digest(next_key, END), index, index + 1, items, nbytes,
-                         next_key))
+        pages.add(_Range(RecordedRange(segment, key_digest(start_key, START), key_digest(next_key, END), index,
+                                       index + 1, items, nbytes), next_key))
         first = pages.first()
-        if first.end == END or now - pages.recorded_at >= self._interval:
-            self._record(table, segment, first)
+        if first.span.end == END or now - pages.recorded_at >= self._interval:
+            self._record(table, first)
             pages.recorded_at = now
-            if first.end == END and len(pages.by_start) == 1:  # the segment is complete: nothing more to hold
+            if first.span.end == END and len(pages.by_start) == 1:  # the segment is complete: nothing more to hold
                 del self._segments[(table, segment)]
 
     def flush(self) -> None:
         """Record every range not recorded yet, and forget them (the bundle is over)."""
-        for (table, segment), pages in self._segments.items():
+        for (table, _segment), pages in self._segments.items():
             for r in pages.by_start.values():
-                self._record(table, segment, r)
+                self._record(table, r)
         self._segments.clear()
 
-    def _record(self, table: str, segment: int, r: _Range) -> None:
-        path = FileSystems.join(table_dir(self._dir, table),
-                                RecordedRange(segment, r.start, r.end, r.first_page, r.end_page, r.items,
-                                              r.bytes).name)
+    def _record(self, table: str, r: _Range) -> None:
+        path = FileSystems.join(table_dir(self._dir, table), r.span.name)
         if r.written == path:
             return
         write_json(path, {"next_key": encode_item(r.next_key)})  # the new object first: a reader always sees one
