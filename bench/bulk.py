@@ -52,13 +52,24 @@ def bench_item(i: int) -> dict:
             "created": {"S": f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T12:34:56Z"}, "note": {"S": "x" * 160}}
 
 
-def create(endpoint: str, table: str) -> None:
+def create_bench_table(endpoint: str, table: str) -> None:
     seed.create_table(endpoint, table,
                       KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
                                  {"AttributeName": "sk", "KeyType": "RANGE"}],
                       AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
                                             {"AttributeName": "sk", "AttributeType": "N"}],
                       BillingMode="PAY_PER_REQUEST")
+
+
+def seed_items(endpoint: str, table: str, items: int) -> None:
+    """Put `bench_item(0..items-1)` in `table`, in chunks (the bench's memory stays small)."""
+    for start in range(0, items, 50_000):
+        seed.put_items(endpoint, table, (bench_item(i) for i in range(start, min(items, start + 50_000))))
+
+
+def seed_bench_table(endpoint: str, table: str, items: int) -> None:
+    create_bench_table(endpoint, table)
+    seed_items(endpoint, table, items)
 
 
 def _env(root: Path) -> dict:
@@ -85,13 +96,13 @@ def _migrate(root: Path, source: str, target_port: int, table: str, target_table
 
 
 def _naive(source: str, target: str, table: str, target_table: str) -> Measured:
-    create(target, target_table)
+    create_bench_table(target, target_table)
     return run_counted([sys.executable, "-m", "bench.naive_copy", source, table, target, target_table], REPO_ROOT)
 
 
 def _intake(source: str, target: str, table: str, target_table: str, concurrency: int) -> dict:
     """The ceiling's own figures: items, seconds and CPU seconds of the sending alone."""
-    create(target, target_table)
+    create_bench_table(target, target_table)
     out = subprocess.run([sys.executable, "-m", "bench.intake", source, table, target, target_table, "100",
                           str(concurrency)], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
@@ -116,9 +127,9 @@ def main(items: int = 100_000, rounds: int = 3, before: bool = False) -> dict:
     with DynamoDBLocal() as source, LocalAlternator() as target, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         for table in ("bench_bulk", "bench_sample", "bench_empty"):
-            create(source.endpoint, table)
-        seed.put_items(source.endpoint, "bench_bulk", (bench_item(i) for i in range(items)))
-        seed.put_items(source.endpoint, "bench_sample", (bench_item(i) for i in range(sample)))
+            create_bench_table(source.endpoint, table)
+        seed_items(source.endpoint, "bench_bulk", items)
+        seed_items(source.endpoint, "bench_sample", sample)
         tools = {"tool": REPO_ROOT}
         baseline = baseline_checkout(REPO_ROOT) if before else None
         if baseline is not None:

@@ -29,7 +29,7 @@ from transforms.write import WriteTables
 log = logging.getLogger(__name__)
 
 FIGURES = ("items_read", "items_written", "write_retries", "read_retries", "items_dead_lettered",
-           "bytes_read")
+           "bytes_read", "checkpoint_writes")
 
 
 @dataclass
@@ -106,7 +106,8 @@ def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePla
     _ = (p
          | "Scan" >> ScanTables(config.source, specs, config.scan_settings())
          | "Write" >> WriteTables(config.target, pairs, config.writer_settings(),
-                                  checkpoint_dir=config.checkpoint_dir, dead_letter_dir=config.dead_letter_dir))
+                                  checkpoint_dir=config.checkpoint_dir, dead_letter_dir=config.dead_letter_dir,
+                                  checkpoint_seconds=config.checkpoint_interval_seconds))
 
 
 def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, beam_args: Sequence[str] = (),

@@ -66,6 +66,7 @@ class RunConfig:
     checkpoint_dir: str
     dead_letter_dir: str
     pipeline_options: Mapping[str, Any]
+    checkpoint_interval_seconds: float = 5.0
 
     @property
     def batch_size(self) -> int:
@@ -348,9 +349,11 @@ def parse_config(raw: Any, *, base_dir: Path | None = None) -> RunConfig:
     write = _write(top.section("write"), bool(target.alternator_seeds))
     checkpoint_dir = _local_or_uri(top.get("checkpoint_dir", "./checkpoints", kind=str), base_dir)
     dead_letter_dir = _local_or_uri(top.get("dead_letter_dir", "./dead-letter", kind=str), base_dir)
+    checkpoint_interval = top.positive("checkpoint_interval_seconds", 5.0, (int, float))
     options = top.get("pipeline_options", {}, kind=dict)
     top.done()
-    return RunConfig(source, target, tables, scan, write, checkpoint_dir, dead_letter_dir, dict(options))
+    return RunConfig(source, target, tables, scan, write, checkpoint_dir, dead_letter_dir, dict(options),
+                     float(checkpoint_interval))
 
 
 def _local_or_uri(path: str, base_dir: Path | None) -> str:

@@ -1,8 +1,11 @@
-"""Live progress of a bulk copy, read from the checkpoint markers.
+"""Live progress of a bulk copy, read from the checkpoints.
 
-The markers are the only thing every runner shares with the launcher (Dataflow
-workers can write to gs:// but cannot print to your terminal), so progress is a
-directory listing taken every second: items copied, items/s, segments done of total.
+The checkpoints are the only thing every runner shares with the launcher (Dataflow
+workers can write to gs:// but cannot print to your terminal), so progress is one
+listing of O(segments) names per table (`bulk_checkpoints.progress`): items copied,
+items/s, segments done of total. A local folder is polled every second; an object
+store, which lists ~1,000 names per request, every 5 seconds; and never more often
+than twice the time the last poll took, so a huge listing cannot keep the launcher busy.
 """
 from __future__ import annotations
 
@@ -11,16 +14,24 @@ import threading
 import time
 from typing import Mapping, TextIO
 
+from apache_beam.io.filesystems import FileSystems
+
 from transforms.state import bulk_checkpoints
+
+
+def poll_interval(checkpoint_dir: str) -> float:
+    """Seconds between polls of checkpoints kept at `checkpoint_dir`."""
+    return 1.0 if FileSystems.get_scheme(checkpoint_dir) in (None, "file") else 5.0
 
 
 class ProgressWatcher:
     def __init__(self, checkpoint_dir: str, plans: Mapping[str, object], *, enabled: bool = True,
-                 interval: float = 1.0, stream: TextIO | None = None):
+                 interval: float | None = None, stream: TextIO | None = None):
         self._dir = checkpoint_dir
         self._tables = list(plans)
         self._enabled = enabled
-        self._interval = interval
+        self._interval = poll_interval(checkpoint_dir) if interval is None else interval
+        self._poll_seconds = 0.0  # how long the last poll took
         self._stream = stream or sys.stderr
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
@@ -48,7 +59,7 @@ class ProgressWatcher:
         return self._finished.get(table, default)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        while not self._stop.wait(max(self._interval, 2 * self._poll_seconds)):
             self._poll(final=False)
 
     def _poll(self, final: bool) -> None:
@@ -59,6 +70,7 @@ class ProgressWatcher:
             if state.total_segments and state.finished and table not in self._finished:
                 self._finished[table] = now - self._started
             states.append((table, state.items, state.segments_done, state.total_segments))
+        self._poll_seconds = time.monotonic() - now
         interactive = self._stream.isatty()
         if self._enabled and (final or interactive or now - self._last_print >= 10):
             self._show([self._line(now, final, *state) for state in states], now, final, interactive)

@@ -56,6 +56,7 @@ def report_json(result: RunResult) -> dict:
                 "retried": t.figures["write_retries"] + t.figures["read_retries"],
                 "dead_lettered": t.figures["items_dead_lettered"],
                 "bytes": t.figures["bytes_read"],
+                "checkpoint_writes": t.figures["checkpoint_writes"],
                 "duration_seconds": round(t.duration_seconds, 3),
             } for t in result.tables
         },

@@ -7,7 +7,7 @@ import importlib
 from typing import Iterable, Sequence
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, _BeamArgumentParser
 
 from pipeline.config import ConfigError, RunConfig
 from transforms import metrics
@@ -66,6 +66,20 @@ def pipeline_options(config: RunConfig, beam_args: Sequence[str]) -> PipelineOpt
     """
     options = {"default_sdk_harness_log_level": "WARNING", **dict(config.pipeline_options)}
     return PipelineOptions(list(beam_args), **options)
+
+
+_LOCAL_RUNNERS = frozenset({"direct", "directrunner", "switchingdirectrunner", "bundlebaseddirectrunner",
+                            "fnapirunner"})
+
+
+def runs_locally(options: PipelineOptions) -> bool:
+    """Whether the runner is one of Beam's local runners (the default): its workers share this
+    machine, and it holds a grouping's data in memory instead of spilling it."""
+    runner = options.view_as(StandardOptions).runner
+    if runner is None:
+        return True
+    name = runner if isinstance(runner, str) else type(runner).__name__
+    return name.rsplit(".", 1)[-1].lower() in _LOCAL_RUNNERS
 
 
 def read_counters(result) -> dict[str, dict[str, int]]:

@@ -6,6 +6,15 @@
     Suspects ─► ReadBothSides (wait recheck_seconds, BatchGetItem both sides) ─► findings
 
 No worker holds more than one bucket of digests (16+16 bytes and a key per item).
+Where the runner keeps a CoGroupByKey in memory (the local runners), `spill_dir`
+replaces it: digests are appended to bucket files (`state.digest_spill`), and once
+both scans are over (the file names are a side input) each bucket is read back and
+compared on its own.
+
+    source pages ─► SpillDigests ─┐
+                                  ├─ AsMultiMap((table, bucket) ─► files)
+    target pages ─► SpillDigests ─┘                 │
+    Create((table, bucket) ...) ─► CompareSpilled ◄─┘ ─► Suspects ─► as above
 Only the keys whose digests differ are read again, with consistent reads, to tell
 real differences (missing, extra, different, with an attribute diff) from replication
 lag (different at scan time, equal now). Sampling skips the target scan: a share of
@@ -16,9 +25,12 @@ Findings are dicts: {"table", "kind", "key", "diff"} with values in DynamoDB JSO
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
+import pickle
 import time
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterable, Iterator, Mapping
 
 import apache_beam as beam
 import pyarrow as pa
@@ -34,6 +46,7 @@ from transforms.items.digests import attribute_diff, content_digest, key_texts, 
 from transforms.items.keys import key_of
 from transforms.items.renames import RenameConflict, rename_batch
 from transforms.scan import Page
+from transforms.state.digest_spill import BucketFiles, read_records
 from transforms.table_pair import TablePair
 
 __all__ = ["KINDS", "CompareTables", "SampleTables"]
@@ -86,34 +99,76 @@ class _DigestPagesFn(beam.DoFn):
         self._buckets = dict(buckets)  # by source table
         self._rename = rename
 
-    def process(self, page: Page):
+    def _bucketed(self, page: Page):
+        """(source table, bucket, (key digest, content digest, key)) of every item of the page."""
         table = self._pairs[page.table]
-        groups: dict[int, list] = {}
         buckets = self._buckets[table.source]
         for digest, content, key in _digested(page.batch, table, self._rename):
-            groups.setdefault(_bucket_of(digest, buckets), []).append((digest, content, key))
-        for bucket, records in groups.items():
-            yield (table.source, bucket), records
+            yield table.source, _bucket_of(digest, buckets), (digest, content, key)
+
+    def process(self, page: Page):
+        groups: dict[tuple[str, int], list] = {}
+        for table, bucket, record in self._bucketed(page):
+            groups.setdefault((table, bucket), []).append(record)
+        yield from groups.items()
+
+
+class _SpillDigestsFn(_DigestPagesFn):
+    """Page -> records appended to bucket files; at the end of a bundle, ((table, bucket), (side, file))."""
+
+    def __init__(self, pairs_by_page_name: Mapping[str, TablePair], buckets: Mapping[str, int], rename: bool,
+                 side: str, spill_dir: str):
+        super().__init__(pairs_by_page_name, buckets, rename)
+        self._side = side
+        self._spill_dir = spill_dir
+
+    def start_bundle(self):
+        self._files = BucketFiles(os.path.join(self._spill_dir, self._side))
+
+    def process(self, page: Page):
+        for table, bucket, (digest, content, key) in self._bucketed(page):
+            self._files.add(table, bucket, digest, content, key)
+
+    def finish_bundle(self):
+        for where, path in self._files.close():
+            yield beam.transforms.window.GlobalWindows.windowed_value((where, (self._side, path)))
+
+
+def _suspects(table: str, source: Iterable[tuple], target: Iterable[tuple], load_key) -> Iterator[Suspects]:
+    """Compare one bucket: (key digest, content digest, key) records of both sides; keys whose
+    digests differ (or are on one side only) come out as Suspects, `load_key`-ed."""
+    others = {digest: (content, key) for digest, content, key in target}
+    suspects = []
+    matched = 0
+    for digest, content, key in source:
+        other = others.pop(digest, None)
+        if other is not None and other[0] == content:
+            matched += 1
+        else:
+            suspects.append(load_key(key))
+    suspects.extend(load_key(key) for _content, key in others.values())
+    metrics.counter(table, "matched").inc(matched)
+    found_at = time.time()
+    for i in range(0, len(suspects), MAX_KEYS_PER_REQUEST):
+        yield Suspects(table, tuple(suspects[i:i + MAX_KEYS_PER_REQUEST]), found_at)
 
 
 class _CompareBucketsFn(beam.DoFn):
     def process(self, element):
         (table, _bucket), sides = element
-        target = {digest: (content, key) for records in sides["target"] for digest, content, key in records}
-        suspects = []
-        matched = 0
-        for records in sides["source"]:
-            for digest, content, key in records:
-                other = target.pop(digest, None)
-                if other is not None and other[0] == content:
-                    matched += 1
-                else:
-                    suspects.append(key)
-        suspects.extend(key for _content, key in target.values())
-        metrics.counter(table, "matched").inc(matched)
-        found_at = time.time()
-        for i in range(0, len(suspects), MAX_KEYS_PER_REQUEST):
-            yield Suspects(table, tuple(suspects[i:i + MAX_KEYS_PER_REQUEST]), found_at)
+        yield from _suspects(table, itertools.chain.from_iterable(sides["source"]),
+                             itertools.chain.from_iterable(sides["target"]), load_key=lambda key: key)
+
+
+class _CompareSpilledFn(beam.DoFn):
+    """(table, bucket) -> the bucket's spilled records of both sides, compared."""
+
+    def process(self, element, files):
+        table, _bucket = element
+        spilled = list(files[element])
+        yield from _suspects(table, read_records(path for side, path in spilled if side == "source"),
+                             read_records(path for side, path in spilled if side == "target"),
+                             load_key=pickle.loads)
 
 
 class _SampleKeysFn(beam.DoFn):
@@ -249,30 +304,51 @@ class CompareTables(beam.PTransform):
         buckets: per source table, how many key-hash buckets its digests are grouped in.
         recheck_seconds: how long after it was found a suspect is read again.
         read_attempts: attempts for each re-read.
+        spill_dir: a local folder to spill digests to, for runners whose workers share this
+            machine and whose CoGroupByKey is held in memory; None: group with CoGroupByKey.
     """
 
     def __init__(self, source: SourceSpec, target: TargetSpec, pairs: Mapping[str, TablePair],
-                 buckets: Mapping[str, int], *, recheck_seconds: float = 0.0, read_attempts: int = 10):
+                 buckets: Mapping[str, int], *, recheck_seconds: float = 0.0, read_attempts: int = 10,
+                 spill_dir: str | None = None):
         super().__init__()
         self._source, self._target, self._pairs, self._buckets = source, target, dict(pairs), dict(buckets)
         self._recheck, self._read_attempts = recheck_seconds, read_attempts
+        self._spill_dir = spill_dir
 
     def display_data(self):
         return {"tables": DisplayDataItem(", ".join(self._pairs), label="Tables"),
-                "recheck_seconds": DisplayDataItem(self._recheck, label="Recheck delay (s)")}
+                "recheck_seconds": DisplayDataItem(self._recheck, label="Recheck delay (s)"),
+                "grouping": DisplayDataItem("spilled to local files" if self._spill_dir else "CoGroupByKey",
+                                            label="Digests grouped by")}
+
+    def _grouped_and_compared(self, source_pages, target_pages):
+        by_target_name = {t.target: t for t in self._pairs.values()}
+        if self._spill_dir is None:
+            digests = {
+                "source": source_pages | "DigestSource" >> beam.ParDo(
+                    _DigestPagesFn(self._pairs, self._buckets, rename=True)),
+                "target": target_pages | "DigestTarget" >> beam.ParDo(
+                    _DigestPagesFn(by_target_name, self._buckets, rename=False)),
+            }
+            return (digests
+                    | "GroupByBucket" >> beam.CoGroupByKey()
+                    | "CompareBuckets" >> beam.ParDo(_CompareBucketsFn()))
+        files = (
+            (source_pages | "SpillSource" >> beam.ParDo(
+                _SpillDigestsFn(self._pairs, self._buckets, True, "source", self._spill_dir)),
+             target_pages | "SpillTarget" >> beam.ParDo(
+                _SpillDigestsFn(by_target_name, self._buckets, False, "target", self._spill_dir)))
+            | "SpilledFiles" >> beam.Flatten())
+        buckets = [(table, bucket) for table, count in sorted(self._buckets.items()) for bucket in range(count)]
+        return (source_pages.pipeline
+                | "Buckets" >> beam.Create(buckets)
+                | "SpreadBuckets" >> beam.Reshuffle()
+                | "CompareSpilled" >> beam.ParDo(_CompareSpilledFn(), files=beam.pvalue.AsMultiMap(files)))
 
     def expand(self, pages):
         source_pages, target_pages = pages
-        by_target_name = {t.target: t for t in self._pairs.values()}
-        digests = {
-            "source": source_pages | "DigestSource" >> beam.ParDo(
-                _DigestPagesFn(self._pairs, self._buckets, rename=True)),
-            "target": target_pages | "DigestTarget" >> beam.ParDo(
-                _DigestPagesFn(by_target_name, self._buckets, rename=False)),
-        }
-        return (digests
-                | "GroupByBucket" >> beam.CoGroupByKey()
-                | "CompareBuckets" >> beam.ParDo(_CompareBucketsFn())
+        return (self._grouped_and_compared(source_pages, target_pages)
                 | "SpreadSuspects" >> beam.Reshuffle()
                 | "Confirm" >> beam.ParDo(_ReadBothSidesFn(self._source, self._target, self._pairs,
                                                            self._recheck, False, self._read_attempts)))

@@ -51,11 +51,14 @@ class SegmentSpec:
 
 @dataclass(frozen=True)
 class Page:
-    """One Scan page on its way downstream; `next_key` None marks the segment's last page."""
+    """One Scan page on its way downstream: the items after `start_key` (None: the segment's
+    beginning) up to `next_key` (None: the segment's end). The keys tie the page's
+    checkpoint to its place in the segment, whichever worker writes it."""
 
     table: str
     segment: int
     index: int
+    start_key: dict | None
     next_key: dict | None
     batch: pa.RecordBatch
 
@@ -97,8 +100,8 @@ class _ScanSegmentFn(LoopDoFn):
         items_read = metrics.counter(spec.table, "items_read", self._side)
         bytes_read = metrics.counter(spec.table, "bytes_read", self._side)
         read_retries = metrics.counter(spec.table, "read_retries", self._side)
-        index = spec.first_page
-        pending = self.loop.submit(self._scan_page(spec, spec.start_key))
+        index, start_key = spec.first_page, spec.start_key
+        pending = self.loop.submit(self._scan_page(spec, start_key))
         while pending is not None:
             batch, rest, retries = pending.result()
             read_retries.inc(retries)
@@ -106,8 +109,8 @@ class _ScanSegmentFn(LoopDoFn):
             pending = self.loop.submit(self._scan_page(spec, next_key)) if next_key else None
             items_read.inc(batch.num_rows)
             bytes_read.inc(batch.nbytes)
-            yield Page(spec.table, spec.segment, index, next_key, batch)
-            index += 1
+            yield Page(spec.table, spec.segment, index, start_key, next_key, batch)
+            index, start_key = index + 1, next_key
 
 
 class ScanTables(beam.PTransform):

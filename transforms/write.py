@@ -5,8 +5,10 @@ row per key, and hand the batch to the writer (`dynamo.writer`: request texts wr
 straight from the batch, each partition key through one node; batches, concurrency,
 rate, retries) on the DoFn's own event loop, so pages overlap. A row the renames cannot
 map is dead-lettered as the source item, and the rest of its page is written; what
-still fails after retries goes to the dead-letter folder too. A page's checkpoint is
-written only after all of its items were written or dead-lettered.
+still fails after retries goes to the dead-letter folder too. A page counts for the
+checkpoints only after all of its items were written or dead-lettered; pages may
+complete in any order, and `bulk_checkpoints.PageRecorder` records only ranges of
+completed pages, a few seconds apart, so state grows with segments, not pages.
 """
 from __future__ import annotations
 
@@ -36,15 +38,17 @@ class _TableCounters:
         self.bytes = metrics.counter(table, "bytes_written")
         self.retries = metrics.counter(table, "write_retries")
         self.dead = metrics.counter(table, "items_dead_lettered")
+        self.checkpoints = metrics.counter(table, "checkpoint_writes")
 
 
 class _WritePagesFn(LoopDoFn):
     def __init__(self, target: TargetSpec, pairs: Mapping[str, TablePair], settings: WriterSettings,
-                 checkpoint_dir: str | None, dead_letter_dir: str):
+                 checkpoint_dir: str | None, checkpoint_seconds: float, dead_letter_dir: str):
         self._target = target
         self._pairs = dict(pairs)
         self._settings = settings
         self._checkpoint_dir = checkpoint_dir
+        self._checkpoint_seconds = checkpoint_seconds
         self._dead_letter_dir = dead_letter_dir
         # Bound memory: at most this many items decoded and waiting or in flight.
         self._max_pending_items = 2 * settings.concurrency * settings.batch_size
@@ -54,6 +58,11 @@ class _WritePagesFn(LoopDoFn):
         self._counters: dict[str, _TableCounters] = {}
         self._pending: list = []  # (page, items, refused items, future), oldest first
         self._pending_items = 0
+        self._recorder = None
+        if self._checkpoint_dir:
+            self._recorder = bulk_checkpoints.PageRecorder(
+                self._checkpoint_dir, self._checkpoint_seconds,
+                on_record=lambda table: self._table_counters(table).checkpoints.inc())
 
     def _table_counters(self, table: str) -> _TableCounters:
         if table not in self._counters:
@@ -77,10 +86,12 @@ class _WritePagesFn(LoopDoFn):
 
     def finish_bundle(self):
         self._complete_pages(keep_items=0)
+        if self._recorder is not None:
+            self._recorder.flush()
 
     def _complete_pages(self, keep_items: int) -> None:
         """Finish every page already written, then wait (oldest first) while more than
-        `keep_items` items are pending. Checkpoints are per page, so their order is free."""
+        `keep_items` items are pending. The recorder joins pages completed out of order."""
         for entry in [entry for entry in self._pending if entry[3].done()]:
             self._complete(entry)
         while self._pending and self._pending_items > keep_items:
@@ -100,9 +111,9 @@ class _WritePagesFn(LoopDoFn):
             counters.dead.inc(len(outcome.failures))
             write_dead_letters(self._dead_letter_dir, outcome.failures,
                                name=f"{page.table}-seg{page.segment:06d}-p{page.index:08d}")
-        if self._checkpoint_dir:
-            bulk_checkpoints.record_page(self._checkpoint_dir, page.table, page.segment, page.index,
-                                         page.batch.num_rows, page.batch.nbytes, page.next_key)
+        if self._recorder is not None:
+            self._recorder.page_done(page.table, page.segment, page.index, page.start_key, page.next_key,
+                                     page.batch.num_rows, page.batch.nbytes)
 
 
 class WriteTables(beam.PTransform):
@@ -112,14 +123,16 @@ class WriteTables(beam.PTransform):
         target: the Alternator cluster (or DynamoDB-API endpoint) to write to.
         pairs: per source table, its target table, key and renames.
         settings: batch size, concurrency, this worker's rate, and attempts.
-        checkpoint_dir: where each written page is recorded (None: no checkpoints).
+        checkpoint_dir: where written pages are recorded (None: no checkpoints).
+        checkpoint_seconds: how often, at most, a segment's checkpoint is rewritten while it
+            is copied (always at its end and at the end of a bundle).
         dead_letter_dir: where writes that failed after every retry go.
     """
 
     def __init__(self, target: TargetSpec, pairs: Mapping[str, TablePair], settings: WriterSettings, *,
-                 checkpoint_dir: str | None, dead_letter_dir: str):
+                 checkpoint_dir: str | None, dead_letter_dir: str, checkpoint_seconds: float = 5.0):
         super().__init__()
-        self._fn = _WritePagesFn(target, pairs, settings, checkpoint_dir, dead_letter_dir)
+        self._fn = _WritePagesFn(target, pairs, settings, checkpoint_dir, checkpoint_seconds, dead_letter_dir)
         self._target = target
         self._settings = settings
 

@@ -15,6 +15,7 @@ import pytest
 
 from tests.support import seed
 from transforms.items.ddb_json import decode_item
+from transforms.state import bulk_checkpoints
 from tests.support.servers import REPO_ROOT, MotoServer
 from tests.support.cli_runs import alternator_target, endpoint_target, run_cli, unique, write_config
 
@@ -168,7 +169,7 @@ def test_two_worker_processes(dynamodb_local, alternator_clean, tmp_path):
     table = unique("multiproc")
     seed.seed_all_types(source, table, count=1000)
     config = write_config(tmp_path, source, alternator_target(alternator_clean), [{"source": table}],
-                          scan={"segments": 4, "page_size": 100},
+                          scan={"segments": 4, "page_size": 20},
                           pipeline_options={"runner": "DirectRunner", "direct_num_workers": 2,
                                             "direct_running_mode": "multi_processing"})
 
@@ -176,8 +177,13 @@ def test_two_worker_processes(dynamodb_local, alternator_clean, tmp_path):
 
     assert result.exit_code == 0, result.output
     assert _assert_same_items(source, alternator_clean.url, table) == 1000
-    report = json.loads((tmp_path / "r.json").read_text())
-    assert report["tables"][table]["written"] == 1000  # metrics came back from the worker processes
+    entry = json.loads((tmp_path / "r.json").read_text())["tables"][table]
+    assert entry["written"] == 1000  # metrics came back from the worker processes
+    # State grows with segments and time, not pages: 50 pages, one object per segment at the end,
+    # and a segment's object rewritten at most every 5 s (the default interval) while it is copied.
+    assert len(_state_objects(tmp_path / "checkpoints", table)) == 4
+    assert 4 <= entry["checkpoint_writes"] <= 4 * (1 + entry["duration_seconds"] / 5)
+    assert entry["checkpoint_writes"] < 50
 
 
 def test_plan_shows_the_run_and_writes_nothing(dynamodb_local, alternator_clean, tmp_path):
@@ -197,44 +203,55 @@ def test_plan_shows_the_run_and_writes_nothing(dynamodb_local, alternator_clean,
     assert table not in seed.client_for(alternator_clean.url).list_tables()["TableNames"]
 
 
-def _markers(checkpoint_dir, table) -> list:
-    return list((checkpoint_dir / "bulk" / table).glob("seg-*/*.json"))
+def _state_objects(checkpoint_dir, table) -> list:
+    return list((checkpoint_dir / "bulk" / table).glob("seg-*"))
 
 
-def test_interrupted_run_resumes_from_checkpoints(dynamodb_local, alternator_clean, tmp_path):
-    source = dynamodb_local.endpoint
+def test_interrupted_run_resumes_and_redoes_at_most_the_pages_in_flight(dynamodb_local, alternator_clean, tmp_path):
+    source, target = dynamodb_local.endpoint, alternator_clean.url
     table = unique("resumed")
     seed.seed_all_types(source, table, count=1000)
-    # Slow writes, one request at a time: the run is still busy when it is killed.
+    # Slow writes, one 50-item request at a time: the run is still busy when it is killed.
+    page_size, batch, concurrency = 50, 50, 1
     alternator_clean.front.set_faults(slow=1.0, slow_seconds=0.3, ops=["BatchWriteItem"])
     config = write_config(tmp_path, source, alternator_target(alternator_clean), [{"source": table}],
-                          scan={"segments": 2, "page_size": 50}, write={"concurrency": 1})
+                          scan={"segments": 2, "page_size": page_size},
+                          write={"concurrency": concurrency, "max_items_per_batch": batch},
+                          checkpoint_interval_seconds=0.05)
     checkpoint_dir = tmp_path / "checkpoints"
     process = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "migrate", "--config", str(config),
                                 "--no-progress"], cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
-        while len(_markers(checkpoint_dir, table)) < 5:
+        while (bulk_checkpoints.progress(str(checkpoint_dir), table) or bulk_checkpoints.TableProgress(0, 0, 0)
+               ).items < 5 * page_size:
             assert process.poll() is None, "the run ended before it could be interrupted"
             assert time.monotonic() < deadline, "no checkpoint appeared"
-            time.sleep(0.1)
+            time.sleep(0.05)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    done_before = len(_markers(checkpoint_dir, table))
-    assert done_before < 20  # 1000 items in pages of 50: the run was cut short
     alternator_clean.front.set_faults()
+    time.sleep(0.5)  # requests the server took before the kill finish (they were in flight)
+    recorded = bulk_checkpoints.progress(str(checkpoint_dir), table)
+    written_before_kill = len(seed.scan_all(target, table))
+    assert recorded.items < 1000 and recorded.segments_done < 2  # the run was cut short mid-segment
+    assert len(_state_objects(checkpoint_dir, table)) <= 2 * 2  # per segment its range, and one being replaced
 
     result = run_cli("migrate", "--config", str(config), "--resume", "--report", str(tmp_path / "r.json"),
                      "--no-progress")
 
     assert result.exit_code == 0, result.output
-    report = json.loads((tmp_path / "r.json").read_text())
-    # Only what was not checkpointed was read again (pages in flight at the kill are redone).
-    assert report["tables"][table]["read"] <= 1000 - 50 * (done_before - 2 * 2)
-    assert report["tables"][table]["read"] < 1000
-    assert _assert_same_items(source, alternator_clean.url, table) == 1000
+    read_again = json.loads((tmp_path / "r.json").read_text())["tables"][table]["read"]
+    # The resume reads exactly what the checkpoints do not hold ...
+    assert read_again == 1000 - recorded.items
+    # ... and of what was written before the kill it redoes only the pages still in flight: the
+    # writer holds at most 2 x concurrency x batch items, and records each page as it completes.
+    in_flight = 2 * concurrency * batch + page_size
+    assert written_before_kill - recorded.items <= in_flight
+    assert _assert_same_items(source, target, table) == 1000
+    assert len(_state_objects(checkpoint_dir, table)) <= 2 * 2  # per segment, one object per run that advanced it
     again = run_cli("migrate", "--config", str(config), "--resume", "--report", str(tmp_path / "r2.json"),
                     "--no-progress")
     assert again.exit_code == 0, again.output

@@ -62,6 +62,7 @@ def test_defaults_for_an_endpoint_target():
     assert config.target.endpoint == "http://127.0.0.1:8000"
     assert config.target.alternator_seeds == ()
     assert config.pipeline_options == {}
+    assert config.checkpoint_interval_seconds == 5.0
 
 
 def test_defaults_for_an_alternator_target():
@@ -273,6 +274,14 @@ def test_non_positive_numbers(section, key, value):
 def test_wrong_types(section, key, value):
     message = error_of(endpoint_config(**{section: {key: value}}))
     assert f"{section}.{key} must be" in message
+
+
+def test_checkpoint_interval():
+    assert parse_config(endpoint_config(checkpoint_interval_seconds=0.5)).checkpoint_interval_seconds == 0.5
+    assert "checkpoint_interval_seconds must be greater than 0" in error_of(
+        endpoint_config(checkpoint_interval_seconds=0))
+    assert "checkpoint_interval_seconds must be int or float" in error_of(
+        endpoint_config(checkpoint_interval_seconds="5s"))
 
 
 # --- tables ----------------------------------------------------------------------------------

@@ -4,11 +4,16 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
+from pipeline.config import load_config
+from pipeline.tables import plan_tables
+from pipeline.validate import read_findings, run_validate
 from tests.support import seed
 from tests.support.cli_runs import alternator_target, run_cli, unique, write_config
+from transforms.state.digest_spill import BucketFiles
 
 pytestmark = pytest.mark.integration
 
@@ -112,6 +117,38 @@ def test_every_kind_of_damage_is_found_with_exact_counts_and_examples(migrated, 
     # The terminal report shows the same, readably.
     assert 'doc.city: S "' + city["S"] + '" vs S "Marseille"' in result.output
     assert "display_name: S " in result.output and "vs N 1" in result.output
+
+
+def test_spilled_and_shuffled_digests_give_the_same_findings(migrated, monkeypatch):
+    """The local runner spills digests to bucket files; other runners group them with
+    CoGroupByKey. Both ways, on the same damage: the same counts and the same findings."""
+    config_path, table, _, target = migrated
+    _damage(target, table)
+    config = load_config(config_path)
+    plans = plan_tables(config, create=False)
+    spilled = []  # the files each bundle wrote, seen by wrapping BucketFiles.close (the pipeline runs here)
+    close = BucketFiles.close
+
+    def recording_close(self):
+        files = close(self)
+        spilled.extend(Path(path) for _, path in files)
+        return files
+
+    monkeypatch.setattr(BucketFiles, "close", recording_close)
+    outcomes = {}
+    for spill in (True, False):
+        spilled.clear()
+        result = run_validate(config, plans, spill=spill)
+        assert {path.parent.parent.name for path in spilled} == ({"source", "target"} if spill else set())
+        findings = sorted(json.dumps(f, sort_keys=True) for f in read_findings(result.findings_dir))
+        outcomes[spill] = (result.tables[table].counts, findings)
+        assert not (Path(result.findings_dir) / "spill").exists()  # the spill goes with the run
+        time.sleep(1)  # findings folders are named by the second
+
+    assert outcomes[True] == outcomes[False]
+    counts, findings = outcomes[True]
+    assert counts == {"matched": COUNT - 5, "missing": 3, "extra": 2, "different": 2, "lagging": 0, "sampled": 0}
+    assert sorted(json.loads(f)["kind"] for f in findings) == ["different"] * 2 + ["extra"] * 2 + ["missing"] * 3
 
 
 def test_repair_needs_yes_then_makes_the_tables_equal(migrated, tmp_path):
