@@ -36,6 +36,7 @@ from transforms.errors import ExitCode, MigrateError
 from transforms.replicate import FollowStreams, ReplicateShards
 from transforms.state import stream_checkpoints
 from transforms.state.dead_letters import count_dead_letters, run_folder
+from transforms.state.storage import StorageOptions
 from transforms.streams.shards import ShardPlan, ShardTask, describe_shards, plan_shards
 
 log = logging.getLogger(__name__)
@@ -110,10 +111,16 @@ def plan_round(config: RunConfig, streams: Sequence[Stream]) -> dict[str, ShardP
     return asyncio.run(_plan_shards(config, streams))
 
 
-def _shard_args(config: RunConfig, plans: Sequence[TablePlan]) -> dict:
-    """What both replication transforms take from the config."""
+def _shard_args(p: beam.Pipeline, config: RunConfig) -> dict:
+    """What both replication transforms take from the config (and the pipeline's storage options)."""
     return dict(checkpoint_dir=config.checkpoint_dir, dead_letter_dir=config.dead_letter_dir,
-                writer=config.writer_settings(), read_attempts=config.scan.max_attempts)
+                writer=config.writer_settings(), read_attempts=config.scan.max_attempts,
+                storage=StorageOptions.of(p.options))
+
+
+def build_round(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePlan], tasks: list[ShardTask]) -> None:
+    _ = p | "Replicate" >> ReplicateShards(config.source, config.target, {plan.spec.source: plan.pair for plan in plans},
+                                           tasks, **_shard_args(p, config))
 
 
 def run_round(config: RunConfig, plans: Sequence[TablePlan], tasks: list[ShardTask],
@@ -121,8 +128,7 @@ def run_round(config: RunConfig, plans: Sequence[TablePlan], tasks: list[ShardTa
     if not tasks:
         return
     p = beam.Pipeline(options=pipeline_options(config, beam_args))
-    _ = p | "Replicate" >> ReplicateShards(config.source, config.target, {plan.spec.source: plan.pair for plan in plans},
-                                           tasks, **_shard_args(config, plans))
+    build_round(p, config, plans, tasks)
     run_pipeline(p)
 
 
@@ -148,11 +154,17 @@ def follow_streaming(config: RunConfig, plans: Sequence[TablePlan], streams: Seq
     """One long-running pipeline (`streaming` runners such as Dataflow); bounded only for tests."""
     echo("following the streams in one streaming pipeline; progress is in the checkpoints")
     with beam.Pipeline(options=pipeline_options(config, beam_args)) as p:
-        _ = p | "FollowStreams" >> FollowStreams(
-            config.source, config.target, {plan.spec.source: plan.pair for plan in plans},
-            [(s.table, s.arn) for s in streams], stop_after_seconds=stop_after_seconds, max_polls=max_polls,
-            discover_seconds=discover_seconds, **_shard_args(config, plans))
+        build_follow(p, config, plans, streams, stop_after_seconds=stop_after_seconds, max_polls=max_polls,
+                     discover_seconds=discover_seconds)
     return _stop_code(config, streams, echo) or ExitCode.OK
+
+
+def build_follow(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[Stream],
+                 **bounds) -> None:
+    """The streaming pipeline; `bounds` (stop_after_seconds, max_polls, discover_seconds) as `FollowStreams`."""
+    _ = p | "FollowStreams" >> FollowStreams(
+        config.source, config.target, {plan.spec.source: plan.pair for plan in plans},
+        [(s.table, s.arn) for s in streams], **bounds, **_shard_args(p, config))
 
 
 # --- rounds -------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """The consistency check: assemble scan -> compare (or sample) into one pipeline and run it.
 
 Thin like `bulk`: the comparison is `transforms.compare`. This module builds the
-pipeline from the config, runs it, and gathers the result: counts from Beam metrics,
-examples from the findings files the pipeline wrote under
-`<checkpoint_dir>/validate/run-<timestamp>/`.
+pipeline from the config, runs it, and gathers the result from the files the pipeline
+wrote under `<checkpoint_dir>/validate/run-<timestamp>/` (`transforms.findings`): counts
+and examples, the same on every runner, with or without metrics.
 """
 from __future__ import annotations
 
@@ -21,13 +21,15 @@ from pipeline.config import RunConfig
 from pipeline.runner import pipeline_options, run_pipeline
 from pipeline.tables import TablePlan, TableStepError
 from transforms.compare import KINDS, CompareTables, SampleTables
+from transforms.findings import COUNTS_PATTERN, FINDINGS_PATTERN, WriteFindings
 from transforms.scan import ScanTables, SegmentSpec
-from transforms.state.files import matching
+from transforms.state.files import matching, read_json
+from transforms.state.storage import StorageOptions
 
 log = logging.getLogger(__name__)
 
 ITEMS_PER_BUCKET = 5000
-COUNTS = ("matched", "missing", "extra", "different", "lagging", "sampled")
+COUNTS = ("matched", *KINDS, "lagging", "sampled")
 
 
 @dataclass
@@ -65,7 +67,7 @@ def side_segments(plans: Sequence[TablePlan], side: str) -> list[SegmentSpec]:
             for plan in plans for s in range(plan.segments)]
 
 
-def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePlan], findings_prefix: str, *,
+def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePlan], findings_dir: str, *,
                    sample_rate: float | None, recheck_seconds: float) -> None:
     pairs = {plan.spec.source: plan.pair for plan in plans}
     scan = config.scan_settings()
@@ -81,24 +83,34 @@ def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePla
         findings = (source_pages, target_pages) | "Compare" >> CompareTables(
             config.source, config.target, pairs, bucket_counts(plans), recheck_seconds=recheck_seconds,
             read_attempts=scan.max_attempts)
-    _ = (findings
-         | "ToJson" >> beam.Map(lambda finding: json.dumps(finding, sort_keys=True, ensure_ascii=False))
-         | "WriteFindings" >> beam.io.WriteToText(findings_prefix, file_name_suffix=".jsonl"))
+    _ = findings | "WriteFindings" >> WriteFindings(findings_dir, storage=StorageOptions.of(p.options))
 
 
 def read_findings(findings_dir: str) -> Iterator[dict]:
     """Every finding of a run, streamed from its files."""
-    for path in sorted(matching(FileSystems.join(findings_dir, "findings*.jsonl"))):
+    for path in sorted(matching(FileSystems.join(findings_dir, FINDINGS_PATTERN))):
         with FileSystems.open(path) as f:
             for line in f:
                 if line.strip():
                     yield json.loads(line)
 
 
-def _examples(findings_dir: str, tables: Sequence[str], max_examples: int) -> dict[str, dict[str, list[dict]]]:
-    """The first `max_examples` findings per table and kind, in key order (repeatable)."""
+def _read_counts(findings_dir: str, tables: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Per table, the counts the pipeline tallied (matched, lagging, sampled)."""
+    counts = {table: dict.fromkeys(COUNTS, 0) for table in tables}
+    for path in matching(FileSystems.join(findings_dir, COUNTS_PATTERN)):
+        table = path.replace("\\", "/").rsplit("/", 1)[-1][len("counts-"):-len(".json")]
+        counts.setdefault(table, dict.fromkeys(COUNTS, 0)).update(read_json(path))
+    return counts
+
+
+def _examples(findings_dir: str, tables: Sequence[str], max_examples: int,
+              counts: dict[str, dict[str, int]]) -> dict[str, dict[str, list[dict]]]:
+    """The first `max_examples` findings per table and kind, in key order (repeatable);
+    counts every finding by kind into `counts` on the way."""
     kept: dict[tuple[str, str], list[tuple[str, dict]]] = {}
     for finding in read_findings(findings_dir):
+        counts[finding["table"]][finding["kind"]] += 1
         candidates = kept.setdefault((finding["table"], finding["kind"]), [])
         candidates.append((json.dumps(finding["key"], sort_keys=True), finding))
         if len(candidates) > 2 * max_examples + 100:  # trim now and then: memory stays bounded
@@ -118,11 +130,10 @@ def run_validate(config: RunConfig, plans: Sequence[TablePlan], *, sample_rate: 
     findings_dir = FileSystems.join(config.checkpoint_dir, "validate", time.strftime("run-%Y%m%dT%H%M%S"))
     started = time.monotonic()
     p = beam.Pipeline(options=pipeline_options(config, beam_args))
-    build_pipeline(p, config, plans, FileSystems.join(findings_dir, "findings"),
-                   sample_rate=sample_rate, recheck_seconds=recheck_seconds)
-    counters = run_pipeline(p)
+    build_pipeline(p, config, plans, findings_dir, sample_rate=sample_rate, recheck_seconds=recheck_seconds)
+    run_pipeline(p)
     names = [plan.spec.source for plan in plans]
-    examples = _examples(findings_dir, names, max_examples)
-    tables = {name: TableValidation({kind: counters.get(name, {}).get(kind, 0) for kind in COUNTS},
-                                    examples[name]) for name in names}
+    counts = _read_counts(findings_dir, names)
+    examples = _examples(findings_dir, names, max_examples, counts)
+    tables = {name: TableValidation(counts[name], examples[name]) for name in names}
     return ValidationResult(tables, sample_rate, findings_dir, time.monotonic() - started)

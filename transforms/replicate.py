@@ -37,6 +37,7 @@ from transforms.dynamo.event_loop import LoopDoFn
 from transforms.dynamo.writer import WriterSettings
 from transforms.errors import MigrateError
 from transforms.state import stream_checkpoints
+from transforms.state.storage import StorageOptions
 from transforms.streams.shard_reader import ReplicateShardFn
 from transforms.streams.shards import ShardTask, describe_shards, plan_shards
 from transforms.table_pair import TablePair
@@ -84,12 +85,15 @@ class _FollowShardFn(ReplicateShardFn):
 
 
 class _DiscoverShardsFn(LoopDoFn):
-    def __init__(self, source: SourceSpec, streams: Sequence[tuple[str, str]], checkpoint_dir: str):
+    def __init__(self, source: SourceSpec, streams: Sequence[tuple[str, str]], checkpoint_dir: str,
+                 storage: StorageOptions):
         self._source = source
         self._streams = tuple(streams)  # (table, stream arn)
         self._checkpoint_dir = checkpoint_dir
+        self._storage = storage
 
     def open_clients(self):
+        self._storage.install()
         self._client = self.loop.enter(streams_client(self._source))
 
     def process(self, _tick):
@@ -131,14 +135,16 @@ class ReplicateShards(beam.PTransform):
         dead_letter_dir: where changes that could not be written go.
         writer: batch size, concurrency, this worker's rate, and attempts.
         read_attempts: attempts for each Streams or source read.
+        storage: the filesystem options for the two folders (S3 endpoint and keys...).
     """
 
     def __init__(self, source: SourceSpec, target: TargetSpec, pairs: Mapping[str, TablePair],
                  tasks: Sequence[ShardTask], *, checkpoint_dir: str, dead_letter_dir: str,
-                 writer: WriterSettings, read_attempts: int):
+                 writer: WriterSettings, read_attempts: int, storage: StorageOptions):
         super().__init__()
         self._tasks = list(tasks)
-        self._fn = ReplicateShardFn(source, target, pairs, checkpoint_dir, dead_letter_dir, writer, read_attempts)
+        self._fn = ReplicateShardFn(source, target, pairs, checkpoint_dir, dead_letter_dir, writer, read_attempts,
+                                    storage)
 
     def display_data(self):
         return {"shards": DisplayDataItem(len(self._tasks), label="Shards")}
@@ -159,14 +165,16 @@ class FollowStreams(beam.PTransform):
 
     def __init__(self, source: SourceSpec, target: TargetSpec, pairs: Mapping[str, TablePair],
                  streams: Sequence[tuple[str, str]], *, checkpoint_dir: str, dead_letter_dir: str,
-                 writer: WriterSettings, read_attempts: int, discover_seconds: float = 10.0,
-                 poll_seconds: float = 1.0, stop_after_seconds: float | None = None, max_polls: int | None = None):
+                 writer: WriterSettings, read_attempts: int, storage: StorageOptions,
+                 discover_seconds: float = 10.0, poll_seconds: float = 1.0,
+                 stop_after_seconds: float | None = None, max_polls: int | None = None):
         super().__init__()
         self._source, self._streams, self._checkpoint_dir = source, tuple(streams), checkpoint_dir
+        self._storage = storage
         self._discover_seconds = discover_seconds
         self._stop_after = stop_after_seconds
         self._follow = _FollowShardFn(source, target, pairs, checkpoint_dir, dead_letter_dir, writer, read_attempts,
-                                      poll_seconds=poll_seconds, max_polls=max_polls)
+                                      storage, poll_seconds=poll_seconds, max_polls=max_polls)
 
     def display_data(self):
         return {"streams": DisplayDataItem(", ".join(table for table, _ in self._streams), label="Tables"),
@@ -178,7 +186,8 @@ class FollowStreams(beam.PTransform):
         return (pbegin
                 | "Tick" >> PeriodicImpulse(start_timestamp=now, stop_timestamp=stop,
                                             fire_interval=self._discover_seconds)
-                | "DiscoverShards" >> beam.ParDo(_DiscoverShardsFn(self._source, self._streams, self._checkpoint_dir))
+                | "DiscoverShards" >> beam.ParDo(_DiscoverShardsFn(self._source, self._streams, self._checkpoint_dir,
+                                                                     self._storage))
                 | "OncePerShard" >> beam.ParDo(_OncePerShardFn())
                 | "SpreadShards" >> beam.Reshuffle()
                 | "FollowShard" >> beam.ParDo(self._follow))

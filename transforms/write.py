@@ -22,6 +22,7 @@ from transforms.items.renames import RenameConflict
 from transforms.scan import Page
 from transforms.state import bulk_checkpoints
 from transforms.state.dead_letters import write_dead_letters
+from transforms.state.storage import StorageOptions
 from transforms.table_pair import TablePair
 
 __all__ = ["WriteTables"]
@@ -37,16 +38,18 @@ class _TableCounters:
 
 class _WritePagesFn(LoopDoFn):
     def __init__(self, target: TargetSpec, pairs: Mapping[str, TablePair], settings: WriterSettings,
-                 checkpoint_dir: str | None, dead_letter_dir: str):
+                 checkpoint_dir: str | None, dead_letter_dir: str, storage: StorageOptions):
         self._target = target
         self._pairs = dict(pairs)
         self._settings = settings
         self._checkpoint_dir = checkpoint_dir
         self._dead_letter_dir = dead_letter_dir
+        self._storage = storage
         # Bound memory: at most this many items decoded and waiting or in flight.
         self._max_pending_items = 2 * settings.concurrency * settings.batch_size
 
     def open_clients(self):
+        self._storage.install()
         self._writer = self.loop.enter(open_writer(self._target, self._settings))
         self._counters: dict[str, _TableCounters] = {}
         self._pending: list = []  # (page, items, refused items, future), oldest first
@@ -72,7 +75,8 @@ class _WritePagesFn(LoopDoFn):
         self._complete_pages(keep_items=self._max_pending_items)
 
     def finish_bundle(self):
-        self._complete_pages(keep_items=0)
+        while self._pending:  # every page, also one with no items left (an empty last page)
+            self._complete(self._pending[0])
 
     def _complete_pages(self, keep_items: int) -> None:
         """Finish every page already written, then wait (oldest first) while more than
@@ -110,12 +114,13 @@ class WriteTables(beam.PTransform):
         settings: batch size, concurrency, this worker's rate, and attempts.
         checkpoint_dir: where each written page is recorded (None: no checkpoints).
         dead_letter_dir: where writes that failed after every retry go.
+        storage: the filesystem options for those two folders (S3 endpoint and keys...).
     """
 
     def __init__(self, target: TargetSpec, pairs: Mapping[str, TablePair], settings: WriterSettings, *,
-                 checkpoint_dir: str | None, dead_letter_dir: str):
+                 checkpoint_dir: str | None, dead_letter_dir: str, storage: StorageOptions):
         super().__init__()
-        self._fn = _WritePagesFn(target, pairs, settings, checkpoint_dir, dead_letter_dir)
+        self._fn = _WritePagesFn(target, pairs, settings, checkpoint_dir, dead_letter_dir, storage)
         self._target = target
         self._settings = settings
 

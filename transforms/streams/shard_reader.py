@@ -33,6 +33,7 @@ from transforms.items.keys import key_of
 from transforms.items.renames import RenameConflict
 from transforms.state import stream_checkpoints
 from transforms.state.dead_letters import write_dead_letters
+from transforms.state.storage import StorageOptions
 from transforms.state.stream_checkpoints import ShardCheckpoint
 from transforms.streams.shards import ShardTask
 from transforms.table_pair import TablePair
@@ -52,14 +53,17 @@ class ReplicateShardFn(LoopDoFn):
     """Applies each `ShardTask` up to its shard's current end (see the module docstring)."""
 
     def __init__(self, source: SourceSpec, target: TargetSpec, pairs: Mapping[str, TablePair],
-                 checkpoint_dir: str, dead_letter_dir: str, writer: WriterSettings, read_attempts: int):
+                 checkpoint_dir: str, dead_letter_dir: str, writer: WriterSettings, read_attempts: int,
+                 storage: StorageOptions):
         self._source, self._target = source, target
         self._pairs = dict(pairs)
         self._checkpoint_dir, self._dead_letter_dir = checkpoint_dir, dead_letter_dir
         self._writer_settings = writer
         self._max_attempts = read_attempts
+        self._storage = storage
 
     def open_clients(self):
+        self._storage.install()
         self._streams = self.loop.enter(streams_client(self._source))
         self._source_items = self.loop.enter(source_client(self._source))
         self._writer = self.loop.enter(open_writer(self._target, self._writer_settings))
