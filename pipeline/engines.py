@@ -134,8 +134,10 @@ def check_cluster(options: PipelineOptions) -> int:
             raise EngineError(f"the Dask cluster at {where} has no workers; start some with "
                               f"`dask worker {settings['address'] or '--scheduler-file ...'}`")
         probe, expected = _versions_probe(), _expected_versions()
+        names = {address: info.get("name", address) for address, info in client.scheduler_info()["workers"].items()}
         found = {"scheduler": client.run_on_scheduler(probe, list(_DISTRIBUTIONS))}
-        found.update(client.run(probe, list(_DISTRIBUTIONS)))
+        found.update((f"worker {names.get(address, address)}", versions)
+                     for address, versions in client.run(probe, list(_DISTRIBUTIONS)).items())
     for process, versions in found.items():
         wrong = {name: value for name, value in versions.items() if expected.get(name) != value}
         if wrong:

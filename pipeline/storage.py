@@ -111,6 +111,7 @@ def _check_gcs_bucket(key: str, bucket: str, options: PipelineOptions) -> None:
     """GetBucket once, with the client Beam's GCS filesystem builds (same credentials)."""
     from apache_beam.io.gcp.gcsio import create_storage_client  # noqa: PLC0415 - only for gs:// state
     from google.api_core import exceptions as google_errors  # noqa: PLC0415
+    from google.auth import exceptions as auth_errors  # noqa: PLC0415
     from requests import exceptions as http_errors  # noqa: PLC0415
 
     where = f"{key}: GCS bucket {bucket}"
@@ -121,6 +122,9 @@ def _check_gcs_bucket(key: str, bucket: str, options: PipelineOptions) -> None:
     except (google_errors.Forbidden, google_errors.Unauthorized) as exc:
         raise StorageUnavailable(f"{where}: access denied ({exc.code}); check the Google credentials of this "
                                  f"machine and their permissions on the bucket") from None
+    except auth_errors.GoogleAuthError as exc:  # e.g. expired or revoked credentials
+        raise StorageUnavailable(f"{where}: the Google credentials of this machine do not work: "
+                                 f"{type(exc).__name__}; renew them (gcloud auth application-default login)") from None
     except google_errors.GoogleAPIError as exc:
         raise StorageUnavailable(f"{where} cannot be used: {exc}") from None
     except http_errors.RequestException as exc:

@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from collections import Counter
 
 import pytest
 from distributed import Client
 
+from pipeline import engines
 from tests.support import seed
 from tests.support.cli_runs import (alternator_target, error_lines, run_cli, run_script, start_script, unique,
                                     write_config)
@@ -182,3 +184,52 @@ def test_a_cluster_that_cannot_run_the_job_is_refused(dynamodb_local, alternator
             line, = error_lines(completed.stderr)
             assert completed.returncode == 2 and expected in line, completed.stderr
     assert table not in seed.client_for(alternator_clean.url).list_tables()["TableNames"]
+
+
+def test_a_worker_that_cannot_import_the_package_is_found_before_the_run(dynamodb_local, alternator_clean,
+                                                                         tmp_path):
+    """Such a worker would die on its first task and leave the job waiting for ever."""
+    table = unique("broken_worker")
+    seed.seed_all_types(dynamodb_local.endpoint, table, count=5)
+    shadow = tmp_path / "shadow" / "transforms"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('this worker has another transforms package')\n")
+    cluster = DaskCluster(workers=1)
+    cluster.workers[0].env = {"PYTHONPATH": str(shadow.parent)}
+    with cluster:
+        config = write_config(tmp_path, dynamodb_local.endpoint, alternator_target(alternator_clean),
+                              [{"source": table}], **_on_dask(cluster))
+        completed = run_script("migrate", "--config", str(config), cwd=tmp_path, timeout=120)
+
+    line, = error_lines(completed.stderr)
+    assert completed.returncode == 2, completed.stderr
+    assert "Dask worker w1 at" in line and "import transforms.write ImportError" in line
+    assert table not in seed.client_for(alternator_clean.url).list_tables()["TableNames"]
+
+
+def test_a_job_whose_workers_are_gone_ends_with_an_error(dynamodb_local, alternator_clean, tmp_path, monkeypatch):
+    table = unique("workers_gone")
+    seed.seed_all_types(dynamodb_local.endpoint, table, count=400)
+    monkeypatch.setattr(engines, "NO_WORKERS_GRACE_SECONDS", 3.0)
+    alternator_clean.front.set_faults(slow=1.0, slow_seconds=0.5, ops=["BatchWriteItem"])
+    with DaskCluster(workers=1) as cluster:
+        config = write_config(tmp_path, dynamodb_local.endpoint, alternator_target(alternator_clean),
+                              [{"source": table}], scan={"segments": 2, "page_size": 25}, write={"concurrency": 1},
+                              **_on_dask(cluster))
+
+        def stop_the_worker():
+            while not (bulk_checkpoints.progress(str(tmp_path / "checkpoints"), table)
+                       or bulk_checkpoints.TableProgress(0, 0, 0)).items:
+                time.sleep(0.2)
+            cluster.workers[0].stop()
+
+        stopper = threading.Thread(target=stop_the_worker, daemon=True)
+        stopper.start()
+        started = time.monotonic()
+        result = run_cli("migrate", "--config", str(config), "--no-progress")
+        stopper.join(timeout=10)
+    alternator_clean.front.set_faults()
+
+    assert result.exit_code == 4, result.output
+    assert f"every worker of the Dask cluster at {cluster.address} is gone" in result.output
+    assert time.monotonic() - started < 120
