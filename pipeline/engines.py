@@ -24,7 +24,8 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from transforms.errors import ExitCode, MigrateError
 
-__all__ = ["EngineError", "runner_kind", "use_defaults", "check_cluster", "wait", "refuse_streaming"]
+__all__ = ["EngineError", "runner_kind", "use_defaults", "check_cluster", "cluster_is_here", "wait",
+           "refuse_streaming"]
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,15 @@ def check_cluster(options: PipelineOptions) -> int:
                               f"alternator-migrate[dask] at the launcher's versions on the scheduler and every "
                               f"worker")
     return sum(threads.values())
+
+
+def cluster_is_here(options: PipelineOptions) -> bool:
+    """Whether the Dask scheduler runs on this machine (then its workers may share local folders)."""
+    from apache_beam.runners.dask.dask_runner import DaskOptions  # noqa: PLC0415
+
+    address = options.view_as(DaskOptions).address or ""
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    return host.startswith("127.") or host in ("localhost", "::1")
 
 
 def wait(result, options: PipelineOptions) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import logging
 from typing import Any, Iterable, Sequence
 
 import apache_beam as beam
@@ -13,6 +14,9 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from pipeline import engines, storage
 from pipeline.config import ConfigError, RunConfig
 from transforms import metrics
+from transforms.state.storage import bucket_of
+
+log = logging.getLogger(__name__)
 
 # Runners whose options live in their own module; imported (when installed) so their
 # options are known to the strict check below.
@@ -113,6 +117,10 @@ def prepare(config: RunConfig, beam_args: Sequence[str], *, follow_streams: bool
         engines.refuse_streaming(options)
     if kind == "dask":
         config = dataclasses.replace(config, cluster_workers=engines.check_cluster(options))
+        local = [key for key, path in storage.storage_keys(config).items() if bucket_of(path) is None]
+        if local and not engines.cluster_is_here(options):
+            log.warning("%s is a local folder, but the Dask scheduler is on another machine: every worker must see "
+                        "the same folder (a shared file system), or use s3:// or gs://", " and ".join(local))
     storage.open_storage(config, options, remote_workers=kind == "dataflow")
     return config
 

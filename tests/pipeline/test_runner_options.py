@@ -9,7 +9,8 @@ from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.runners.dask.dask_runner import DaskOptions
 
 from pipeline import engines, runner
-from pipeline.config import ConfigError, parse_config
+from pipeline.config import ConfigError, load_config, parse_config
+from tests.support.servers import REPO_ROOT
 from transforms.state.storage import StorageOptions, bucket_of
 
 
@@ -66,3 +67,22 @@ def test_bucket_of():
     assert bucket_of("s3://bucket/a/b") == ("s3", "bucket")
     assert bucket_of("gs://bucket") == ("gs", "bucket")
     assert bucket_of("/tmp/checkpoints") is None and bucket_of("file:///tmp/x") is None
+
+
+@pytest.mark.parametrize("name", ["local", "s3", "gcs", "dask", "dataflow"])
+def test_every_example_config_loads_and_its_options_are_beams(name, monkeypatch):
+    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "ALTERNATOR_USER", "ALTERNATOR_SALTED_HASH"):
+        monkeypatch.setenv(variable, "x")
+    config = load_config(REPO_ROOT / "configs" / f"{name}.yaml")
+
+    runner.check_options(config, [])
+
+    kind = engines.runner_kind(runner.pipeline_options(config, []))
+    assert kind == {"dask": "dask", "dataflow": "dataflow"}.get(name, "direct")
+
+
+def test_a_scheduler_on_another_machine_is_not_here():
+    for address, here in (("tcp://127.0.0.1:8786", True), ("tcp://localhost:8786", True),
+                          ("tcp://10.0.0.5:8786", False), ("tls://scheduler.internal:8786", False)):
+        options = runner.pipeline_options(_config(runner="dask", dask_client_address=address), [])
+        assert engines.cluster_is_here(options) is here, address
