@@ -16,9 +16,7 @@ Every runner gets the same pipelines; where runners differ, it is decided here:
 from __future__ import annotations
 
 import logging
-import sys
 import time
-from importlib import metadata
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
@@ -89,14 +87,14 @@ def _versions_probe():
     cannot import this package must still be able to run it and say so."""
     def probe(distributions):
         import importlib
-        import sys as worker_sys
-        from importlib import metadata as worker_metadata
+        import sys
+        from importlib import metadata
 
-        found = {"python": "%d.%d" % worker_sys.version_info[:2]}
+        found = {"python": "%d.%d" % sys.version_info[:2]}
         for name in distributions:
             try:
-                found[name] = worker_metadata.version(name)
-            except worker_metadata.PackageNotFoundError:
+                found[name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
                 found[name] = "missing"
         for module in ("pipeline", "transforms.write"):
             try:
@@ -105,16 +103,6 @@ def _versions_probe():
                 found[f"import {module}"] = f"{type(exc).__name__}: {exc}"
         return found
     return probe
-
-
-def _expected_versions() -> dict[str, str]:
-    expected = {"python": "%d.%d" % sys.version_info[:2]}
-    for name in _DISTRIBUTIONS:
-        try:
-            expected[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            expected[name] = "missing"
-    return expected
 
 
 def check_cluster(options: PipelineOptions) -> int:
@@ -134,7 +122,8 @@ def check_cluster(options: PipelineOptions) -> int:
         if not threads:
             raise EngineError(f"the Dask cluster at {where} has no workers; start some with "
                               f"`dask worker {settings['address'] or '--scheduler-file ...'}`")
-        probe, expected = _versions_probe(), _expected_versions()
+        probe = _versions_probe()
+        expected = probe(list(_DISTRIBUTIONS))  # this launcher's
         names = {address: info.get("name", address) for address, info in client.scheduler_info()["workers"].items()}
         found = {"scheduler": client.run_on_scheduler(probe, list(_DISTRIBUTIONS))}
         found.update((f"worker {names.get(address, address)}", versions)

@@ -24,12 +24,6 @@ from transforms.state import bulk_checkpoints, stream_checkpoints
 
 pytestmark = pytest.mark.integration
 
-STREAMED = {"KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
-            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
-            "BillingMode": "PAY_PER_REQUEST",
-            "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}}
-
-
 def _on_dask(cluster, **options) -> dict:
     return {"pipeline_options": {"runner": "dask", "dask_client_address": cluster.address, **options}}
 
@@ -104,7 +98,7 @@ def test_replicate_and_validate_on_dask_with_s3_state(dynamodb_local, alternator
     """State on S3: Dask workers get no pipeline options, the DoFns install them."""
     source, target = dynamodb_local.endpoint, alternator_clean.url
     table = unique("dasked_streams")
-    seed.create_table(source, table, **STREAMED)
+    seed.create_table(source, table, **seed.STREAMED_TABLE)
     first = seed.stream_changes(source, table, 0, 40)
     store = s3_store(alternator_clean.moto.endpoint)
     store.use_here(monkeypatch)
@@ -151,7 +145,7 @@ def test_replicate_and_validate_on_dask_with_s3_state(dynamodb_local, alternator
 def test_what_dask_cannot_do_is_refused_before_anything_starts(dynamodb_local, alternator_clean, dask_cluster,
                                                                tmp_path):
     table = unique("refused")
-    seed.create_table(dynamodb_local.endpoint, table, **STREAMED)
+    seed.create_table(dynamodb_local.endpoint, table, **seed.STREAMED_TABLE)
     config = write_config(tmp_path, dynamodb_local.endpoint, alternator_target(alternator_clean),
                           [{"source": table}], **_on_dask(dask_cluster))
 

@@ -24,12 +24,6 @@ from transforms.state.files import matching, read_bytes
 
 pytestmark = pytest.mark.integration
 
-STREAMED = {"KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
-            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
-            "BillingMode": "PAY_PER_REQUEST",
-            "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}}
-
-
 def _store(kind: str, request, tmp_path, alternator, monkeypatch) -> Store:
     """A fresh place of that kind for the run's state, readable from this test process."""
     if kind == "local":
@@ -148,7 +142,7 @@ def test_validation_findings_match_a_local_folders(dynamodb_local, alternator_cl
 def test_replication_resumes_from_shard_checkpoints(dynamodb_local, alternator_clean, tmp_path, object_store):
     source = dynamodb_local.endpoint
     table = unique("streamed")
-    seed.create_table(source, table, **STREAMED)
+    seed.create_table(source, table, **seed.STREAMED_TABLE)
     first = seed.stream_changes(source, table, 0, 40)
     config = write_config(tmp_path, source, alternator_target(alternator_clean), [{"source": table}],
                           **object_store.config_sections())

@@ -203,6 +203,13 @@ def assert_same_items(source: str, target: str, table: str, target_table: str | 
     return len(actual)
 
 
+# A table keyed by `id` (S) whose stream records new and old images (for `stream_changes`).
+STREAMED_TABLE = {"KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+                  "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+                  "BillingMode": "PAY_PER_REQUEST",
+                  "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}}
+
+
 def stream_changes(endpoint: str, table: str, start: int, count: int) -> int:
     """Puts of `count` keys (id S, n N), then updates of every other one; the number of
     stream records they make."""

@@ -26,6 +26,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 from tests.support.alternator_front import DEFAULT_ADDRESSES, AlternatorFront, free_port
 
@@ -39,40 +40,47 @@ STOP_TIMEOUT = 10.0
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # local servers: ignore *_proxy vars
 
 
-def wait_until_answers(url: str, timeout: float, *, name: str = "server", log_path: Path | None = None,
-                       process: subprocess.Popen | None = None) -> None:
-    """Poll `url` until any HTTP response arrives (a 400 counts: the server is up)."""
+def _wait_for(ready: Callable[[], bool], timeout: float, *, name: str, what: str, log_path: Path | None,
+              process: subprocess.Popen | None) -> None:
+    """Poll `ready` until it says yes; fail when the process exits or `timeout` passes."""
     where = f"; see its log {log_path}" if log_path else ""
     deadline = time.monotonic() + timeout
     while True:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{name} exited with status {process.returncode} before answering{where}")
+            raise RuntimeError(f"{name} exited with status {process.returncode} before it could {what}{where}")
+        if ready():
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not {what} within {timeout:g} s{where}")
+        time.sleep(0.1)
+
+
+def wait_until_answers(url: str, timeout: float, *, name: str = "server", log_path: Path | None = None,
+                       process: subprocess.Popen | None = None) -> None:
+    """Poll `url` until any HTTP response arrives (a 400 counts: the server is up)."""
+    def answers() -> bool:
         try:
             with _DIRECT.open(url, timeout=2):
-                return
+                return True
         except urllib.error.HTTPError:
-            return
+            return True
         except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not answer at {url} within {timeout:g} s{where}") from None
-            time.sleep(0.1)
+            return False
+
+    _wait_for(answers, timeout, name=name, what=f"answer at {url}", log_path=log_path, process=process)
 
 
 def wait_until_listening(port: int, timeout: float, *, name: str, log_path: Path | None,
                          process: subprocess.Popen | None) -> None:
     """Wait until 127.0.0.1:port accepts a TCP connection (servers that do not speak HTTP)."""
-    where = f"; see its log {log_path}" if log_path else ""
-    deadline = time.monotonic() + timeout
-    while True:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{name} exited with status {process.returncode} before listening{where}")
+    def listens() -> bool:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
+                return True
         except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not listen on port {port} within {timeout:g} s{where}") from None
-            time.sleep(0.1)
+            return False
+
+    _wait_for(listens, timeout, name=name, what=f"listen on port {port}", log_path=log_path, process=process)
 
 
 class _ServerProcess:
