@@ -8,7 +8,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*"]),
     install_requires=[
-        "apache-beam>=2.77,<3",
+        "apache-beam[aws]>=2.77,<3",  # [aws]: boto3, for s3:// state (Beam's S3 filesystem, the bucket check)
         "aiobotocore>=2.13",
         "alternator-client[async]>=2.0",
         "pyarrow>=15",

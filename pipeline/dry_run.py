@@ -87,7 +87,7 @@ def dataflow_job(config: RunConfig, beam_args: Sequence[str], build: Callable[[b
 
 
 _KINDS = {"generic_composite": "composite", "pickled_python": "create", "pardo": "ParDo", "reshuffle": "Reshuffle",
-          "group_by_key": "GroupByKey", "flatten": "Flatten", "impulse": "Impulse"}
+          "group_by_key": "GroupByKey", "combine_per_key": "CombinePerKey", "flatten": "Flatten", "impulse": "Impulse"}
 
 
 def _steps(job) -> list[str]:

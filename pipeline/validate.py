@@ -23,7 +23,7 @@ from pipeline.tables import TablePlan, TableStepError
 from transforms.compare import KINDS, CompareTables, SampleTables
 from transforms.findings import COUNTS_PATTERN, FINDINGS_PATTERN, WriteFindings
 from transforms.scan import ScanTables, SegmentSpec
-from transforms.state.files import matching, read_json
+from transforms.state.files import matching, read_json, write_json
 from transforms.state.storage import StorageOptions
 
 log = logging.getLogger(__name__)
@@ -129,10 +129,14 @@ def run_validate(config: RunConfig, plans: Sequence[TablePlan], *, sample_rate: 
                              f"run `alternator-migrate migrate` first (or check tables[].target)")
     findings_dir = FileSystems.join(config.checkpoint_dir, "validate", time.strftime("run-%Y%m%dT%H%M%S"))
     started = time.monotonic()
+    names = [plan.spec.source for plan in plans]
+    # The run's folder holds a note of what it checks from the start (on object stores a
+    # folder exists only through its files), so a run without findings leaves its trace too.
+    write_json(FileSystems.join(findings_dir, "run.json"),
+               {"tables": names, "sample_rate": sample_rate, "recheck_seconds": recheck_seconds})
     p = beam.Pipeline(options=pipeline_options(config, beam_args))
     build_pipeline(p, config, plans, findings_dir, sample_rate=sample_rate, recheck_seconds=recheck_seconds)
     run_pipeline(p)
-    names = [plan.spec.source for plan in plans]
     counts = _read_counts(findings_dir, names)
     examples = _examples(findings_dir, names, max_examples, counts)
     tables = {name: TableValidation(counts[name], examples[name]) for name in names}

@@ -3,8 +3,8 @@
     source pages ─► DigestPages ─┐
                                  ├─ CoGroupByKey((table, bucket)) ─► CompareBuckets ─► Suspects
     target pages ─► DigestPages ─┘
-    Suspects ─► ReadBothSides (wait recheck_seconds, BatchGetItem both sides) ─► findings
-    (with `Tally`s of the keys matched, lagging or sampled, for `transforms.findings`)
+    Suspects ─► ReadBothSides (wait recheck_seconds, BatchGetItem both sides) ─► Findings
+    (a batch's findings, with `Tally`s of the keys matched, lagging or sampled: `transforms.findings`)
 
 No worker holds more than one bucket of digests (16+16 bytes and a key per item).
 Only the keys whose digests differ are read again, with consistent reads, to tell
@@ -27,7 +27,7 @@ from apache_beam.transforms.display import DisplayDataItem
 from transforms.dynamo.endpoints import SourceSpec, TargetSpec, open_client
 from transforms.dynamo.event_loop import LoopDoFn
 from transforms.dynamo.point_reads import MAX_KEYS_PER_REQUEST, get_items
-from transforms.findings import Tally
+from transforms.findings import Findings, Tally
 from transforms.items.arrow_codec import batch_to_items
 from transforms.items.ddb_json import encode_item, encode_value
 from transforms.items.digests import attribute_diff, content_digest, key_digest
@@ -163,7 +163,7 @@ class _ReadBothSidesFn(LoopDoFn):
     again; equal by then is lag, anything else is reported. Between the two looks there
     is a Reshuffle, so the waits of many batches overlap instead of adding up.
 
-    Findings and `Tally`s from earlier steps pass through unchanged: everything flows down
+    `Findings` and `Tally`s from earlier steps pass through unchanged: everything flows down
     one line, because Beam's Dask runner mixes the outputs of a multi-output ParDo.
     """
 
@@ -203,7 +203,7 @@ class _ReadBothSidesFn(LoopDoFn):
         return content_digest(source_item) == content_digest(target_item)
 
     def process(self, suspects):
-        if not isinstance(suspects, Suspects):  # a finding or a Tally from an earlier step
+        if not isinstance(suspects, Suspects):  # Findings or a Tally from an earlier step
             yield suspects
             return
         table = self._tables[suspects.table]
@@ -223,13 +223,15 @@ class _ReadBothSidesFn(LoopDoFn):
     def _report(self, table: TablePair, differing, lagging: int):
         if lagging:
             yield Tally(table.source, "lagging", lagging)
-        for key, source_item, target_item in differing:
-            kind = "missing" if target_item is None else "extra" if source_item is None else "different"
-            yield _finding(table.source, kind, key, source_item, target_item)
+        if differing:
+            yield Findings(table.source, tuple(
+                _finding(table.source, "missing" if target_item is None else "extra" if source_item is None
+                         else "different", key, source_item, target_item)
+                for key, source_item, target_item in differing))
 
 
 class CompareTables(beam.PTransform):
-    """Full comparison of source and target pages; emits findings and `Tally`s (see the module
+    """Full comparison of source and target pages; emits `Findings` and `Tally`s (see the module
     docstring and `transforms.findings`).
 
     Args:
@@ -269,7 +271,7 @@ class CompareTables(beam.PTransform):
 
 class SampleTables(beam.PTransform):
     """Spot check: point-read a deterministic share `rate` of the source's keys in the target;
-    emits findings and `Tally`s. Other arguments as `CompareTables`."""
+    emits `Findings` and `Tally`s. Other arguments as `CompareTables`."""
 
     def __init__(self, source: SourceSpec, target: TargetSpec, pairs: Mapping[str, TablePair], *,
                  rate: float, recheck_seconds: float = 0.0, read_attempts: int = 10):

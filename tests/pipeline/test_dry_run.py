@@ -39,9 +39,10 @@ def _offline(*args: str, config=DATAFLOW_CONFIG) -> subprocess.CompletedProcess:
      ["FollowStreams/Tick [composite]", "FollowStreams/FollowShard [ParDo]"]),
     (["validate"], ["validation: Dataflow job"],
      ["ScanSource/ScanSegment [ParDo]", "ScanTarget/ScanSegment [ParDo]", "Compare/GroupByBucket [composite]",
-      "Compare/Confirm [ParDo]", "WriteFindings/GroupByFile [GroupByKey]", "WriteFindings/WriteFiles [ParDo]"]),
+      "Compare/Confirm [ParDo]", "WriteFindings/WriteFindings [ParDo]", "WriteFindings/SumCounts [CombinePerKey]",
+      "WriteFindings/WriteCounts [ParDo]"]),
     (["validate", "--sample-rate", "0.01", "--recheck-seconds", "5"], ["validation (a 0.01 sample): Dataflow job"],
-     ["Sample/PointReads [ParDo]", "Sample/Recheck [ParDo]", "WriteFindings/WriteFiles [ParDo]"]),
+     ["Sample/PointReads [ParDo]", "Sample/Recheck [ParDo]", "WriteFindings/WriteCounts [ParDo]"]),
 ], ids=["migrate", "migrate-streams-follow", "replicate-rounds", "replicate-follow-streaming", "validate",
         "validate-sample-recheck"])
 def test_dry_run_builds_the_dataflow_job_offline(args, jobs, steps):
