@@ -15,7 +15,7 @@ Every runner gets the same pipelines; where runners differ, it is decided here:
 """
 from __future__ import annotations
 
-import logging
+import contextlib
 import time
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
@@ -24,8 +24,6 @@ from transforms.errors import ExitCode, MigrateError
 
 __all__ = ["EngineError", "runner_kind", "use_defaults", "check_cluster", "cluster_is_here", "wait",
            "refuse_streaming"]
-
-log = logging.getLogger(__name__)
 
 DASK_CONNECT_SECONDS = 10
 WAIT_SLICE_SECONDS = 5.0
@@ -171,7 +169,8 @@ def wait(result, options: PipelineOptions) -> None:
                                   f"a worker that cannot import this package dies); the checkpoints are "
                                   f"consistent: start workers and run again with --resume", ExitCode.FAILED)
     except BaseException:
-        result.cancel()  # tasks not yet started are dropped; running ones end on their own
+        with contextlib.suppress(Exception):  # the error that ended the wait is the one to report
+            result.cancel()  # tasks not yet started are dropped; running ones end on their own
         raise
     finally:
         result.client.close()

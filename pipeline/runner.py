@@ -1,5 +1,6 @@
 """What every pipeline launcher shares: Beam options from the config and the command
-line (checked strictly), running a pipeline, and reading the tool's counters back."""
+line (checked strictly), the checks before a run (its runner, its storage), running a
+pipeline, and reading the tool's counters back."""
 from __future__ import annotations
 
 import dataclasses
