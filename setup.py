@@ -8,7 +8,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*"]),
     install_requires=[
-        "apache-beam>=2.77,<3",
+        "apache-beam[aws]>=2.77,<3",  # [aws]: boto3, for s3:// state (Beam's S3 filesystem, the bucket check)
         "aiobotocore>=2.13",
         "alternator-client[async]>=2.0",
         "pyarrow>=15",
@@ -18,7 +18,14 @@ setup(
         "PyYAML>=6",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6", "moto[server]>=5", "pyflakes>=3", "cryptography>=42"],
+        # gs:// state and the DataflowRunner (Beam's GCS filesystem and Dataflow client).
+        "gcp": ["apache-beam[gcp]>=2.77,<3"],
+        "dataflow": ["apache-beam[gcp]>=2.77,<3"],
+        # Beam's Dask runner needs dask and distributed on the launcher and every worker.
+        "dask": ["apache-beam[dask]>=2.77,<3"],
+        # The suite runs every storage and engine: a GCS emulator, a Dask cluster, Dataflow dry runs.
+        "test": ["pytest>=8", "hypothesis>=6", "moto[server]>=5", "pyflakes>=3", "cryptography>=42",
+                 "apache-beam[gcp,dask]>=2.77,<3", "gcp-storage-emulator>=2024.8"],
     },
     entry_points={"console_scripts": ["alternator-migrate=pipeline.console:main"]},
 )

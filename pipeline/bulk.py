@@ -3,7 +3,9 @@
 Thin by design: the work is in `transforms/`. This module decides which segments to
 scan (all of them, or what checkpoints say is left), builds the pipeline from plain
 arguments, runs it while `progress` watches the checkpoints, and reads the figures
-back from Beam's metrics. Renames are applied per item by the writer.
+back from Beam's metrics. On a runner without metrics (Dask) the figures come from the
+run's files instead: items from the checkpoints, dead letters from their folder; retries
+and bytes are then unknown (None). Renames are applied per item by the writer.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from transforms.errors import MigrateError
 from transforms.scan import ScanTables, SegmentSpec
 from transforms.state import bulk_checkpoints, stream_checkpoints
 from transforms.state.dead_letters import count_dead_letters, run_folder
+from transforms.state.storage import StorageOptions
 from transforms.write import WriteTables
 
 log = logging.getLogger(__name__)
@@ -37,7 +40,7 @@ class TableResult:
     table: str
     target: str
     segments: int
-    figures: dict[str, int]
+    figures: dict[str, int | None]  # None: the runner did not count it
     duration_seconds: float
 
 
@@ -107,7 +110,15 @@ def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePla
          | "Scan" >> ScanTables(config.source, specs, config.scan_settings())
          | "Write" >> WriteTables(config.target, pairs, config.writer_settings(),
                                   checkpoint_dir=config.checkpoint_dir, dead_letter_dir=config.dead_letter_dir,
-                                  checkpoint_seconds=config.checkpoint_interval_seconds))
+                                  checkpoint_seconds=config.checkpoint_interval_seconds,
+                                  storage=StorageOptions.of(p.options)))
+
+
+def _figures_from_files(copied: int, dead_lettered: int) -> dict[str, int | None]:
+    """A table's figures where the runner keeps no metrics: what the checkpoints recorded
+    as copied by this run (written or dead-lettered) and the run's dead letters."""
+    return {"items_read": copied, "items_written": copied - dead_lettered, "write_retries": None,
+            "read_retries": None, "items_dead_lettered": dead_lettered, "bytes_read": None}
 
 
 def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, beam_args: Sequence[str] = (),
@@ -122,7 +133,7 @@ def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, bea
     watcher = ProgressWatcher(config.checkpoint_dir, {plan.spec.source: plan for plan in plans},
                               enabled=show_progress)
     started = time.monotonic()
-    metrics: dict[str, dict[str, int]] = {}
+    metrics: dict[str, dict[str, int]] | None = {}
     watcher.start()
     try:
         if specs:
@@ -132,8 +143,11 @@ def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, bea
     finally:
         watcher.stop()
     duration = time.monotonic() - started
+    dead_letters = count_dead_letters(config.dead_letter_dir)
     tables = [TableResult(plan.spec.source, plan.spec.target, plan.segments,
-                          {name: metrics.get(plan.spec.source, {}).get(name, 0) for name in FIGURES},
+                          {name: metrics.get(plan.spec.source, {}).get(name, 0) for name in FIGURES}
+                          if metrics is not None else
+                          _figures_from_files(watcher.copied(plan.spec.source), dead_letters.get(plan.spec.target, 0)),
                           watcher.finished_after(plan.spec.source, default=duration))
               for plan in plans]
-    return RunResult(tables, duration, count_dead_letters(config.dead_letter_dir), config.dead_letter_dir)
+    return RunResult(tables, duration, dead_letters, config.dead_letter_dir)

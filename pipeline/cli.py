@@ -17,7 +17,7 @@ from typing import Callable
 import click
 from botocore.exceptions import BotoCoreError
 
-from pipeline import bulk, repair, replicate as replication, report, runner, tables
+from pipeline import bulk, dry_run as dry_runs, repair, replicate as replication, report, runner, tables
 from pipeline.config import ConfigError, RunConfig, load_config
 from pipeline.logs import RunLog
 from pipeline.validate import run_validate
@@ -174,9 +174,13 @@ def _replication_options(command):
     return click.option("--follow", is_flag=True, help="Keep replicating until interrupted (Ctrl-C).")(command)
 
 
+dry_run_option = click.option(
+    "--dry-run", is_flag=True,
+    help="Build the Dataflow job on this machine (nothing submitted, nothing read or written) and describe it: "
+         "its steps, worker settings and where state goes.")
+
+
 def _run_replication(config, plans, streams, follow, until_caught_up, max_lag, beam_args) -> ExitCode:
-    if follow and until_caught_up:
-        raise click.UsageError("choose one of --follow and --until-caught-up")
     return replication.replicate(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
                                  max_lag=max_lag, beam_args=beam_args, echo=lambda line: click.echo(line, err=True))
 
@@ -190,29 +194,36 @@ def _run_replication(config, plans, streams, follow, until_caught_up, max_lag, b
 @click.option("--streams", is_flag=True, help="Then replicate changes from DynamoDB Streams (--follow by default).")
 @click.option("--enable-streams", is_flag=True, help="With --streams: turn a table's stream on (NEW_AND_OLD_IMAGES).")
 @_replication_options
+@dry_run_option
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def migrate(config_path: str, resume: bool, restart: bool, report_path: str | None, no_progress: bool,
             streams: bool, enable_streams: bool, follow: bool, until_caught_up: bool, max_lag: float,
-            beam_args: tuple[str, ...]) -> None:
+            dry_run: bool, beam_args: tuple[str, ...]) -> None:
     """Copy every configured table to the target (and with --streams, keep it in sync).
 
     Extra arguments after `--` are Beam pipeline options, e.g.
     `-- --runner=DataflowRunner --project=my-project`.
     """
     _run(lambda: _migrate(config_path, resume, restart, report_path, no_progress, streams, enable_streams, follow,
-                          until_caught_up, max_lag, beam_args),
+                          until_caught_up, max_lag, dry_run, beam_args),
          interrupted=f"the checkpoints are consistent; continue with `alternator-migrate migrate --config "
                      f"{config_path}{' --streams' if streams else ''} --resume` (pages in flight are copied again)")
 
 
 def _migrate(config_path, resume, restart, report_path, no_progress, streams, enable_streams, follow,
-             until_caught_up, max_lag, beam_args) -> ExitCode:
+             until_caught_up, max_lag, dry_run, beam_args) -> ExitCode:
     if (enable_streams or follow or until_caught_up) and not streams:
         raise click.UsageError("--enable-streams, --follow and --until-caught-up go with --streams")
     if resume and restart:
         raise click.UsageError("choose one of --resume and --restart")
+    if follow and until_caught_up:
+        raise click.UsageError("choose one of --follow and --until-caught-up")
     _check_report_path(report_path)
     config = _load(config_path, "migrate", beam_args)
+    if dry_run:
+        click.echo(dry_runs.describe_migrate(config, beam_args, streams=streams, follow=follow or not until_caught_up))
+        return ExitCode.OK
+    config = runner.prepare(config, beam_args, follow_streams=streams and not until_caught_up)
     for line in bulk.check_earlier_runs(config, resume=resume, restart=restart, streams=streams):
         click.echo(line, err=True)
     plans = tables.plan_tables(config, create=True)
@@ -243,8 +254,10 @@ def _migrate(config_path, resume, restart, report_path, no_progress, streams, en
 @main.command()
 @config_option
 @_replication_options
+@dry_run_option
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
-def replicate(config_path: str, follow: bool, until_caught_up: bool, max_lag: float, beam_args: tuple[str, ...]) -> None:
+def replicate(config_path: str, follow: bool, until_caught_up: bool, max_lag: float, dry_run: bool,
+              beam_args: tuple[str, ...]) -> None:
     """Replicate changes from DynamoDB Streams, resuming from the checkpoints.
 
     With no checkpoint yet, a shard starts at its oldest record (TRIM_HORIZON), which is
@@ -253,13 +266,19 @@ def replicate(config_path: str, follow: bool, until_caught_up: bool, max_lag: fl
     Exit 0 done or caught up, 1 writes failed (see dead letters), 2 usage or stream
     problem, 3 changes were lost (a new snapshot is needed).
     """
-    _run(lambda: _replicate(config_path, follow, until_caught_up, max_lag, beam_args),
+    _run(lambda: _replicate(config_path, follow, until_caught_up, max_lag, dry_run, beam_args),
          interrupted=f"the checkpoints are consistent; `alternator-migrate replicate --config {config_path}` "
                      f"continues from them")
 
 
-def _replicate(config_path, follow, until_caught_up, max_lag, beam_args) -> ExitCode:
+def _replicate(config_path, follow, until_caught_up, max_lag, dry_run, beam_args) -> ExitCode:
+    if follow and until_caught_up:
+        raise click.UsageError("choose one of --follow and --until-caught-up")
     config = _load(config_path, "replicate", beam_args)
+    if dry_run:
+        click.echo(dry_runs.describe_replicate(config, beam_args, follow=follow))
+        return ExitCode.OK
+    config = runner.prepare(config, beam_args, follow_streams=follow)
     plans = tables.plan_tables(config, create=False)
     table_streams = replication.ensure_streams(config, plans, enable=False)
     replication.bind_checkpoints(config, table_streams, fresh=False)
@@ -277,8 +296,10 @@ def _replicate(config_path, follow, until_caught_up, max_lag, beam_args) -> Exit
               help="Example keys shown per table and kind.")
 @click.option("--repair", is_flag=True, help="Write the source version of every differing key, then validate again.")
 @click.option("--yes", is_flag=True, help="Confirm --repair.")
+@dry_run_option
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
-def validate(config_path, report_path, sample_rate, recheck_seconds, max_examples, repair, yes, beam_args) -> None:
+def validate(config_path, report_path, sample_rate, recheck_seconds, max_examples, repair, yes, dry_run,
+             beam_args) -> None:
     """Check that the target equals the source, both ways.
 
     Finds items missing from the target, extra in the target, and different (with the
@@ -286,16 +307,21 @@ def validate(config_path, report_path, sample_rate, recheck_seconds, max_example
     difference was found, 2 for a usage or connection error.
     """
     _run(lambda: _validate(config_path, report_path, sample_rate, recheck_seconds, max_examples, repair, yes,
-                           beam_args),
+                           dry_run, beam_args),
          interrupted=f"no verdict; run `alternator-migrate validate --config {config_path}` again")
 
 
 def _validate(config_path, report_path, sample_rate, recheck_seconds, max_examples, repair_target, yes,
-              beam_args) -> ExitCode:
+              dry_run, beam_args) -> ExitCode:
     if repair_target and sample_rate is not None:
         raise click.UsageError("--repair needs a full comparison; drop --sample-rate")
     _check_report_path(report_path)
     config = _load(config_path, "validate", beam_args)
+    if dry_run:
+        click.echo(dry_runs.describe_validate(config, beam_args, sample_rate=sample_rate,
+                                              recheck_seconds=recheck_seconds))
+        return ExitCode.OK
+    config = runner.prepare(config, beam_args)
     plans = tables.plan_tables(config, create=False)
 
     def validate_once():

@@ -67,6 +67,7 @@ class RunConfig:
     dead_letter_dir: str
     pipeline_options: Mapping[str, Any]
     checkpoint_interval_seconds: float = 5.0
+    cluster_workers: int | None = None  # worker threads found on the cluster (Dask), not in the YAML
 
     @property
     def batch_size(self) -> int:
@@ -76,12 +77,13 @@ class RunConfig:
 
     @property
     def workers(self) -> int:
-        """The most workers the job may run on (`pipeline_options`), which job-wide rates are split over."""
+        """The most workers the job may run on (`pipeline_options`, else the cluster's), which
+        job-wide rates are split over."""
         for key in ("max_num_workers", "num_workers", "direct_num_workers"):
             value = self.pipeline_options.get(key)
             if isinstance(value, int) and value > 0:
                 return value
-        return 1
+        return self.cluster_workers or 1
 
     def scan_settings(self) -> ScanSettings:
         """What each worker's scans use: the read rate is its share of the job's."""

@@ -39,6 +39,7 @@ class ProgressWatcher:
         self._finished: dict[str, float] = {}
         self._shown: dict[str, tuple[float, int]] = {}  # table -> (time, items) when last shown
         self._baseline: dict[str, int] = {}  # items already copied when this run started
+        self._latest: dict[str, int] = {}  # items copied at the last poll
         self._last_print = 0.0
 
     def start(self) -> None:
@@ -53,6 +54,10 @@ class ProgressWatcher:
         self._stop.set()
         self._thread.join(timeout=30)
         self._poll(final=True)
+
+    def copied(self, table: str) -> int:
+        """Items this run recorded as copied (after `stop`: to the end)."""
+        return self._latest.get(table, 0) - self._baseline.get(table, 0)
 
     def finished_after(self, table: str, default: float) -> float:
         """Seconds from start until the table's last segment was seen done."""
@@ -69,6 +74,7 @@ class ProgressWatcher:
             state = bulk_checkpoints.progress(self._dir, table) or bulk_checkpoints.TableProgress(0, 0, 0)
             if state.total_segments and state.finished and table not in self._finished:
                 self._finished[table] = now - self._started
+            self._latest[table] = state.items
             states.append((table, state.items, state.segments_done, state.total_segments))
         self._poll_seconds = time.monotonic() - now
         interactive = self._stream.isatty()

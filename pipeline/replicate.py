@@ -37,19 +37,19 @@ from apache_beam.options.pipeline_options import StandardOptions
 
 from pipeline import schema
 from pipeline.config import RunConfig
-from pipeline.runner import pipeline_options, run_pipeline
+from pipeline.runner import pipeline_options, run_pipeline, runs_locally
 from pipeline.tables import TablePlan, TableStepError
 from transforms.dynamo.endpoints import source_client, streams_client
 from transforms.errors import ExitCode, MigrateError
 from transforms.replicate import FollowStreams, ReplicateShards
 from transforms.state import stream_checkpoints
 from transforms.state.dead_letters import count_dead_letters, run_folder
+from transforms.state.storage import StorageOptions
 from transforms.streams.engine import ReplicationSettings, StreamEngine, TableStatus, open_replicator
-from transforms.streams.shards import ShardPlan, describe_shards, plan_shards
+from transforms.streams.shards import ShardPlan, ShardTask, describe_shards, plan_shards
 
 log = logging.getLogger(__name__)
 
-LOCAL_RUNNERS = frozenset({None, "DirectRunner", "direct", "SwitchingDirectRunner", "BundleBasedDirectRunner"})
 REPORT_SECONDS = 5.0   # a status line this often
 CHECK_SECONDS = 0.25   # how often --until-caught-up looks at the lag
 
@@ -109,7 +109,7 @@ def replicate(config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[S
     (Ctrl-C) leaves consistent checkpoints behind."""
     config = dataclasses.replace(config, dead_letter_dir=run_folder(config.dead_letter_dir))
     options = pipeline_options(config, beam_args)
-    if options.view_as(StandardOptions).runner in LOCAL_RUNNERS:
+    if runs_locally(options):
         code = follow_locally(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
                               max_lag=max_lag, echo=echo)
     elif follow and options.view_as(StandardOptions).streaming:
@@ -249,10 +249,25 @@ class _Reporter:
 
 # --- other runners: Beam pipelines on the same engine ---------------------------------------
 
-def _shard_args(config: RunConfig) -> dict:
-    """What both Beam replication transforms take from the config."""
+def _shard_args(p: beam.Pipeline, config: RunConfig) -> dict:
+    """What both Beam replication transforms take from the config (and the pipeline's storage options)."""
     return dict(checkpoint_dir=config.checkpoint_dir, dead_letter_dir=config.dead_letter_dir,
-                writer=config.writer_settings(), read_attempts=config.scan.max_attempts)
+                writer=config.writer_settings(), read_attempts=config.scan.max_attempts,
+                storage=StorageOptions.of(p.options))
+
+
+def build_round(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePlan], tasks: Sequence[ShardTask]) -> None:
+    """One round's pipeline: every task applied up to its shard's current end."""
+    _ = p | "Replicate" >> ReplicateShards(config.source, config.target, {plan.spec.source: plan.pair for plan in plans},
+                                           tasks, **_shard_args(p, config))
+
+
+def build_follow(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[Stream],
+                 **bounds) -> None:
+    """The streaming pipeline; `bounds` (stop_after_seconds, max_polls, discover_seconds) as `FollowStreams`."""
+    _ = p | "FollowStreams" >> FollowStreams(
+        config.source, config.target, {plan.spec.source: plan.pair for plan in plans},
+        [(s.table, s.arn) for s in streams], **bounds, **_shard_args(p, config))
 
 
 async def _plan_shards(config: RunConfig, streams: Sequence[Stream]) -> dict[str, ShardPlan]:
@@ -277,7 +292,6 @@ def replicate_in_rounds(config: RunConfig, plans: Sequence[TablePlan], streams: 
     A round's lag is at most its own duration when it read every unfinished shard to its
     end (none left waiting on a parent, no new shard found after it); otherwise unknown.
     """
-    pairs = {plan.spec.source: plan.pair for plan in plans}
     shard_plans = asyncio.run(_plan_shards(config, streams))
     number, began = 0, time.monotonic()
     while True:
@@ -287,8 +301,7 @@ def replicate_in_rounds(config: RunConfig, plans: Sequence[TablePlan], streams: 
         tasks = [task for plan in shard_plans.values() for task in plan.unfinished]
         if tasks:
             pipeline = beam.Pipeline(options=pipeline_options(config, beam_args))
-            _ = pipeline | "Replicate" >> ReplicateShards(config.source, config.target, pairs, tasks,
-                                                          **_shard_args(config))
+            build_round(pipeline, config, plans, tasks)
             run_pipeline(pipeline)
         ended = time.monotonic()
         stopped = _stop_code(config, streams, echo)
@@ -321,8 +334,6 @@ def follow_streaming(config: RunConfig, plans: Sequence[TablePlan], streams: Seq
     """One long-running pipeline (`streaming` runners such as Dataflow); bounded only for tests."""
     echo("following the streams in one streaming pipeline; progress is in the checkpoints")
     with beam.Pipeline(options=pipeline_options(config, beam_args)) as p:
-        _ = p | "FollowStreams" >> FollowStreams(
-            config.source, config.target, {plan.spec.source: plan.pair for plan in plans},
-            [(s.table, s.arn) for s in streams], stop_after_seconds=stop_after_seconds, max_polls=max_polls,
-            discover_seconds=discover_seconds, **_shard_args(config))
+        build_follow(p, config, plans, streams, stop_after_seconds=stop_after_seconds, max_polls=max_polls,
+                     discover_seconds=discover_seconds)
     return _stop_code(config, streams, echo) or ExitCode.OK

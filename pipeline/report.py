@@ -15,15 +15,20 @@ _COLUMNS = (("table", "table"), ("target", "target"), ("read", "items_read"), ("
             ("seconds", "duration"), ("items/s", "rate"))
 
 
+def _count(value: int | None) -> str:
+    """A figure for the terminal; `-` where the runner did not count it."""
+    return "-" if value is None else f"{value:,}"
+
+
 def _row(table) -> dict[str, str]:
     figures = table.figures
     seconds = max(table.duration_seconds, 1e-9)
     return {
         "table": table.table, "target": table.target,
-        "items_read": f"{figures['items_read']:,}", "items_written": f"{figures['items_written']:,}",
-        "write_retries": f"{figures['write_retries']:,}",
-        "items_dead_lettered": f"{figures['items_dead_lettered']:,}",
-        "bytes_read": f"{figures['bytes_read'] / 1e6:,.1f}",
+        "items_read": _count(figures["items_read"]), "items_written": _count(figures["items_written"]),
+        "write_retries": _count(figures["write_retries"]),
+        "items_dead_lettered": _count(figures["items_dead_lettered"]),
+        "bytes_read": "-" if figures["bytes_read"] is None else f"{figures['bytes_read'] / 1e6:,.1f}",
         "duration": f"{table.duration_seconds:,.1f}",
         "rate": f"{figures['items_written'] / seconds:,.0f}",
     }
@@ -53,7 +58,8 @@ def report_json(result: RunResult) -> dict:
                 "segments": t.segments,
                 "read": t.figures["items_read"],
                 "written": t.figures["items_written"],
-                "retried": t.figures["write_retries"] + t.figures["read_retries"],
+                "retried": None if t.figures["write_retries"] is None
+                else t.figures["write_retries"] + t.figures["read_retries"],
                 "dead_lettered": t.figures["items_dead_lettered"],
                 "bytes": t.figures["bytes_read"],
                 "checkpoint_writes": t.figures["checkpoint_writes"],

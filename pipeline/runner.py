@@ -1,20 +1,30 @@
 """What every pipeline launcher shares: Beam options from the config and the command
-line (checked strictly), running a pipeline, and reading the tool's counters back."""
+line (checked strictly), the checks before a run (its runner, its storage), running a
+pipeline, and reading the tool's counters back."""
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
-from typing import Iterable, Sequence
+import logging
+from typing import Any, Iterable, Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, _BeamArgumentParser
 
+from pipeline import engines, storage
 from pipeline.config import ConfigError, RunConfig
 from transforms import metrics
+from transforms.state.storage import bucket_of
+
+log = logging.getLogger(__name__)
 
 # Runners whose options live in their own module; imported (when installed) so their
 # options are known to the strict check below.
 _RUNNER_OPTION_MODULES = ("apache_beam.runners.dask.dask_runner",)
+DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+# Runner names Beam does not resolve itself (its Dask runner is not among its known runners).
+RUNNER_ALIASES = {"dask": DASK_RUNNER, "daskrunner": DASK_RUNNER}
 
 
 def _beam_parser() -> _BeamArgumentParser:
@@ -43,10 +53,27 @@ def _closest(name: str, known: Iterable[str]) -> str:
     return f"; did you mean {match[0]}?" if match else ""
 
 
+def _flag_dests() -> dict[str, str]:
+    """Beam option flag names (without `--`) that differ from their dests, e.g.
+    `dask_client_address` -> `address`: as a keyword, Beam would silently ignore the flag name."""
+    dests = {}
+    for action in _beam_parser()._actions:  # noqa: SLF001 - argparse keeps no public list
+        for flag in action.option_strings:
+            if flag.startswith("--") and flag[2:] != action.dest:
+                dests[flag[2:]] = action.dest
+    return dests
+
+
+def resolve_runner(name: Any) -> Any:
+    """The runner's class path where Beam knows only that (`dask` -> Beam's Dask runner)."""
+    return RUNNER_ALIASES.get(name.lower(), name) if isinstance(name, str) else name
+
+
 def check_options(config: RunConfig, beam_args: Sequence[str]) -> None:
     """Refuse Beam options that Beam would silently ignore: after `--` on the command line,
-    and the keys of `pipeline_options` in the config. Raises ConfigError naming the option."""
-    known = known_option_names()
+    and the keys of `pipeline_options` in the config (an option's name, or its flag name as
+    Beam's docs spell it). Raises ConfigError naming the option."""
+    known = known_option_names() | set(_flag_dests())
     for key in config.pipeline_options:
         if key not in known:
             raise ConfigError(f"pipeline_options.{key} is not a Beam pipeline option"
@@ -60,12 +87,43 @@ def check_options(config: RunConfig, beam_args: Sequence[str]) -> None:
 
 
 def pipeline_options(config: RunConfig, beam_args: Sequence[str]) -> PipelineOptions:
-    """The config's pipeline_options, overridden by command-line Beam flags.
+    """The config's pipeline_options, overridden by command-line Beam flags: the options of
+    the job, and of the launcher's own storage access (Beam's filesystems read them too).
 
     Workers log at WARNING unless asked otherwise: their INFO lines would bury progress.
+    Flag names become option names, and a runner name Beam does not resolve (`dask`) its
+    class path.
     """
-    options = {"default_sdk_harness_log_level": "WARNING", **dict(config.pipeline_options)}
-    return PipelineOptions(list(beam_args), **options)
+    dests = _flag_dests()
+    options = {"default_sdk_harness_log_level": "WARNING",
+               **{dests.get(key, key): value for key, value in config.pipeline_options.items()}}
+    result = PipelineOptions(list(beam_args), **options)
+    standard = result.view_as(StandardOptions)
+    standard.runner = resolve_runner(standard.runner)
+    engines.use_defaults(result)
+    return result
+
+
+def prepare(config: RunConfig, beam_args: Sequence[str], *, follow_streams: bool = False) -> RunConfig:
+    """What is checked before a run writes anything, after its options (`check_options`): the
+    runner (a Dask cluster is checked, and its worker count returned in the config) and the
+    storage.
+
+    `follow_streams`: the run will follow the streams, in one streaming pipeline where the
+    options say `streaming`.
+    """
+    options = pipeline_options(config, beam_args)
+    kind = engines.runner_kind(options)
+    if follow_streams and options.view_as(StandardOptions).streaming:
+        engines.refuse_streaming(options)
+    if kind == "dask":
+        config = dataclasses.replace(config, cluster_workers=engines.check_cluster(options))
+        local = [key for key, path in storage.storage_keys(config).items() if bucket_of(path) is None]
+        if local and not engines.cluster_is_here(options):
+            log.warning("%s is a local folder, but the Dask scheduler is on another machine: every worker must see "
+                        "the same folder (a shared file system), or use s3:// or gs://", " and ".join(local))
+    storage.open_storage(config, options, remote_workers=kind == "dataflow")
+    return config
 
 
 _LOCAL_RUNNERS = frozenset({"direct", "directrunner", "switchingdirectrunner", "bundlebaseddirectrunner",
@@ -94,8 +152,11 @@ def read_counters(result) -> dict[str, dict[str, int]]:
     return figures
 
 
-def run_pipeline(pipeline: beam.Pipeline) -> dict[str, dict[str, int]]:
-    """Run a built pipeline to the end; its counters."""
+def run_pipeline(pipeline: beam.Pipeline) -> dict[str, dict[str, int]] | None:
+    """Run a built pipeline to the end; its counters, or None where the runner keeps none (Dask)."""
     result = pipeline.run()
-    result.wait_until_finish()
-    return read_counters(result)
+    engines.wait(result, pipeline.options)
+    try:
+        return read_counters(result)
+    except NotImplementedError:
+        return None

@@ -1,11 +1,11 @@
 """The consistency check: assemble scan -> compare (or sample) into one pipeline and run it.
 
 Thin like `bulk`: the comparison is `transforms.compare`. This module builds the
-pipeline from the config, runs it, and gathers the result: counts from Beam metrics,
-examples from the findings files the pipeline wrote under
-`<checkpoint_dir>/validate/run-<timestamp>/`. On a local runner digests are spilled to
-bucket files (`spill/` in that folder, or a temporary folder when checkpoints are not
-on local disk), deleted when the run ends.
+pipeline from the config, runs it, and gathers the result from the files the pipeline
+wrote under `<checkpoint_dir>/validate/run-<timestamp>/` (`transforms.findings`): counts
+and examples, the same on every runner, with or without metrics. On a local runner
+digests are spilled to bucket files (`spill/` in that folder, or a temporary folder when
+checkpoints are not on local disk), deleted when the run ends.
 """
 from __future__ import annotations
 
@@ -26,14 +26,16 @@ from pipeline.config import RunConfig
 from pipeline.runner import pipeline_options, run_pipeline, runs_locally
 from pipeline.tables import TablePlan, TableStepError
 from transforms.compare import KINDS, CompareTables, SampleTables
+from transforms.findings import COUNTS_PATTERN, FINDINGS_PATTERN, WriteFindings
 from transforms.scan import ScanTables, SegmentSpec
-from transforms.state.files import matching
+from transforms.state.files import matching, read_json, write_json
+from transforms.state.storage import StorageOptions
 
 log = logging.getLogger(__name__)
 
 ITEMS_PER_BUCKET = 5000  # grouped by the runner's shuffle: many small buckets spread the work
 ITEMS_PER_SPILLED_BUCKET = 50_000  # spilled: fewer files; one bucket (~10 MB) is held at a time
-COUNTS = ("matched", "missing", "extra", "different", "lagging", "sampled")
+COUNTS = ("matched", *KINDS, "lagging", "sampled")
 
 
 @dataclass
@@ -71,7 +73,7 @@ def side_segments(plans: Sequence[TablePlan], side: str) -> list[SegmentSpec]:
             for plan in plans for s in range(plan.segments)]
 
 
-def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePlan], findings_prefix: str, *,
+def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePlan], findings_dir: str, *,
                    sample_rate: float | None, recheck_seconds: float, spill_dir: str | None = None) -> None:
     pairs = {plan.spec.source: plan.pair for plan in plans}
     scan = config.scan_settings()
@@ -88,24 +90,34 @@ def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePla
         findings = (source_pages, target_pages) | "Compare" >> CompareTables(
             config.source, config.target, pairs, buckets, recheck_seconds=recheck_seconds,
             read_attempts=scan.max_attempts, spill_dir=spill_dir)
-    _ = (findings
-         | "ToJson" >> beam.Map(lambda finding: json.dumps(finding, sort_keys=True, ensure_ascii=False))
-         | "WriteFindings" >> beam.io.WriteToText(findings_prefix, file_name_suffix=".jsonl"))
+    _ = findings | "WriteFindings" >> WriteFindings(findings_dir, storage=StorageOptions.of(p.options))
 
 
 def read_findings(findings_dir: str) -> Iterator[dict]:
     """Every finding of a run, streamed from its files."""
-    for path in sorted(matching(FileSystems.join(findings_dir, "findings*.jsonl"))):
+    for path in sorted(matching(FileSystems.join(findings_dir, FINDINGS_PATTERN))):
         with FileSystems.open(path) as f:
             for line in f:
                 if line.strip():
                     yield json.loads(line)
 
 
-def _examples(findings_dir: str, tables: Sequence[str], max_examples: int) -> dict[str, dict[str, list[dict]]]:
-    """The first `max_examples` findings per table and kind, in key order (repeatable)."""
+def _read_counts(findings_dir: str, tables: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Per table, the counts the pipeline tallied (matched, lagging, sampled)."""
+    counts = {table: dict.fromkeys(COUNTS, 0) for table in tables}
+    for path in matching(FileSystems.join(findings_dir, COUNTS_PATTERN)):
+        table = path.replace("\\", "/").rsplit("/", 1)[-1][len("counts-"):-len(".json")]
+        counts.setdefault(table, dict.fromkeys(COUNTS, 0)).update(read_json(path))
+    return counts
+
+
+def _examples(findings_dir: str, tables: Sequence[str], max_examples: int,
+              counts: dict[str, dict[str, int]]) -> dict[str, dict[str, list[dict]]]:
+    """The first `max_examples` findings per table and kind, in key order (repeatable);
+    counts every finding by kind into `counts` on the way."""
     kept: dict[tuple[str, str], list[tuple[str, dict]]] = {}
     for finding in read_findings(findings_dir):
+        counts[finding["table"]][finding["kind"]] += 1
         candidates = kept.setdefault((finding["table"], finding["kind"]), [])
         candidates.append((json.dumps(finding["key"], sort_keys=True), finding))
         if len(candidates) > 2 * max_examples + 100:  # trim now and then: memory stays bounded
@@ -133,20 +145,24 @@ def run_validate(config: RunConfig, plans: Sequence[TablePlan], *, sample_rate: 
                              f"run `alternator-migrate migrate` first (or check tables[].target)")
     findings_dir = FileSystems.join(config.checkpoint_dir, "validate", time.strftime("run-%Y%m%dT%H%M%S"))
     started = time.monotonic()
+    names = [plan.spec.source for plan in plans]
+    # The run's folder holds a note of what it checks from the start (on object stores a
+    # folder exists only through its files), so a run without findings leaves its trace too.
+    write_json(FileSystems.join(findings_dir, "run.json"),
+               {"tables": names, "sample_rate": sample_rate, "recheck_seconds": recheck_seconds})
     options = pipeline_options(config, beam_args)
     if spill is None:
         spill = runs_locally(options)
     spill_dir = _spill_dir(findings_dir) if spill and sample_rate is None else None
     p = beam.Pipeline(options=options)
-    build_pipeline(p, config, plans, FileSystems.join(findings_dir, "findings"),
-                   sample_rate=sample_rate, recheck_seconds=recheck_seconds, spill_dir=spill_dir)
+    build_pipeline(p, config, plans, findings_dir, sample_rate=sample_rate, recheck_seconds=recheck_seconds,
+                   spill_dir=spill_dir)
     try:
-        counters = run_pipeline(p)
+        run_pipeline(p)
     finally:
         if spill_dir is not None:
             shutil.rmtree(spill_dir, ignore_errors=True)
-    names = [plan.spec.source for plan in plans]
-    examples = _examples(findings_dir, names, max_examples)
-    tables = {name: TableValidation({kind: counters.get(name, {}).get(kind, 0) for kind in COUNTS},
-                                    examples[name]) for name in names}
+    counts = _read_counts(findings_dir, names)
+    examples = _examples(findings_dir, names, max_examples, counts)
+    tables = {name: TableValidation(counts[name], examples[name]) for name in names}
     return ValidationResult(tables, sample_rate, findings_dir, time.monotonic() - started)

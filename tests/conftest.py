@@ -1,7 +1,9 @@
-"""Shared fixtures: real local servers, started once per test session.
+"""Shared fixtures: real local servers, started once per test session (when first used).
 
 `dynamodb_local` is the migration source, `alternator` the target (moto behind the
-Alternator front). Both stay up for the whole session, so tests use their own table names.
+Alternator front; its moto serves S3 too). `gcs_emulator` holds gs:// state, and
+`dask_cluster` is a scheduler with three workers for Beam's Dask runner. They stay up for
+the whole session, so tests use their own table and bucket names.
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import os
 
 import pytest
 
-from tests.support.servers import DynamoDBLocal, LocalAlternator
+from tests.support.servers import DaskCluster, DynamoDBLocal, GcsEmulator, LocalAlternator
 
 # DynamoDB Local only accepts signed requests, with any credentials; moto needs a region.
 FAKE_AWS_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -57,3 +59,15 @@ def alternator_clean(alternator):
     yield alternator
     alternator.front.set_faults()
     alternator.front.reset_stats()
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator():
+    with GcsEmulator() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(_fake_aws_env_if_absent):
+    with DaskCluster(workers=3) as cluster:
+        yield cluster

@@ -3,7 +3,8 @@
     source pages ─► DigestPages ─┐
                                  ├─ CoGroupByKey((table, bucket)) ─► CompareBuckets ─► Suspects
     target pages ─► DigestPages ─┘
-    Suspects ─► ReadBothSides (wait recheck_seconds, BatchGetItem both sides) ─► findings
+    Suspects ─► ReadBothSides (wait recheck_seconds, BatchGetItem both sides) ─► Findings
+    (a batch's findings, with `Tally`s of the keys matched, lagging or sampled: `transforms.findings`)
 
 No worker holds more than one bucket of digests (16+16 bytes and a key per item).
 Where the runner keeps a CoGroupByKey in memory (the local runners), `spill_dir`
@@ -36,10 +37,10 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.transforms.display import DisplayDataItem
 
-from transforms import metrics
 from transforms.dynamo.endpoints import SourceSpec, TargetSpec, open_client
 from transforms.dynamo.event_loop import LoopDoFn
 from transforms.dynamo.point_reads import MAX_KEYS_PER_REQUEST, get_items
+from transforms.findings import Findings, Tally
 from transforms.items.arrow_codec import batch_to_items
 from transforms.items.ddb_json import encode_item, encode_value
 from transforms.items.digests import attribute_diff, content_digest, key_texts, page_digests, text_digest
@@ -147,7 +148,7 @@ def _suspects(table: str, source: Iterable[tuple], target: Iterable[tuple], load
         else:
             suspects.append(load_key(key))
     suspects.extend(load_key(key) for _content, key in others.values())
-    metrics.counter(table, "matched").inc(matched)
+    yield Tally(table, "matched", matched)
     found_at = time.time()
     for i in range(0, len(suspects), MAX_KEYS_PER_REQUEST):
         yield Suspects(table, tuple(suspects[i:i + MAX_KEYS_PER_REQUEST]), found_at)
@@ -184,7 +185,7 @@ class _SampleKeysFn(beam.DoFn):
         chosen = [int.from_bytes(text_digest(text)[:8], "big") < self._threshold
                   for text in key_texts(batch, table.key_names)]
         keys = _keys(batch.filter(pa.array(chosen, pa.bool_())), table) if any(chosen) else []
-        metrics.counter(table.source, "sampled").inc(len(keys))
+        yield Tally(table.source, "sampled", len(keys))
         for i in range(0, len(keys), MAX_KEYS_PER_REQUEST):
             yield Suspects(table.source, tuple(keys[i:i + MAX_KEYS_PER_REQUEST]), time.time())
 
@@ -223,17 +224,17 @@ def _in_target_naming(table: TablePair, item: dict):
         return _Conflicted(item, exc)
 
 
-RECHECK = "recheck"
-
-
 class _ReadBothSidesFn(LoopDoFn):
     """Read suspects on both sides (consistently) and sort them out.
 
     `first_look` (sampling): a key equal on both sides is a match; a differing one is
-    reported, or, with `recheck_seconds`, sent on (output "recheck") for a second look.
+    reported, or, with `recheck_seconds`, sent on as new `Suspects` for a second look.
     Otherwise (second look): wait until `recheck_seconds` after the key was found, read
     again; equal by then is lag, anything else is reported. Between the two looks there
     is a Reshuffle, so the waits of many batches overlap instead of adding up.
+
+    `Findings` and `Tally`s from earlier steps pass through unchanged: everything flows down
+    one line, because Beam's Dask runner mixes the outputs of a multi-output ParDo.
     """
 
     def __init__(self, source: SourceSpec, target: TargetSpec, tables: Mapping[str, TablePair],
@@ -271,7 +272,10 @@ class _ReadBothSidesFn(LoopDoFn):
             return False
         return content_digest(source_item) == content_digest(target_item)
 
-    def process(self, suspects: Suspects):
+    def process(self, suspects):
+        if not isinstance(suspects, Suspects):  # Findings or a Tally from an earlier step
+            yield suspects
+            return
         table = self._tables[suspects.table]
         if not self._first_look:
             time.sleep(max(0.0, suspects.found_at + self._recheck - time.time()))
@@ -280,23 +284,25 @@ class _ReadBothSidesFn(LoopDoFn):
         if not self._first_look:
             yield from self._report(table, differing, lagging=len(reads) - len(differing))
             return
-        metrics.counter(table.source, "matched").inc(len(reads) - len(differing))
+        yield Tally(table.source, "matched", len(reads) - len(differing))
         if differing and self._recheck:
-            yield beam.pvalue.TaggedOutput(RECHECK, Suspects(table.source, tuple(k for k, _, _ in differing),
-                                                             time.time()))
+            yield Suspects(table.source, tuple(k for k, _, _ in differing), time.time())
         else:
             yield from self._report(table, differing, lagging=0)
 
     def _report(self, table: TablePair, differing, lagging: int):
-        metrics.counter(table.source, "lagging").inc(lagging)
-        for key, source_item, target_item in differing:
-            kind = "missing" if target_item is None else "extra" if source_item is None else "different"
-            metrics.counter(table.source, kind).inc()
-            yield _finding(table.source, kind, key, source_item, target_item)
+        if lagging:
+            yield Tally(table.source, "lagging", lagging)
+        if differing:
+            yield Findings(table.source, tuple(
+                _finding(table.source, "missing" if target_item is None else "extra" if source_item is None
+                         else "different", key, source_item, target_item)
+                for key, source_item, target_item in differing))
 
 
 class CompareTables(beam.PTransform):
-    """Full comparison of source and target pages; emits findings (see the module docstring).
+    """Full comparison of source and target pages; emits `Findings` and `Tally`s (see the module
+    docstring and `transforms.findings`).
 
     Args:
         source, target: the two endpoints, for the consistent re-reads of suspects.
@@ -356,7 +362,7 @@ class CompareTables(beam.PTransform):
 
 class SampleTables(beam.PTransform):
     """Spot check: point-read a deterministic share `rate` of the source's keys in the target;
-    emits findings. Other arguments as `CompareTables`."""
+    emits `Findings` and `Tally`s. Other arguments as `CompareTables`."""
 
     def __init__(self, source: SourceSpec, target: TargetSpec, pairs: Mapping[str, TablePair], *,
                  rate: float, recheck_seconds: float = 0.0, read_attempts: int = 10):
@@ -376,8 +382,9 @@ class SampleTables(beam.PTransform):
         first = (source_pages
                  | "SampleKeys" >> beam.ParDo(_SampleKeysFn(self._pairs, self._rate))
                  | "SpreadSamples" >> beam.Reshuffle()
-                 | "PointReads" >> beam.ParDo(self._read_both_sides(True)).with_outputs(RECHECK, main="findings"))
-        rechecked = (first[RECHECK]
-                     | "SpreadRechecks" >> beam.Reshuffle()
-                     | "Recheck" >> beam.ParDo(self._read_both_sides(False)))
-        return (first.findings, rechecked) | "AllFindings" >> beam.Flatten()
+                 | "PointReads" >> beam.ParDo(self._read_both_sides(True)))
+        if not self._recheck:
+            return first
+        return (first
+                | "SpreadRechecks" >> beam.Reshuffle()
+                | "Recheck" >> beam.ParDo(self._read_both_sides(False)))

@@ -43,6 +43,7 @@ from transforms.errors import MigrateError
 from transforms.state import stream_checkpoints
 from transforms.streams.engine import PassResult, ReplicationSettings, open_replicator
 from transforms.streams.shards import ShardTask, describe_shards, lineage_groups, plan_shards
+from transforms.state.storage import StorageOptions
 from transforms.table_pair import TablePair
 
 __all__ = ["ReplicateShards", "FollowStreams"]
@@ -58,6 +59,7 @@ class _ApplyShardGroupsFn(LoopDoFn):
         self._settings = settings
 
     def open_clients(self):
+        self._settings.storage.install()
         self._replicator = self.loop.enter(open_replicator(self._settings))
 
     def _pass(self, tasks: Sequence[ShardTask]) -> PassResult:
@@ -115,12 +117,15 @@ class _FollowShardFn(_ApplyShardGroupsFn):
 
 
 class _DiscoverShardsFn(LoopDoFn):
-    def __init__(self, source: SourceSpec, streams: Sequence[tuple[str, str]], checkpoint_dir: str):
+    def __init__(self, source: SourceSpec, streams: Sequence[tuple[str, str]], checkpoint_dir: str,
+                 storage: StorageOptions):
         self._source = source
         self._streams = tuple(streams)  # (table, stream arn)
         self._checkpoint_dir = checkpoint_dir
+        self._storage = storage
 
     def open_clients(self):
+        self._storage.install()
         self._client = self.loop.enter(streams_client(self._source))
 
     def process(self, _tick):
@@ -163,15 +168,17 @@ class ReplicateShards(beam.PTransform):
         writer: batch size, concurrency, this worker's rate, and attempts.
         read_attempts: attempts for each Streams or source read.
         shards_per_group: shards one worker keeps in flight (lineages are never split).
+        storage: the filesystem options for the two folders (S3 endpoint and keys...).
     """
 
     def __init__(self, source: SourceSpec, target: TargetSpec, pairs: Mapping[str, TablePair],
                  tasks: Sequence[ShardTask], *, checkpoint_dir: str, dead_letter_dir: str,
-                 writer: WriterSettings, read_attempts: int, shards_per_group: int = SHARDS_PER_GROUP):
+                 writer: WriterSettings, read_attempts: int, storage: StorageOptions,
+                 shards_per_group: int = SHARDS_PER_GROUP):
         super().__init__()
         self._groups = lineage_groups(tasks, shards_per_group)
         self._fn = _ApplyShardGroupsFn(ReplicationSettings(source, target, dict(pairs), checkpoint_dir,
-                                                           dead_letter_dir, writer, read_attempts))
+                                                           dead_letter_dir, writer, read_attempts, storage=storage))
 
     def display_data(self):
         return {"shards": DisplayDataItem(sum(map(len, self._groups)), label="Shards"),
@@ -193,14 +200,16 @@ class FollowStreams(beam.PTransform):
 
     def __init__(self, source: SourceSpec, target: TargetSpec, pairs: Mapping[str, TablePair],
                  streams: Sequence[tuple[str, str]], *, checkpoint_dir: str, dead_letter_dir: str,
-                 writer: WriterSettings, read_attempts: int, discover_seconds: float = 10.0,
-                 poll_seconds: float = 1.0, stop_after_seconds: float | None = None, max_polls: int | None = None):
+                 writer: WriterSettings, read_attempts: int, storage: StorageOptions,
+                 discover_seconds: float = 10.0, poll_seconds: float = 1.0,
+                 stop_after_seconds: float | None = None, max_polls: int | None = None):
         super().__init__()
         self._source, self._streams, self._checkpoint_dir = source, tuple(streams), checkpoint_dir
+        self._storage = storage
         self._discover_seconds = discover_seconds
         self._stop_after = stop_after_seconds
         self._follow = _FollowShardFn(ReplicationSettings(source, target, dict(pairs), checkpoint_dir, dead_letter_dir,
-                                                          writer, read_attempts),
+                                                          writer, read_attempts, storage=storage),
                                       poll_seconds=poll_seconds, max_polls=max_polls)
 
     def display_data(self):
@@ -213,7 +222,8 @@ class FollowStreams(beam.PTransform):
         return (pbegin
                 | "Tick" >> PeriodicImpulse(start_timestamp=now, stop_timestamp=stop,
                                             fire_interval=self._discover_seconds)
-                | "DiscoverShards" >> beam.ParDo(_DiscoverShardsFn(self._source, self._streams, self._checkpoint_dir))
+                | "DiscoverShards" >> beam.ParDo(_DiscoverShardsFn(self._source, self._streams, self._checkpoint_dir,
+                                                                     self._storage))
                 | "OncePerShard" >> beam.ParDo(_OncePerShardFn())
                 | "SpreadShards" >> beam.Reshuffle()
                 | "FollowShard" >> beam.ParDo(self._follow))

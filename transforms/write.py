@@ -27,6 +27,7 @@ from transforms.items.renames import rename_batch
 from transforms.scan import Page
 from transforms.state import bulk_checkpoints
 from transforms.state.dead_letters import write_dead_letters
+from transforms.state.storage import StorageOptions
 from transforms.table_pair import TablePair
 
 __all__ = ["WriteTables"]
@@ -43,17 +44,20 @@ class _TableCounters:
 
 class _WritePagesFn(LoopDoFn):
     def __init__(self, target: TargetSpec, pairs: Mapping[str, TablePair], settings: WriterSettings,
-                 checkpoint_dir: str | None, checkpoint_seconds: float, dead_letter_dir: str):
+                 checkpoint_dir: str | None, checkpoint_seconds: float, dead_letter_dir: str,
+                 storage: StorageOptions):
         self._target = target
         self._pairs = dict(pairs)
         self._settings = settings
         self._checkpoint_dir = checkpoint_dir
         self._checkpoint_seconds = checkpoint_seconds
         self._dead_letter_dir = dead_letter_dir
+        self._storage = storage
         # Bound memory: at most this many items decoded and waiting or in flight.
         self._max_pending_items = 2 * settings.concurrency * settings.batch_size
 
     def open_clients(self):
+        self._storage.install()
         self._writer = self.loop.enter(open_writer(self._target, self._settings))
         self._counters: dict[str, _TableCounters] = {}
         self._pending: list = []  # (page, items, refused items, future), oldest first
@@ -85,7 +89,8 @@ class _WritePagesFn(LoopDoFn):
         self._complete_pages(keep_items=self._max_pending_items)
 
     def finish_bundle(self):
-        self._complete_pages(keep_items=0)
+        while self._pending:  # every page, also one with no items left (an empty last page)
+            self._complete(self._pending[0])
         if self._recorder is not None:
             self._recorder.flush()
 
@@ -127,12 +132,15 @@ class WriteTables(beam.PTransform):
         checkpoint_seconds: how often, at most, a segment's checkpoint is rewritten while it
             is copied (always at its end and at the end of a bundle).
         dead_letter_dir: where writes that failed after every retry go.
+        storage: the filesystem options for those two folders (S3 endpoint and keys...).
     """
 
     def __init__(self, target: TargetSpec, pairs: Mapping[str, TablePair], settings: WriterSettings, *,
-                 checkpoint_dir: str | None, dead_letter_dir: str, checkpoint_seconds: float = 5.0):
+                 checkpoint_dir: str | None, dead_letter_dir: str, storage: StorageOptions,
+                 checkpoint_seconds: float = 5.0):
         super().__init__()
-        self._fn = _WritePagesFn(target, pairs, settings, checkpoint_dir, checkpoint_seconds, dead_letter_dir)
+        self._fn = _WritePagesFn(target, pairs, settings, checkpoint_dir, checkpoint_seconds, dead_letter_dir,
+                                 storage)
         self._target = target
         self._settings = settings
 

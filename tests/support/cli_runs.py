@@ -55,21 +55,23 @@ def run_cli(*args: str) -> Result:
     return CliRunner().invoke(main, list(args), catch_exceptions=True)
 
 
-def script_env() -> dict[str, str]:
-    """The environment for a console-script run against the local servers."""
+def script_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a console-script run against the local servers (plus `extra`)."""
     return {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_DEFAULT_REGION": "us-east-1", "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+            "AWS_DEFAULT_REGION": "us-east-1", "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+            **(extra or {})}
 
 
-def run_script(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_script(*args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None,
+               script: Path = CONSOLE_SCRIPT) -> subprocess.CompletedProcess:
     """Run the installed `alternator-migrate ARGS` to its end, as a user would."""
-    return subprocess.run([str(CONSOLE_SCRIPT), *args], capture_output=True, text=True, timeout=timeout,
-                          env=script_env(), cwd=cwd, stdin=subprocess.DEVNULL)
+    return subprocess.run([str(script), *args], capture_output=True, text=True, timeout=timeout,
+                          env=script_env(env), cwd=cwd, stdin=subprocess.DEVNULL)
 
 
-def start_script(*args: str, cwd: Path) -> subprocess.Popen:
+def start_script(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start `alternator-migrate ARGS` in its own process group (to signal or kill it)."""
-    return subprocess.Popen([str(CONSOLE_SCRIPT), *args], env=script_env(), cwd=cwd, stdin=subprocess.DEVNULL,
+    return subprocess.Popen([str(CONSOLE_SCRIPT), *args], env=script_env(env), cwd=cwd, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 

@@ -192,3 +192,32 @@ def canonical(item: dict) -> str:
     """An item as text that is equal for equal items (sets as sets, numbers by value)."""
     return json.dumps({k: _canonical_value(v) for k, v in item.items()}, sort_keys=True)
 
+
+
+def assert_same_items(source: str, target: str, table: str, target_table: str | None = None) -> int:
+    """Assert that the target table holds exactly the source table's items; their count."""
+    expected = sorted(canonical(item) for item in scan_all(source, table))
+    actual = sorted(canonical(item) for item in scan_all(target, target_table or table))
+    assert len(actual) == len(expected)
+    assert actual == expected
+    return len(actual)
+
+
+# A table keyed by `id` (S) whose stream records new and old images (for `stream_changes`).
+STREAMED_TABLE = {"KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+                  "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+                  "BillingMode": "PAY_PER_REQUEST",
+                  "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}}
+
+
+def stream_changes(endpoint: str, table: str, start: int, count: int) -> int:
+    """Puts of `count` keys (id S, n N), then updates of every other one; the number of
+    stream records they make."""
+    client = client_for(endpoint)
+    for i in range(start, start + count):
+        client.put_item(TableName=table, Item={"id": {"S": f"k{i:05d}"}, "n": {"N": str(i)}})
+    updated = range(start, start + count, 2)
+    for i in updated:
+        client.update_item(TableName=table, Key={"id": {"S": f"k{i:05d}"}}, UpdateExpression="SET n = n + :one",
+                           ExpressionAttributeValues={":one": {"N": "1"}})
+    return count + len(updated)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Iterable
 
 from apache_beam.io.filesystems import FileSystems
 
@@ -43,10 +44,16 @@ def read_bytes(path: str) -> bytes | None:
 
 def write_bytes(path: str, data: bytes) -> None:
     """Write whole or not at all (a temporary name, then a rename over `path`)."""
+    write_chunks(path, [data])
+
+
+def write_chunks(path: str, chunks: Iterable[bytes]) -> None:
+    """Write chunks as they come (nothing held in memory), whole or not at all."""
     temporary = f"{path}.tmp-{uuid.uuid4().hex}"
     try:
         with FileSystems.create(temporary) as f:
-            f.write(data)
+            for chunk in chunks:
+                f.write(chunk)
         FileSystems.rename([temporary], [path])
     except Exception as exc:  # noqa: BLE001
         raise _storage_error("write", path, exc) from exc

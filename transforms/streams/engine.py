@@ -42,6 +42,7 @@ from transforms.dynamo.retry import call_with_retry, error_code
 from transforms.dynamo.writer import WriterSettings, open_writer
 from transforms.errors import ExitCode, MigrateError
 from transforms.state import stream_checkpoints
+from transforms.state.storage import StorageOptions
 from transforms.state.stream_checkpoints import CheckpointWriter, ShardCheckpoint
 from transforms.streams.records import open_streams_data
 from transforms.streams.shard_reader import IDLE_POLL_SECONDS, RecordBudget, ShardIO, ShardReader, ShardState
@@ -70,6 +71,8 @@ class ReplicationSettings:
         idle_poll_seconds: how often a shard with nothing new is read again.
         discover_seconds: how often a follower looks for new shards.
         held_records: the most changes a worker holds read and not yet acknowledged.
+        storage: the filesystem options for the two folders (S3 endpoint and keys...); a
+            worker installs them before it touches either (see state.storage).
     """
 
     source: SourceSpec
@@ -82,6 +85,7 @@ class ReplicationSettings:
     idle_poll_seconds: float = IDLE_POLL_SECONDS
     discover_seconds: float = DISCOVER_SECONDS
     held_records: int = HELD_RECORDS
+    storage: StorageOptions = StorageOptions()
 
 
 @dataclass(frozen=True)
