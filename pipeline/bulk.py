@@ -117,8 +117,9 @@ def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePla
 def _figures_from_files(copied: int, dead_lettered: int) -> dict[str, int | None]:
     """A table's figures where the runner keeps no metrics: what the checkpoints recorded
     as copied by this run (written or dead-lettered) and the run's dead letters."""
-    return {"items_read": copied, "items_written": copied - dead_lettered, "write_retries": None,
-            "read_retries": None, "items_dead_lettered": dead_lettered, "bytes_read": None}
+    unknown = dict.fromkeys(FIGURES)  # retries, bytes, checkpoint writes: only the metrics know them
+    return {**unknown, "items_read": copied, "items_written": copied - dead_lettered,
+            "items_dead_lettered": dead_lettered}
 
 
 def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, beam_args: Sequence[str] = (),
