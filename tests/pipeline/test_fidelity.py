@@ -8,13 +8,17 @@ from __future__ import annotations
 import json
 import signal
 
+import boto3
 import pytest
 
 from tests.support import seed
 from tests.support.cli_runs import (alternator_target, error_lines, interrupt, items_copied, run_cli, run_script,
                                     start_script, unique, write_config)
+from tests.support.servers import MotoServer
+from tests.support.stores import S3_KEYS, Store
 from transforms.errors import StorageError
 from transforms.state.files import matching
+from transforms.state.storage import StorageOptions
 
 pytestmark = pytest.mark.integration
 
@@ -197,10 +201,22 @@ def test_number_keys_are_matched_exactly(dynamodb_local, alternator_clean, tmp_p
     assert extra == ["1.0", "1E0"]
 
 
-def test_an_unreadable_folder_is_an_error_not_an_empty_one():
-    """Beam's own S3 filesystem without any S3 settings: listing fails, and must say so."""
-    with pytest.raises(StorageError, match="cannot list s3://no-settings/dead-letter"):
-        matching("s3://no-settings/dead-letter/*/*.jsonl")
+def test_an_unreadable_folder_is_an_error_not_an_empty_one(monkeypatch):
+    """A listing the store refuses must say so (moto checks IAM here: a user without a policy)."""
+    with MotoServer(authorized_after=3) as s3:  # the start-up probe, then two set-up calls
+        setup = dict(endpoint_url=s3.endpoint, region_name="us-east-1", aws_access_key_id="test",
+                     aws_secret_access_key="test")
+        iam = boto3.client("iam", **setup)
+        iam.create_user(UserName="nobody")
+        key = iam.create_access_key(UserName="nobody")["AccessKey"]
+        Store("s3", "s3://locked", {**S3_KEYS, "s3_endpoint_url": s3.endpoint,
+                                    "s3_access_key_id": key["AccessKeyId"],
+                                    "s3_secret_access_key": key["SecretAccessKey"]}).use_here(monkeypatch)
+        try:
+            with pytest.raises(StorageError, match="cannot list s3://locked/dead-letter"):
+                matching("s3://locked/dead-letter/*/*.jsonl")
+        finally:
+            StorageOptions().install()  # this process's filesystems as they were
 
 
 def test_ctrl_c_during_migrate_exits_130_and_resumes(dynamodb_local, alternator_clean, tmp_path):
