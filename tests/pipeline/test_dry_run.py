@@ -34,7 +34,7 @@ def _offline(*args: str, config=DATAFLOW_CONFIG) -> subprocess.CompletedProcess:
      BULK + ["FollowStreams/DiscoverShards [ParDo]", "FollowStreams/OncePerShard [ParDo]",
              "FollowStreams/FollowShard [ParDo]"]),
     (["replicate", "--until-caught-up"], ["replication (one round; the launcher runs rounds until done)"],
-     ["Replicate/ShardTasks [create]", "Replicate/ApplyShards [ParDo]"]),
+     ["Replicate/ShardGroups [create]", "Replicate/ApplyShardGroups [ParDo]"]),
     (["replicate", "--follow"], ["replication (one streaming pipeline): Dataflow job"],
      ["FollowStreams/Tick [composite]", "FollowStreams/FollowShard [ParDo]"]),
     (["validate"], ["validation: Dataflow job"],
