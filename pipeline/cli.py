@@ -17,7 +17,7 @@ from typing import Callable
 import click
 from botocore.exceptions import BotoCoreError
 
-from pipeline import bulk, dry_run as dry_runs, repair, replicate as replication, report, runner, tables
+from pipeline import bulk, dry_run as dry_runs, exports, repair, replicate as replication, report, runner, tables
 from pipeline.config import ConfigError, RunConfig, load_config
 from pipeline.logs import RunLog
 from pipeline.validate import run_validate
@@ -145,7 +145,8 @@ def plan(config_path: str) -> None:
 
 def _plan(config_path: str) -> None:
     config = _load(config_path, "plan")
-    plans = tables.plan_tables(config, create=False)
+    found = exports.read_exports(config)
+    plans = exports.with_exports(tables.plan_tables(config, create=False), found)
     click.echo(f"source: {config.source.describe()}\ntarget: {config.target.describe()}")
     click.echo(report.plan_table(plans, config))
 
@@ -226,7 +227,8 @@ def _migrate(config_path, resume, restart, report_path, no_progress, streams, en
     config = runner.prepare(config, beam_args, follow_streams=streams and not until_caught_up)
     for line in bulk.check_earlier_runs(config, resume=resume, restart=restart, streams=streams):
         click.echo(line, err=True)
-    plans = tables.plan_tables(config, create=True)
+    found = exports.read_exports(config, beam_args)
+    plans = exports.with_exports(tables.plan_tables(config, create=True), found)
     table_streams = None
     if streams:  # the stream must be on before the snapshot starts, or changes during it are lost
         table_streams = replication.ensure_streams(config, plans, enable=enable_streams)
