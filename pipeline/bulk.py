@@ -24,6 +24,7 @@ from pipeline.progress import ProgressWatcher
 from pipeline.runner import pipeline_options, run_pipeline
 from pipeline.tables import TablePlan
 from transforms.errors import MigrateError
+from transforms.exports.changes import ApplyIncrementalExports, IncrementalFileSpec
 from transforms.exports.read import ExportFileSpec, ReadExportFiles
 from transforms.scan import ScanTables, SegmentSpec
 from transforms.state import bulk_checkpoints, stream_checkpoints
@@ -69,7 +70,7 @@ def check_earlier_runs(config: RunConfig, *, resume: bool, restart: bool, stream
     notes = []
     for spec in config.tables:
         earlier = bulk_checkpoints.progress(config.checkpoint_dir, spec.source)
-        if earlier is not None and not earlier.finished:
+        if earlier is not None and not (earlier.finished and exports.incremental_applied(config.checkpoint_dir, spec)):
             raise MigrateError(
                 f"{spec.source}: an earlier run copied {earlier.items:,} items ({earlier.segments_done} of "
                 f"{earlier.total_segments} segments done) and did not finish; run the same command with --resume "
@@ -129,6 +130,27 @@ def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePla
                                   storage=storage))
 
 
+def build_incremental_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePlan],
+                               files: list[IncrementalFileSpec]) -> None:
+    """The step after the full exports are written: their incremental exports, as puts and deletes."""
+    pairs = {plan.spec.source: plan.pair for plan in plans}
+    _ = p | "ApplyIncrementalExports" >> ApplyIncrementalExports(
+        files, config.target, pairs, config.writer_settings(), dead_letter_dir=config.dead_letter_dir,
+        storage=StorageOptions.of(p.options), page_size=config.scan.page_size)
+
+
+def _sum_figures(a: dict[str, dict[str, int]] | None, b: dict[str, dict[str, int]] | None
+                 ) -> dict[str, dict[str, int]] | None:
+    """Two pipelines' counters added up (None: a runner without metrics)."""
+    if a is None or b is None:
+        return None
+    out = {table: dict(figures) for table, figures in a.items()}
+    for table, figures in b.items():
+        for name, value in figures.items():
+            out.setdefault(table, {})[name] = out.get(table, {}).get(name, 0) + value
+    return out
+
+
 def _figures_from_files(copied: int, dead_lettered: int) -> dict[str, int | None]:
     """A table's figures where the runner keeps no metrics: what the checkpoints recorded
     as copied by this run (written or dead-lettered) and the run's dead letters."""
@@ -156,6 +178,12 @@ def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, bea
             p = beam.Pipeline(options=options)
             build_pipeline(p, config, plans, specs)
             metrics = run_pipeline(p)
+        changes = exports.incremental_specs(config.checkpoint_dir, plans)
+        if changes:  # only once every full export is written: see transforms/exports/changes.py
+            p = beam.Pipeline(options=options)
+            build_incremental_pipeline(p, config, plans, changes)
+            metrics = _sum_figures(metrics, run_pipeline(p))
+            exports.record_applied(config.checkpoint_dir, plans)
     finally:
         watcher.stop()
     duration = time.monotonic() - started

@@ -15,15 +15,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Sequence
 
+from apache_beam.io.filesystems import FileSystems
+
 from pipeline import runner
 from pipeline.config import RunConfig, TableSpec
 from pipeline.tables import TablePlan
 from transforms.exports.manifest import FULL, INCREMENTAL, ExportError, ExportManifest, read_manifest
+from transforms.exports.changes import IncrementalFileSpec
 from transforms.exports.read import ExportFileSpec, line_of
-from transforms.state.bulk_checkpoints import SegmentResume
+from transforms.state.bulk_checkpoints import SegmentResume, table_dir
+from transforms.state.files import read_json, write_json
 from transforms.state.storage import StorageOptions
 
-__all__ = ["TableExports", "read_table_exports", "read_exports", "with_exports", "file_specs", "plan_lines"]
+__all__ = ["TableExports", "read_table_exports", "read_exports", "with_exports", "file_specs", "plan_lines",
+           "incremental_applied", "incremental_specs", "record_applied"]
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,34 @@ def file_specs(plan: TablePlan, points: Sequence[SegmentResume], total_segments:
     return [ExportFileSpec(plan.spec.source, p.segment, total_segments, files[p.segment], p.pages_done,
                            line_of(p.start_key))
             for p in points if not p.done and p.segment < len(files)]
+
+
+def _applied_path(checkpoint_dir: str, table: str) -> str:
+    return FileSystems.join(table_dir(checkpoint_dir, table), "incremental-applied.json")
+
+
+def incremental_applied(checkpoint_dir: str, spec: TableSpec) -> bool:
+    """Whether the table's incremental exports (these ones, in this order) were applied; True if it has none.
+
+    One object per table, written after the step's pipeline succeeded: the step is applied
+    again as a whole after an interruption (its puts and deletes are of the latest state)."""
+    if not spec.incremental_exports:
+        return True
+    return read_json(_applied_path(checkpoint_dir, spec.source)) == {"exports": list(spec.incremental_exports)}
+
+
+def record_applied(checkpoint_dir: str, plans: Sequence[TablePlan]) -> None:
+    for plan in plans:
+        if plan.spec.incremental_exports:
+            write_json(_applied_path(checkpoint_dir, plan.spec.source), {"exports": list(plan.spec.incremental_exports)})
+
+
+def incremental_specs(checkpoint_dir: str, plans: Sequence[TablePlan]) -> list[IncrementalFileSpec]:
+    """The incremental exports' data files still to apply, of every table."""
+    return [IncrementalFileSpec(plan.spec.source, number, file_number, data_file)
+            for plan in plans if plan.exports is not None and not incremental_applied(checkpoint_dir, plan.spec)
+            for number, manifest in enumerate(plan.exports.incremental)
+            for file_number, data_file in enumerate(manifest.files)]
 
 
 def plan_lines(plan: TablePlan) -> list[str]:

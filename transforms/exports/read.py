@@ -39,7 +39,8 @@ from transforms.items.wire_decode import wire_items_to_batch
 from transforms.scan import Page
 from transforms.state.storage import StorageOptions
 
-__all__ = ["ExportFileSpec", "ExportMismatch", "ReadExportFiles", "line_key", "line_of"]
+__all__ = ["ExportFileSpec", "ExportMismatch", "ReadExportFiles", "line_key", "line_of", "spool_checked",
+           "line_pages"]
 
 _COPY_CHUNK = 1 << 20
 
@@ -103,18 +104,19 @@ def parse_lines(data_file: DataFile, first_line: int, lines: list[bytes]) -> lis
 
 def _items_of(data_file: DataFile, first_line: int, entries: list) -> pa.RecordBatch:
     try:
-        items = [entry["Item"] for entry in entries]
-        return wire_items_to_batch(items)
+        with gc_paused():
+            return wire_items_to_batch([entry["Item"] for entry in entries])
     except (KeyError, TypeError, ValueError) as exc:
         raise ExportMismatch(f"data file {data_file.path}, lines {first_line + 1}-{first_line + len(entries)}: not "
                              f'one {{"Item": ...}} per line of DynamoDB JSON ({exc}); is it a full export?') from None
 
 
-def read_pages(data_file: DataFile, spool: IO[bytes], page_size: int, start_line: int
-               ) -> Iterator[tuple[int, int, bool, pa.RecordBatch]]:
-    """(first line, end line, whether it is the last page, batch) per page of a checked, spooled
-    data file, from `start_line` on. The item count is checked against the manifest before
-    the last page is given, so a file that does not match never reaches its end."""
+def line_pages(data_file: DataFile, spool: IO[bytes], page_size: int, start_line: int = 0
+               ) -> Iterator[tuple[int, int, bool, list]]:
+    """(first line, end line, whether it is the last page, the lines as JSON objects) per page of
+    `page_size` lines of a checked, spooled data file, from `start_line` on. The item count is
+    checked against the manifest before the last page is given, so a file that does not match
+    never reaches its end (nor its checkpoint's)."""
     with gzip.open(spool) as lines:
         items = sum(1 for text in itertools.islice(lines, start_line) if text.strip())
         line, pending = start_line, None  # the page read last: given once the next one shows it is not the last
@@ -126,9 +128,8 @@ def read_pages(data_file: DataFile, spool: IO[bytes], page_size: int, start_line
                 yield (*pending[:2], False, pending[2])
             texts = [text for text in chunk if text.strip()]
             with gc_paused():
-                batch = _items_of(data_file, line, parse_lines(data_file, line, texts)) if texts else \
-                    wire_items_to_batch([])
-            pending = (line, line + len(chunk), batch)
+                entries = parse_lines(data_file, line, texts) if texts else []
+            pending = (line, line + len(chunk), entries)
             items += len(texts)
             line += len(chunk)
             if not chunk:  # nothing (left) in the file: one empty last page
@@ -153,7 +154,8 @@ class _ReadDataFileFn(beam.DoFn):
         with tempfile.TemporaryFile(prefix="export-") as spool:
             spool_checked(spec.file, spool)
             index = spec.first_page
-            for first, end, last, batch in read_pages(spec.file, spool, self._page_size, spec.start_line):
+            for first, end, last, entries in line_pages(spec.file, spool, self._page_size, spec.start_line):
+                batch = _items_of(spec.file, first, entries)
                 items_read.inc(batch.num_rows)
                 bytes_read.inc(batch.nbytes)
                 yield Page(spec.table, spec.segment, index, line_key(first), None if last else line_key(end), batch)
