@@ -3,13 +3,17 @@
 in AWS's layout) and the Alternator front over moto (the target)."""
 from __future__ import annotations
 
+import base64
+import gzip
+import hashlib
 import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from tests.support import seed
-from tests.support.cli_runs import alternator_target, error_lines, run_cli, unique, write_config
+from tests.support.cli_runs import (alternator_target, error_lines, interrupt, items_copied, run_cli, start_script,
+                                    unique, write_config)
 from tests.support.exports import s3_client, write_full_export, write_incremental_export
 from tests.support.stores import s3_store
 from transforms.state import bulk_checkpoints
@@ -111,3 +115,112 @@ def test_full_and_incremental_exports_give_the_exported_state_not_the_live_one(d
     assert _by_key(seed.scan_all(alternator_clean.url, table)) == expected
     assert json.loads((tmp_path / "r.json").read_text())["tables"][table]["read"] == 600
     assert bulk_checkpoints.progress(bucket.checkpoint_dir, table) == bulk_checkpoints.TableProgress(4, 4, 600)
+
+
+def _export_of(source: str, table: str, s3, bucket, count: int, files: int) -> str:
+    seed.seed_all_types(source, table, count=count)
+    return write_full_export(s3, bucket.root.split("/")[2], "exports", seed.scan_all(source, table), files=files)
+
+
+def _object_key(folder: str, name: str) -> tuple[str, str]:
+    bucket, _, prefix = folder[len("s3://"):].partition("/")
+    return bucket, prefix.rstrip("/") + "/" + name
+
+
+def test_manifests_that_disagree_stop_the_run_before_anything_is_written(dynamodb_local, alternator_clean,
+                                                                         tmp_path, bucket):
+    source, s3 = dynamodb_local.endpoint, s3_client(alternator_clean.moto.endpoint)
+    table = unique("mismatch")
+    full = _export_of(source, table, s3, bucket, 90, 3)
+    name, key = _object_key(full, "manifest-summary.json")
+    summary = json.loads(s3.get_object(Bucket=name, Key=key)["Body"].read())
+    s3.put_object(Bucket=name, Key=key, Body=json.dumps({**summary, "itemCount": 91}).encode())
+    config = write_config(tmp_path, source, alternator_target(alternator_clean), [{"source": table, "export": full}],
+                          **bucket.config_sections())
+
+    result = run_cli("migrate", "--config", str(config), "--no-progress")
+
+    assert result.exit_code == 2, result.output
+    line, = error_lines(result.output)
+    assert f"{full}manifest-files.json: its data files hold 90 items, but {full}manifest-summary.json says 91" in line
+    assert table not in seed.client_for(alternator_clean.url).list_tables()["TableNames"]  # nothing created
+    assert bulk_checkpoints.progress(bucket.checkpoint_dir, table) is None
+
+    # A data file the manifest lists but the export folder lacks.
+    s3.put_object(Bucket=name, Key=key, Body=json.dumps(summary).encode())
+    manifest_name, manifest_key = _object_key(full, "manifest-files.json")
+    first = json.loads(s3.get_object(Bucket=manifest_name, Key=manifest_key)["Body"].read().splitlines()[0])
+    s3.delete_object(Bucket=name, Key=first["dataFileS3Key"])
+    result = run_cli("plan", "--config", str(config))
+    assert result.exit_code == 2, result.output
+    line, = error_lines(result.output)
+    assert f"{first['dataFileS3Key'].rsplit('/', 1)[1]} is listed in {full}manifest-files.json but does not exist" \
+        in line
+
+
+def test_a_data_file_that_does_not_match_its_manifest_stops_the_run_and_is_not_recorded(
+        dynamodb_local, alternator_clean, tmp_path, bucket):
+    source, s3 = dynamodb_local.endpoint, s3_client(alternator_clean.moto.endpoint)
+    table = unique("damaged")
+    full = _export_of(source, table, s3, bucket, 120, 3)
+    name, manifest_key = _object_key(full, "manifest-files.json")
+    entries = [json.loads(line) for line in s3.get_object(Bucket=name, Key=manifest_key)["Body"].read().splitlines()]
+    damaged = entries[1]["dataFileS3Key"]
+    body = gzip.decompress(s3.get_object(Bucket=name, Key=damaged)["Body"].read())
+    s3.put_object(Bucket=name, Key=damaged, Body=gzip.compress(body.replace(b'"S": "cat-', b'"S": "dog-')))
+    config = write_config(tmp_path, source, alternator_target(alternator_clean), [{"source": table, "export": full}],
+                          **bucket.config_sections())
+
+    result = run_cli("migrate", "--config", str(config), "--no-progress")
+
+    assert result.exit_code == 4, result.output
+    line = error_lines(result.output)[0]
+    assert f"data file s3://{name}/{damaged}: its MD5 is" in line and "its manifest says" in line
+    done = {r.segment for r in bulk_checkpoints.list_ranges(bucket.checkpoint_dir, table) if r.end == "end"}
+    assert 1 not in done
+    target_items = seed.scan_all(alternator_clean.url, table)
+    assert not any(item["category"]["S"].startswith("dog-") for item in target_items)  # nothing of it written
+
+    # The same lines under a correct checksum but one line short of the manifest's count.
+    lines = body.splitlines(keepends=True)
+    short = gzip.compress(b"".join(lines[:-1]))
+    s3.put_object(Bucket=name, Key=damaged, Body=short)
+    entries[1]["md5Checksum"] = base64.b64encode(hashlib.md5(short).digest()).decode()
+    s3.put_object(Bucket=name, Key=manifest_key, Body="".join(json.dumps(e) + "\n" for e in entries).encode())
+
+    result = run_cli("migrate", "--config", str(config), "--no-progress", "--resume")
+
+    assert result.exit_code == 4, result.output
+    assert (f"data file s3://{name}/{damaged} holds {len(lines) - 1} items, its manifest says {len(lines)}"
+            in error_lines(result.output)[0])
+    done = {r.segment for r in bulk_checkpoints.list_ranges(bucket.checkpoint_dir, table) if r.end == "end"}
+    assert 1 not in done  # its pages before the last may be written; the file is not recorded as read
+
+
+def test_a_killed_copy_resumes_by_data_file_and_line(dynamodb_local, alternator_clean, tmp_path, bucket):
+    source, s3 = dynamodb_local.endpoint, s3_client(alternator_clean.moto.endpoint)
+    table = unique("resumed")
+    full = _export_of(source, table, s3, bucket, 900, 3)
+    # Slow writes, one request at a time: the run is still busy when it is killed.
+    alternator_clean.front.set_faults(slow=1.0, slow_seconds=0.3, ops=["BatchWriteItem"])
+    config = write_config(tmp_path, source, alternator_target(alternator_clean), [{"source": table, "export": full}],
+                          scan={"page_size": 50}, write={"concurrency": 1}, checkpoint_interval_seconds=0.05,
+                          **bucket.config_sections())
+    process = start_script("migrate", "--config", str(config), "--no-progress", cwd=tmp_path, env=bucket.env)
+    interrupt(process, lambda: items_copied(bucket.checkpoint_dir, table) >= 200)
+    at_kill = bulk_checkpoints.progress(bucket.checkpoint_dir, table)
+    recorded = at_kill.items
+    assert 200 <= recorded < 900  # the run was cut short
+    partly_read = recorded - 300 * at_kill.segments_done  # items of files not finished
+    alternator_clean.front.set_faults()
+
+    result = run_cli("migrate", "--config", str(config), "--resume", "--no-progress", "--report",
+                     str(tmp_path / "r.json"))
+
+    assert result.exit_code == 0, result.output
+    read = json.loads((tmp_path / "r.json").read_text())["tables"][table]["read"]
+    assert 900 - recorded <= read < 900  # only what was not recorded (and pages in flight) is read again
+    if partly_read:  # an unfinished file continued from its first unwritten line, not from its start
+        assert read < 900 - 300 * at_kill.segments_done
+    assert seed.assert_same_items(source, alternator_clean.url, table) == 900
+    assert bulk_checkpoints.progress(bucket.checkpoint_dir, table) == bulk_checkpoints.TableProgress(3, 3, 900)
