@@ -228,6 +228,8 @@ def _migrate(config_path, resume, restart, report_path, no_progress, streams, en
     for line in bulk.check_earlier_runs(config, resume=resume, restart=restart, streams=streams):
         click.echo(line, err=True)
     found = exports.read_exports(config, beam_args)
+    if streams:
+        exports.check_streams_follow(found)
     plans = exports.with_exports(tables.plan_tables(config, create=True), found)
     table_streams = None
     if streams:  # the stream must be on before the snapshot starts, or changes during it are lost

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Sequence
 
 from apache_beam.io.filesystems import FileSystems
@@ -28,7 +28,7 @@ from transforms.state.files import read_json, write_json
 from transforms.state.storage import StorageOptions
 
 __all__ = ["TableExports", "read_table_exports", "read_exports", "with_exports", "file_specs", "plan_lines",
-           "incremental_applied", "incremental_specs", "record_applied"]
+           "incremental_applied", "incremental_specs", "record_applied", "check_streams_follow"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,25 @@ def read_exports(config: RunConfig, beam_args: Sequence[str] = ()) -> dict[str, 
     if specs:
         StorageOptions.of(runner.pipeline_options(config, beam_args)).install()
     return {spec.source: read_table_exports(spec) for spec in specs}
+
+
+STREAM_RETENTION = timedelta(hours=24)
+
+
+def check_streams_follow(found: dict[str, TableExports], now: datetime | None = None) -> None:
+    """With --streams, replication continues where the table's last export ends, from the
+    stream's oldest record: a stream keeps 24 hours of changes, so an export that ends
+    earlier would leave the changes in between in neither. ExportError (exit 2) if so."""
+    now = now or datetime.now(timezone.utc)
+    for table, exports in found.items():
+        last = (exports.incremental or (exports.full,))[-1]
+        ended = _time(last, last.export_time, "exportTime")
+        if ended.tzinfo is None:
+            ended = ended.replace(tzinfo=timezone.utc)
+        if now - ended >= STREAM_RETENTION:
+            raise ExportError(f"{table}: its last export {last.path} ends at {last.export_time}, more than 24 hours "
+                              f"ago: the stream no longer holds every change since; take an incremental export up "
+                              f"to now (or a new full export) and run again")
 
 
 def with_exports(plans: Sequence[TablePlan], found: dict[str, TableExports]) -> list[TablePlan]:

@@ -224,3 +224,33 @@ def test_a_killed_copy_resumes_by_data_file_and_line(dynamodb_local, alternator_
         assert read < 900 - 300 * at_kill.segments_done
     assert seed.assert_same_items(source, alternator_clean.url, table) == 900
     assert bulk_checkpoints.progress(bucket.checkpoint_dir, table) == bulk_checkpoints.TableProgress(3, 3, 900)
+
+
+def test_streams_after_an_export_replicate_from_the_oldest_record(dynamodb_local, alternator_clean, tmp_path,
+                                                                   bucket):
+    source, s3 = dynamodb_local.endpoint, s3_client(alternator_clean.moto.endpoint)
+    table = unique("followed")
+    seed.create_table(source, table, **seed.STREAMED_TABLE)
+    seed.stream_changes(source, table, 0, 40)
+    items = seed.scan_all(source, table)
+    stale = write_full_export(s3, bucket.root.split("/")[2], "exports", items, files=2,
+                              export_time=datetime.now(timezone.utc) - timedelta(hours=25))
+    config = write_config(tmp_path, source, alternator_target(alternator_clean), [{"source": table, "export": stale}],
+                          **bucket.config_sections())
+
+    result = run_cli("migrate", "--config", str(config), "--streams", "--until-caught-up", "--no-progress")
+
+    assert result.exit_code == 2, result.output
+    line, = error_lines(result.output)
+    assert "more than 24 hours ago: the stream no longer holds every change since" in line
+    assert table not in seed.client_for(alternator_clean.url).list_tables()["TableNames"]
+
+    fresh = write_full_export(s3, bucket.root.split("/")[2], "exports", items, files=2)
+    seed.stream_changes(source, table, 40, 20)  # after the export: only the stream has them
+    config = write_config(tmp_path, source, alternator_target(alternator_clean), [{"source": table, "export": fresh}],
+                          **bucket.config_sections())
+
+    result = run_cli("migrate", "--config", str(config), "--streams", "--until-caught-up", "--no-progress")
+
+    assert result.exit_code == 0, result.output
+    assert seed.assert_same_items(source, alternator_clean.url, table) == 60
