@@ -16,7 +16,6 @@ items); on Dataflow it is a shuffle.
 """
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -29,7 +28,7 @@ from transforms.dynamo.endpoints import TargetSpec
 from transforms.dynamo.event_loop import LoopDoFn
 from transforms.dynamo.writer import FailedWrite, WriterSettings, delete, open_writer, put
 from transforms.exports.manifest import DataFile
-from transforms.exports.read import ExportMismatch, line_pages, spool_checked
+from transforms.exports.read import DataFileFn, ExportMismatch
 from transforms.items.ddb_json import decode_item
 from transforms.items.renames import RenameConflict
 from transforms.state.dead_letters import write_dead_letters
@@ -76,35 +75,26 @@ class _LatestChange(beam.CombineFn):
         return best
 
 
-class _ReadChangesFn(beam.DoFn):
+class _ReadChangesFn(DataFileFn):
     """A data file -> ((table, key text), (micros, export, file, line, keys, new image or None))."""
-
-    def __init__(self, storage: StorageOptions, page_size: int):
-        self._storage = storage
-        self._page_size = page_size
-
-    def setup(self):
-        self._storage.install()
 
     def process(self, spec: IncrementalFileSpec):
         read = metrics.counter(spec.table, "changes_read")
-        with tempfile.TemporaryFile(prefix="export-") as spool:
-            spool_checked(spec.file, spool)
-            for first, _end, _last, entries in line_pages(spec.file, spool, self._page_size):
-                for offset, entry in enumerate(entries):
-                    try:
-                        keys = entry["Keys"]
-                        micros = int(entry["Metadata"]["WriteTimestampMicros"]["N"])
-                        image = entry.get("NewImage")
-                        key_text = orjson.dumps(keys, option=_SORTED).decode("utf-8")
-                    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                        raise ExportMismatch(
-                            f"data file {spec.file.path} line {first + offset + 1}: not an incremental export's line "
-                            f"(Metadata.WriteTimestampMicros, Keys, NewImage): {type(exc).__name__} {exc}") from None
-                    yield ((spec.table, key_text),
-                           (micros, spec.export, spec.file_number, first + offset, keys,
-                            None if image is None else orjson.dumps(image)))
-                read.inc(len(entries))
+        for first, _end, _last, entries in self.pages(spec.file):
+            for offset, entry in enumerate(entries):
+                try:
+                    keys = entry["Keys"]
+                    micros = int(entry["Metadata"]["WriteTimestampMicros"]["N"])
+                    image = entry.get("NewImage")
+                    key_text = orjson.dumps(keys, option=_SORTED).decode("utf-8")
+                except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                    raise ExportMismatch(
+                        f"data file {spec.file.path} line {first + offset + 1}: not an incremental export's line "
+                        f"(Metadata.WriteTimestampMicros, Keys, NewImage): {type(exc).__name__} {exc}") from None
+                yield ((spec.table, key_text),
+                       (micros, spec.export, spec.file_number, first + offset, keys,
+                        None if image is None else orjson.dumps(image)))
+            read.inc(len(entries))
 
 
 class _WriteChangesFn(LoopDoFn):

@@ -56,6 +56,16 @@ class ExportManifest:
     files: tuple[DataFile, ...]
 
 
+def _json_object(text: str | bytes, where: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise ExportError(f"{where} is not a JSON object; is this a DynamoDB export?")
+    return value
+
+
 def _json_field(summary: dict, name: str, kind: type, where: str):
     value = summary.get(name)
     if not isinstance(value, kind) or isinstance(value, bool):
@@ -77,12 +87,7 @@ def read_manifest(path: str) -> ExportManifest:
         raise ExportError(f"{summary_path} does not exist: " + (
             "the export has not finished yet; wait until its status is COMPLETED" if started else
             "check the path, it must be the export's own folder (.../AWSDynamoDB/<ExportId>/)"))
-    try:
-        summary = json.loads(raw)
-    except ValueError:
-        raise ExportError(f"{summary_path} is not JSON; is this a DynamoDB export?") from None
-    if not isinstance(summary, dict):
-        raise ExportError(f"{summary_path} is not a JSON object; is this a DynamoDB export?")
+    summary = _json_object(raw, summary_path)
     output_format = summary.get("outputFormat")
     if output_format != "DYNAMODB_JSON":
         raise ExportError(f"{summary_path}: outputFormat is {output_format!r}; only DYNAMODB_JSON exports can be "
@@ -118,12 +123,7 @@ def _data_files(folder: str) -> tuple[DataFile, ...]:
         if not line.strip():
             continue
         where = f"{files_path} line {number}"
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            raise ExportError(f"{where} is not JSON") from None
-        if not isinstance(entry, dict):
-            raise ExportError(f"{where} is not a JSON object")
+        entry = _json_object(line, where)
         key = _json_field(entry, "dataFileS3Key", str, where)
         items = _json_field(entry, "itemCount", int, where)
         md5 = _json_field(entry, "md5Checksum", str, where)

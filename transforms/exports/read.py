@@ -39,8 +39,8 @@ from transforms.items.wire_decode import wire_items_to_batch
 from transforms.scan import Page
 from transforms.state.storage import StorageOptions
 
-__all__ = ["ExportFileSpec", "ExportMismatch", "ReadExportFiles", "line_key", "line_of", "spool_checked",
-           "line_pages"]
+__all__ = ["ExportFileSpec", "ExportMismatch", "ReadExportFiles", "DataFileFn", "line_key", "line_of",
+           "spool_checked", "line_pages"]
 
 _COPY_CHUNK = 1 << 20
 
@@ -140,7 +140,9 @@ def line_pages(data_file: DataFile, spool: IO[bytes], page_size: int, start_line
     yield (*pending[:2], True, pending[2])
 
 
-class _ReadDataFileFn(beam.DoFn):
+class DataFileFn(beam.DoFn):
+    """The base of DoFns that read export data files: `pages` spools and checks one, then parses it."""
+
     def __init__(self, storage: StorageOptions, page_size: int):
         self._storage = storage
         self._page_size = page_size
@@ -148,18 +150,24 @@ class _ReadDataFileFn(beam.DoFn):
     def setup(self):
         self._storage.install()
 
+    def pages(self, data_file: DataFile, start_line: int = 0) -> Iterator[tuple[int, int, bool, list]]:
+        """`line_pages` of the data file, after its checksum was checked."""
+        with tempfile.TemporaryFile(prefix="export-") as spool:
+            spool_checked(data_file, spool)
+            yield from line_pages(data_file, spool, self._page_size, start_line)
+
+
+class _ReadDataFileFn(DataFileFn):
     def process(self, spec: ExportFileSpec):
         items_read = metrics.counter(spec.table, "items_read")
         bytes_read = metrics.counter(spec.table, "bytes_read")
-        with tempfile.TemporaryFile(prefix="export-") as spool:
-            spool_checked(spec.file, spool)
-            index = spec.first_page
-            for first, end, last, entries in line_pages(spec.file, spool, self._page_size, spec.start_line):
-                batch = _items_of(spec.file, first, entries)
-                items_read.inc(batch.num_rows)
-                bytes_read.inc(batch.nbytes)
-                yield Page(spec.table, spec.segment, index, line_key(first), None if last else line_key(end), batch)
-                index += 1
+        index = spec.first_page
+        for first, end, last, entries in self.pages(spec.file, spec.start_line):
+            batch = _items_of(spec.file, first, entries)
+            items_read.inc(batch.num_rows)
+            bytes_read.inc(batch.nbytes)
+            yield Page(spec.table, spec.segment, index, line_key(first), None if last else line_key(end), batch)
+            index += 1
 
 
 class ReadExportFiles(beam.PTransform):
