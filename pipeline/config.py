@@ -35,6 +35,7 @@ class TableSpec:
     create: str = "if_missing"
     export: str | None = None  # a FULL DynamoDB export's folder: read instead of scanning the table
     incremental_exports: tuple[str, ...] = ()  # applied after `export`, in this order
+    parquet: str | None = None  # a folder of `alternator-migrate export` (one table's): read instead of scanning
 
 
 @dataclass(frozen=True)
@@ -301,13 +302,17 @@ def _tables(raw: Any, base_dir: Path | None) -> tuple[TableSpec, ...]:
         incremental = section.get("incremental_exports", [], kind=list)
         if not all(isinstance(path, str) and path for path in incremental):
             raise ConfigError(f"tables[{i}].incremental_exports must be a list of export folders (s3://...)")
+        parquet = section.get("parquet", kind=str)
+        if parquet and export:
+            raise ConfigError(f"tables[{i}]: give either export (a DynamoDB export) or parquet, not both")
         if incremental and not export:
             raise ConfigError(f"tables[{i}].incremental_exports go on top of a full export: set tables[{i}].export "
                               f"too")
         specs.append(TableSpec(source=source, target=section.get("target", source, kind=str),
                                renames=dict(renames), create=create,
                                export=_local_or_uri(export, base_dir) if export else None,
-                               incremental_exports=tuple(_local_or_uri(path, base_dir) for path in incremental)))
+                               incremental_exports=tuple(_local_or_uri(path, base_dir) for path in incremental),
+                               parquet=_local_or_uri(parquet, base_dir) if parquet else None))
         section.done()
     sources = [t.source for t in specs]
     targets = [t.target for t in specs]

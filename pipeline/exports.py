@@ -22,6 +22,7 @@ from pipeline.config import RunConfig, TableSpec
 from pipeline.tables import TablePlan
 from transforms.exports.manifest import FULL, INCREMENTAL, ExportError, ExportManifest, read_manifest
 from transforms.exports.changes import IncrementalFileSpec
+from transforms.exports.parquet import PARQUET, read_parquet_manifest
 from transforms.exports.read import ExportFileSpec, line_of
 from transforms.state.bulk_checkpoints import SegmentResume, table_dir
 from transforms.state.files import read_json, write_json
@@ -61,6 +62,8 @@ def _check_order(spec: TableSpec, exports: TableExports) -> None:
 
 def read_table_exports(spec: TableSpec) -> TableExports:
     """The table's exports, read and checked (ExportError, exit 2, for anything unreadable)."""
+    if spec.parquet:
+        return TableExports(read_parquet_manifest(spec.parquet))
     full = read_manifest(spec.export)
     if full.export_type != FULL:
         raise ExportError(f"tables[].export of {spec.source} is an incremental export ({spec.export}); give the full "
@@ -78,7 +81,7 @@ def read_table_exports(spec: TableSpec) -> TableExports:
 def read_exports(config: RunConfig, beam_args: Sequence[str] = ()) -> dict[str, TableExports]:
     """Every configured export, read and checked before the table step creates anything, through
     the job's filesystem options (Beam's S3 options in `pipeline_options`, as for checkpoint_dir)."""
-    specs = [spec for spec in config.tables if spec.export is not None]
+    specs = [spec for spec in config.tables if spec.export or spec.parquet]
     if specs:
         StorageOptions.of(runner.pipeline_options(config, beam_args)).install()
     return {spec.source: read_table_exports(spec) for spec in specs}
@@ -116,8 +119,9 @@ def file_specs(plan: TablePlan, points: Sequence[SegmentResume], total_segments:
     if total_segments != len(files) and files:
         raise ExportError(f"{plan.spec.source}: the earlier run read an export of {total_segments} data files, this "
                           f"one has {len(files)}; run again with --restart to copy the table from this export")
+    kind = PARQUET if plan.exports.full.export_type == PARQUET else "DYNAMODB_JSON"
     return [ExportFileSpec(plan.spec.source, p.segment, total_segments, files[p.segment], p.pages_done,
-                           line_of(p.start_key))
+                           line_of(p.start_key), kind)
             for p in points if not p.done and p.segment < len(files)]
 
 
@@ -155,6 +159,8 @@ def plan_lines(plan: TablePlan) -> list[str]:
     if exports is None:
         return []
     full = exports.full
+    if full.export_type == PARQUET:
+        return [f"  from Parquet export {full.path} (not scanned): {len(full.files)} files, {full.items:,} items"]
     lines = [f"  from export {full.path} (not scanned)",
              f"    full, as of {full.export_time}: {len(full.files)} data files, {full.items:,} items"]
     for manifest in exports.incremental:

@@ -27,8 +27,8 @@ from transforms import metrics
 from transforms.dynamo.endpoints import TargetSpec
 from transforms.dynamo.event_loop import LoopDoFn
 from transforms.dynamo.writer import FailedWrite, WriterSettings, delete, open_writer, put
-from transforms.exports.manifest import DataFile
-from transforms.exports.read import DataFileFn, ExportMismatch
+from transforms.exports.manifest import DataFile, ExportMismatch
+from transforms.exports.read import DataFileFn
 from transforms.items.ddb_json import decode_item
 from transforms.items.renames import RenameConflict
 from transforms.state.dead_letters import write_dead_letters

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.errors import MigrateError
+from transforms.errors import ExitCode, MigrateError
 from transforms.state.files import matching, read_bytes
 
-__all__ = ["FULL", "INCREMENTAL", "DataFile", "ExportManifest", "ExportError", "read_manifest"]
+__all__ = ["FULL", "INCREMENTAL", "DataFile", "ExportManifest", "ExportError", "ExportMismatch", "read_manifest"]
 
 FULL, INCREMENTAL = "FULL_EXPORT", "INCREMENTAL_EXPORT"
 _VIEWS = ("NEW_AND_OLD_IMAGES", "NEW_IMAGE")
@@ -32,6 +32,13 @@ _VIEWS = ("NEW_AND_OLD_IMAGES", "NEW_IMAGE")
 
 class ExportError(MigrateError):
     """An export that cannot be read as it is: the message names the file and the fix (exit 2)."""
+
+
+class ExportMismatch(MigrateError):
+    """A data file that does not match its manifest (checksum, item count) or holds a bad line,
+    found while the run reads it (exit 4: the file is not recorded as done)."""
+
+    code = ExitCode.FAILED
 
 
 @dataclass(frozen=True)

@@ -32,23 +32,17 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.display import DisplayDataItem
 
 from transforms import metrics
-from transforms.errors import ExitCode, MigrateError
-from transforms.exports.manifest import DataFile
+from transforms.exports.manifest import DataFile, ExportMismatch
+from transforms.exports.parquet import PARQUET, parquet_pages
 from transforms.items.gc_pause import gc_paused
 from transforms.items.wire_decode import wire_items_to_batch
 from transforms.scan import Page
 from transforms.state.storage import StorageOptions
 
-__all__ = ["ExportFileSpec", "ExportMismatch", "ReadExportFiles", "DataFileFn", "line_key", "line_of",
+__all__ = ["ExportFileSpec", "ReadExportFiles", "DataFileFn", "line_key", "line_of",
            "spool_checked", "line_pages"]
 
 _COPY_CHUNK = 1 << 20
-
-
-class ExportMismatch(MigrateError):
-    """A data file that does not match its manifest (checksum, item count) or holds a bad line."""
-
-    code = ExitCode.FAILED
 
 
 @dataclass(frozen=True)
@@ -62,6 +56,7 @@ class ExportFileSpec:
     file: DataFile
     first_page: int = 0
     start_line: int = 0
+    format: str = "DYNAMODB_JSON"  # or PARQUET: a file of `alternator-migrate export`, pages by row
 
 
 def line_key(line: int) -> dict | None:
@@ -89,9 +84,10 @@ def spool_checked(data_file: DataFile, spool: IO[bytes]) -> None:
 
 
 def parse_lines(data_file: DataFile, first_line: int, lines: list[bytes]) -> list:
-    """A page of a data file's lines (none empty) as JSON objects; call it with the GC paused."""
+    """A page of a data file's lines (none empty) as JSON objects, parsed by one orjson call."""
     try:
-        return orjson.loads(b"[" + b",".join(lines) + b"]")
+        with gc_paused():
+            return orjson.loads(b"[" + b",".join(lines) + b"]")
     except orjson.JSONDecodeError:
         for number, line in enumerate(lines, first_line + 1):
             try:
@@ -102,13 +98,21 @@ def parse_lines(data_file: DataFile, first_line: int, lines: list[bytes]) -> lis
         raise
 
 
-def _items_of(data_file: DataFile, first_line: int, entries: list) -> pa.RecordBatch:
+def _batch_of(data_file: DataFile, first_line: int, items: list) -> pa.RecordBatch:
     try:
         with gc_paused():
-            return wire_items_to_batch([entry["Item"] for entry in entries])
-    except (KeyError, TypeError, ValueError) as exc:
+            return wire_items_to_batch(items)
+    except ValueError as exc:
+        raise ExportMismatch(f"{data_file.path}, lines {first_line + 1}-{first_line + len(items)}: not items in "
+                             f"DynamoDB JSON ({exc}); the export is damaged: export the table again") from None
+
+
+def _items_of(data_file: DataFile, first_line: int, entries: list) -> list:
+    try:
+        return [entry["Item"] for entry in entries]
+    except (KeyError, TypeError):
         raise ExportMismatch(f"data file {data_file.path}, lines {first_line + 1}-{first_line + len(entries)}: not "
-                             f'one {{"Item": ...}} per line of DynamoDB JSON ({exc}); is it a full export?') from None
+                             f'one {{"Item": ...}} per line; is it a full export?') from None
 
 
 def line_pages(data_file: DataFile, spool: IO[bytes], page_size: int, start_line: int = 0
@@ -127,8 +131,7 @@ def line_pages(data_file: DataFile, spool: IO[bytes], page_size: int, start_line
             if pending is not None:
                 yield (*pending[:2], False, pending[2])
             texts = [text for text in chunk if text.strip()]
-            with gc_paused():
-                entries = parse_lines(data_file, line, texts) if texts else []
+            entries = parse_lines(data_file, line, texts) if texts else []
             pending = (line, line + len(chunk), entries)
             items += len(texts)
             line += len(chunk)
@@ -161,9 +164,15 @@ class _ReadDataFileFn(DataFileFn):
     def process(self, spec: ExportFileSpec):
         items_read = metrics.counter(spec.table, "items_read")
         bytes_read = metrics.counter(spec.table, "bytes_read")
+        if spec.format == PARQUET:
+            pages = ((first, end, last, parse_lines(spec.file, first, texts))
+                     for first, end, last, texts in parquet_pages(spec.file, self._page_size, spec.start_line))
+        else:
+            pages = ((first, end, last, _items_of(spec.file, first, entries))
+                     for first, end, last, entries in self.pages(spec.file, spec.start_line))
         index = spec.first_page
-        for first, end, last, entries in self.pages(spec.file, spec.start_line):
-            batch = _items_of(spec.file, first, entries)
+        for first, end, last, items in pages:
+            batch = _batch_of(spec.file, first, items)
             items_read.inc(batch.num_rows)
             bytes_read.inc(batch.nbytes)
             yield Page(spec.table, spec.segment, index, line_key(first), None if last else line_key(end), batch)
