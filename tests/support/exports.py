@@ -14,6 +14,7 @@ import hashlib
 import json
 import uuid
 from datetime import datetime, timezone
+from pathlib import Path
 
 import boto3
 
@@ -23,6 +24,21 @@ from transforms.items.ddb_json import encode_item
 def s3_client(endpoint: str):
     return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test",
                         region_name="us-east-1")
+
+
+class LocalBucket:
+    """A folder standing in for S3 (`put_object` as boto3's), for exports on a local disk (the bench)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def put_object(self, Bucket: str, Key: str, Body: bytes) -> None:  # noqa: N803 - boto3's names
+        path = self.root / Bucket / Key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(Body)
+
+    def uri(self, bucket: str, key: str) -> str:
+        return f"{self.root / bucket / key}/"
 
 
 def iso(moment: datetime) -> str:
@@ -50,7 +66,7 @@ def _write_export(s3, bucket: str, prefix: str, lines: list[bytes], files: int, 
                "manifestFilesS3Key": f"{folder}/manifest-files.json", "billedSizeBytes": 0,
                "itemCount": len(lines), "outputFormat": "DYNAMODB_JSON", **summary}
     s3.put_object(Bucket=bucket, Key=f"{folder}/manifest-summary.json", Body=json.dumps(summary).encode())
-    return f"s3://{bucket}/{folder}/"
+    return s3.uri(bucket, folder) if isinstance(s3, LocalBucket) else f"s3://{bucket}/{folder}/"
 
 
 def write_full_export(s3, bucket: str, prefix: str, items: list[dict], *, files: int = 3,
