@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import itertools
 import tempfile
+import zlib
 from dataclasses import dataclass
 from typing import IO, Iterator
 
@@ -121,7 +122,16 @@ def line_pages(data_file: DataFile, spool: IO[bytes], page_size: int, start_line
     `page_size` lines of a checked, spooled data file, from `start_line` on. The item count is
     checked against the manifest before the last page is given, so a file that does not match
     never reaches its end (nor its checkpoint's)."""
-    with gzip.open(spool) as lines:
+    try:
+        yield from _line_pages(data_file, gzip.open(spool), page_size, start_line)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise ExportMismatch(f"data file {data_file.path} is not a whole gzip file ({exc}); the export is damaged: "
+                             f"export the table again") from None
+
+
+def _line_pages(data_file: DataFile, opened: IO[bytes], page_size: int, start_line: int
+                ) -> Iterator[tuple[int, int, bool, list]]:
+    with opened as lines:
         items = sum(1 for text in itertools.islice(lines, start_line) if text.strip())
         line, pending = start_line, None  # the page read last: given once the next one shows it is not the last
         while True:
