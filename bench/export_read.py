@@ -3,8 +3,8 @@ against the data files of a DynamoDB export of the same items (a local folder in
 layout), each into the same Arrow pages, nothing written.
 
 `python -m bench.export_read scan ENDPOINT TABLE SEGMENTS` or `... export FOLDER` runs one
-read in a Beam pipeline on the DirectRunner (one process); `main` seeds the table, writes the export, and takes medians of `rounds` runs, each
-measured by `measure.run_counted` with an empty read (the pipeline's start-up) subtracted.
+read in a Beam pipeline on the DirectRunner (one process); `main` seeds the table, writes
+the export, and takes medians of `rounds` runs, each measured by `measure.run_counted` with an empty read (the pipeline's start-up) subtracted.
 """
 from __future__ import annotations
 

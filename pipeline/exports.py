@@ -108,9 +108,12 @@ def check_streams_follow(found: dict[str, TableExports], now: datetime | None = 
 
 def with_exports(plans: Sequence[TablePlan], found: dict[str, TableExports]) -> list[TablePlan]:
     """The plans, those of tables read from exports with their exports (one segment a data file)."""
-    return [dataclasses.replace(plan, exports=found[plan.spec.source], segments=max(1, len(found[plan.spec.source].full.files)),
-                                item_count=found[plan.spec.source].full.items)
-            if plan.spec.source in found else plan for plan in plans]
+    out = []
+    for plan in plans:
+        exports = found.get(plan.spec.source)
+        out.append(plan if exports is None else dataclasses.replace(
+            plan, exports=exports, segments=max(1, len(exports.full.files)), item_count=exports.full.items))
+    return out
 
 
 def file_specs(plan: TablePlan, points: Sequence[SegmentResume], total_segments: int) -> list[ExportFileSpec]:
@@ -142,7 +145,8 @@ def incremental_applied(checkpoint_dir: str, spec: TableSpec) -> bool:
 def record_applied(checkpoint_dir: str, plans: Sequence[TablePlan]) -> None:
     for plan in plans:
         if plan.spec.incremental_exports:
-            write_json(_applied_path(checkpoint_dir, plan.spec.source), {"exports": list(plan.spec.incremental_exports)})
+            write_json(_applied_path(checkpoint_dir, plan.spec.source),
+                       {"exports": list(plan.spec.incremental_exports)})
 
 
 def incremental_specs(checkpoint_dir: str, plans: Sequence[TablePlan]) -> list[IncrementalFileSpec]:

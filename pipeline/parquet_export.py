@@ -38,7 +38,8 @@ class ExportedTable:
 
 
 def _key_columns(key, table: str) -> tuple[KeyColumn, ...]:
-    columns = tuple(KeyColumn(name, kind, "HASH" if i == 0 else "RANGE") for i, (name, kind) in enumerate(key.attributes))
+    columns = tuple(KeyColumn(name, kind, "HASH" if i == 0 else "RANGE")
+                    for i, (name, kind) in enumerate(key.attributes))
     if ITEM_COLUMN in key.names:
         raise MigrateError(f"{table}: a key attribute is named {ITEM_COLUMN!r}, the Parquet layout's item column; "
                            f"rename it with tables[].renames first")

@@ -142,7 +142,8 @@ def write_manifest(folder: str, table: str, keys: Sequence[KeyColumn]) -> dict:
     files = []
     for path in sorted(matching(FileSystems.join(directory, "part-*.parquet"))):
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            files.append({"path": posixpath.basename(path.replace("\\", "/")), "items": pq.ParquetFile(f).metadata.num_rows})
+            rows = pq.ParquetFile(f).metadata.num_rows
+        files.append({"path": posixpath.basename(path.replace("\\", "/")), "items": rows})
     manifest = {"layout_version": LAYOUT_VERSION, "table": table, "item_count": sum(f["items"] for f in files),
                 "key_schema": [{"name": k.name, "type": k.type, "key_type": k.role} for k in keys], "files": files}
     write_json(FileSystems.join(directory, "manifest.json"), manifest)
