@@ -296,3 +296,13 @@ def test_parquet_export_and_back_every_type(dynamodb_local, alternator_clean, tm
     assert result.exit_code == 0, result.output
     assert run_cli("validate", "--config", str(config)).exit_code == 0
     assert seed.assert_same_items(source, alternator_clean.url, table) == 700
+
+    # The target exported the same way holds the same items.
+    result = run_cli("export", "--config", str(config), "--to", str(tmp_path / "from-target"), "--from-target")
+    assert result.exit_code == 0, result.output
+    again = pq.read_table(sorted((tmp_path / "from-target" / table).glob("part-*.parquet")))
+    assert sorted(seed.canonical(decode_item(json.loads(text))) for text in again.column("item").to_pylist()) == \
+        sorted(map(seed.canonical, items))
+    result = run_cli("export", "--config", str(config), "--to", str(folder))
+    assert result.exit_code == 2 and error_lines(result.output) == [
+        f"error: {folder / table} already holds files; export into an empty folder"]
