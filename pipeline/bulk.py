@@ -180,6 +180,7 @@ def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, bea
             metrics = run_pipeline(p)
         changes = exports.incremental_specs(config.checkpoint_dir, plans)
         if changes:  # only once every full export is written: see transforms/exports/changes.py
+            log.info("applying %d data files of incremental exports", len(changes))
             p = beam.Pipeline(options=options)
             build_incremental_pipeline(p, config, plans, changes)
             metrics = _sum_figures(metrics, run_pipeline(p))

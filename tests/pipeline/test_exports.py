@@ -306,3 +306,38 @@ def test_parquet_export_and_back_every_type(dynamodb_local, alternator_clean, tm
     result = run_cli("export", "--config", str(config), "--to", str(folder))
     assert result.exit_code == 2 and error_lines(result.output) == [
         f"error: {folder / table} already holds files; export into an empty folder"]
+
+
+def test_an_interrupted_incremental_step_is_applied_on_resume(dynamodb_local, alternator_clean, tmp_path, bucket):
+    source, s3 = dynamodb_local.endpoint, s3_client(alternator_clean.moto.endpoint)
+    name = bucket.root.split("/")[2]
+    table = unique("increment")
+    full = _export_of(source, table, s3, bucket, 60, 3)
+    t0 = datetime.now(timezone.utc)
+    changes = _change_round(source, table, [_changed(i, "changed") for i in range(5)], [_keys(5)])
+    incremental = write_incremental_export(s3, name, "exports", changes, start=t0 - timedelta(minutes=1),
+                                           end=datetime.now(timezone.utc))
+    expected = _by_key(seed.scan_all(source, table))
+    config = write_config(tmp_path, source, alternator_target(alternator_clean),
+                          [{"source": table, "export": full, "incremental_exports": [incremental]}],
+                          **bucket.config_sections())
+    assert run_cli("migrate", "--config", str(config), "--no-progress").exit_code == 0
+    assert _by_key(seed.scan_all(alternator_clean.url, table)) == expected
+    # As if the run had died after the full export was written: the incremental step not recorded,
+    # the target back to the full export's state for the changed keys.
+    applied = f"{bucket.checkpoint_dir}/bulk/{table}/incremental-applied.json"
+    s3.delete_object(Bucket=name, Key=applied.split(f"s3://{name}/", 1)[1])
+    target = seed.client_for(alternator_clean.url)
+    for i in range(6):
+        target.put_item(TableName=table, Item=seed.all_types_item(i))
+
+    plain = run_cli("migrate", "--config", str(config), "--no-progress")
+    assert plain.exit_code == 2 and "did not finish; run the same command with --resume" in plain.output
+
+    result = run_cli("migrate", "--config", str(config), "--no-progress", "--resume", "--report",
+                     str(tmp_path / "r.json"))
+
+    assert result.exit_code == 0, result.output
+    figures = json.loads((tmp_path / "r.json").read_text())["tables"][table]
+    assert figures["read"] == 0 and figures["written"] == 6  # no data file again: the 6 changes only
+    assert _by_key(seed.scan_all(alternator_clean.url, table)) == expected
