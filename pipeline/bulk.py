@@ -18,11 +18,14 @@ from typing import Sequence
 import apache_beam as beam
 from apache_beam.options.pipeline_options import StandardOptions
 
+from pipeline import exports
 from pipeline.config import RunConfig
 from pipeline.progress import ProgressWatcher
 from pipeline.runner import pipeline_options, run_pipeline
 from pipeline.tables import TablePlan
 from transforms.errors import MigrateError
+from transforms.exports.changes import ApplyIncrementalExports, IncrementalFileSpec
+from transforms.exports.read import ExportFileSpec, ReadExportFiles
 from transforms.scan import ScanTables, SegmentSpec
 from transforms.state import bulk_checkpoints, stream_checkpoints
 from transforms.state.dead_letters import count_dead_letters, run_folder
@@ -67,7 +70,7 @@ def check_earlier_runs(config: RunConfig, *, resume: bool, restart: bool, stream
     notes = []
     for spec in config.tables:
         earlier = bulk_checkpoints.progress(config.checkpoint_dir, spec.source)
-        if earlier is not None and not earlier.finished:
+        if earlier is not None and not (earlier.finished and exports.incremental_applied(config.checkpoint_dir, spec)):
             raise MigrateError(
                 f"{spec.source}: an earlier run copied {earlier.items:,} items ({earlier.segments_done} of "
                 f"{earlier.total_segments} segments done) and did not finish; run the same command with --resume "
@@ -84,8 +87,10 @@ def check_earlier_runs(config: RunConfig, *, resume: bool, restart: bool, stream
     return notes
 
 
-def segment_specs(config: RunConfig, plans: Sequence[TablePlan], resume: bool) -> list[SegmentSpec]:
-    """The segments to scan: everything (fresh run) or what checkpoints say is left."""
+def segment_specs(config: RunConfig, plans: Sequence[TablePlan], resume: bool
+                  ) -> list[SegmentSpec | ExportFileSpec]:
+    """The segments to scan (or, for a table read from an export, its data files to read):
+    everything (fresh run) or what checkpoints say is left."""
     specs = []
     for plan in plans:
         table, total = plan.spec.source, plan.segments
@@ -94,24 +99,56 @@ def segment_specs(config: RunConfig, plans: Sequence[TablePlan], resume: bool) -
             if resume:
                 log.info("%s: no checkpoint found, copying it from the start", table)
             bulk_checkpoints.start_fresh(config.checkpoint_dir, table, total)
-            specs.extend(SegmentSpec(table, s, total) for s in range(total))
-            continue
-        points = bulk_checkpoints.resume_points(config.checkpoint_dir, table, recorded)
-        left = [p for p in points if not p.done]
-        log.info("%s: resuming, %d of %d segments left", table, len(left), recorded)
-        specs.extend(SegmentSpec(table, p.segment, recorded, p.start_key, p.pages_done) for p in left)
+            points = [bulk_checkpoints.SegmentResume(s, 0, None, False) for s in range(total)]
+        else:
+            points = [p for p in bulk_checkpoints.resume_points(config.checkpoint_dir, table, recorded) if not p.done]
+            log.info("%s: resuming, %d of %d segments left", table, len(points), recorded)
+            total = recorded
+        if plan.exports is not None:
+            specs.extend(exports.file_specs(plan, points, total))
+        else:
+            specs.extend(SegmentSpec(table, p.segment, total, p.start_key, p.pages_done) for p in points)
     return specs
 
 
 def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePlan],
-                   specs: list[SegmentSpec]) -> None:
+                   specs: list[SegmentSpec | ExportFileSpec]) -> None:
     pairs = {plan.spec.source: plan.pair for plan in plans}
-    _ = (p
-         | "Scan" >> ScanTables(config.source, specs, config.scan_settings())
+    storage = StorageOptions.of(p.options)
+    segments = [spec for spec in specs if isinstance(spec, SegmentSpec)]
+    files = [spec for spec in specs if isinstance(spec, ExportFileSpec)]
+    sources = []
+    if segments or not files:
+        sources.append(p | "Scan" >> ScanTables(config.source, segments, config.scan_settings()))
+    if files:
+        sources.append(p | "ReadExports" >> ReadExportFiles(files, storage, config.scan.page_size))
+    pages = sources[0] if len(sources) == 1 else tuple(sources) | "Pages" >> beam.Flatten()
+    _ = (pages
          | "Write" >> WriteTables(config.target, pairs, config.writer_settings(),
                                   checkpoint_dir=config.checkpoint_dir, dead_letter_dir=config.dead_letter_dir,
                                   checkpoint_seconds=config.checkpoint_interval_seconds,
-                                  storage=StorageOptions.of(p.options)))
+                                  storage=storage))
+
+
+def build_incremental_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePlan],
+                               files: list[IncrementalFileSpec]) -> None:
+    """The step after the full exports are written: their incremental exports, as puts and deletes."""
+    pairs = {plan.spec.source: plan.pair for plan in plans}
+    _ = p | "ApplyIncrementalExports" >> ApplyIncrementalExports(
+        files, config.target, pairs, config.writer_settings(), dead_letter_dir=config.dead_letter_dir,
+        storage=StorageOptions.of(p.options), page_size=config.scan.page_size)
+
+
+def _sum_figures(a: dict[str, dict[str, int]] | None, b: dict[str, dict[str, int]] | None
+                 ) -> dict[str, dict[str, int]] | None:
+    """Two pipelines' counters added up (None: a runner without metrics)."""
+    if a is None or b is None:
+        return None
+    out = {table: dict(figures) for table, figures in a.items()}
+    for table, figures in b.items():
+        for name, value in figures.items():
+            out.setdefault(table, {})[name] = out.get(table, {}).get(name, 0) + value
+    return out
 
 
 def _figures_from_files(copied: int, dead_lettered: int) -> dict[str, int | None]:
@@ -141,6 +178,13 @@ def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, bea
             p = beam.Pipeline(options=options)
             build_pipeline(p, config, plans, specs)
             metrics = run_pipeline(p)
+        changes = exports.incremental_specs(config.checkpoint_dir, plans)
+        if changes:  # only once every full export is written: see transforms/exports/changes.py
+            log.info("applying %d data files of incremental exports", len(changes))
+            p = beam.Pipeline(options=options)
+            build_incremental_pipeline(p, config, plans, changes)
+            metrics = _sum_figures(metrics, run_pipeline(p))
+            exports.record_applied(config.checkpoint_dir, plans)
     finally:
         watcher.stop()
     duration = time.monotonic() - started

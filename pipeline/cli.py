@@ -17,7 +17,8 @@ from typing import Callable
 import click
 from botocore.exceptions import BotoCoreError
 
-from pipeline import bulk, dry_run as dry_runs, repair, replicate as replication, report, runner, tables
+from pipeline import (bulk, dry_run as dry_runs, exports, parquet_export, repair, replicate as replication, report,
+                      runner, tables)
 from pipeline.config import ConfigError, RunConfig, load_config
 from pipeline.logs import RunLog
 from pipeline.validate import run_validate
@@ -145,7 +146,8 @@ def plan(config_path: str) -> None:
 
 def _plan(config_path: str) -> None:
     config = _load(config_path, "plan")
-    plans = tables.plan_tables(config, create=False)
+    found = exports.read_exports(config)
+    plans = exports.with_exports(tables.plan_tables(config, create=False), found)
     click.echo(f"source: {config.source.describe()}\ntarget: {config.target.describe()}")
     click.echo(report.plan_table(plans, config))
 
@@ -226,7 +228,10 @@ def _migrate(config_path, resume, restart, report_path, no_progress, streams, en
     config = runner.prepare(config, beam_args, follow_streams=streams and not until_caught_up)
     for line in bulk.check_earlier_runs(config, resume=resume, restart=restart, streams=streams):
         click.echo(line, err=True)
-    plans = tables.plan_tables(config, create=True)
+    found = exports.read_exports(config, beam_args)
+    if streams:
+        exports.check_streams_follow(found)
+    plans = exports.with_exports(tables.plan_tables(config, create=True), found)
     table_streams = None
     if streams:  # the stream must be on before the snapshot starts, or changes during it are lost
         table_streams = replication.ensure_streams(config, plans, enable=enable_streams)
@@ -283,6 +288,28 @@ def _replicate(config_path, follow, until_caught_up, max_lag, dry_run, beam_args
     table_streams = replication.ensure_streams(config, plans, enable=False)
     replication.bind_checkpoints(config, table_streams, fresh=False)
     return _run_replication(config, plans, table_streams, follow, until_caught_up, max_lag, beam_args)
+
+
+@main.command("export")
+@config_option
+@click.option("--to", "to", required=True, help="Where the tables' folders go: a local folder, s3://... or gs://...")
+@click.option("--from-target", is_flag=True, help="Export the target tables instead of the source tables.")
+@click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
+def export_command(config_path: str, to: str, from_target: bool, beam_args: tuple[str, ...]) -> None:
+    """Write every configured table as Parquet files (one folder per table, with a manifest.json).
+
+    A table entry with `parquet: <to>/<table>` migrates such a folder to the target.
+    """
+    _run(lambda: _export(config_path, to, from_target, beam_args),
+         interrupted="the export is incomplete; empty its folders and run it again")
+
+
+def _export(config_path: str, to: str, from_target: bool, beam_args) -> None:
+    config = _load(config_path, "export", beam_args)
+    config = runner.prepare(config, beam_args)
+    folder = to if "://" in to else os.path.abspath(to)
+    for table in parquet_export.run_export(config, folder, from_target=from_target, beam_args=beam_args):
+        click.echo(f"{table.table}: {table.items:,} items in {table.files} Parquet files under {table.folder}")
 
 
 @main.command()

@@ -33,6 +33,9 @@ class TableSpec:
     target: str
     renames: Mapping[str, str] = field(default_factory=dict)
     create: str = "if_missing"
+    export: str | None = None  # a FULL DynamoDB export's folder: read instead of scanning the table
+    incremental_exports: tuple[str, ...] = ()  # applied after `export`, in this order
+    parquet: str | None = None  # a folder of `alternator-migrate export` (one table's): read instead of scanning
 
 
 @dataclass(frozen=True)
@@ -278,7 +281,7 @@ def _target(section: _Section, base_dir: Path | None) -> TargetSpec:
                       datacenter=datacenter, rack=rack, tls=tls)
 
 
-def _tables(raw: Any) -> tuple[TableSpec, ...]:
+def _tables(raw: Any, base_dir: Path | None) -> tuple[TableSpec, ...]:
     if not isinstance(raw, list) or not raw:
         raise ConfigError("tables must be a non-empty list, e.g. tables: [{source: MyTable}]")
     specs = []
@@ -295,8 +298,21 @@ def _tables(raw: Any) -> tuple[TableSpec, ...]:
         create = section.get("create", "if_missing", kind=str)
         if create not in ("if_missing", "never"):
             raise ConfigError(f"tables[{i}].create must be if_missing or never, got {create!r}")
+        export = section.get("export", kind=str)
+        incremental = section.get("incremental_exports", [], kind=list)
+        if not all(isinstance(path, str) and path for path in incremental):
+            raise ConfigError(f"tables[{i}].incremental_exports must be a list of export folders (s3://...)")
+        parquet = section.get("parquet", kind=str)
+        if parquet and export:
+            raise ConfigError(f"tables[{i}]: give either export (a DynamoDB export) or parquet, not both")
+        if incremental and not export:
+            raise ConfigError(f"tables[{i}].incremental_exports go on top of a full export: set tables[{i}].export "
+                              f"too")
         specs.append(TableSpec(source=source, target=section.get("target", source, kind=str),
-                               renames=dict(renames), create=create))
+                               renames=dict(renames), create=create,
+                               export=_local_or_uri(export, base_dir) if export else None,
+                               incremental_exports=tuple(_local_or_uri(path, base_dir) for path in incremental),
+                               parquet=_local_or_uri(parquet, base_dir) if parquet else None))
         section.done()
     sources = [t.source for t in specs]
     targets = [t.target for t in specs]
@@ -346,7 +362,7 @@ def parse_config(raw: Any, *, base_dir: Path | None = None) -> RunConfig:
     top = _Section(_expand_env(raw, "config"), "")
     source = _source(top.section("source", required=True), base_dir)
     target = _target(top.section("target", required=True), base_dir)
-    tables = _tables(top.get("tables", required=True))
+    tables = _tables(top.get("tables", required=True), base_dir)
     scan = _scan(top.section("scan"))
     write = _write(top.section("write"), bool(target.alternator_seeds))
     checkpoint_dir = _local_or_uri(top.get("checkpoint_dir", "./checkpoints", kind=str), base_dir)

@@ -5,6 +5,7 @@ import json
 import math
 from pathlib import Path
 
+from pipeline import exports
 from pipeline.bulk import RunResult
 from pipeline.config import RunConfig
 from pipeline.tables import TablePlan
@@ -92,8 +93,10 @@ def estimate_lines(plan: TablePlan, config: RunConfig) -> list[str]:
     consistency = "strongly consistent" if config.scan.consistent_read else "eventually consistent"
     lines = [f"  estimate: the scan consumes ~{units:,.0f} read units ({consistency}, 4 KB a unit"
              f"{'' if config.scan.consistent_read else ', half a unit each'})"]
+    if plan.exports is not None:
+        lines = ["  estimate: read from the export, the source table's read units are not used"]
     times = []
-    if config.scan.max_read_units_per_second:
+    if config.scan.max_read_units_per_second and plan.exports is None:
         times.append(("reading", units / config.scan.max_read_units_per_second,
                       f"{config.scan.max_read_units_per_second:,g} read units/s"))
     if config.write.max_items_per_second:
@@ -125,6 +128,7 @@ def plan_table(plans: list[TablePlan], config: RunConfig) -> str:
             lines.append(f"  indexes: {', '.join(plan.indexes)}")
         if spec.renames:
             lines.append("  renames: " + ", ".join(f"{a} -> {b}" for a, b in spec.renames.items()))
+        lines.extend(exports.plan_lines(plan))
         lines.extend(estimate_lines(plan, config))
     return "\n".join(lines)
 

@@ -42,6 +42,7 @@ class TablePlan:
     target_exists: bool
     indexes: tuple[str, ...]
     created: bool = False  # this run created the target table
+    exports: object = None  # pipeline.exports.TableExports when the table is read from exports
 
     @property
     def pair(self) -> TablePair:

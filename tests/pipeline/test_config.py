@@ -490,3 +490,22 @@ def test_the_target_takes_no_role():
     raw = alternator_config()
     raw["target"]["credentials"] = {"role_arn": "arn:aws:iam::123456789012:role/m"}
     assert "not a profile or a role" in error_of(raw)
+
+
+# --- exports as a source ----------------------------------------------------------------------
+
+
+def test_export_entries(tmp_path):
+    raw = endpoint_config(tables=[{"source": "Music", "export": "s3://b/p/AWSDynamoDB/1-a/",
+                                   "incremental_exports": ["s3://b/p/AWSDynamoDB/2-b/"]},
+                                  {"source": "Other", "parquet": "exported/Other"}])
+    music, other = parse_config(raw, base_dir=tmp_path).tables
+    assert (music.export, music.incremental_exports) == ("s3://b/p/AWSDynamoDB/1-a/", ("s3://b/p/AWSDynamoDB/2-b/",))
+    assert other.parquet == str(tmp_path / "exported" / "Other") and other.export is None
+
+    both = endpoint_config(tables=[{"source": "M", "export": "s3://b/e/", "parquet": "s3://b/p/"}])
+    assert error_of(both) == "tables[0]: give either export (a DynamoDB export) or parquet, not both"
+    alone = endpoint_config(tables=[{"source": "M", "incremental_exports": ["s3://b/e/"]}])
+    assert "tables[0].incremental_exports go on top of a full export: set tables[0].export too" in error_of(alone)
+    bad = endpoint_config(tables=[{"source": "M", "export": "s3://b/e/", "incremental_exports": [3]}])
+    assert "tables[0].incremental_exports must be a list of export folders" in error_of(bad)

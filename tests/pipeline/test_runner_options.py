@@ -69,7 +69,7 @@ def test_bucket_of():
     assert bucket_of("/tmp/checkpoints") is None and bucket_of("file:///tmp/x") is None
 
 
-@pytest.mark.parametrize("name", ["local", "s3", "gcs", "dask", "dataflow"])
+@pytest.mark.parametrize("name", ["local", "s3", "gcs", "dask", "dataflow", "export"])
 def test_every_example_config_loads_and_its_options_are_beams(name, monkeypatch):
     for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "ALTERNATOR_USER", "ALTERNATOR_SALTED_HASH"):
         monkeypatch.setenv(variable, "x")

@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 
 from transforms.items.ddb_json import decode_item
 
-__all__ = ["put_rows", "request_row", "batch_write_body", "request_of"]
+__all__ = ["put_rows", "item_texts", "request_row", "batch_write_body", "request_of"]
 
 _NEEDS_ESCAPE = r'["\\\x00-\x1f]'  # what JSON must escape in a string, besides nothing else (RE2)
 _join = pc.binary_join_element_wise
@@ -112,6 +112,11 @@ def _members(batch: pa.RecordBatch) -> pa.Array:
     # Each member starts with ','; an absent one is ''; then the first ',' goes.
     joined = _join(*texts, "", null_handling="replace", null_replacement="")
     return pc.utf8_slice_codeunits(joined, 1)
+
+
+def item_texts(batch: pa.RecordBatch) -> pa.Array:
+    """The DynamoDB JSON text of every row's item, as a string array (B as base64, N as its digits)."""
+    return _join("{", _members(batch), "}", "")
 
 
 def put_rows(batch: pa.RecordBatch) -> list[bytes]:
