@@ -24,18 +24,35 @@ from pipeline.config import RunConfig
 from pipeline.runner import pipeline_options
 from pipeline.storage import refuse_local_state, storage_keys
 from pipeline.tables import TablePlan, auto_segments
+from transforms.exports.changes import IncrementalFileSpec
+from transforms.exports.manifest import DataFile
+from transforms.exports.read import ExportFileSpec
 from transforms.scan import SegmentSpec
 from transforms.streams.shards import ShardTask
 
 __all__ = ["describe_migrate", "describe_replicate", "describe_validate", "dataflow_job", "offline_plans"]
 
 PLACEHOLDER_KEY = schema.KeySchema((("<key, found at run time>", "S"),))
+PLACEHOLDER_FILE = DataFile("<data file, found at run time>", 0, "")
 
 
 def offline_plans(config: RunConfig) -> list[TablePlan]:
     """A plan per table without asking the source: placeholder key, the configured segments."""
     segments = config.scan.segments or auto_segments(0, 0, config.scan.page_size, config.workers)
     return [TablePlan(spec, PLACEHOLDER_KEY, PLACEHOLDER_KEY, 0, 0, segments, True, ()) for spec in config.tables]
+
+
+def offline_specs(plans: Sequence[TablePlan]) -> list[SegmentSpec | ExportFileSpec]:
+    """What the bulk copy reads, without reading any manifest: a table's segments, or one
+    placeholder data file for a table read from an export or a Parquet folder."""
+    specs: list[SegmentSpec | ExportFileSpec] = []
+    for plan in plans:
+        if plan.spec.export or plan.spec.parquet:
+            specs.append(ExportFileSpec(plan.spec.source, 0, 1, PLACEHOLDER_FILE,
+                                        format="PARQUET" if plan.spec.parquet else "DYNAMODB_JSON"))
+        else:
+            specs.extend(SegmentSpec(plan.spec.source, segment, plan.segments) for segment in range(plan.segments))
+    return specs
 
 
 def _check_dataflow(config: RunConfig, options: PipelineOptions) -> None:
@@ -146,11 +163,17 @@ PLACEHOLDER_STREAM = "<stream ARN, found at run time>"
 def describe_migrate(config: RunConfig, beam_args: Sequence[str], *, streams: bool, follow: bool) -> str:
     """The bulk copy's job, and with `streams` the replication job that follows it."""
     plans = offline_plans(config)
-    specs = [SegmentSpec(plan.spec.source, segment, plan.segments) for plan in plans
-             for segment in range(plan.segments)]
-    texts = [dataflow_job(config, beam_args, lambda p: bulk.build_pipeline(p, config, plans, specs),
+    texts = [dataflow_job(config, beam_args, lambda p: bulk.build_pipeline(p, config, plans, offline_specs(plans)),
                           title="bulk copy", streaming=False,
                           state=state_lines(config, f"bulk checkpoints {config.checkpoint_dir}/bulk/<table>/"))]
+    incremental = [IncrementalFileSpec(plan.spec.source, n, 0, PLACEHOLDER_FILE) for plan in plans
+                   for n, _ in enumerate(plan.spec.incremental_exports)]
+    if incremental:
+        texts.append(dataflow_job(config, beam_args,
+                                  lambda p: bulk.build_incremental_pipeline(p, config, plans, incremental),
+                                  title="incremental exports (after the bulk copy)", streaming=False,
+                                  state=state_lines(config, "a marker once applied "
+                                                    f"{config.checkpoint_dir}/bulk/<table>/incremental-applied.json")))
     if streams:
         texts.append(describe_replicate(config, beam_args, follow=follow))
     return "\n\n".join(texts)

@@ -96,3 +96,23 @@ def test_dry_run_needs_a_dataflow_config(tmp_path):
         line, = error_lines(completed.stderr)
         assert completed.returncode == 2 and expected in line, completed.stderr
     assert not (tmp_path / "checkpoints" / "bulk").exists()
+
+
+def test_dry_run_of_tables_read_from_exports_shows_the_export_steps(tmp_path):
+    """An export table is read from its files, not scanned; its incremental exports are a second job."""
+    config = yaml.safe_load(DATAFLOW_CONFIG.read_text())
+    export = "s3://exports/AWSDynamoDB/01234567890123-a1b2c3d4/"
+    path = tmp_path / "exports.yaml"
+    path.write_text(yaml.safe_dump({**config, "tables": [
+        {"source": "orders", "export": export,
+         "incremental_exports": ["s3://exports/AWSDynamoDB/01234567890999-e5f6a7b8/"]}]}))
+
+    completed = _offline("migrate", "--dry-run", config=path)
+
+    assert completed.returncode == 0, completed.stderr
+    out = completed.stdout
+    assert out.count(", built offline, not submitted") == 2
+    assert "bulk copy: Dataflow job" in out and "incremental exports (after the bulk copy): Dataflow job" in out
+    bulk_steps = out.split("incremental exports")[0]
+    assert "  ReadExports/" in bulk_steps and "  Scan/" not in bulk_steps
+    assert "  ApplyIncrementalExports/" in out
