@@ -16,6 +16,7 @@ items); on Dataflow it is a shuffle.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -26,10 +27,10 @@ from apache_beam.transforms.display import DisplayDataItem
 from transforms import metrics
 from transforms.dynamo.endpoints import TargetSpec
 from transforms.dynamo.event_loop import LoopDoFn
-from transforms.dynamo.writer import FailedWrite, WriterSettings, delete, open_writer, put
+from transforms.dynamo.writer import FailedWrite, WriterSettings, delete, open_writer, put, request_item
 from transforms.exports.manifest import DataFile, ExportMismatch
 from transforms.exports.read import DataFileFn
-from transforms.items.ddb_json import decode_item
+from transforms.items.ddb_json import decode_item, encode_item
 from transforms.items.renames import RenameConflict
 from transforms.state.dead_letters import write_dead_letters
 from transforms.state.storage import StorageOptions
@@ -148,7 +149,18 @@ class _WriteChangesFn(LoopDoFn):
             failures = failures + outcome.failures
         if failures:
             metrics.counter(table, "items_dead_lettered").inc(len(failures))
-            write_dead_letters(self._dead_letter_dir, failures)
+            write_dead_letters(self._dead_letter_dir, failures, name=_letters_name(table, failures))
+
+
+def _letters_name(table: str, failures: list[FailedWrite]) -> str:
+    """A name that depends only on what failed: a bundle the runner retries rewrites its
+    dead-letter file instead of adding a second copy of the same letters."""
+    digest = hashlib.sha256(table.encode())
+    for text in sorted(orjson.dumps(encode_item(request_item(f.request)), option=orjson.OPT_SORT_KEYS)
+                       for f in failures):
+        digest.update(b"\n" + text)
+    return f"incremental-{digest.hexdigest()[:24]}"
+
 
 
 class ApplyIncrementalExports(beam.PTransform):
