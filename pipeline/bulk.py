@@ -35,7 +35,7 @@ from transforms.write import WriteTables
 log = logging.getLogger(__name__)
 
 FIGURES = ("items_read", "items_written", "write_retries", "read_retries", "items_dead_lettered",
-           "bytes_read", "checkpoint_writes")
+           "bytes_read", "checkpoint_writes", "items_expired")
 
 
 @dataclass
