@@ -104,6 +104,7 @@ class WindowWriter:
         self._slots = asyncio.Semaphore(flushes)
         self._queues: dict[str, _TableQueue] = {}
         self._flushes: set[asyncio.Task] = set()
+        self.retries: dict[str, int] = {}  # write requests retried, by source table
 
     async def write(self, table: TablePair, requests: list[dict]) -> list[FailedWrite]:
         """Write one window's requests (one per key); the writes that failed after every retry."""
@@ -156,6 +157,7 @@ class WindowWriter:
         try:
             requests = [r for waiting in taken for r in waiting.requests]
             outcome = await self._writer.write(table.target, requests, table.key_names[0])
+            self.retries[table.source] = self.retries.get(table.source, 0) + outcome.retries
             failed: dict[int, list[FailedWrite]] = {}
             owner = {key: i for i, waiting in enumerate(taken) for key in waiting.keys}
             for failure in outcome.failures:  # never dropped: an unknown key is charged to the first window
