@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError
 
 from pipeline import (bulk, dry_run as dry_runs, exports, parquet_export, repair, replicate as replication, report,
                       runner, tables)
+from pipeline.retry_dead_letters import retry_dead_letters
 from pipeline.config import ConfigError, RunConfig, load_config
 from pipeline.logs import RunLog
 from pipeline.metrics_server import RunMetrics, serve_metrics
@@ -396,6 +397,29 @@ def _validate(config_path, report_path, sample_rate, recheck_seconds, max_exampl
         report.write_json(report_path, report.validation_json(result))
         click.echo(f"report written to {report_path}")
     return ExitCode.OK if result.equal else ExitCode.INCOMPLETE
+
+
+@main.command("retry-dead-letter")
+@config_option
+@click.option("--run", "run", metavar="run-<timestamp>",
+              help="Only this run's dead letters (a folder in dead_letter_dir); default: every run's.")
+def retry_dead_letter(config_path: str, run: str | None) -> None:
+    """Resolve dead letters once their cause is fixed.
+
+    Each letter's key is read from the source again and the source's current item written
+    (or the key deleted if the source no longer has it): a letter's own, possibly stale,
+    value is never replayed. Resolved letters are marked and skipped next time. Exit 0 when
+    no letter is left unresolved, 1 otherwise.
+    """
+    _run(lambda: _retry_dead_letter(config_path, run),
+         interrupted="letters already resolved are marked; run retry-dead-letter again for the rest")
+
+
+def _retry_dead_letter(config_path: str, run: str | None) -> ExitCode:
+    config = _load(config_path, "retry-dead-letter")
+    config = runner.prepare(config, ())
+    plans = tables.plan_tables(config, create=False)
+    return retry_dead_letters(config, plans, run, echo=click.echo)
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ class _WritePagesFn(LoopDoFn):
         refused = []
         if conflicts:  # the rest of the page is written; these items are dead-lettered
             rows = sorted(conflicts)
-            refused = [FailedWrite(pair.target, put(item), f"RenameConflict: {conflicts[row]}")
+            refused = [FailedWrite(pair.target, put(item), f"RenameConflict: {conflicts[row]}", source_naming=True)
                        for row, item in zip(rows, batch_to_items(source.take(rows)))]
             batch = batch.filter(pa.array([row not in conflicts for row in range(batch.num_rows)]))
         batch = last_per_key(batch, pair.key_names)

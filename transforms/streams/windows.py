@@ -59,7 +59,7 @@ async def window_requests(table: TablePair, records: list[dict], source_items,
             requests.append(put(table.to_target(change["PutRequest"]["Item"])) if "PutRequest" in change
                             else delete(table.to_target(change["DeleteRequest"]["Key"])))
         except RenameConflict as exc:
-            refused.append(FailedWrite(table.target, change, f"RenameConflict: {exc}"))
+            refused.append(FailedWrite(table.target, change, f"RenameConflict: {exc}", source_naming=True))
     return requests, refused
 
 
