@@ -80,18 +80,13 @@ class RunMetrics:
         """The figures as metric families (prometheus_client's collector interface)."""
         with self._lock:
             figures = {table: dict(values) for table, values in self._figures.items()}
-        for name, help_text in COUNTERS.items():
-            family = CounterMetricFamily(PREFIX + name, help_text, labels=["table"])
-            for table, values in figures.items():
-                if values[name] is not None:
-                    family.add_metric([table], values[name])
-            yield family
-        for name, help_text in GAUGES.items():
-            family = GaugeMetricFamily(PREFIX + name, help_text, labels=["table"])
-            for table, values in figures.items():
-                if values[name] is not None:
-                    family.add_metric([table], values[name])
-            yield family
+        for kind, names in ((CounterMetricFamily, COUNTERS), (GaugeMetricFamily, GAUGES)):
+            for name, help_text in names.items():
+                family = kind(PREFIX + name, help_text, labels=["table"])
+                for table, values in figures.items():
+                    if values[name] is not None:
+                        family.add_metric([table], values[name])
+                yield family
 
 
 class _QuietHandler(WSGIRequestHandler):
