@@ -19,10 +19,10 @@ from botocore.exceptions import BotoCoreError
 
 from pipeline import (bulk, dry_run as dry_runs, exports, parquet_export, repair, replicate as replication, report,
                       runner, tables)
-from pipeline.retry_dead_letters import retry_dead_letters
 from pipeline.config import ConfigError, RunConfig, load_config
 from pipeline.logs import RunLog
 from pipeline.metrics_server import RunMetrics, serve_metrics
+from pipeline.retry_dead_letters import retry_dead_letters
 from pipeline.validate import run_validate
 from transforms.errors import ExitCode, MigrateError
 

@@ -119,8 +119,6 @@ def replicate(config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[S
     else:
         code = replicate_in_rounds(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
                                    max_lag=max_lag, beam_args=beam_args, echo=echo, metrics=metrics)
-    if metrics is not None and code not in (ExitCode.OK, ExitCode.INCOMPLETE):
-        metrics.fail(f"replication stopped with exit code {int(code)}")
     dead = sum(count_dead_letters(config.dead_letter_dir).values())
     if dead:
         echo(f"error: {dead} changes could not be applied; they are in {config.dead_letter_dir}")
