@@ -16,6 +16,7 @@ setup(
         "tenacity>=8",
         "click>=8.1",
         "PyYAML>=6",
+        "prometheus_client>=0.17",  # --metrics-port: the exposition format, not our own
     ],
     extras_require={
         # gs:// state and the DataflowRunner (Beam's GCS filesystem and Dataflow client).

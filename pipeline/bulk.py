@@ -20,6 +20,7 @@ from apache_beam.options.pipeline_options import StandardOptions
 
 from pipeline import exports
 from pipeline.config import RunConfig
+from pipeline.metrics_server import RunMetrics
 from pipeline.progress import ProgressWatcher
 from pipeline.runner import pipeline_options, run_pipeline
 from pipeline.tables import TablePlan
@@ -35,7 +36,7 @@ from transforms.write import WriteTables
 log = logging.getLogger(__name__)
 
 FIGURES = ("items_read", "items_written", "write_retries", "read_retries", "items_dead_lettered",
-           "bytes_read", "checkpoint_writes")
+           "bytes_read", "checkpoint_writes", "items_expired")
 
 
 @dataclass
@@ -159,9 +160,30 @@ def _figures_from_files(copied: int, dead_lettered: int) -> dict[str, int | None
             "items_dead_lettered": dead_lettered}
 
 
+def _metrics_updater(config: RunConfig, plans: Sequence[TablePlan], metrics: RunMetrics):
+    """What a progress poll tells the metrics: items done by the checkpoints, less the dead
+    letters so far (this run's folder, listed at each poll only when metrics are served)."""
+    def update(copied: dict[str, int]) -> None:
+        dead = count_dead_letters(config.dead_letter_dir)
+        for plan in plans:
+            lettered = dead.get(plan.spec.target, 0)
+            metrics.set(plan.spec.source, items_written=max(copied[plan.spec.source] - lettered, 0),
+                        dead_letters=lettered)
+    return update
+
+
+def _final_metrics(metrics: RunMetrics, tables: Sequence[TableResult]) -> None:
+    figures = {"items_written": "items_written", "write_retries": "write_retries",
+               "dead_letters": "items_dead_lettered"}
+    for table in tables:
+        metrics.set(table.table, **{name: table.figures[figure] for name, figure in figures.items()
+                                    if table.figures[figure] is not None})
+
+
 def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, beam_args: Sequence[str] = (),
-             show_progress: bool = True) -> RunResult:
-    """Copy every planned table; returns per-table figures (the caller decides the exit code)."""
+             show_progress: bool = True, run_metrics: RunMetrics | None = None) -> RunResult:
+    """Copy every planned table; returns per-table figures (the caller decides the exit code).
+    `run_metrics`: where the run's figures are served while it runs (`--metrics-port`)."""
     specs = segment_specs(config, plans, resume)
     # Each run dead-letters into its own folder, so the count below is this run's alone.
     config = dataclasses.replace(config, dead_letter_dir=run_folder(config.dead_letter_dir))
@@ -169,7 +191,8 @@ def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, bea
     # The snapshot is a batch job even where `streaming` is set for replication's --follow.
     options.view_as(StandardOptions).streaming = False
     watcher = ProgressWatcher(config.checkpoint_dir, {plan.spec.source: plan for plan in plans},
-                              enabled=show_progress)
+                              enabled=show_progress,
+                              on_poll=_metrics_updater(config, plans, run_metrics) if run_metrics else None)
     started = time.monotonic()
     metrics: dict[str, dict[str, int]] | None = {}
     watcher.start()
@@ -195,4 +218,6 @@ def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, bea
                           _figures_from_files(watcher.copied(plan.spec.source), dead_letters.get(plan.spec.target, 0)),
                           watcher.finished_after(plan.spec.source, default=duration))
               for plan in plans]
+    if run_metrics is not None:
+        _final_metrics(run_metrics, tables)
     return RunResult(tables, duration, dead_letters, config.dead_letter_dir)

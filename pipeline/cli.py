@@ -21,6 +21,8 @@ from pipeline import (bulk, dry_run as dry_runs, exports, parquet_export, repair
                       runner, tables)
 from pipeline.config import ConfigError, RunConfig, load_config
 from pipeline.logs import RunLog
+from pipeline.metrics_server import RunMetrics, serve_metrics
+from pipeline.retry_dead_letters import retry_dead_letters
 from pipeline.validate import run_validate
 from transforms.errors import ExitCode, MigrateError
 
@@ -176,15 +178,34 @@ def _replication_options(command):
     return click.option("--follow", is_flag=True, help="Keep replicating until interrupted (Ctrl-C).")(command)
 
 
+def _metrics_options(command):
+    """--metrics-port / --metrics-host, shared by migrate, replicate and validate."""
+    command = click.option("--metrics-host", default="127.0.0.1", show_default=True,
+                           help="With --metrics-port: the address to serve on.")(command)
+    return click.option("--metrics-port", type=click.IntRange(1, 65535),
+                        help="Serve Prometheus metrics at http://HOST:PORT/metrics and the run's health at "
+                             "/healthz while it runs.")(command)
+
+
+def _serving(host: str, port: int | None, body: Callable[[RunMetrics | None], ExitCode | None]) -> ExitCode | None:
+    """Run a command body with its metrics served (the port is bound first: in use = exit 2)."""
+    with serve_metrics(host, port) as metrics:
+        code = body(metrics)
+        if metrics is not None and code not in (None, ExitCode.OK, ExitCode.INCOMPLETE):
+            metrics.fail(f"the run ended with exit code {int(code)}")
+        return code
+
+
 dry_run_option = click.option(
     "--dry-run", is_flag=True,
     help="Build the Dataflow job on this machine (nothing submitted, nothing read or written) and describe it: "
          "its steps, worker settings and where state goes.")
 
 
-def _run_replication(config, plans, streams, follow, until_caught_up, max_lag, beam_args) -> ExitCode:
+def _run_replication(config, plans, streams, follow, until_caught_up, max_lag, beam_args, metrics) -> ExitCode:
     return replication.replicate(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
-                                 max_lag=max_lag, beam_args=beam_args, echo=lambda line: click.echo(line, err=True))
+                                 max_lag=max_lag, beam_args=beam_args, echo=lambda line: click.echo(line, err=True),
+                                 metrics=metrics)
 
 
 @main.command()
@@ -196,24 +217,26 @@ def _run_replication(config, plans, streams, follow, until_caught_up, max_lag, b
 @click.option("--streams", is_flag=True, help="Then replicate changes from DynamoDB Streams (--follow by default).")
 @click.option("--enable-streams", is_flag=True, help="With --streams: turn a table's stream on (NEW_AND_OLD_IMAGES).")
 @_replication_options
+@_metrics_options
 @dry_run_option
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def migrate(config_path: str, resume: bool, restart: bool, report_path: str | None, no_progress: bool,
             streams: bool, enable_streams: bool, follow: bool, until_caught_up: bool, max_lag: float,
-            dry_run: bool, beam_args: tuple[str, ...]) -> None:
+            metrics_port: int | None, metrics_host: str, dry_run: bool, beam_args: tuple[str, ...]) -> None:
     """Copy every configured table to the target (and with --streams, keep it in sync).
 
     Extra arguments after `--` are Beam pipeline options, e.g.
     `-- --runner=DataflowRunner --project=my-project`.
     """
-    _run(lambda: _migrate(config_path, resume, restart, report_path, no_progress, streams, enable_streams, follow,
-                          until_caught_up, max_lag, dry_run, beam_args),
+    _run(lambda: _serving(metrics_host, metrics_port, lambda metrics: _migrate(
+            config_path, resume, restart, report_path, no_progress, streams, enable_streams, follow,
+            until_caught_up, max_lag, dry_run, beam_args, metrics)),
          interrupted=f"the checkpoints are consistent; continue with `alternator-migrate migrate --config "
                      f"{config_path}{' --streams' if streams else ''} --resume` (pages in flight are copied again)")
 
 
 def _migrate(config_path, resume, restart, report_path, no_progress, streams, enable_streams, follow,
-             until_caught_up, max_lag, dry_run, beam_args) -> ExitCode:
+             until_caught_up, max_lag, dry_run, beam_args, metrics=None) -> ExitCode:
     if (enable_streams or follow or until_caught_up) and not streams:
         raise click.UsageError("--enable-streams, --follow and --until-caught-up go with --streams")
     if resume and restart:
@@ -239,7 +262,8 @@ def _migrate(config_path, resume, restart, report_path, no_progress, streams, en
     for plan in plans:
         log.info("%s -> %s: ~%d items, %d segments", plan.spec.source, plan.spec.target, plan.item_count,
                  plan.segments)
-    result = bulk.run_bulk(config, plans, resume=resume, beam_args=beam_args, show_progress=not no_progress)
+    result = bulk.run_bulk(config, plans, resume=resume, beam_args=beam_args, show_progress=not no_progress,
+                           run_metrics=metrics)
     click.echo(report.summary_table(result))
     if report_path:
         report.write_json(report_path, report.report_json(result))
@@ -252,17 +276,18 @@ def _migrate(config_path, resume, restart, report_path, no_progress, streams, en
     if table_streams:  # the other items still need their changes: replication goes on, the code stays
         click.echo("snapshot copied; replicating changes from the streams", err=True)
         code = max(code, _run_replication(config, plans, table_streams, follow or not until_caught_up,
-                                          until_caught_up, max_lag, beam_args))
+                                          until_caught_up, max_lag, beam_args, metrics))
     return code
 
 
 @main.command()
 @config_option
 @_replication_options
+@_metrics_options
 @dry_run_option
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
-def replicate(config_path: str, follow: bool, until_caught_up: bool, max_lag: float, dry_run: bool,
-              beam_args: tuple[str, ...]) -> None:
+def replicate(config_path: str, follow: bool, until_caught_up: bool, max_lag: float, metrics_port: int | None,
+              metrics_host: str, dry_run: bool, beam_args: tuple[str, ...]) -> None:
     """Replicate changes from DynamoDB Streams, resuming from the checkpoints.
 
     With no checkpoint yet, a shard starts at its oldest record (TRIM_HORIZON), which is
@@ -271,12 +296,13 @@ def replicate(config_path: str, follow: bool, until_caught_up: bool, max_lag: fl
     Exit 0 done or caught up, 1 writes failed (see dead letters), 2 usage or stream
     problem, 3 changes were lost (a new snapshot is needed).
     """
-    _run(lambda: _replicate(config_path, follow, until_caught_up, max_lag, dry_run, beam_args),
+    _run(lambda: _serving(metrics_host, metrics_port, lambda metrics: _replicate(
+            config_path, follow, until_caught_up, max_lag, dry_run, beam_args, metrics)),
          interrupted=f"the checkpoints are consistent; `alternator-migrate replicate --config {config_path}` "
                      f"continues from them")
 
 
-def _replicate(config_path, follow, until_caught_up, max_lag, dry_run, beam_args) -> ExitCode:
+def _replicate(config_path, follow, until_caught_up, max_lag, dry_run, beam_args, metrics=None) -> ExitCode:
     if follow and until_caught_up:
         raise click.UsageError("choose one of --follow and --until-caught-up")
     config = _load(config_path, "replicate", beam_args)
@@ -287,7 +313,7 @@ def _replicate(config_path, follow, until_caught_up, max_lag, dry_run, beam_args
     plans = tables.plan_tables(config, create=False)
     table_streams = replication.ensure_streams(config, plans, enable=False)
     replication.bind_checkpoints(config, table_streams, fresh=False)
-    return _run_replication(config, plans, table_streams, follow, until_caught_up, max_lag, beam_args)
+    return _run_replication(config, plans, table_streams, follow, until_caught_up, max_lag, beam_args, metrics)
 
 
 @main.command("export")
@@ -323,23 +349,25 @@ def _export(config_path: str, to: str, from_target: bool, beam_args) -> None:
               help="Example keys shown per table and kind.")
 @click.option("--repair", is_flag=True, help="Write the source version of every differing key, then validate again.")
 @click.option("--yes", is_flag=True, help="Confirm --repair.")
+@_metrics_options
 @dry_run_option
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
-def validate(config_path, report_path, sample_rate, recheck_seconds, max_examples, repair, yes, dry_run,
-             beam_args) -> None:
+def validate(config_path, report_path, sample_rate, recheck_seconds, max_examples, repair, yes, metrics_port,
+             metrics_host, dry_run, beam_args) -> None:
     """Check that the target equals the source, both ways.
 
     Finds items missing from the target, extra in the target, and different (with the
     attribute paths that differ). Exit 0 when every table matches, 1 when any
     difference was found, 2 for a usage or connection error.
     """
-    _run(lambda: _validate(config_path, report_path, sample_rate, recheck_seconds, max_examples, repair, yes,
-                           dry_run, beam_args),
+    _run(lambda: _serving(metrics_host, metrics_port, lambda metrics: _validate(
+            config_path, report_path, sample_rate, recheck_seconds, max_examples, repair, yes, dry_run, beam_args,
+            metrics)),
          interrupted=f"no verdict; run `alternator-migrate validate --config {config_path}` again")
 
 
 def _validate(config_path, report_path, sample_rate, recheck_seconds, max_examples, repair_target, yes,
-              dry_run, beam_args) -> ExitCode:
+              dry_run, beam_args, metrics=None) -> ExitCode:
     if repair_target and sample_rate is not None:
         raise click.UsageError("--repair needs a full comparison; drop --sample-rate")
     _check_report_path(report_path)
@@ -363,12 +391,35 @@ def _validate(config_path, report_path, sample_rate, recheck_seconds, max_exampl
         if not yes:
             click.echo("repair: not done; run again with --repair --yes to apply it", err=True)
         else:
-            repair.repair(config, plans, result, echo=click.echo)
+            repair.repair(config, plans, result, echo=click.echo, metrics=metrics)
             result = validate_once()
     if report_path:
         report.write_json(report_path, report.validation_json(result))
         click.echo(f"report written to {report_path}")
     return ExitCode.OK if result.equal else ExitCode.INCOMPLETE
+
+
+@main.command("retry-dead-letter")
+@config_option
+@click.option("--run", "run", metavar="run-<timestamp>",
+              help="Only this run's dead letters (a folder in dead_letter_dir); default: every run's.")
+def retry_dead_letter(config_path: str, run: str | None) -> None:
+    """Resolve dead letters once their cause is fixed.
+
+    Each letter's key is read from the source again and the source's current item written
+    (or the key deleted if the source no longer has it): a letter's own, possibly stale,
+    value is never replayed. Resolved letters are marked and skipped next time. Exit 0 when
+    no letter is left unresolved, 1 otherwise.
+    """
+    _run(lambda: _retry_dead_letter(config_path, run),
+         interrupted="letters already resolved are marked; run retry-dead-letter again for the rest")
+
+
+def _retry_dead_letter(config_path: str, run: str | None) -> ExitCode:
+    config = _load(config_path, "retry-dead-letter")
+    config = runner.prepare(config, ())
+    plans = tables.plan_tables(config, create=False)
+    return retry_dead_letters(config, plans, run, echo=click.echo)
 
 
 if __name__ == "__main__":

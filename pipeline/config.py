@@ -36,6 +36,7 @@ class TableSpec:
     export: str | None = None  # a FULL DynamoDB export's folder: read instead of scanning the table
     incremental_exports: tuple[str, ...] = ()  # applied after `export`, in this order
     parquet: str | None = None  # a folder of `alternator-migrate export` (one table's): read instead of scanning
+    skip_expired: bool = False  # leave out items the source's TTL would delete (transforms.items.expiry)
 
 
 @dataclass(frozen=True)
@@ -312,7 +313,8 @@ def _tables(raw: Any, base_dir: Path | None) -> tuple[TableSpec, ...]:
                                renames=dict(renames), create=create,
                                export=_local_or_uri(export, base_dir) if export else None,
                                incremental_exports=tuple(_local_or_uri(path, base_dir) for path in incremental),
-                               parquet=_local_or_uri(parquet, base_dir) if parquet else None))
+                               parquet=_local_or_uri(parquet, base_dir) if parquet else None,
+                               skip_expired=section.get("skip_expired", False, kind=bool)))
         section.done()
     sources = [t.source for t in specs]
     targets = [t.target for t in specs]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import Mapping, TextIO
+from typing import Callable, Mapping, TextIO
 
 from apache_beam.io.filesystems import FileSystems
 
@@ -26,8 +26,11 @@ def poll_interval(checkpoint_dir: str) -> float:
 
 class ProgressWatcher:
     def __init__(self, checkpoint_dir: str, plans: Mapping[str, object], *, enabled: bool = True,
-                 interval: float | None = None, stream: TextIO | None = None):
+                 interval: float | None = None, stream: TextIO | None = None,
+                 on_poll: Callable[[dict[str, int]], None] | None = None):
+        """`on_poll`: called after each poll with the items this run copied so far, per table."""
         self._dir = checkpoint_dir
+        self._on_poll = on_poll
         self._tables = list(plans)
         self._enabled = enabled
         self._interval = poll_interval(checkpoint_dir) if interval is None else interval
@@ -76,6 +79,8 @@ class ProgressWatcher:
                 self._finished[table] = now - self._started
             self._latest[table] = state.items
             states.append((table, state.items, state.segments_done, state.total_segments))
+        if self._on_poll is not None:
+            self._on_poll({table: self.copied(table) for table in self._tables})
         self._poll_seconds = time.monotonic() - now
         interactive = self._stream.isatty()
         if self._enabled and (final or interactive or now - self._last_print >= 10):

@@ -3,8 +3,8 @@
 For every key found missing, extra or different, the source is read again
 (consistently): if the item exists there, its current version is put into the target;
 if not, the key is deleted from the target. Deciding from the source's state at repair
-time (not from the finding) is what keeps a repair right while the source changes.
-Runs in the launcher, in chunks, so memory stays bounded by the chunk size.
+time (not from the finding) is what keeps a repair right while the source changes;
+`retry-dead-letter` decides the same way (`source_versions`). Runs in the launcher, in chunks, so memory stays bounded by the chunk size.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from itertools import islice
 from typing import Callable, Iterable, Mapping, Sequence
 
 from pipeline.config import RunConfig
+from pipeline.metrics_server import RunMetrics
 from pipeline.tables import TablePlan
 from pipeline.validate import ValidationResult, read_findings
 from transforms.dynamo.endpoints import source_client
@@ -42,20 +43,31 @@ def _chunks(findings: Iterable[dict]) -> Iterable[list[dict]]:
         yield chunk
 
 
-async def _repair_table(source, writer: TargetWriter, table: TablePair, keys: list[dict], read_attempts: int,
-                        outcome: RepairOutcome) -> None:
-    """Put the source's current version of each key into the target, or delete the key."""
+async def source_versions(source, table: TablePair, keys: list[dict],
+                          read_attempts: int) -> tuple[list[dict], list[FailedWrite]]:
+    """For each key (target naming), what makes the target equal the source now: a put of the
+    source's current item (read consistently, renamed), or a delete where the source has no
+    item (or one its TTL would delete, with skip_expired). And the items the renames cannot
+    map, as failed writes: never written with a value dropped."""
     current = await get_items(source, table.source, [table.to_source_key(k) for k in keys], table.source_key_names,
                               max_attempts=read_attempts)
-    present = {key_of(table.target_key(item), table.key_names): item for item in current.values()}
+    present = {key_of(table.target_key(item), table.key_names): item for item in current.values()
+               if not (table.expiry and table.expiry.is_expired(item))}
     requests, refused = [], []
     for key in keys:
         item = present.get(key_of(key, table.key_names))
         try:
             requests.append(delete(key) if item is None else put(table.to_target(item)))
-        except RenameConflict as exc:  # never written with a value dropped: dead-lettered instead
-            refused.append(FailedWrite(table.target, put(item), f"RenameConflict: {exc}"))
-    written = await writer.write(table.target, collapse_by_key(requests, table.key_names), table.key_names[0])
+        except RenameConflict as exc:
+            refused.append(FailedWrite(table.target, put(item), f"RenameConflict: {exc}", source_naming=True))
+    return collapse_by_key(requests, table.key_names), refused
+
+
+async def _repair_table(source, writer: TargetWriter, table: TablePair, keys: list[dict], read_attempts: int,
+                        outcome: RepairOutcome) -> None:
+    """Put the source's current version of each key into the target, or delete the key."""
+    requests, refused = await source_versions(source, table, keys, read_attempts)
+    written = await writer.write(table.target, requests, table.key_names[0])
     outcome.failures.extend(written.failures + refused)
     outcome.puts[table.source] = outcome.puts.get(table.source, 0) + sum("PutRequest" in r for r in requests)
     outcome.deletes[table.source] = outcome.deletes.get(table.source, 0) + sum("DeleteRequest" in r for r in requests)
@@ -84,10 +96,19 @@ def announce(result: ValidationResult) -> str:
 
 
 def repair(config: RunConfig, plans: Sequence[TablePlan], result: ValidationResult,
-           echo: Callable[[str], None]) -> RepairOutcome:
-    """Repair every key of a validation's findings; failed writes go to dead-letter files."""
+           echo: Callable[[str], None], metrics: RunMetrics | None = None) -> RepairOutcome:
+    """Repair every key of a validation's findings; failed writes go to dead-letter files.
+    `metrics`: where the puts and deletes made are served as items written (`--metrics-port`)."""
     pairs = {plan.spec.source: plan.pair for plan in plans}
     outcome = asyncio.run(_repair(config, pairs, read_findings(result.findings_dir)))
+    if metrics is not None:
+        failed: dict[str, int] = {}
+        for failure in outcome.failures:
+            failed[failure.table] = failed.get(failure.table, 0) + 1
+        for plan in plans:
+            made = outcome.puts.get(plan.spec.source, 0) + outcome.deletes.get(plan.spec.source, 0)
+            lettered = failed.get(plan.spec.target, 0)
+            metrics.set(plan.spec.source, items_written=max(made - lettered, 0), dead_letters=lettered)
     echo(f"repair: {sum(outcome.puts.values()):,} items put, {sum(outcome.deletes.values()):,} deleted; "
          f"validating again")
     if outcome.failures:

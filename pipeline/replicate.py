@@ -37,6 +37,7 @@ from apache_beam.options.pipeline_options import StandardOptions
 
 from pipeline import schema
 from pipeline.config import RunConfig
+from pipeline.metrics_server import RunMetrics
 from pipeline.runner import pipeline_options, run_pipeline, runs_locally
 from pipeline.tables import TablePlan, TableStepError
 from transforms.dynamo.endpoints import source_client, streams_client
@@ -103,20 +104,21 @@ def bind_checkpoints(config: RunConfig, streams: Sequence[Stream], *, fresh: boo
 
 def replicate(config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[Stream], *, follow: bool,
               until_caught_up: bool, max_lag: float, beam_args: Sequence[str] = (),
-              echo: Callable[[str], None] = print) -> ExitCode:
+              echo: Callable[[str], None] = print, metrics: RunMetrics | None = None) -> ExitCode:
     """Replicate as the flags say; the exit code (OK caught up or done, INCOMPLETE some changes
     dead-lettered, CHANGES_LOST). Dead letters go to this run's own folder. KeyboardInterrupt
-    (Ctrl-C) leaves consistent checkpoints behind."""
+    (Ctrl-C) leaves consistent checkpoints behind. `metrics`: where the figures are served
+    (`--metrics-port`): the local follower's as they change, a round's after it."""
     config = dataclasses.replace(config, dead_letter_dir=run_folder(config.dead_letter_dir))
     options = pipeline_options(config, beam_args)
     if runs_locally(options):
         code = follow_locally(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
-                              max_lag=max_lag, echo=echo)
+                              max_lag=max_lag, echo=echo, metrics=metrics)
     elif follow and options.view_as(StandardOptions).streaming:
         code = follow_streaming(config, plans, streams, beam_args, echo=echo)
     else:
         code = replicate_in_rounds(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
-                                   max_lag=max_lag, beam_args=beam_args, echo=echo)
+                                   max_lag=max_lag, beam_args=beam_args, echo=echo, metrics=metrics)
     dead = sum(count_dead_letters(config.dead_letter_dir).values())
     if dead:
         echo(f"error: {dead} changes could not be applied; they are in {config.dead_letter_dir}")
@@ -156,6 +158,16 @@ def _status_line(elapsed: float, statuses: dict[str, TableStatus], rates: dict[s
     return f"[{elapsed:.0f} s] " + " | ".join(table(name, status) for name, status in statuses.items())
 
 
+def _publish(metrics: RunMetrics | None, statuses: dict[str, TableStatus]) -> None:
+    """The tables' replication figures, for `--metrics-port`."""
+    if metrics is None:
+        return
+    for table, status in statuses.items():
+        metrics.set(table, changes_applied=status.applied, replication_lag_seconds=status.lag,
+                    open_shards=status.open_shards, write_retries=status.write_retries,
+                    dead_letters=status.dead_lettered)
+
+
 def _caught_up(statuses: dict[str, TableStatus], max_lag: float) -> bool:
     return all(s.lag is not None and s.lag < max_lag and not s.waiting for s in statuses.values())
 
@@ -164,7 +176,7 @@ def _caught_up(statuses: dict[str, TableStatus], max_lag: float) -> bool:
 
 def follow_locally(config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[Stream], *, follow: bool,
                    until_caught_up: bool, max_lag: float, echo: Callable[[str], None] = print,
-                   **settings) -> ExitCode:
+                   metrics: RunMetrics | None = None, **settings) -> ExitCode:
     """One pass, until caught up, or `follow` until interrupted, on one long-lived engine.
     `settings` override `ReplicationSettings` fields (tests: shorter periods)."""
     # The whole job's write rate: here one process is every worker.
@@ -172,7 +184,7 @@ def follow_locally(config: RunConfig, plans: Sequence[TablePlan], streams: Seque
     with _ctrl_c_cancels():
         return asyncio.run(_follow_locally(replication_settings(config, plans, writer=writer, **settings), streams,
                                            follow=follow, until_caught_up=until_caught_up, max_lag=max_lag,
-                                           echo=echo, config=config))
+                                           echo=echo, config=config, metrics=metrics))
 
 
 @contextlib.contextmanager
@@ -193,7 +205,7 @@ def _ctrl_c_cancels() -> Iterator[None]:
 
 async def _follow_locally(settings: ReplicationSettings, streams: Sequence[Stream], *, follow: bool,
                           until_caught_up: bool, max_lag: float, echo: Callable[[str], None],
-                          config: RunConfig) -> ExitCode:
+                          config: RunConfig, metrics: RunMetrics | None) -> ExitCode:
     started = time.monotonic()
     async with open_replicator(settings) as replicator:
         engine = replicator.engine()
@@ -204,6 +216,9 @@ async def _follow_locally(settings: ReplicationSettings, streams: Sequence[Strea
         try:
             while not running.done():
                 await asyncio.wait({running}, timeout=CHECK_SECONDS)
+                _publish(metrics, report.statuses())
+                if metrics is not None and engine.failure is not None:
+                    metrics.fail(str(engine.failure))
                 if until_caught_up and not running.done() and _caught_up(report.statuses(), max_lag):
                     engine.stop()
                     await running
@@ -220,6 +235,7 @@ async def _follow_locally(settings: ReplicationSettings, streams: Sequence[Strea
             if not running.done():  # interrupted: stop the engine; it checkpoints what was acknowledged
                 running.cancel()
                 await asyncio.gather(running, return_exceptions=True)
+            _publish(metrics, report.statuses())
     return _stop_code(config, streams, echo) or ExitCode.OK
 
 
@@ -286,7 +302,7 @@ def _applied(config: RunConfig, table: str) -> int:
 
 def replicate_in_rounds(config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[Stream], *, follow: bool,
                         until_caught_up: bool, max_lag: float, beam_args: Sequence[str] = (),
-                        echo: Callable[[str], None] = print) -> ExitCode:
+                        echo: Callable[[str], None] = print, metrics: RunMetrics | None = None) -> ExitCode:
     """Rounds of `ReplicateShards` (batch runners): each applies every unfinished shard up to its end.
 
     A round's lag is at most its own duration when it read every unfinished shard to its
@@ -294,6 +310,8 @@ def replicate_in_rounds(config: RunConfig, plans: Sequence[TablePlan], streams: 
     """
     shard_plans = asyncio.run(_plan_shards(config, streams))
     number, began = 0, time.monotonic()
+    applied_total: dict[str, int] = {}  # for the metrics: since the run started
+    targets = {plan.spec.source: plan.spec.target for plan in plans}
     while True:
         number += 1
         started = time.monotonic()
@@ -316,6 +334,12 @@ def replicate_in_rounds(config: RunConfig, plans: Sequence[TablePlan], streams: 
             applied = _applied(config, stream.table) - before[stream.table]
             statuses[stream.table] = TableStatus(applied, None if unread else ended - started, plan.open_shards,
                                                  plan.waiting, unread)
+        for table, status in statuses.items():
+            applied_total[table] = applied_total.get(table, 0) + status.applied
+        dead = count_dead_letters(config.dead_letter_dir) if metrics is not None else {}
+        _publish(metrics, {table: dataclasses.replace(status, applied=applied_total[table],
+                                                      dead_lettered=dead.get(targets[table], 0))
+                           for table, status in statuses.items()})
         echo(f"[round {number}] " + _status_line(ended - began, statuses, {
             table: status.applied / max(ended - started, 1e-3) for table, status in statuses.items()}))
         if until_caught_up and _caught_up(statuses, max_lag):

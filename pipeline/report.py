@@ -45,6 +45,9 @@ def summary_table(result: RunResult) -> str:
                                for i, (_, key) in enumerate(_COLUMNS)))
     lines.append(f"total: {sum(t.figures['items_written'] for t in result.tables):,} items written "
                  f"in {result.duration_seconds:,.1f} s")
+    for t in result.tables:
+        if t.figures.get("items_expired"):
+            lines.append(f"{t.table}: {t.figures['items_expired']:,} expired items left out (skip_expired)")
     return "\n".join(lines)
 
 
@@ -62,6 +65,7 @@ def report_json(result: RunResult) -> dict:
                 "retried": None if t.figures["write_retries"] is None
                 else t.figures["write_retries"] + t.figures["read_retries"],
                 "dead_lettered": t.figures["items_dead_lettered"],
+                "expired": t.figures.get("items_expired"),
                 "bytes": t.figures["bytes_read"],
                 "checkpoint_writes": t.figures["checkpoint_writes"],
                 "duration_seconds": round(t.duration_seconds, 3),
@@ -150,7 +154,7 @@ def _show_key(key: dict) -> str:
 
 
 def validation_table(result: ValidationResult) -> str:
-    kinds = ("matched", "missing", "extra", "different", "lagging")
+    kinds = ("matched", "missing", "extra", "different", "lagging", "expired")
     width = max([5] + [len(name) for name in result.tables])
     lines = [f"{'table'.ljust(width)}  " + "  ".join(k.rjust(9) for k in kinds)]
     for name, table in result.tables.items():
@@ -180,7 +184,8 @@ def validation_json(result: ValidationResult) -> dict:
               "duration_seconds": round(result.duration_seconds, 3), "findings_dir": result.findings_dir,
               "tables": {}}
     for name, table in result.tables.items():
-        entry = {kind: table.counts[kind] for kind in ("matched", "missing", "extra", "different", "lagging")}
+        entry = {kind: table.counts[kind] for kind in ("matched", "missing", "extra", "different", "lagging",
+                                                       "expired")}
         if result.sample_rate is not None:
             entry["sampled"] = table.counts["sampled"]
             entry["extra_checked"] = False  # a sample reads source keys only

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import math
 import re
+import time
 from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, SSLError
@@ -19,6 +20,7 @@ from pipeline.config import RunConfig, TableSpec
 from transforms.dynamo.endpoints import source_client, target_client
 from transforms.dynamo.retry import error_code
 from transforms.errors import MigrateError
+from transforms.items.expiry import Expiry
 from transforms.table_pair import TablePair
 
 log = logging.getLogger(__name__)
@@ -43,11 +45,13 @@ class TablePlan:
     indexes: tuple[str, ...]
     created: bool = False  # this run created the target table
     exports: object = None  # pipeline.exports.TableExports when the table is read from exports
+    expiry: Expiry | None = None  # with skip_expired: the source's TTL attribute and the run's cut-off
 
     @property
     def pair(self) -> TablePair:
         """The source/target pair the pipelines work with."""
-        return TablePair(self.spec.source, self.spec.target, self.target_key.names, dict(self.spec.renames))
+        return TablePair(self.spec.source, self.spec.target, self.target_key.names, dict(self.spec.renames),
+                         self.expiry)
 
 
 def auto_segments(item_count: int, size_bytes: int, page_size: int, workers: int) -> int:
@@ -108,11 +112,28 @@ async def _describe_sources(config: RunConfig, source) -> list[dict]:
     return descriptions
 
 
-async def _plan_tables(config: RunConfig, create: bool) -> list[TablePlan]:
+async def _expiry(config: RunConfig, source, index: int, cutoff: float) -> Expiry | None:
+    """With `skip_expired`, the source's TTL attribute (it must have TTL enabled) and the cut-off."""
+    spec = config.tables[index]
+    if not spec.skip_expired:
+        return None
+    try:
+        ttl = (await source.describe_time_to_live(TableName=spec.source))["TimeToLiveDescription"]
+    except (BotoCoreError, ClientError, OSError) as exc:
+        raise _describe_error(f"source {config.source.describe()}", exc) from None
+    if ttl.get("TimeToLiveStatus") != "ENABLED" or not ttl.get("AttributeName"):
+        raise TableStepError(f"tables[{index}].skip_expired is set, but source table {spec.source} has no TTL "
+                             f"enabled (TimeToLiveStatus {ttl.get('TimeToLiveStatus', 'DISABLED')}): no item "
+                             f"can expire; remove skip_expired or enable TTL on the source")
+    return Expiry(ttl["AttributeName"], cutoff)
+
+
+async def _plan_tables(config: RunConfig, create: bool, cutoff: float) -> list[TablePlan]:
     plans = []
     async with source_client(config.source) as source, target_client(config.target) as target:
         descriptions = await _describe_sources(config, source)
-        for spec, description in zip(config.tables, descriptions):
+        expiries = [await _expiry(config, source, i, cutoff) for i in range(len(config.tables))]
+        for spec, description, expiry in zip(config.tables, descriptions, expiries):
             where = f"target {config.target.describe()}"
             try:
                 if create:
@@ -139,10 +160,12 @@ async def _plan_tables(config: RunConfig, create: bool) -> list[TablePlan]:
                             for ix in description.get(kind) or [])
             plans.append(TablePlan(spec, schema.key_schema(description),
                                    schema.key_schema(description, spec.renames),
-                                   item_count, size_bytes, segments, exists, indexes, created))
+                                   item_count, size_bytes, segments, exists, indexes, created, expiry=expiry))
     return plans
 
 
-def plan_tables(config: RunConfig, *, create: bool) -> list[TablePlan]:
-    """Describe every table; with `create`, also make the target tables ready."""
-    return asyncio.run(_plan_tables(config, create))
+def plan_tables(config: RunConfig, *, create: bool, cutoff: float | None = None) -> list[TablePlan]:
+    """Describe every table; with `create`, also make the target tables ready. `cutoff`: the
+    epoch second before which TTL expiries count as expired (default: now, whole seconds), fixed
+    here once for the run so that its bulk copy, replication and validation agree."""
+    return asyncio.run(_plan_tables(config, create, int(time.time()) if cutoff is None else cutoff))

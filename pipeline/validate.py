@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 ITEMS_PER_BUCKET = 5000  # grouped by the runner's shuffle: many small buckets spread the work
 ITEMS_PER_SPILLED_BUCKET = 50_000  # spilled: fewer files; one bucket (~10 MB) is held at a time
-COUNTS = ("matched", *KINDS, "lagging", "sampled")
+COUNTS = ("matched", *KINDS, "lagging", "sampled", "expired")  # expired: left out by skip_expired
 
 
 @dataclass

@@ -21,6 +21,11 @@ real differences (missing, extra, different, with an attribute diff) from replic
 lag (different at scan time, equal now). Sampling skips the target scan: a share of
 the source keys goes straight to ReadBothSides as point reads.
 
+With a table's `expiry` (skip_expired), items its TTL would delete are left out on both
+sides (each side tested in its own naming) and the source's are counted as `expired`, not
+missing; a source item expired while the target holds a live copy is extra. The
+re-reads apply the same test.
+
 Findings are dicts: {"table", "kind", "key", "diff"} with values in DynamoDB JSON.
 """
 from __future__ import annotations
@@ -71,8 +76,15 @@ def _bucket_of(digest: bytes, buckets: int) -> int:
     return int.from_bytes(digest[:8], "big") % buckets
 
 
+def _live(batch: pa.RecordBatch, table: TablePair, source_side: bool) -> pa.RecordBatch:
+    """A page without the items the table's TTL would delete (skip_expired), tested in the side's naming."""
+    expiry = table.expiry if source_side else table.target_expiry
+    return batch if expiry is None else expiry.split(batch)[0]
+
+
 def _renamed_page(batch: pa.RecordBatch, table: TablePair, rename: bool):
-    """A page in target naming, and its rows the renames cannot map (see renames.rename_batch)."""
+    """A page's live items in target naming, and its rows the renames cannot map (see renames.rename_batch)."""
+    batch = _live(batch, table, source_side=rename)
     return rename_batch(batch, table.renames) if rename else (batch, {})
 
 
@@ -83,9 +95,9 @@ def _keys(batch: pa.RecordBatch, table: TablePair) -> list[dict]:
 def _digested(batch: pa.RecordBatch, table: TablePair, rename: bool) -> list[tuple[bytes, bytes, dict]]:
     """(key digest, content digest, key) of every item of a page, in target naming; an item
     the renames cannot map gets a content digest that equals nothing."""
+    batch, conflicts = _renamed_page(batch, table, rename)
     if batch.num_rows == 0:  # (an empty page has no columns, not even its key's)
         return []
-    batch, conflicts = _renamed_page(batch, table, rename)
     key_digests, contents = page_digests(batch, table.key_names)
     for row in conflicts:
         contents[row] = _CONFLICT  # the key is read again and reported
@@ -172,6 +184,28 @@ class _CompareSpilledFn(beam.DoFn):
                              load_key=pickle.loads)
 
 
+class _CountExpiredFn(beam.DoFn):
+    """Source page -> a `Tally` of its items left out as expired (tables with an expiry only)."""
+
+    def __init__(self, tables: Mapping[str, TablePair]):
+        self._tables = {name: table for name, table in tables.items() if table.expiry is not None}
+
+    def process(self, page: Page):
+        table = self._tables.get(page.table)
+        if table is not None and page.batch.num_rows:
+            expired = table.expiry.split(page.batch)[1]
+            if expired:
+                yield Tally(table.source, "expired", expired)
+
+
+def _with_expired_tally(source_pages, findings, tables: Mapping[str, TablePair]):
+    """`findings` joined by the tallies of the source's expired items, when a table skips them."""
+    if not any(table.expiry for table in tables.values()):
+        return findings
+    expired = source_pages | "CountExpired" >> beam.ParDo(_CountExpiredFn(tables))
+    return (findings, expired) | "WithExpired" >> beam.Flatten()
+
+
 class _SampleKeysFn(beam.DoFn):
     """A deterministic share of the source's keys (by key hash), as Suspects to point-read."""
 
@@ -224,6 +258,10 @@ def _in_target_naming(table: TablePair, item: dict):
         return _Conflicted(item, exc)
 
 
+def _never(_item) -> bool:
+    return False
+
+
 class _ReadBothSidesFn(LoopDoFn):
     """Read suspects on both sides (consistently) and sort them out.
 
@@ -261,8 +299,11 @@ class _ReadBothSidesFn(LoopDoFn):
                       max_attempts=self._max_attempts),
             get_items(self._target_client, table.target, target_keys, table.key_names,
                       max_attempts=self._max_attempts))
-        return {key_of(table.target_key(item), table.key_names): _in_target_naming(table, item)
-                for item in source.values()}, target
+        source_expired = table.expiry.is_expired if table.expiry else _never
+        target_expired = table.target_expiry.is_expired if table.target_expiry else _never
+        return ({key_of(table.target_key(item), table.key_names): _in_target_naming(table, item)
+                 for item in source.values() if not source_expired(item)},
+                {ref: item for ref, item in target.items() if not target_expired(item)})
 
     @staticmethod
     def _equal(source_item, target_item: dict | None) -> bool:
@@ -354,10 +395,11 @@ class CompareTables(beam.PTransform):
 
     def expand(self, pages):
         source_pages, target_pages = pages
-        return (self._grouped_and_compared(source_pages, target_pages)
-                | "SpreadSuspects" >> beam.Reshuffle()
-                | "Confirm" >> beam.ParDo(_ReadBothSidesFn(self._source, self._target, self._pairs,
-                                                           self._recheck, False, self._read_attempts)))
+        confirmed = (self._grouped_and_compared(source_pages, target_pages)
+                     | "SpreadSuspects" >> beam.Reshuffle()
+                     | "Confirm" >> beam.ParDo(_ReadBothSidesFn(self._source, self._target, self._pairs,
+                                                                self._recheck, False, self._read_attempts)))
+        return _with_expired_tally(source_pages, confirmed, self._pairs)
 
 
 class SampleTables(beam.PTransform):
@@ -383,8 +425,8 @@ class SampleTables(beam.PTransform):
                  | "SampleKeys" >> beam.ParDo(_SampleKeysFn(self._pairs, self._rate))
                  | "SpreadSamples" >> beam.Reshuffle()
                  | "PointReads" >> beam.ParDo(self._read_both_sides(True)))
-        if not self._recheck:
-            return first
-        return (first
-                | "SpreadRechecks" >> beam.Reshuffle()
-                | "Recheck" >> beam.ParDo(self._read_both_sides(False)))
+        if self._recheck:
+            first = (first
+                     | "SpreadRechecks" >> beam.Reshuffle()
+                     | "Recheck" >> beam.ParDo(self._read_both_sides(False)))
+        return _with_expired_tally(source_pages, first, self._pairs)

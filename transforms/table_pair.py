@@ -5,17 +5,25 @@ import functools
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from transforms.items.expiry import Expiry
 from transforms.items.renames import rename_item
 
 
 @dataclass(frozen=True)
 class TablePair:
-    """Named by the source table; key names in target naming; renames source -> target."""
+    """Named by the source table; key names in target naming; renames source -> target;
+    `expiry` (source naming): leave out the items the source's TTL would delete (None: copy all)."""
 
     source: str
     target: str
     key_names: tuple[str, ...]
     renames: Mapping[str, str] = field(default_factory=dict)
+    expiry: Expiry | None = None
+
+    @functools.cached_property
+    def target_expiry(self) -> Expiry | None:
+        """`expiry` for items in target naming."""
+        return self.expiry.renamed(self.renames) if self.expiry else None
 
     @functools.cached_property
     def _back(self) -> dict[str, str]:

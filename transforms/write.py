@@ -1,7 +1,8 @@
 """Write scanned pages to Alternator (or any DynamoDB-API target) with BatchWriteItem.
 
-Per page: rename attributes for the target (per row, on the Arrow batch), keep the last
-row per key, and hand the batch to the writer (`dynamo.writer`: request texts written
+Per page: leave out the items the source's TTL would delete (with `skip_expired`,
+counted as `items_expired`), rename attributes for the target (per row, on the Arrow
+batch), keep the last row per key, and hand the batch to the writer (`dynamo.writer`: request texts written
 straight from the batch, each partition key through one node; batches, concurrency,
 rate, retries) on the DoFn's own event loop, so pages overlap. A row the renames cannot
 map is dead-lettered as the source item, and the rest of its page is written; what
@@ -39,6 +40,7 @@ class _TableCounters:
         self.bytes = metrics.counter(table, "bytes_written")
         self.retries = metrics.counter(table, "write_retries")
         self.dead = metrics.counter(table, "items_dead_lettered")
+        self.expired = metrics.counter(table, "items_expired")
         self.checkpoints = metrics.counter(table, "checkpoint_writes")
 
 
@@ -75,12 +77,16 @@ class _WritePagesFn(LoopDoFn):
 
     def process(self, page: Page):
         pair = self._pairs[page.table]
-        batch, conflicts = rename_batch(page.batch, pair.renames)
+        source = page.batch
+        if pair.expiry is not None:  # the items the source's TTL would delete are left out
+            source, expired = pair.expiry.split(source)
+            self._table_counters(page.table).expired.inc(expired)
+        batch, conflicts = rename_batch(source, pair.renames)
         refused = []
         if conflicts:  # the rest of the page is written; these items are dead-lettered
             rows = sorted(conflicts)
-            refused = [FailedWrite(pair.target, put(item), f"RenameConflict: {conflicts[row]}")
-                       for row, item in zip(rows, batch_to_items(page.batch.take(rows)))]
+            refused = [FailedWrite(pair.target, put(item), f"RenameConflict: {conflicts[row]}", source_naming=True)
+                       for row, item in zip(rows, batch_to_items(source.take(rows)))]
             batch = batch.filter(pa.array([row not in conflicts for row in range(batch.num_rows)]))
         batch = last_per_key(batch, pair.key_names)
         future = self.loop.submit(self._writer.write_batch(pair.target, batch, pair.key_names))

@@ -59,6 +59,7 @@ class FailedWrite:
     table: str
     request: dict  # {"PutRequest": {"Item": ...}} or {"DeleteRequest": {"Key": ...}}
     error: str
+    source_naming: bool = False  # the request holds the source's item (renames could not map it)
 
 
 @dataclass

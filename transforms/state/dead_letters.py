@@ -3,7 +3,13 @@
 Every writer (bulk copy, replication, repair) puts them under its run's own folder,
 `<dead_letter_dir>/run-<timestamp>/<table>/<name>.jsonl` (`run_folder`), so the count
 a run reports is its own. One JSON line per write: {"table": ..., "error": ..., "item":
-<DynamoDB JSON>} for a put, {"table": ..., "error": ..., "delete": <key>} for a delete.
+<DynamoDB JSON>} for a put, {"table": ..., "error": ..., "delete": <key>} for a delete;
+`table` is the target table, and the item or key is in target naming, except where
+`"naming": "source"` says it is the source's item (the renames could not map it).
+
+`retry-dead-letter` leaves a marker beside a letter file, `<name>.jsonl.retried.json`
+(written whole, like every file here): {"resolved": [line numbers], "failing": {line
+number: the new reason}}. The letters themselves are never rewritten.
 Each file is written whole or not at all, by one writer; writers in Beam name it after
 the unit of work (a page, a stream window), so a runner that retries a bundle overwrites
 the file instead of counting its failures twice. The files hold customer data.
@@ -18,7 +24,9 @@ from apache_beam.io.filesystems import FileSystems
 
 from transforms.dynamo.writer import FailedWrite, request_item
 from transforms.items.ddb_json import encode_item
-from transforms.state.files import matching, read_bytes, write_bytes
+from transforms.state.files import matching, read_bytes, read_json, write_bytes, write_json
+
+MARKER_SUFFIX = ".retried.json"
 
 
 def run_folder(dead_letter_dir: str) -> str:
@@ -38,8 +46,10 @@ def write_dead_letters(run_dir: str, failures: list[FailedWrite], name: str | No
         lines = []
         for row in rows:
             what = "item" if "PutRequest" in row.request else "delete"
-            lines.append(json.dumps({"table": row.table, "error": row.error, what: encode_item(request_item(row.request))},
-                                    ensure_ascii=False, separators=(",", ":")))
+            letter = {"table": row.table, "error": row.error, what: encode_item(request_item(row.request))}
+            if row.source_naming:
+                letter["naming"] = "source"
+            lines.append(json.dumps(letter, ensure_ascii=False, separators=(",", ":")))
         write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
         paths.append(path)
     return paths
@@ -53,3 +63,24 @@ def count_dead_letters(run_dir: str) -> dict[str, int]:
         counts[table] = counts.get(table, 0) + sum(1 for line in (read_bytes(path) or b"").splitlines()
                                                    if line.strip())
     return counts
+
+
+def letter_files(dead_letter_dir: str, run: str = "run-*") -> list[str]:
+    """Every letter file of the runs matching `run` (a folder name or a glob), in name order."""
+    return sorted(matching(FileSystems.join(dead_letter_dir, run, "*", "*.jsonl")))
+
+
+def read_letters(path: str) -> list[dict]:
+    """A letter file's letters, in line order (line numbers count from 0)."""
+    return [json.loads(line) for line in (read_bytes(path) or b"").splitlines() if line.strip()]
+
+
+def read_marker(path: str) -> tuple[set[int], dict[int, str]]:
+    """What earlier retries of a letter file left: lines resolved, and lines failing with their reason."""
+    marker = read_json(path + MARKER_SUFFIX) or {}
+    return set(marker.get("resolved", [])), {int(k): v for k, v in marker.get("failing", {}).items()}
+
+
+def write_marker(path: str, resolved: set[int], failing: dict[int, str]) -> None:
+    write_json(path + MARKER_SUFFIX, {"resolved": sorted(resolved),
+                                      "failing": {str(k): v for k, v in sorted(failing.items())}})

@@ -96,6 +96,8 @@ class TableStatus:
     waiting: int           # shards whose parent is not applied yet
     unread: int            # shards with nothing applied that were never read to their end
     throttled: int = 0     # GetRecords calls the stream refused (LimitExceededException), retried
+    write_retries: int = 0  # write requests retried
+    dead_lettered: int = 0  # changes written to dead-letter files
 
 
 @dataclass(eq=False)
@@ -294,7 +296,8 @@ class StreamEngine:
                       and not self._shards[(table, s.task.parent_id)].closed)
         open_shards = len(stream.open) if stream is not None else len(active)
         stats = self._io.stats[table]
-        return TableStatus(stats.applied, lag, open_shards, waiting, unread, stats.throttled)
+        return TableStatus(stats.applied, lag, open_shards, waiting, unread, stats.throttled,
+                           self._io.windows.retries.get(table, 0), stats.dead_lettered)
 
 
 @dataclass(frozen=True)

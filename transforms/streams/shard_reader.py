@@ -65,6 +65,7 @@ class ShardState:
 class TableStats:
     applied: int = 0     # changes applied
     throttled: int = 0   # GetRecords calls answered LimitExceededException
+    dead_lettered: int = 0  # changes written to dead-letter files
 
 
 class RecordBudget:
@@ -226,6 +227,7 @@ class ShardReader:
             if failures or refused:  # refused: renames cannot map them, a retry cannot either
                 paths = write_dead_letters(self._io.dead_letter_dir, failures + refused,
                                            name=f"{shard.task.shard_id}-{first['SequenceNumber']}")
+                self._io.stats[table.source].dead_lettered += len(failures) + len(refused)
             if failures:
                 raise WritesFailed(f"{table.source}: {len(failures)} changes could not be written after "
                                    f"{self._io.write_attempts} attempts (in {', '.join(paths)}); replication of "

@@ -6,6 +6,13 @@ is read from the source (consistent) and put, or deleted if gone. The window is
 collapsed to the last change per key, then renamed per item as in the snapshot; a
 change the renames cannot map is handed back to be dead-lettered.
 
+With the table's `expiry` (skip_expired), a put of an item the source's TTL would delete
+becomes a delete of its key. Not writing it at all would leave the target holding the
+item's previous, live version (copied before its TTL attribute was set in the past), a
+version the source no longer has; deleting makes the target what the snapshot would
+have made it, and the source's own TTL delete (a REMOVE) arrives later and deletes
+again, which is harmless: every write is a full put or a delete.
+
 `WindowWriter` joins the windows that many shards hand in at about the same time into
 shared `TargetWriter.write` calls: with a thousand shards a window holds a handful of
 changes, and one BatchWriteItem per window would cost a request per change. Order per
@@ -44,14 +51,24 @@ async def window_requests(table: TablePair, records: list[dict], source_items,
     else:
         changes = collapse_by_key([delete(r["dynamodb"]["Keys"]) if r["eventName"] == "REMOVE"
                                    else put(r["dynamodb"]["NewImage"]) for r in records], table.source_key_names)
+    if table.expiry is not None:
+        changes = [_unless_expired(change, table) for change in changes]
     requests, refused = [], []
     for change in changes:
         try:
             requests.append(put(table.to_target(change["PutRequest"]["Item"])) if "PutRequest" in change
                             else delete(table.to_target(change["DeleteRequest"]["Key"])))
         except RenameConflict as exc:
-            refused.append(FailedWrite(table.target, change, f"RenameConflict: {exc}"))
+            refused.append(FailedWrite(table.target, change, f"RenameConflict: {exc}", source_naming=True))
     return requests, refused
+
+
+def _unless_expired(change: dict, table: TablePair) -> dict:
+    """A put of an item the table's TTL would delete, as a delete of its key (see the module docstring)."""
+    item = change.get("PutRequest", {}).get("Item")
+    if item is None or not table.expiry.is_expired(item):
+        return change
+    return delete({name: item[name] for name in table.source_key_names})
 
 
 @dataclass(eq=False)
@@ -87,6 +104,7 @@ class WindowWriter:
         self._slots = asyncio.Semaphore(flushes)
         self._queues: dict[str, _TableQueue] = {}
         self._flushes: set[asyncio.Task] = set()
+        self.retries: dict[str, int] = {}  # write requests retried, by source table
 
     async def write(self, table: TablePair, requests: list[dict]) -> list[FailedWrite]:
         """Write one window's requests (one per key); the writes that failed after every retry."""
@@ -139,6 +157,7 @@ class WindowWriter:
         try:
             requests = [r for waiting in taken for r in waiting.requests]
             outcome = await self._writer.write(table.target, requests, table.key_names[0])
+            self.retries[table.source] = self.retries.get(table.source, 0) + outcome.retries
             failed: dict[int, list[FailedWrite]] = {}
             owner = {key: i for i, waiting in enumerate(taken) for key in waiting.keys}
             for failure in outcome.failures:  # never dropped: an unknown key is charged to the first window

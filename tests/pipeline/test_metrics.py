@@ -1,0 +1,153 @@
+"""`--metrics-port`: Prometheus text at /metrics and health at /healthz, scraped while real runs
+go on (the installed console script against DynamoDB Local and the Alternator front)."""
+from __future__ import annotations
+
+import signal
+import socket
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from pipeline.metrics_server import serve_metrics
+from tests.support import seed
+from tests.support.cli_runs import alternator_target, run_cli, start_script, unique, write_config
+
+pytestmark = pytest.mark.integration
+
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only, never a proxy
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with _DIRECT.open(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def _scrape(port: int) -> dict[tuple[str, str], float]:
+    """(sample name, table label) -> value, parsed with prometheus_client's own parser."""
+    _, text = _get(port, "/metrics")
+    return {(sample.name, sample.labels.get("table", "")): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def _wait_for(condition, process, timeout: float = 120.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = condition()
+        except (urllib.error.URLError, ConnectionError):  # not serving yet
+            value = None
+        if value:
+            return value
+        assert process.poll() is None, f"the run ended early: {process.communicate()}"
+        assert time.monotonic() < deadline, "the figures never showed it"
+        time.sleep(0.2)
+
+
+def _stop(process) -> tuple[int, str]:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    return process.returncode, err
+
+
+def test_a_follow_run_serves_its_figures_while_it_runs(dynamodb_local, alternator_clean, tmp_path):
+    source = dynamodb_local.endpoint
+    table = unique("metered")
+    seed.create_table(source, table, **seed.STREAMED_TABLE)
+    config = write_config(tmp_path, source, alternator_target(alternator_clean), [table],
+                          write={"max_attempts": 50})
+    assert run_cli("migrate", "--config", str(config), "--streams", "--until-caught-up", "--no-progress").exit_code == 0
+    port = _free_port()
+    process = start_script("replicate", "--config", str(config), "--follow", "--metrics-port", str(port),
+                           cwd=tmp_path)
+    try:
+        first = _wait_for(lambda: (m := _scrape(port)) and ("alternator_migrate_open_shards", table) in m and m,
+                          process)
+        assert first[("alternator_migrate_changes_applied_total", table)] == 0
+        assert first[("alternator_migrate_open_shards", table)] >= 1
+        assert _get(port, "/healthz") == (200, "ok\n")
+        alternator_clean.front.set_faults(throttle=0.5, ops=["BatchWriteItem"])  # some writes are retried
+        changes = seed.stream_changes(source, table, 0, 60)
+
+        later = _wait_for(lambda: (m := _scrape(port))[("alternator_migrate_changes_applied_total", table)]
+                          == changes and m, process)
+        lag = _wait_for(lambda: _scrape(port).get(("alternator_migrate_replication_lag_seconds", table)), process)
+        health = _get(port, "/healthz")
+    finally:
+        alternator_clean.front.set_faults()
+        code, err = _stop(process)
+
+    assert later[("alternator_migrate_write_retries_total", table)] > 0
+    assert later[("alternator_migrate_dead_letters_total", table)] == 0
+    assert later[("alternator_migrate_items_written_total", table)] == 0  # no bulk copy in this run
+    assert 0 <= lag < 60
+    assert health[0] == 200
+    assert code == 130, err
+    assert len(seed.scan_all(alternator_clean.url, table)) == 60
+
+
+def test_a_bulk_copy_serves_items_written_as_it_goes(dynamodb_local, alternator_clean, tmp_path):
+    source = dynamodb_local.endpoint
+    table = unique("metered_bulk")
+    seed.seed_all_types(source, table, count=600)
+    config = write_config(tmp_path, source, alternator_target(alternator_clean), [table],
+                          scan={"page_size": 50, "segments": 1}, write={"concurrency": 1, "max_items_per_batch": 25})
+    alternator_clean.front.set_faults(slow=1.0, slow_seconds=0.2, ops=["BatchWriteItem"])
+    port = _free_port()
+    process = start_script("migrate", "--config", str(config), "--no-progress", "--metrics-port", str(port),
+                           cwd=tmp_path)
+    try:
+        partial = _wait_for(lambda: 0 < _scrape(port).get(("alternator_migrate_items_written_total", table), 0)
+                            < 600 and _scrape(port), process)
+    finally:
+        alternator_clean.front.set_faults()
+        _, err = process.communicate(timeout=300)
+
+    assert process.returncode == 0, err
+    assert partial[("alternator_migrate_dead_letters_total", table)] == 0
+    assert len(seed.scan_all(alternator_clean.url, table)) == 600
+
+
+def test_a_port_in_use_stops_the_run_before_it_starts(dynamodb_local, alternator_clean, tmp_path):
+    table = unique("port_taken")
+    seed.seed_all_types(dynamodb_local.endpoint, table, count=10)
+    config = write_config(tmp_path, dynamodb_local.endpoint, alternator_target(alternator_clean), [table])
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("migrate", "--config", str(config), "--no-progress", "--metrics-port", str(port))
+
+    assert result.exit_code == 2, result.output
+    assert f"error: --metrics-port {port}: 127.0.0.1:{port} is already in use; choose another port" in result.output
+    assert table not in seed.client_for(alternator_clean.url).list_tables()["TableNames"]  # nothing started
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_healthz_turns_503_once_the_run_failed():
+    port = _free_port()
+    with serve_metrics("127.0.0.1", port, ["t"]) as metrics:
+        healthy = _get(port, "/healthz")
+        metrics.set("t", changes_applied=5, replication_lag_seconds=None)
+        metrics.fail("t: replication of shard s-1 stopped")
+        failing = _get(port, "/healthz")
+        figures = _scrape(port)
+        missing = _get(port, "/nothing")
+
+    assert healthy == (200, "ok\n")
+    assert failing == (503, "failing: t: replication of shard s-1 stopped\n")
+    assert figures[("alternator_migrate_changes_applied_total", "t")] == 5
+    assert ("alternator_migrate_replication_lag_seconds", "t") not in figures  # unknown: no sample
+    assert missing[0] == 404
