@@ -341,3 +341,37 @@ def test_an_interrupted_incremental_step_is_applied_on_resume(dynamodb_local, al
     figures = json.loads((tmp_path / "r.json").read_text())["tables"][table]
     assert figures["read"] == 0 and figures["written"] == 6  # no data file again: the 6 changes only
     assert _by_key(seed.scan_all(alternator_clean.url, table)) == expected
+
+
+def test_skip_expired_leaves_out_what_the_ttl_would_delete_in_full_and_incremental_exports(
+        dynamodb_local, alternator_clean, tmp_path, bucket):
+    """The export files are written by the test, so they hold expired items whatever DynamoDB
+    Local does with its own copies; the live table is only described (its TTL setting)."""
+    source, s3 = dynamodb_local.endpoint, s3_client(alternator_clean.moto.endpoint)
+    name = bucket.root.split("/")[2]
+    table = unique("expiring")
+    seed.seed_all_types(source, table, count=4)  # TTL on `expires_at`
+    now = int(datetime.now(timezone.utc).timestamp())
+    past, future = {"N": str(now - 3600)}, {"N": str(now + 86400)}
+    items = [{**seed.all_types_item(i), "expires_at": past if i % 3 == 0 else future} for i in range(24)]
+    t0 = datetime.now(timezone.utc)
+    full = write_full_export(s3, name, "exports", items, files=2, export_time=t0)
+    changes = [  # a live item expires, an expired one is renewed, two new items: one expired, one live
+        {"keys": _keys(1), "old": items[1], "new": {**items[1], "expires_at": past}, "micros": _micros()},
+        {"keys": _keys(0), "old": items[0], "new": {**items[0], "expires_at": future}, "micros": _micros()},
+        {"keys": _keys(100), "old": None, "new": {**seed.all_types_item(100), "expires_at": past},
+         "micros": _micros()},
+        {"keys": _keys(101), "old": None, "new": {**seed.all_types_item(101), "expires_at": future},
+         "micros": _micros()},
+    ]
+    incremental = [write_incremental_export(s3, name, "exports", changes, start=t0 - timedelta(seconds=1),
+                                            end=datetime.now(timezone.utc))]
+    config = write_config(tmp_path, source, alternator_target(alternator_clean),
+                          [{"source": table, "export": full, "incremental_exports": incremental,
+                            "skip_expired": True}], **bucket.config_sections())
+
+    result = run_cli("migrate", "--config", str(config), "--no-progress")
+
+    assert result.exit_code == 0, result.output
+    live = [item for i, item in enumerate(items) if i % 3 and i != 1] + [changes[1]["new"], changes[3]["new"]]
+    assert _by_key(seed.scan_all(alternator_clean.url, table)) == _by_key(live)

@@ -119,10 +119,11 @@ class _WriteChangesFn(LoopDoFn):
     def process(self, element):
         (table, _key_text), (_micros, _export, _file, _line, keys, image) = element
         pair = self._pairs[table]
-        if image is None:
+        item = None if image is None else decode_item(orjson.loads(image))
+        if item is None or (pair.expiry is not None and pair.expiry.is_expired(item)):
+            # gone, or expired (skip_expired): the key is deleted, as the stream apply does
             request = delete(pair.target_key(decode_item(keys)))
         else:
-            item = decode_item(orjson.loads(image))
             try:
                 request = put(pair.to_target(item))
             except RenameConflict as exc:
