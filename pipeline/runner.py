@@ -126,18 +126,13 @@ def prepare(config: RunConfig, beam_args: Sequence[str], *, follow_streams: bool
     return config
 
 
-_LOCAL_RUNNERS = frozenset({"direct", "directrunner", "switchingdirectrunner", "bundlebaseddirectrunner",
-                            "fnapirunner"})
+_LOCAL_RUNNERS = frozenset({"direct", "switchingdirect", "bundlebaseddirect", "fnapi"})  # as engines.runner_kind
 
 
 def runs_locally(options: PipelineOptions) -> bool:
     """Whether the runner is one of Beam's local runners (the default): its workers share this
     machine, and it holds a grouping's data in memory instead of spilling it."""
-    runner = options.view_as(StandardOptions).runner
-    if runner is None:
-        return True
-    name = runner if isinstance(runner, str) else type(runner).__name__
-    return name.rsplit(".", 1)[-1].lower() in _LOCAL_RUNNERS
+    return engines.runner_kind(options) in _LOCAL_RUNNERS
 
 
 def read_counters(result) -> dict[str, dict[str, int]]:
