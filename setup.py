@@ -24,9 +24,11 @@ setup(
         "dataflow": ["apache-beam[gcp]>=2.77,<3"],
         # Beam's Dask runner needs dask and distributed on the launcher and every worker.
         "dask": ["apache-beam[dask]>=2.77,<3"],
-        # The suite runs every storage and engine: a GCS emulator, a Dask cluster, Dataflow dry runs.
+        # The suite runs every storage and engine: a GCS emulator, a Dask cluster, Dataflow dry runs;
+        # `make bench` reads the servers' CPU time (psutil).
         "test": ["pytest>=8", "hypothesis>=6", "moto[server]>=5", "pyflakes>=3", "cryptography>=42",
-                 "apache-beam[gcp,dask]>=2.77,<3", "gcp-storage-emulator>=2024.8"],
+                 "apache-beam[gcp,dask]>=2.77,<3", "gcp-storage-emulator>=2024.8",
+                 "psutil>=5.9"],
     },
     entry_points={"console_scripts": ["alternator-migrate=pipeline.console:main"]},
 )

@@ -8,11 +8,16 @@ table with:
   processes); with `--before`, also the same command from the revision before the data
   plane (`measure.BASELINE_REVISION`), when git can give it;
 - a naive copy: boto3, one thread, Scan pages and BatchWriteItem of 25 (`naive_copy`);
-- the ceiling: pre-built requests of 100 items sent at the best concurrency, found
-  before the rounds (`intake`); its rate is the target's raw intake.
+- the ceiling: the same items as pre-built requests of 100, sent at the best concurrency
+  (found on a sample before the rounds; `intake`); its rate is the target's raw intake.
 
-The naive copy and the ceiling copy the first `SAMPLE` items only: their cost per item
-does not depend on the table's size, and the naive copy is slow.
+The naive copy copies the first `SAMPLE` items only: its cost per item does not depend
+on the table's size, and it is slow. The ceiling copies every item, right after the
+tool in the same round, and the tool's rate is compared with it round by round: on a
+shared machine the target's speed drifts between minutes, and a ceiling taken on fewer
+items or at another time read from 0.66 to 1.16 of the tool's rate for the same code.
+The target's busy share (CPU seconds of the stand-in's backend process per second of
+copying) shows what limits both: the backend is one Python process.
 
 CPU is user + sys of every process of a run; start-up (the same command on an empty
 table) is measured apart and subtracted, and so is its wall time for the rates. Figures
@@ -30,14 +35,17 @@ import sys
 import tempfile
 from pathlib import Path
 
+import psutil
 import yaml
 
+from bench import intake
 from bench.measure import Measured, baseline_checkout, median, per_item_us, run_counted
 from tests.support import seed
 from tests.support.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
 from transforms.items.ddb_json import encode_item
 
 CONCURRENCIES = (4, 8, 16, 32, 64)
+WORKERS = 2
 SAMPLE = 20_000
 
 
@@ -76,17 +84,20 @@ def _env(root: Path) -> dict:
     return {**os.environ, "PYTHONPATH": str(root)}
 
 
-def _migrate(root: Path, source: str, target_port: int, table: str, target_table: str, workdir: Path
-             ) -> tuple[Measured, int]:
+def _migrate(root: Path, source: str, target_port: int, table: str, target_table: str, workdir: Path,
+             concurrency: int | None = None) -> tuple[Measured, int]:
+    """One `migrate` run (`concurrency`: write.concurrency, each worker's requests in flight)."""
     config = {
         "source": {"endpoint": source, "credentials": {"access_key_id": "b", "secret_access_key": "b"}},
         "target": {"alternator": {"seeds": ["127.0.0.1"], "port": target_port}},
         "tables": [{"source": table, "target": target_table}],
         "checkpoint_dir": str(workdir / "checkpoints" / target_table),
         "dead_letter_dir": str(workdir / "dead-letter"),
-        "pipeline_options": {"runner": "DirectRunner", "direct_num_workers": 2,
+        "pipeline_options": {"runner": "DirectRunner", "direct_num_workers": WORKERS,
                              "direct_running_mode": "multi_processing"},
     }
+    if concurrency is not None:
+        config["write"] = {"concurrency": concurrency}
     path = workdir / f"{target_table}.yaml"
     path.write_text(yaml.safe_dump(config))
     report = workdir / f"{target_table}.json"
@@ -100,11 +111,29 @@ def _naive(source: str, target: str, table: str, target_table: str) -> Measured:
     return run_counted([sys.executable, "-m", "bench.naive_copy", source, table, target, target_table], REPO_ROOT)
 
 
-def _intake(source: str, target: str, table: str, target_table: str, concurrency: int) -> dict:
+class _BusyShare:
+    """CPU seconds a server process spends per second of a copy: how close to its limit it runs."""
+
+    def __init__(self, pid: int):
+        self._process = psutil.Process(pid)
+
+    def _cpu(self) -> float:
+        times = self._process.cpu_times()
+        return times.user + times.system
+
+    def __enter__(self) -> "_BusyShare":
+        self.cpu_seconds, self._started = 0.0, self._cpu()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.cpu_seconds = self._cpu() - self._started
+
+
+def _intake(items_file: Path, items: int, target: str, target_table: str, concurrency: int) -> dict:
     """The ceiling's own figures: items, seconds and CPU seconds of the sending alone."""
     create_bench_table(target, target_table)
-    out = subprocess.run([sys.executable, "-m", "bench.intake", source, table, target, target_table, "100",
-                          str(concurrency)], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-m", "bench.intake", str(items_file), str(items), target, target_table,
+                          "100", str(concurrency)], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
 
@@ -113,10 +142,10 @@ def _drop(endpoint: str, table: str) -> None:
     seed.client_for(endpoint).delete_table(TableName=table)
 
 
-def _best_concurrency(source: str, target: str, table: str) -> tuple[int, dict[int, float]]:
+def _best_concurrency(items_file: Path, sample: int, target: str) -> tuple[int, dict[int, float]]:
     rates = {}
     for concurrency in CONCURRENCIES:
-        figures = _intake(source, target, table, f"intake_c{concurrency}", concurrency)
+        figures = _intake(items_file, sample, target, f"intake_c{concurrency}", concurrency)
         _drop(target, f"intake_c{concurrency}")
         rates[concurrency] = figures["items"] / figures["seconds"]
     return max(rates, key=rates.get), rates
@@ -130,59 +159,81 @@ def main(items: int = 100_000, rounds: int = 3, before: bool = False) -> dict:
             create_bench_table(source.endpoint, table)
         seed_items(source.endpoint, "bench_bulk", items)
         seed_items(source.endpoint, "bench_sample", sample)
-        tools = {"tool": REPO_ROOT}
+        items_file = workdir / "items.jsonl"
+        intake.save_items(source.endpoint, "bench_bulk", items_file)
+        concurrency, rates = _best_concurrency(items_file, sample, target.url)
+        # name -> (source tree, write.concurrency); "matched" keeps as many requests in flight as the ceiling.
+        tools = {"tool": (REPO_ROOT, None), "matched": (REPO_ROOT, max(1, concurrency // WORKERS))}
         baseline = baseline_checkout(REPO_ROOT) if before else None
         if baseline is not None:
-            tools["before"] = baseline
-        concurrency, rates = _best_concurrency(source.endpoint, target.url, "bench_sample")
+            tools["before"] = (baseline, None)
         runs: dict[str, list] = {name: [] for name in (*tools, "naive", "ceiling")}
         for round_ in range(rounds):
-            for name, root in tools.items():
+            for name, (root, write_concurrency) in tools.items():
                 start, _ = _migrate(root, source.endpoint, target.port, "bench_empty", f"{name}_empty_{round_}",
-                                    workdir)
-                full, written = _migrate(root, source.endpoint, target.port, "bench_bulk", f"{name}_{round_}",
-                                         workdir)
+                                    workdir, write_concurrency)
+                with _BusyShare(target.moto.pid) as backend:
+                    full, written = _migrate(root, source.endpoint, target.port, "bench_bulk", f"{name}_{round_}",
+                                             workdir, write_concurrency)
                 assert written == items, f"bench: {name} wrote {written} of {items} items"
-                runs[name].append((start, full, items))
+                runs[name].append({"start": start, "full": full, "items": items,
+                                   "target_cpu_seconds": backend.cpu_seconds})
                 for done in (f"{name}_empty_{round_}", f"{name}_{round_}"):
                     _drop(target.url, done)
+            with _BusyShare(target.moto.pid) as backend:
+                ceiling = _intake(items_file, items, target.url, f"ceiling_{round_}", concurrency)
+            runs["ceiling"].append({**ceiling, "target_cpu_seconds": backend.cpu_seconds})
+            _drop(target.url, f"ceiling_{round_}")
             start = _naive(source.endpoint, target.url, "bench_empty", f"naive_empty_{round_}")
             full = _naive(source.endpoint, target.url, "bench_sample", f"naive_{round_}")
-            runs["naive"].append((start, full, sample))
+            runs["naive"].append({"start": start, "full": full, "items": sample})
             for done in (f"naive_empty_{round_}", f"naive_{round_}"):
                 _drop(target.url, done)
-            runs["ceiling"].append(_intake(source.endpoint, target.url, "bench_sample", f"ceiling_{round_}",
-                                           concurrency))
-            _drop(target.url, f"ceiling_{round_}")
     figures = _figures(runs)
-    _print(figures, items, sample, concurrency, rates, rounds)
+    _print(figures, items, sample, concurrency, rates, rounds, tools["matched"][1])
     return figures
 
 
 def _figures(runs: dict) -> dict:
+    """Medians over the rounds; each copy's rate also as a share of its own round's ceiling."""
     figures = {}
+    ceilings = runs["ceiling"]
+    for run in ceilings:
+        run["items_per_s"] = run["items"] / run["seconds"]
+        run["target_busy"] = run["target_cpu_seconds"] / run["seconds"]
+    figures["ceiling"] = {"cpu_us_per_item": median(r["cpu_seconds"] / r["items"] * 1e6 for r in ceilings),
+                          "items_per_s": median(r["items_per_s"] for r in ceilings),
+                          "target_busy": median(r["target_busy"] for r in ceilings)}
     for name, measured in runs.items():
         if name == "ceiling":
-            figures[name] = {"cpu_us_per_item": median(r["cpu_seconds"] / r["items"] * 1e6 for r in measured),
-                             "items_per_s": median(r["items"] / r["seconds"] for r in measured)}
             continue
+        for run in measured:
+            run["copy_seconds"] = max(1e-3, run["full"].seconds - run["start"].seconds)
+            run["items_per_s"] = run["items"] / run["copy_seconds"]
         figures[name] = {
-            "cpu_us_per_item": median(per_item_us(full, start, n) for start, full, n in measured),
-            "start_up_cpu_s": median(start.cpu_seconds for start, _, _ in measured),
-            "items_per_s": median(n / max(1e-3, full.seconds - start.seconds) for start, full, n in measured),
-            "max_rss_mib": median(full.max_rss_mib for _, full, _ in measured),
+            "cpu_us_per_item": median(per_item_us(r["full"], r["start"], r["items"]) for r in measured),
+            "start_up_cpu_s": median(r["start"].cpu_seconds for r in measured),
+            "items_per_s": median(r["items_per_s"] for r in measured),
+            "max_rss_mib": median(r["full"].max_rss_mib for r in measured),
         }
+        if name != "naive":
+            figures[name]["vs_ceiling_by_round"] = [r["items_per_s"] / c["items_per_s"]
+                                                    for r, c in zip(measured, ceilings)]
+            figures[name]["vs_ceiling"] = median(figures[name]["vs_ceiling_by_round"])
+            figures[name]["target_busy"] = median(r["target_cpu_seconds"] / r["copy_seconds"] for r in measured)
     return figures
 
 
-def _print(figures: dict, items: int, sample: int, concurrency: int, rates: dict, rounds: int) -> None:
+def _print(figures: dict, items: int, sample: int, concurrency: int, rates: dict, rounds: int, matched: int
+           ) -> None:
     print(f"bulk copy of {items:,} items (~{len(json.dumps(encode_item(bench_item(1))))} B each; the naive copy "
-          f"and the ceiling copy the first {sample:,}), medians of {rounds} rounds in one run; CPU = user + sys "
+          f"copies the first {sample:,}), medians of {rounds} rounds in one run; CPU = user + sys "
           f"of all processes, start-up subtracted:")
     labels = {"naive": "naive boto3 copy (1 thread, batches of 25)", "before": "alternator-migrate before issue 8",
-              "tool": "alternator-migrate migrate",
+              "tool": "alternator-migrate migrate (write.concurrency 16)",
+              "matched": f"the same, write.concurrency {matched} ({matched * WORKERS} in flight)",
               "ceiling": f"ceiling: pre-built requests of 100, {concurrency} in flight"}
-    for name in ("naive", "before", "tool", "ceiling"):
+    for name in ("naive", "before", "tool", "matched", "ceiling"):
         if name not in figures:
             continue
         f = figures[name]
@@ -190,11 +241,15 @@ def _print(figures: dict, items: int, sample: int, concurrency: int, rates: dict
         rss = f"  peak {f['max_rss_mib']:.0f} MiB" if "max_rss_mib" in f else ""
         print(f"  {labels[name]:<52} {f['cpu_us_per_item']:>7.1f} us/item  {f['items_per_s']:>8,.0f} items/s"
               f"{start}{rss}")
-    tool, naive, ceiling = figures["tool"], figures["naive"], figures["ceiling"]
+    tool, matched_, naive, ceiling = figures["tool"], figures["matched"], figures["naive"], figures["ceiling"]
     print(f"  tool CPU/item vs naive: {tool['cpu_us_per_item'] / naive['cpu_us_per_item']:.2f} (target: at most 0.25)")
-    print(f"  tool rate vs the target's raw intake: {tool['items_per_s'] / ceiling['items_per_s']:.2f} "
-          f"(target: at least 0.85; intake by concurrency: "
-          + ", ".join(f"{c}: {r:,.0f}/s" for c, r in rates.items()) + ")")
+    for name, f in (("as many in flight as the ceiling", matched_), ("write.concurrency 16", tool)):
+        print(f"  tool rate vs the target's raw intake, {name}: {f['vs_ceiling']:.2f} (rounds: "
+              + ", ".join(f"{r:.2f}" for r in f["vs_ceiling_by_round"]) + "; target: at least 0.85)")
+    print(f"  target's backend busy (a core = 100%): {matched_['target_busy']:.0%} and {tool['target_busy']:.0%} "
+          f"during the tool's copies, {ceiling['target_busy']:.0%} under the ceiling")
+    print("  intake of the first {:,} items by concurrency: ".format(sample)
+          + ", ".join(f"{c}: {r:,.0f}/s" for c, r in rates.items()))
     if "before" in figures:
         before = figures["before"]
         print(f"  tool vs before: CPU/item {tool['cpu_us_per_item'] / before['cpu_us_per_item']:.2f}, "

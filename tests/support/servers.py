@@ -98,6 +98,11 @@ class _ServerProcess:
     def command(self) -> list[str]:
         raise NotImplementedError
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (a benchmark reads its CPU time)."""
+        return self._process.pid if self._process is not None else None
+
     def wait_until_ready(self) -> None:
         wait_until_answers(self.endpoint, STARTUP_TIMEOUT, name=self.name, log_path=self.log_path,
                            process=self._process)
