@@ -45,6 +45,11 @@ GAUGES = {
 }
 
 
+def _blank() -> dict[str, float | None]:
+    """A table's figures before any is known: counters at 0, gauges without a sample."""
+    return {**dict.fromkeys(COUNTERS, 0), **dict.fromkeys(GAUGES)}
+
+
 class RunMetrics:
     """The latest figures of a run, per table, and its health; safe to update from any thread.
 
@@ -55,8 +60,7 @@ class RunMetrics:
 
     def __init__(self, tables: Sequence[str] = ()):
         self._lock = threading.Lock()
-        self._figures: dict[str, dict[str, float | None]] = {
-            table: {**dict.fromkeys(COUNTERS, 0), **dict.fromkeys(GAUGES)} for table in tables}
+        self._figures: dict[str, dict[str, float | None]] = {table: _blank() for table in tables}
         self._problem: str | None = None
 
     def set(self, table: str, **figures: float | None) -> None:
@@ -65,7 +69,7 @@ class RunMetrics:
         if unknown:
             raise ValueError(f"no such figure: {', '.join(sorted(unknown))}")
         with self._lock:
-            self._figures.setdefault(table, {**dict.fromkeys(COUNTERS, 0), **dict.fromkeys(GAUGES)}).update(figures)
+            self._figures.setdefault(table, _blank()).update(figures)
 
     def fail(self, reason: str) -> None:
         """From now on /healthz answers 503 with `reason` (the first reason stays)."""

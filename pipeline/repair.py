@@ -4,7 +4,8 @@ For every key found missing, extra or different, the source is read again
 (consistently): if the item exists there, its current version is put into the target;
 if not, the key is deleted from the target. Deciding from the source's state at repair
 time (not from the finding) is what keeps a repair right while the source changes;
-`retry-dead-letter` decides the same way (`source_versions`). Runs in the launcher, in chunks, so memory stays bounded by the chunk size.
+`retry-dead-letter` decides the same way (`source_versions`). Runs in the launcher, in
+chunks, so memory stays bounded by the chunk size.
 """
 from __future__ import annotations
 

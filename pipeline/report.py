@@ -153,12 +153,15 @@ def _show_key(key: dict) -> str:
     return ", ".join(f"{name}={_show_value(value)}" for name, value in key.items())
 
 
+#: The counts a validation shows per table, in its table and its JSON report.
+_SHOWN_COUNTS = ("matched", "missing", "extra", "different", "lagging", "expired")
+
+
 def validation_table(result: ValidationResult) -> str:
-    kinds = ("matched", "missing", "extra", "different", "lagging", "expired")
     width = max([5] + [len(name) for name in result.tables])
-    lines = [f"{'table'.ljust(width)}  " + "  ".join(k.rjust(9) for k in kinds)]
+    lines = [f"{'table'.ljust(width)}  " + "  ".join(k.rjust(9) for k in _SHOWN_COUNTS)]
     for name, table in result.tables.items():
-        lines.append(f"{name.ljust(width)}  " + "  ".join(f"{table.counts[k]:>9,}" for k in kinds))
+        lines.append(f"{name.ljust(width)}  " + "  ".join(f"{table.counts[k]:>9,}" for k in _SHOWN_COUNTS))
         for kind, examples in table.examples.items():
             for finding in examples:
                 line = f"  {kind:<9} {_show_key(finding['key'])}"
@@ -184,8 +187,7 @@ def validation_json(result: ValidationResult) -> dict:
               "duration_seconds": round(result.duration_seconds, 3), "findings_dir": result.findings_dir,
               "tables": {}}
     for name, table in result.tables.items():
-        entry = {kind: table.counts[kind] for kind in ("matched", "missing", "extra", "different", "lagging",
-                                                       "expired")}
+        entry = {kind: table.counts[kind] for kind in _SHOWN_COUNTS}
         if result.sample_rate is not None:
             entry["sampled"] = table.counts["sampled"]
             entry["extra_checked"] = False  # a sample reads source keys only

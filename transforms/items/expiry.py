@@ -55,10 +55,8 @@ class Expiry:
     def expired_mask(self, batch: pa.RecordBatch) -> pa.BooleanArray:
         """One flag per row of an Arrow batch (see `arrow_codec` for its layout): True = expired."""
         names = batch.schema.names
-        if self.attribute not in names:
-            return pa.array([False] * batch.num_rows, pa.bool_())
-        column = batch.column(names.index(self.attribute))
-        if column.type.get_field_index("N") < 0:  # no number in this page's TTL column
+        column = batch.column(names.index(self.attribute)) if self.attribute in names else None
+        if column is None or column.type.get_field_index("N") < 0:  # no number in this page's TTL column
             return pa.array([False] * batch.num_rows, pa.bool_())
         seconds = pc.cast(pc.struct_field(column, "N"), pa.float64())
         expired = pc.and_(pc.greater_equal(seconds, self.cutoff - FIVE_YEARS_SECONDS),
