@@ -11,6 +11,17 @@ follower reads), puts records, trims, expires iterators and disables the stream.
 notes when each shard was read (`read_times`), and with `reads_per_second` it answers
 LimitExceededException to a shard read more often than that, as DynamoDB Streams does.
 
+With `retention_seconds` it keeps records for that long, as DynamoDB Streams keeps them
+for 24 hours ("All data in DynamoDB Streams is subject to a 24-hour lifetime",
+https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Streams.html), so tests
+compress a day into seconds: older records are trimmed, TRIM_HORIZON starts after them,
+an iterator or a sequence number before them gets TrimmedDataAccessException ("You request
+a shard iterator with a sequence number older than the trim point", "before you use the
+iterator in a GetRecords request, a stream record in the shard exceeds the 24 hour period
+and is trimmed": the API reference of TrimmedDataAccessException,
+https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_GetShardIterator.html),
+and a closed shard whose records are all trimmed leaves DescribeStream.
+
 It implements DescribeStream, GetShardIterator, GetRecords and ListStreams, with errors in
 the DynamoDB JSON protocol. Credentials and signatures are ignored. It is a test fixture:
 nothing here talks to AWS, and it listens on 127.0.0.1 only.
@@ -116,8 +127,9 @@ class FakeStream:
 
     def __init__(self, stream_arn: str = DEFAULT_STREAM_ARN, table_name: str = "T",
                  key_schema: list[dict] | None = None, view_type: str = "NEW_AND_OLD_IMAGES",
-                 reads_per_second: float | None = None):
-        """`reads_per_second`: GetRecords calls a shard answers in any second (None: no limit)."""
+                 reads_per_second: float | None = None, retention_seconds: float | None = None):
+        """`reads_per_second`: GetRecords calls a shard answers in any second (None: no limit);
+        `retention_seconds`: how long a record stays before it is trimmed (None: for ever)."""
         if view_type not in VIEW_TYPES:
             raise ValueError(f"view_type must be one of {VIEW_TYPES}, got {view_type!r}")
         if "/stream/" not in stream_arn:
@@ -132,6 +144,9 @@ class FakeStream:
         self._shards: dict[str, _Shard] = {}  # every shard ever added, in order
         self._last_sequence = 0
         self._trim_point = 0  # records below it are gone
+        self._retention = retention_seconds
+        self._put_times: list[float] = []    # when each record was put, oldest first
+        self._put_numbers: list[int] = []    # its sequence number
         self._expirations = 0
         self._status = "ENABLED"
         self._calls: Counter[str] = Counter()
@@ -200,6 +215,9 @@ class FakeStream:
                       "eventSource": "aws:dynamodb", "awsRegion": "us-east-1", "dynamodb": data}
             shard.numbers.append(self._last_sequence)
             shard.records.append(record)
+            if self._retention is not None:
+                self._put_times.append(time.time())
+                self._put_numbers.append(self._last_sequence)
         return sequence_number
 
     def trim_before(self, sequence_number: str | int) -> None:
@@ -263,6 +281,16 @@ class FakeStream:
         with self._lock:
             self._calls[op] += 1
 
+    def _expire(self) -> None:
+        """Move the trim point past the records older than the retention (under the lock)."""
+        if self._retention is None:
+            return
+        aged = bisect.bisect_left(self._put_times, time.time() - self._retention)
+        if aged:
+            point = self._put_numbers[aged] if aged < len(self._put_numbers) else self._last_sequence + 1
+            self._trim_point = max(self._trim_point, point)
+            del self._put_times[:aged], self._put_numbers[:aged]
+
     def _visible(self, shard: _Shard) -> bool:
         """A closed shard whose every record is trimmed has disappeared."""
         return not (shard.closed and shard.ending < self._trim_point)
@@ -278,6 +306,7 @@ class FakeStream:
         limit = _limit(params, MAX_DESCRIBE_LIMIT)
         start = params.get("ExclusiveStartShardId")
         with self._lock:
+            self._expire()
             self._describe_starts.append(start)
             shard_ids = list(self._shards)
             if start is not None:
@@ -309,6 +338,7 @@ class FakeStream:
         if iterator_type not in ITERATOR_TYPES:
             raise StreamsApiError("ValidationException", f"Invalid ShardIteratorType: {iterator_type!r}")
         with self._lock:
+            self._expire()
             shard = self._visible_shard(params.get("ShardId"))
             if iterator_type == "TRIM_HORIZON":
                 after = max(shard.starting, self._trim_point) - 1
@@ -340,6 +370,7 @@ class FakeStream:
             if shard is None:
                 raise StreamsApiError("ValidationException", "Invalid ShardIterator")
             self._check_read_rate(shard_id)
+            self._expire()
             start = bisect.bisect_right(shard.numbers, after)
             if start < len(shard.numbers) and shard.numbers[start] < self._trim_point:
                 raise StreamsApiError("TrimmedDataAccessException",

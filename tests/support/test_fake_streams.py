@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -210,6 +211,41 @@ def test_trim_before(streams, new_stream):
     assert max(old) < min(kept)  # numbers increase across shards
     with pytest.raises(ValueError):
         stream.trim_before("not-a-number")
+
+
+def test_retention_trims_records_as_they_age(streams, server):
+    """Records older than `retention_seconds` are trimmed as DynamoDB Streams trims those older
+    than 24 hours: TRIM_HORIZON starts after them, an iterator taken before fails, and a closed
+    shard whose records all aged out leaves DescribeStream."""
+    stream = server.add_stream(FakeStream("arn:aws:dynamodb:us-east-1:000000000000:table/R/stream/2026-01-01T00:00:00.000",
+                                          table_name="R", retention_seconds=0.6))
+    try:
+        stream.add_shard(SHARD_A)
+        for n in range(2):
+            put(stream, SHARD_A, n)
+        stream.split_shard(SHARD_A, SHARD_B)
+        aged = put(stream, SHARD_B, 2)
+        early = streams.get_shard_iterator(StreamArn=stream.stream_arn, ShardId=SHARD_B,
+                                           ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        assert [s["ShardId"] for s in streams.describe_stream(StreamArn=stream.stream_arn)
+                ["StreamDescription"]["Shards"]] == [SHARD_A, SHARD_B]  # nothing aged yet
+
+        time.sleep(0.8)
+        fresh = put(stream, SHARD_B, 3)
+
+        shards = streams.describe_stream(StreamArn=stream.stream_arn)["StreamDescription"]["Shards"]
+        assert [s["ShardId"] for s in shards] == [SHARD_B]  # the closed parent aged out whole
+        with pytest.raises(ClientError) as excinfo:
+            streams.get_records(ShardIterator=early)
+        assert error_code(excinfo) == "TrimmedDataAccessException"
+        with pytest.raises(ClientError) as excinfo:
+            streams.get_shard_iterator(StreamArn=stream.stream_arn, ShardId=SHARD_B,
+                                       ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=aged)
+        assert error_code(excinfo) == "TrimmedDataAccessException"
+        records, _ = read_all(streams, stream, SHARD_B)
+        assert [r["dynamodb"]["SequenceNumber"] for r in records] == [fresh]
+    finally:
+        server.remove_stream(stream.stream_arn)
 
 
 def test_expire_iterators_once(streams, new_stream):
