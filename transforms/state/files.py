@@ -69,12 +69,18 @@ def write_json(path: str, obj) -> None:
     write_bytes(path, json.dumps(obj).encode("utf-8"))
 
 
-def matching(pattern: str) -> list[str]:
-    """Paths matching a glob; none when nothing (or no folder) is there."""
+def listing(pattern: str) -> list:
+    """The files matching a glob, as Beam's `FileMetadata` (path, size_in_bytes); none when
+    nothing (or no folder) is there."""
     try:
-        return [meta.path for meta in FileSystems.match([pattern])[0].metadata_list]
+        return list(FileSystems.match([pattern])[0].metadata_list)
     except Exception as exc:  # noqa: BLE001
         raise _storage_error("list", pattern, exc) from exc
+
+
+def matching(pattern: str) -> list[str]:
+    """Paths matching a glob; none when nothing (or no folder) is there."""
+    return [meta.path for meta in listing(pattern)]
 
 
 def delete(paths: list[str]) -> None:

@@ -31,6 +31,7 @@ checkpoints, the budget); the launcher's follower and the Beam DoFns of
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -45,7 +46,8 @@ from transforms.state import stream_checkpoints
 from transforms.state.storage import StorageOptions
 from transforms.state.stream_checkpoints import CheckpointWriter, ShardCheckpoint
 from transforms.streams.records import open_streams_data
-from transforms.streams.shard_reader import IDLE_POLL_SECONDS, RecordBudget, ShardIO, ShardReader, ShardState
+from transforms.streams.shard_reader import (IDLE_POLL_SECONDS, RecordBudget, ShardIO, ShardReader, ShardState,
+                                             TableStats, TargetSink)
 from transforms.streams.shards import ShardTask, describe_shards, plan_shards
 from transforms.streams.windows import WindowWriter
 from transforms.table_pair import TablePair
@@ -297,7 +299,7 @@ class StreamEngine:
         open_shards = len(stream.open) if stream is not None else len(active)
         stats = self._io.stats[table]
         return TableStatus(stats.applied, lag, open_shards, waiting, unread, stats.throttled,
-                           self._io.windows.retries.get(table, 0), stats.dead_lettered)
+                           self._io.sink.retries.get(table, 0), stats.dead_lettered)
 
 
 @dataclass(frozen=True)
@@ -351,16 +353,30 @@ class Replicator:
 async def open_replicator(settings: ReplicationSettings) -> AsyncIterator[Replicator]:
     """Open the clients, the shared writer and the checkpoint writer of one worker."""
     async with contextlib.AsyncExitStack() as stack:
-        streams = await stack.enter_async_context(streams_client(settings.source))
-        data = await stack.enter_async_context(open_streams_data(settings.source, streams.meta.endpoint_url))
+        streams, data = await open_streams_clients(stack, settings)
         source_items = await stack.enter_async_context(source_client(settings.source))
         writer = await stack.enter_async_context(open_writer(settings.target, settings.writer))
         windows = WindowWriter(writer, batch_size=settings.writer.batch_size,
                                max_requests=settings.writer.batch_size * settings.writer.concurrency)
         stack.push_async_callback(windows.close)
-        checkpoints = CheckpointWriter(settings.checkpoint_dir)
-        stack.push_async_callback(checkpoints.close)
-        io = ShardIO(data, source_items, windows, checkpoints, RecordBudget(settings.held_records),
-                     settings.checkpoint_dir, settings.dead_letter_dir, settings.read_attempts,
-                     settings.writer.max_attempts)
+        checkpoints = await checkpoint_writer(stack, settings.checkpoint_dir)
+        stats = collections.defaultdict(TableStats)
+        sink = TargetSink(windows, checkpoints, stats, source_items=source_items,
+                          dead_letter_dir=settings.dead_letter_dir, read_attempts=settings.read_attempts,
+                          write_attempts=settings.writer.max_attempts)
+        io = ShardIO(data, sink, checkpoints, RecordBudget(settings.held_records), settings.checkpoint_dir,
+                     settings.read_attempts, stats)
         yield Replicator(settings, io, streams)
+
+
+async def open_streams_clients(stack: contextlib.AsyncExitStack, settings: ReplicationSettings):
+    """The Streams control-plane client and data plane of the source."""
+    streams = await stack.enter_async_context(streams_client(settings.source))
+    data = await stack.enter_async_context(open_streams_data(settings.source, streams.meta.endpoint_url))
+    return streams, data
+
+
+async def checkpoint_writer(stack: contextlib.AsyncExitStack, checkpoint_dir: str) -> CheckpointWriter:
+    checkpoints = CheckpointWriter(checkpoint_dir)
+    stack.push_async_callback(checkpoints.close)
+    return checkpoints

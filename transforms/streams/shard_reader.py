@@ -27,8 +27,8 @@ import collections
 import dataclasses
 import random
 import time
-from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Mapping, TypeVar
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Mapping, Protocol, TypeVar
 
 from transforms.dynamo.retry import call_with_retry, error_code, is_retryable
 from transforms.errors import ChangesLost, MigrateError, WritesFailed
@@ -103,20 +103,33 @@ class RecordBudget:
             waiter.set_result(None)
 
 
+class ChangeSink(Protocol):
+    """Where a shard's windows go: the target (`TargetSink`) or, while the snapshot is being
+    copied, the change spool (`capture.SpoolSink`)."""
+
+    retries: Mapping[str, int]  # write requests retried, by source table
+
+    async def take(self, task: ShardTask, table: TablePair, records: list[dict],
+                   checkpoint: ShardCheckpoint) -> None:
+        """Accept a window (in the shard's order); the shard's checkpoint moves to `checkpoint`
+        once the window is durable."""
+
+    async def settle(self, table: str) -> None:
+        """Return once everything taken for the table is durable (before a closed shard is finished)."""
+
+
 @dataclass
 class ShardIO:
-    """What every shard of a worker shares: clients, the shared writer, checkpoints, the budget."""
+    """What every shard of a worker shares: the Streams client, where windows go, checkpoints
+    (of the target's progress, or of the capture's), the budget, the figures."""
 
     data: StreamsData
-    source_items: object          # a DynamoDB client of the source, for KEYS_ONLY/OLD_IMAGE streams
-    windows: WindowWriter
+    sink: ChangeSink
     checkpoints: CheckpointWriter
     budget: RecordBudget
     checkpoint_dir: str
-    dead_letter_dir: str
     read_attempts: int
-    write_attempts: int
-    stats: dict[str, TableStats] = field(default_factory=lambda: collections.defaultdict(TableStats))
+    stats: dict[str, TableStats]
 
 
 class ShardReader:
@@ -219,29 +232,54 @@ class ShardReader:
 
     async def _apply(self, shard: ShardState, table: TablePair, records: list[dict], sent_at: float,
                      closed: bool) -> None:
-        """Write one window; checkpoint it once acknowledged; raise if any write failed."""
+        """Hand one window to the sink (the target, or the spool while capturing); once it is
+        taken, the shard's position moves past it; a closed shard is finished durably."""
         if records:
-            first, last = records[0]["dynamodb"], records[-1]["dynamodb"]
-            requests, refused = await window_requests(table, records, self._io.source_items, self._io.read_attempts)
-            failures = await self._io.windows.write(table, requests)
-            if failures or refused:  # refused: renames cannot map them, a retry cannot either
-                paths = write_dead_letters(self._io.dead_letter_dir, failures + refused,
-                                           name=f"{shard.task.shard_id}-{first['SequenceNumber']}")
-                self._io.stats[table.source].dead_lettered += len(failures) + len(refused)
-            if failures:
-                raise WritesFailed(f"{table.source}: {len(failures)} changes could not be written after "
-                                   f"{self._io.write_attempts} attempts (in {', '.join(paths)}); replication of "
-                                   f"this shard stopped before them and resumes there on the next run")
-            shard.checkpoint = ShardCheckpoint(last["SequenceNumber"], False, shard.checkpoint.applied + len(records),
-                                               float(last["ApproximateCreationDateTime"]))
+            last = records[-1]["dynamodb"]
+            checkpoint = ShardCheckpoint(last["SequenceNumber"], False, shard.checkpoint.applied + len(records),
+                                         float(last["ApproximateCreationDateTime"]))
+            await self._io.sink.take(shard.task, table, records, checkpoint)
+            shard.checkpoint = checkpoint
             self._io.stats[table.source].applied += len(records)
-            if not closed:
-                self._io.checkpoints.update(table.source, shard.task.shard_id, shard.checkpoint)
         if closed:  # durable before any child of this shard may start
+            await self._io.sink.settle(table.source)
             shard.checkpoint = dataclasses.replace(shard.checkpoint, finished=True)
             await self._io.checkpoints.write_now(table.source, shard.task.shard_id, shard.checkpoint)
             shard.closed = True
             shard.caught_up_at = sent_at
+
+
+class TargetSink:
+    """Applies windows to the target: puts and deletes through the shared `WindowWriter`;
+    a window's checkpoint once the target acknowledged it."""
+
+    def __init__(self, windows: WindowWriter, checkpoints: CheckpointWriter, stats: dict[str, TableStats], *,
+                 source_items, dead_letter_dir: str, read_attempts: int, write_attempts: int):
+        """`source_items`: a DynamoDB client of the source, for KEYS_ONLY/OLD_IMAGE streams."""
+        self._windows, self._checkpoints, self._stats = windows, checkpoints, stats
+        self._source_items, self._dead_letter_dir = source_items, dead_letter_dir
+        self._read_attempts, self._write_attempts = read_attempts, write_attempts
+
+    @property
+    def retries(self) -> dict[str, int]:
+        return self._windows.retries
+
+    async def take(self, task: ShardTask, table: TablePair, records: list[dict], checkpoint: ShardCheckpoint) -> None:
+        """Write one window; raise `WritesFailed` if any write failed (after dead-lettering it)."""
+        requests, refused = await window_requests(table, records, self._source_items, self._read_attempts)
+        failures = await self._windows.write(table, requests)
+        if failures or refused:  # refused: renames cannot map them, a retry cannot either
+            paths = write_dead_letters(self._dead_letter_dir, failures + refused,
+                                       name=f"{task.shard_id}-{records[0]['dynamodb']['SequenceNumber']}")
+            self._stats[table.source].dead_lettered += len(failures) + len(refused)
+        if failures:
+            raise WritesFailed(f"{table.source}: {len(failures)} changes could not be written after "
+                               f"{self._write_attempts} attempts (in {', '.join(paths)}); replication of "
+                               f"this shard stopped before them and resumes there on the next run")
+        self._checkpoints.update(table.source, task.shard_id, checkpoint)
+
+    async def settle(self, table: str) -> None:
+        """Nothing to wait for: a window is on the target once `take` returned."""
 
 
 def _lost(task: ShardTask, after: str | None, exc: BaseException) -> MigrateError | None:

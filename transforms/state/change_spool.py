@@ -1,0 +1,219 @@
+"""The change spool: stream records captured while the snapshot is copied, kept until it is.
+
+A stream keeps a record 24 hours; copying a large table takes longer. So `migrate
+--streams` (or `capture`, started even earlier) follows every shard from before the first
+Scan and writes what it reads here, durably, instead of to the target: a change applied
+before the snapshot's own write of an older version of the item would be overwritten by
+it for good. Once the snapshot is written the spool is applied in order, then
+replication goes on live from where the capture got to. This module owns every file of
+it; `transforms.streams.capture` writes and applies them.
+
+Layout under `<checkpoint_dir>/capture/`:
+
+    streams/<table>/...          the capture's shard positions, in the replication
+                                 checkpoints' format (`stream_checkpoints` under `root()`):
+                                 what is durably in the spool, per shard
+    spool/<table>/started.json   {"at": epoch seconds}: every change made since is captured
+    spool/<table>/chunk-<n>.arrow  captured records in the order they were appended (a shard's
+                                 in sequence order, a parent's before its children's):
+                                 Arrow IPC, zstd-compressed, one chunk per flush
+    spool/<table>/applied.json   {"chunk": n, "positions": {shard: sequence number}}: chunks
+                                 up to n are on the target, and the last record applied of
+                                 each shard (a record captured twice, after a restart, is
+                                 applied once)
+    spool/<table>/lease.json     {"owner": "host:pid", "heartbeat": epoch seconds}: one
+                                 capture at a time
+
+Arrow IPC rather than JSON lines: the columns (shard, sequence, time, event, keys, image)
+compress well apart and a chunk is read back as one buffer. Keys and images are DynamoDB
+JSON text, as the wire carries them. Every file is written whole (`state.files`).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+
+import orjson
+import pyarrow as pa
+from apache_beam.io.filesystems import FileSystems
+
+from transforms.errors import MigrateError, StorageError
+from transforms.items.ddb_json import decode_item
+from transforms.state import stream_checkpoints
+from transforms.state import files
+from transforms.state.files import delete, delete_tree, matching, read_bytes, read_json, write_bytes, write_json
+
+LEASE_SECONDS = 30.0  # a capture that has not renewed its lease for this long is gone
+
+SCHEMA = pa.schema([
+    ("shard", pa.dictionary(pa.int32(), pa.string())),
+    ("sequence", pa.string()),
+    ("created", pa.float64()),   # ApproximateCreationDateTime, epoch seconds
+    ("event", pa.dictionary(pa.int8(), pa.string())),
+    ("keys", pa.string()),       # DynamoDB JSON
+    ("image", pa.string()),      # DynamoDB JSON of the NewImage; null for a REMOVE or a view without it
+])
+_WRITE_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
+_CHUNK_DIGITS = 12
+
+
+def root(checkpoint_dir: str) -> str:
+    """Where the capture keeps its shard positions (a `checkpoint_dir` for `stream_checkpoints`)."""
+    return FileSystems.join(checkpoint_dir, "capture")
+
+
+def _dir(checkpoint_dir: str, table: str) -> str:
+    return FileSystems.join(checkpoint_dir, "capture", "spool", table)
+
+
+# --- what the capture covers ----------------------------------------------------------------
+
+def start(checkpoint_dir: str, table: str, stream_arn: str) -> float:
+    """Tie the table's capture to its stream and note when it began (unless it already had);
+    the time since which every change is in the spool. `ChangesLost` for another stream."""
+    stream_checkpoints.bind_stream(root(checkpoint_dir), table, stream_arn)
+    path = FileSystems.join(_dir(checkpoint_dir, table), "started.json")
+    started = read_json(path)
+    if started is None:
+        started = {"at": time.time()}
+        write_json(path, started)
+    return float(started["at"])
+
+
+def started_at(checkpoint_dir: str, table: str) -> float | None:
+    """When the table's capture began, or None when it has none."""
+    started = read_json(FileSystems.join(_dir(checkpoint_dir, table), "started.json"))
+    return None if started is None else float(started["at"])
+
+
+def forget(checkpoint_dir: str, table: str) -> None:
+    """Drop the table's capture: its spool and positions."""
+    delete_tree(_dir(checkpoint_dir, table))
+    stream_checkpoints.forget(root(checkpoint_dir), table)
+
+
+# --- chunks ------------------------------------------------------------------------------
+
+def columns_to_batch(columns: dict[str, list]) -> pa.RecordBatch:
+    """A chunk's batch from its columns (`SCHEMA`'s names: shard ids, sequence numbers,
+    creation times, event names, keys and images as DynamoDB JSON text)."""
+    return pa.RecordBatch.from_arrays([
+        pa.array(columns["shard"], pa.string()).dictionary_encode(),
+        pa.array(columns["sequence"], pa.string()),
+        pa.array(columns["created"], pa.float64()),
+        pa.array(columns["event"], pa.string()).dictionary_encode().cast(SCHEMA.field("event").type),
+        pa.array(columns["keys"], pa.string()),
+        pa.array(columns["image"], pa.string()),
+    ], schema=SCHEMA)
+
+
+@dataclass(frozen=True)
+class SpooledRecord:
+    shard: str
+    record: dict  # {"eventName", "dynamodb": {"Keys", "NewImage"?, "SequenceNumber", "ApproximateCreationDateTime"}}
+
+
+def batch_to_records(batch: pa.RecordBatch) -> list[SpooledRecord]:
+    """The records of a chunk's batch, in order, shaped as `StreamsData.get_records` gives them."""
+    columns = {name: batch.column(name).to_pylist() for name in SCHEMA.names}
+    out = []
+    for shard, sequence, created, event, keys, image in zip(*(columns[name] for name in SCHEMA.names)):
+        change = {"Keys": decode_item(orjson.loads(keys)), "SequenceNumber": sequence,
+                  "ApproximateCreationDateTime": created}
+        if image is not None:
+            change["NewImage"] = decode_item(orjson.loads(image))
+        out.append(SpooledRecord(shard, {"eventName": event, "dynamodb": change}))
+    return out
+
+
+def write_chunk(checkpoint_dir: str, table: str, number: int, batch: pa.RecordBatch) -> int:
+    """Write chunk `number` of the table's spool (whole or not at all); its size in bytes."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, SCHEMA, options=_WRITE_OPTIONS) as writer:
+        writer.write_batch(batch)
+    data = sink.getvalue().to_pybytes()
+    write_bytes(FileSystems.join(_dir(checkpoint_dir, table), f"chunk-{number:0{_CHUNK_DIGITS}d}.arrow"), data)
+    return len(data)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    number: int
+    path: str
+    size: int
+
+
+def chunks(checkpoint_dir: str, table: str, after: int = -1) -> list[Chunk]:
+    """The table's chunks numbered above `after`, in order (one listing)."""
+    found = []
+    for meta in files.listing(FileSystems.join(_dir(checkpoint_dir, table), "chunk-*.arrow")):
+        name = meta.path.replace("\\", "/").rsplit("/", 1)[-1]
+        number = int(name[len("chunk-"):-len(".arrow")])
+        if number > after:
+            found.append(Chunk(number, meta.path, meta.size_in_bytes))
+    return sorted(found, key=lambda c: c.number)
+
+
+def read_chunk(path: str) -> pa.RecordBatch:
+    """One chunk's records (a chunk is written as one batch)."""
+    data = read_bytes(path)
+    if data is None:
+        raise StorageError(f"the spool's chunk {path} is gone")
+    batches = list(pa.ipc.open_stream(pa.BufferReader(data)))
+    return batches[0] if len(batches) == 1 else pa.Table.from_batches(batches, SCHEMA).combine_chunks().to_batches()[0]
+
+
+# --- how far the spool is applied ------------------------------------------------------------
+
+@dataclass
+class Applied:
+    chunk: int = -1                                       # chunks up to this one are on the target
+    positions: dict[str, str] = field(default_factory=dict)  # shard -> last sequence number applied
+
+    def is_new(self, shard: str, sequence: str) -> bool:
+        """Whether a record was not applied yet (a record captured twice is applied once)."""
+        applied = self.positions.get(shard)
+        return applied is None or int(sequence) > int(applied)
+
+
+def applied(checkpoint_dir: str, table: str) -> Applied:
+    mark = read_json(FileSystems.join(_dir(checkpoint_dir, table), "applied.json"))
+    return Applied() if mark is None else Applied(mark["chunk"], mark["positions"])
+
+
+def mark_applied(checkpoint_dir: str, table: str, mark: Applied) -> None:
+    write_json(FileSystems.join(_dir(checkpoint_dir, table), "applied.json"),
+               {"chunk": mark.chunk, "positions": mark.positions})
+
+
+# --- one capture at a time ---------------------------------------------------------------------
+
+def owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def take_lease(checkpoint_dir: str, table: str, now: float | None = None) -> None:
+    """Claim the table's capture for this process (renew it with the same call), or a
+    MigrateError (exit 2) naming the process that holds it."""
+    now = time.time() if now is None else now
+    path = FileSystems.join(_dir(checkpoint_dir, table), "lease.json")
+    lease = read_json(path)
+    if lease is not None and lease["owner"] != owner() and now - lease["heartbeat"] < LEASE_SECONDS:
+        raise MigrateError(
+            f"{table}: a capture of its stream is running ({lease['owner']}, last seen {now - lease['heartbeat']:.0f} s "
+            f"ago): stop it first (Ctrl-C); this command then continues its spool")
+    write_json(path, {"owner": owner(), "heartbeat": now})
+
+
+def release_lease(checkpoint_dir: str, table: str) -> None:
+    path = FileSystems.join(_dir(checkpoint_dir, table), "lease.json")
+    lease = read_json(path)
+    if lease is not None and lease["owner"] == owner():
+        delete([path])
+
+
+def has_capture(checkpoint_dir: str, table: str) -> bool:
+    return started_at(checkpoint_dir, table) is not None or bool(matching(
+        FileSystems.join(_dir(checkpoint_dir, table), "chunk-*.arrow")))

@@ -1,0 +1,229 @@
+"""Capture: follow the streams into the change spool while the snapshot is copied, then apply it.
+
+A stream keeps a record 24 hours, and a large table takes longer than that to copy. So
+the streams are followed from before the first Scan, by the same engine as replication
+(every shard in flight, parents before children, loss detected), but each window goes
+to the change spool (`state.change_spool`) instead of the target: applying a change
+before the snapshot's write of an older version of its item would let the older one win
+for good. `SpoolSink` buffers windows per table and writes them as one chunk at a time
+(at `FLUSH_RECORDS` records, `FLUSH_BYTES` of JSON, or `LINGER_SECONDS` after the first
+window waiting); a shard's capture position moves only once its records are in a written
+chunk, so a restart reads again what was not yet durable (and the apply skips a record it
+already applied). A closed shard's chunk is written at once, before its children are read.
+
+After the snapshot, `SpoolApplier` applies each table's chunks in order: a chunk is one
+window (the last change per key, as puts and deletes, the same `window_requests` as live
+replication), the next chunk only once the target acknowledged it, so a key's changes
+land in order; one chunk in memory at a time (plus the next one being read), however
+large the spool. `change_spool.hand_over` then makes the capture's positions the
+replication checkpoints, and live replication continues from there.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+from dataclasses import dataclass, field
+from typing import AsyncIterator
+
+import orjson
+
+from transforms.dynamo.endpoints import source_client
+from transforms.dynamo.writer import TargetWriter, open_writer
+from transforms.errors import WritesFailed
+from transforms.items.ddb_json import encode_item
+from transforms.state import change_spool
+from transforms.state.dead_letters import write_dead_letters
+from transforms.state.stream_checkpoints import CheckpointWriter, ShardCheckpoint
+from transforms.streams.engine import Replicator, ReplicationSettings, checkpoint_writer, open_streams_clients
+from transforms.streams.shard_reader import RecordBudget, ShardIO, TableStats
+from transforms.streams.shards import ShardTask
+from transforms.streams.windows import window_requests
+from transforms.table_pair import TablePair
+
+FLUSH_RECORDS = 10_000
+FLUSH_BYTES = 16 << 20  # of keys and images as JSON text: what a chunk holds in memory when applied
+LINGER_SECONDS = 2.0
+
+
+@dataclass(eq=False)
+class _Buffer:
+    """A table's windows taken and not yet written, as the spool's columns."""
+
+    next_chunk: int | None = None  # found by listing the spool once
+    columns: dict[str, list] = field(default_factory=lambda: collections.defaultdict(list))
+    size: int = 0
+    positions: dict[str, ShardCheckpoint] = field(default_factory=dict)  # per shard, after its last record here
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    timer: asyncio.Task | None = None
+
+
+@dataclass
+class SpoolFigures:
+    chunks: int = 0    # chunks this process wrote
+    bytes: int = 0     # their size, compressed
+
+
+class SpoolSink:
+    """Takes windows into the change spool (see the module docstring); one per event loop."""
+
+    def __init__(self, checkpoint_dir: str, checkpoints: CheckpointWriter, *, flush_records: int = FLUSH_RECORDS,
+                 flush_bytes: int = FLUSH_BYTES, linger_seconds: float = LINGER_SECONDS):
+        self._dir, self._checkpoints = checkpoint_dir, checkpoints
+        self._flush_records, self._flush_bytes, self._linger = flush_records, flush_bytes, linger_seconds
+        self._buffers: dict[str, _Buffer] = {}
+        self.retries: dict[str, int] = {}  # nothing is written to the target here
+        self.figures: dict[str, SpoolFigures] = collections.defaultdict(SpoolFigures)
+        self.failure: BaseException | None = None  # a flush on the timer failed (raised at the next take)
+
+    async def take(self, task: ShardTask, table: TablePair, records: list[dict], checkpoint: ShardCheckpoint) -> None:
+        if self.failure is not None:
+            raise self.failure
+        buffer = self._buffers.setdefault(table.source, _Buffer())
+        columns = buffer.columns
+        for record in records:
+            change = record["dynamodb"]
+            keys = orjson.dumps(encode_item(change["Keys"])).decode()
+            image = orjson.dumps(encode_item(change["NewImage"])).decode() if "NewImage" in change else None
+            columns["shard"].append(task.shard_id)
+            columns["sequence"].append(change["SequenceNumber"])
+            columns["created"].append(float(change["ApproximateCreationDateTime"]))
+            columns["event"].append(record["eventName"])
+            columns["keys"].append(keys)
+            columns["image"].append(image)
+            buffer.size += len(keys) + len(image or "")
+        buffer.positions[task.shard_id] = checkpoint
+        if len(columns["shard"]) >= self._flush_records or buffer.size >= self._flush_bytes:
+            await self._flush(table.source)  # the spool keeps up, or the shards wait
+        elif buffer.timer is None:
+            buffer.timer = asyncio.create_task(self._flush_later(table.source))
+
+    async def settle(self, table: str) -> None:
+        await self._flush(table)
+
+    async def _flush_later(self, table: str) -> None:
+        await asyncio.sleep(self._linger)
+        self._buffers[table].timer = None
+        try:
+            await self._flush(table)
+        except Exception as exc:  # noqa: BLE001 - raised to the next shard that hands a window in
+            self.failure = exc
+
+    async def _flush(self, table: str) -> None:
+        """Write what the table's buffer holds as its next chunk; then its shards' positions move."""
+        buffer = self._buffers[table]
+        async with buffer.lock:  # chunks of a table are written one at a time, in order
+            if not buffer.columns["shard"]:
+                return
+            columns, positions = buffer.columns, buffer.positions
+            buffer.columns, buffer.positions, buffer.size = collections.defaultdict(list), {}, 0
+            if buffer.timer is not None and buffer.timer is not asyncio.current_task():
+                buffer.timer.cancel()
+                buffer.timer = None
+            if buffer.next_chunk is None:
+                existing = await asyncio.to_thread(change_spool.chunks, self._dir, table)
+                buffer.next_chunk = existing[-1].number + 1 if existing else 0
+            number = buffer.next_chunk
+            size = await asyncio.to_thread(change_spool.write_chunk, self._dir, table, number,
+                                           change_spool.columns_to_batch(columns))
+            buffer.next_chunk += 1
+            figures = self.figures[table]
+            figures.chunks += 1
+            figures.bytes += size
+        for shard, checkpoint in positions.items():
+            self._checkpoints.update(table, shard, checkpoint)
+
+    async def close(self) -> None:
+        """Write what is buffered (also when the run is being cancelled)."""
+        for buffer in self._buffers.values():
+            if buffer.timer is not None:
+                buffer.timer.cancel()
+        for table in list(self._buffers):
+            await self._flush(table)
+
+
+@contextlib.asynccontextmanager
+async def open_capture(settings: ReplicationSettings, **sink_options) -> AsyncIterator[Replicator]:
+    """A worker whose shards go to the spool under `settings.checkpoint_dir` (no target needed);
+    its positions are kept in the capture's own checkpoints (`change_spool.root`)."""
+    async with contextlib.AsyncExitStack() as stack:
+        streams, data = await open_streams_clients(stack, settings)
+        capture_dir = change_spool.root(settings.checkpoint_dir)
+        checkpoints = await checkpoint_writer(stack, capture_dir)
+        sink = SpoolSink(settings.checkpoint_dir, checkpoints, **sink_options)
+        stack.push_async_callback(sink.close)  # before the checkpoints close: its positions follow its chunks
+        io = ShardIO(data, sink, checkpoints, RecordBudget(settings.held_records), capture_dir,
+                     settings.read_attempts, collections.defaultdict(TableStats))
+        yield Replicator(settings, io, streams)
+
+
+# --- applying the spool --------------------------------------------------------------------
+
+@dataclass
+class ApplyFigures:
+    chunks: int = 0     # chunks applied by this process
+    changes: int = 0    # records applied (a record captured twice counts once)
+    dead_lettered: int = 0
+
+
+class SpoolApplier:
+    """Applies tables' spools to the target, chunk by chunk in order (see the module docstring)."""
+
+    def __init__(self, settings: ReplicationSettings, writer: TargetWriter, source_items):
+        self._settings, self._writer, self._source_items = settings, writer, source_items
+        self.figures: dict[str, ApplyFigures] = collections.defaultdict(ApplyFigures)
+
+    async def apply_available(self, table: str) -> int:
+        """Apply every chunk of the table's spool not applied yet; the number applied.
+        Raises `WritesFailed` (after dead-lettering) when writes failed: the chunk stays unapplied."""
+        pair = self._settings.pairs[table]
+        checkpoint_dir = self._settings.checkpoint_dir
+        mark = await asyncio.to_thread(change_spool.applied, checkpoint_dir, table)
+        pending = await asyncio.to_thread(change_spool.chunks, checkpoint_dir, table, mark.chunk)
+        reading = asyncio.create_task(self._read(pending[0].path)) if pending else None
+        try:
+            for i, chunk in enumerate(pending):
+                spooled = await reading
+                reading = asyncio.create_task(self._read(pending[i + 1].path)) if i + 1 < len(pending) else None
+                await self._apply_chunk(pair, chunk, spooled, mark)
+        finally:
+            if reading is not None:
+                reading.cancel()
+                await asyncio.gather(reading, return_exceptions=True)
+        return len(pending)
+
+    @staticmethod
+    async def _read(path: str) -> list[change_spool.SpooledRecord]:
+        return await asyncio.to_thread(lambda: change_spool.batch_to_records(change_spool.read_chunk(path)))
+
+    async def _apply_chunk(self, pair: TablePair, chunk: change_spool.Chunk, spooled, mark: change_spool.Applied):
+        fresh = [s for s in spooled if mark.is_new(s.shard, s.record["dynamodb"]["SequenceNumber"])]
+        figures = self.figures[pair.source]
+        if fresh:
+            requests, refused = await window_requests(pair, [s.record for s in fresh], self._source_items,
+                                                      self._settings.read_attempts)
+            outcome = await self._writer.write(pair.target, requests, pair.key_names[0])
+            failures = outcome.failures
+            if failures or refused:
+                paths = write_dead_letters(self._settings.dead_letter_dir, failures + refused,
+                                           name=f"spool-{chunk.number}")
+                figures.dead_lettered += len(failures) + len(refused)
+                if failures:
+                    raise WritesFailed(
+                        f"{pair.source}: {len(failures)} captured changes could not be written after "
+                        f"{self._settings.writer.max_attempts} attempts (in {', '.join(paths)}); applying the "
+                        f"spool stopped before them and resumes there on the next run")
+        after = dataclasses.replace(mark, chunk=chunk.number, positions=dict(mark.positions))
+        for s in fresh:
+            after.positions[s.shard] = s.record["dynamodb"]["SequenceNumber"]
+        await asyncio.to_thread(change_spool.mark_applied, self._settings.checkpoint_dir, pair.source, after)
+        mark.chunk, mark.positions = after.chunk, after.positions
+        figures.chunks += 1
+        figures.changes += len(fresh)
+
+
+@contextlib.asynccontextmanager
+async def open_spool_applier(settings: ReplicationSettings) -> AsyncIterator[SpoolApplier]:
+    async with source_client(settings.source) as source_items, open_writer(settings.target, settings.writer) as writer:
+        yield SpoolApplier(settings, writer, source_items)
