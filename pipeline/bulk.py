@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import StandardOptions
@@ -181,9 +181,11 @@ def _final_metrics(metrics: RunMetrics, tables: Sequence[TableResult]) -> None:
 
 
 def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, beam_args: Sequence[str] = (),
-             show_progress: bool = True, run_metrics: RunMetrics | None = None) -> RunResult:
+             show_progress: bool = True, run_metrics: RunMetrics | None = None,
+             annotate: Callable[[str], str] | None = None) -> RunResult:
     """Copy every planned table; returns per-table figures (the caller decides the exit code).
-    `run_metrics`: where the run's figures are served while it runs (`--metrics-port`)."""
+    `run_metrics`: where the run's figures are served while it runs (`--metrics-port`);
+    `annotate`: more to say on a table's progress line (the capture beside the copy)."""
     specs = segment_specs(config, plans, resume)
     # Each run dead-letters into its own folder, so the count below is this run's alone.
     config = dataclasses.replace(config, dead_letter_dir=run_folder(config.dead_letter_dir))
@@ -191,7 +193,7 @@ def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, bea
     # The snapshot is a batch job even where `streaming` is set for replication's --follow.
     options.view_as(StandardOptions).streaming = False
     watcher = ProgressWatcher(config.checkpoint_dir, {plan.spec.source: plan for plan in plans},
-                              enabled=show_progress,
+                              enabled=show_progress, annotate=annotate,
                               on_poll=_metrics_updater(config, plans, run_metrics) if run_metrics else None)
     started = time.monotonic()
     metrics: dict[str, dict[str, int]] | None = {}

@@ -6,6 +6,7 @@ turns errors into messages and exit codes.
 """
 from __future__ import annotations
 
+import _thread
 import logging
 import os
 import re
@@ -17,8 +18,8 @@ from typing import Callable
 import click
 from botocore.exceptions import BotoCoreError
 
-from pipeline import (bulk, dry_run as dry_runs, exports, parquet_export, repair, replicate as replication, report,
-                      runner, tables)
+from pipeline import (bulk, capture as capturing, dry_run as dry_runs, exports, parquet_export, repair,
+                      replicate as replication, report, runner, tables)
 from pipeline.config import ConfigError, RunConfig, load_config
 from pipeline.logs import RunLog
 from pipeline.metrics_server import RunMetrics, serve_metrics
@@ -202,10 +203,11 @@ dry_run_option = click.option(
          "its steps, worker settings and where state goes.")
 
 
-def _run_replication(config, plans, streams, follow, until_caught_up, max_lag, beam_args, metrics) -> ExitCode:
+def _run_replication(config, plans, streams, follow, until_caught_up, max_lag, beam_args, metrics,
+                     capture=None) -> ExitCode:
     return replication.replicate(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
                                  max_lag=max_lag, beam_args=beam_args, echo=lambda line: click.echo(line, err=True),
-                                 metrics=metrics)
+                                 metrics=metrics, capture=capture)
 
 
 @main.command()
@@ -253,17 +255,27 @@ def _migrate(config_path, resume, restart, report_path, no_progress, streams, en
         click.echo(line, err=True)
     found = exports.read_exports(config, beam_args)
     if streams:
-        exports.check_streams_follow(found)
+        exports.check_streams_follow(found, capturing.covered_since(
+            config, [spec.source for spec in config.tables], restart=restart))
     plans = exports.with_exports(tables.plan_tables(config, create=True), found)
-    table_streams = None
-    if streams:  # the stream must be on before the snapshot starts, or changes during it are lost
-        table_streams = replication.ensure_streams(config, plans, enable=enable_streams)
+    capture = None
+    if streams:  # changes are captured from before the snapshot's first read, or changes during it are lost
+        table_streams = replication.ensure_streams(config, [plan.spec.source for plan in plans], enable=enable_streams)
         replication.bind_checkpoints(config, table_streams, fresh=not resume)
+        capture = capturing.start(table_streams, replication.replication_settings(config, plans), restart=restart)
+        capture.on_failure = lambda _exc: _thread.interrupt_main(signal.SIGINT)  # stop the snapshot: it is in vain
     for plan in plans:
         log.info("%s -> %s: ~%d items, %d segments", plan.spec.source, plan.spec.target, plan.item_count,
                  plan.segments)
-    result = bulk.run_bulk(config, plans, resume=resume, beam_args=beam_args, show_progress=not no_progress,
-                           run_metrics=metrics)
+    try:
+        result = bulk.run_bulk(config, plans, resume=resume, beam_args=beam_args, show_progress=not no_progress,
+                               run_metrics=metrics,
+                               annotate=capture and (lambda table: capturing.spool_line(capture.statuses(), table)))
+    except BaseException:
+        if capture is not None:
+            capture.on_failure = None
+            capture.stop()  # raises the capture's own failure (lost changes) in place of the interruption it caused
+        raise
     click.echo(report.summary_table(result))
     if report_path:
         report.write_json(report_path, report.report_json(result))
@@ -273,10 +285,11 @@ def _migrate(config_path, resume, restart, report_path, no_progress, streams, en
         click.echo(f"error: {result.dead_lettered} items could not be written; they are in "
                    f"{result.dead_letter_dir}, each with its reason", err=True)
         code = ExitCode.INCOMPLETE
-    if table_streams:  # the other items still need their changes: replication goes on, the code stays
-        click.echo("snapshot copied; replicating changes from the streams", err=True)
-        code = max(code, _run_replication(config, plans, table_streams, follow or not until_caught_up,
-                                          until_caught_up, max_lag, beam_args, metrics))
+    if capture is not None:  # the other items still need their changes: replication goes on, the code stays
+        capture.on_failure = None
+        click.echo("snapshot copied; applying the changes captured meanwhile, then replicating", err=True)
+        code = max(code, _run_replication(config, plans, capture.streams, follow or not until_caught_up,
+                                          until_caught_up, max_lag, beam_args, metrics, capture))
     return code
 
 
@@ -311,9 +324,44 @@ def _replicate(config_path, follow, until_caught_up, max_lag, dry_run, beam_args
         return ExitCode.OK
     config = runner.prepare(config, beam_args, follow_streams=follow)
     plans = tables.plan_tables(config, create=False)
-    table_streams = replication.ensure_streams(config, plans, enable=False)
+    table_streams = replication.ensure_streams(config, [plan.spec.source for plan in plans], enable=False)
     replication.bind_checkpoints(config, table_streams, fresh=False)
-    return _run_replication(config, plans, table_streams, follow, until_caught_up, max_lag, beam_args, metrics)
+    captured, capture = capturing.pending(config, table_streams), None
+    if captured:  # a snapshot copied under a capture whose spool is not applied yet: apply it first
+        capturing.check_snapshot_copied(config, captured)
+        capture = capturing.start(captured, replication.replication_settings(config, plans))
+    return _run_replication(config, plans, table_streams, follow, until_caught_up, max_lag, beam_args, metrics,
+                            capture)
+
+
+@main.command()
+@config_option
+@click.option("--enable-streams", is_flag=True, help="Turn a table's stream on (NEW_AND_OLD_IMAGES) if it is off.")
+@click.option("--restart", is_flag=True, help="Drop an earlier capture's spool and start a new one.")
+def capture(config_path: str, enable_streams: bool, restart: bool) -> None:
+    """Capture every table's stream changes into the spool, until interrupted (Ctrl-C).
+
+    Start it before you request an export or start a long copy: a later `migrate --streams`
+    continues this spool (stop the capture first) and applies it after the snapshot, so no
+    change is lost however long the copy takes. Nothing is written to the target.
+    """
+    _run(lambda: _capture(config_path, enable_streams, restart),
+         interrupted=f"the spool is consistent; `alternator-migrate migrate --config {config_path} --streams` "
+                     f"continues it after the snapshot (or run capture again)")
+
+
+def _capture(config_path: str, enable_streams: bool, restart: bool) -> ExitCode:
+    config = _load(config_path, "capture")
+    config = runner.prepare(config, ())
+    names = [spec.source for spec in config.tables]
+    capturing.check_not_replicating(config, names)
+    table_streams = replication.ensure_streams(config, names, enable=enable_streams)
+    running = capturing.start(table_streams, replication.settings_for(config, capturing.unplanned_pairs(config)),
+                              restart=restart)
+    click.echo(f"capturing the changes of {len(table_streams)} table{'s' if len(table_streams) != 1 else ''} into "
+               f"{config.checkpoint_dir}; Ctrl-C stops it", err=True)
+    capturing.follow(running, echo=lambda line: click.echo(line, err=True))
+    return ExitCode.OK
 
 
 @main.command("export")

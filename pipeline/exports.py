@@ -11,9 +11,10 @@ one segment of the table's checkpoints, so progress and resume work as for a sca
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from apache_beam.io.filesystems import FileSystems
 
@@ -90,20 +91,23 @@ def read_exports(config: RunConfig, beam_args: Sequence[str] = ()) -> dict[str, 
 STREAM_RETENTION = timedelta(hours=24)
 
 
-def check_streams_follow(found: dict[str, TableExports], now: datetime | None = None) -> None:
-    """With --streams, replication continues where the table's last export ends, from the
-    stream's oldest record: a stream keeps 24 hours of changes, so an export that ends
-    earlier would leave the changes in between in neither. ExportError (exit 2) if so."""
-    now = now or datetime.now(timezone.utc)
+def check_streams_follow(found: dict[str, TableExports], captured_since: Mapping[str, float]) -> None:
+    """With --streams, the changes since a table's last export come from its capture
+    (`captured_since`: when it began, epoch seconds), which holds every change since it began
+    and what the stream still held then (24 hours of changes). An export that ends before
+    that would leave the changes in between in neither: ExportError (exit 2)."""
     for table, exports in found.items():
         last = (exports.incremental or (exports.full,))[-1]
         ended = _time(last, last.export_time, "exportTime")
         if ended.tzinfo is None:
             ended = ended.replace(tzinfo=timezone.utc)
-        if now - ended >= STREAM_RETENTION:
+        began = datetime.fromtimestamp(captured_since[table], timezone.utc)
+        if began - ended >= STREAM_RETENTION:
+            when = "now" if time.time() - captured_since[table] < 60 else f"at {began.isoformat(timespec='seconds')}"
             raise ExportError(f"{table}: its last export {last.path} ends at {last.export_time}, more than 24 hours "
-                              f"ago: the stream no longer holds every change since; take an incremental export up "
-                              f"to now (or a new full export) and run again")
+                              f"before its changes are captured (from {when}): the stream no longer holds every "
+                              f"change since; take an incremental export up to now (or a new full export), or start "
+                              f"`alternator-migrate capture` before the next export, and run again")
 
 
 def with_exports(plans: Sequence[TablePlan], found: dict[str, TableExports]) -> list[TablePlan]:

@@ -27,10 +27,13 @@ def poll_interval(checkpoint_dir: str) -> float:
 class ProgressWatcher:
     def __init__(self, checkpoint_dir: str, plans: Mapping[str, object], *, enabled: bool = True,
                  interval: float | None = None, stream: TextIO | None = None,
-                 on_poll: Callable[[dict[str, int]], None] | None = None):
-        """`on_poll`: called after each poll with the items this run copied so far, per table."""
+                 on_poll: Callable[[dict[str, int]], None] | None = None,
+                 annotate: Callable[[str], str] | None = None):
+        """`on_poll`: called after each poll with the items this run copied so far, per table;
+        `annotate`: more to say on a table's line (appended)."""
         self._dir = checkpoint_dir
         self._on_poll = on_poll
+        self._annotate = annotate
         self._tables = list(plans)
         self._enabled = enabled
         self._interval = poll_interval(checkpoint_dir) if interval is None else interval
@@ -92,7 +95,8 @@ class ProgressWatcher:
                         else self._shown.get(table, (self._started, 0)))
         self._shown[table] = (now, items)
         rate = (items - before) / (now - then) if now > then else 0.0
-        return f"  {table}: {items:,} items, {rate:,.0f} items/s, segments {done}/{total}"
+        more = self._annotate(table) if self._annotate is not None else ""
+        return f"  {table}: {items:,} items, {rate:,.0f} items/s, segments {done}/{total}{more}"
 
     def _show(self, lines: list[str], now: float, final: bool, interactive: bool) -> None:
         self._last_print = now

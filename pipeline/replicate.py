@@ -30,12 +30,12 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import StandardOptions
 
-from pipeline import schema
+from pipeline import capture as capturing, schema
 from pipeline.config import RunConfig
 from pipeline.metrics_server import RunMetrics
 from pipeline.runner import pipeline_options, run_pipeline, runs_locally
@@ -48,6 +48,7 @@ from transforms.state.dead_letters import count_dead_letters, run_folder
 from transforms.state.storage import StorageOptions
 from transforms.streams.engine import ReplicationSettings, StreamEngine, TableStatus, open_replicator
 from transforms.streams.shards import ShardPlan, ShardTask, describe_shards, plan_shards
+from transforms.table_pair import TablePair
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,10 @@ class Stream:
 
 # --- streams on, and which stream ---------------------------------------------------------
 
-async def _ensure_streams(config: RunConfig, plans: Sequence[TablePlan], enable: bool) -> list[Stream]:
+async def _ensure_streams(config: RunConfig, tables: Sequence[str], enable: bool) -> list[Stream]:
     streams = []
     async with source_client(config.source) as source:
-        for plan in plans:
-            table = plan.spec.source
+        for table in tables:
             description = await schema.describe(source, table)
             if description is None:
                 raise TableStepError(f"source table {table} does not exist at {config.source.describe()}")
@@ -86,9 +86,9 @@ async def _ensure_streams(config: RunConfig, plans: Sequence[TablePlan], enable:
     return streams
 
 
-def ensure_streams(config: RunConfig, plans: Sequence[TablePlan], *, enable: bool) -> list[Stream]:
-    """Each table's stream, switched on first with `enable`; an error when it is off."""
-    return asyncio.run(_ensure_streams(config, plans, enable))
+def ensure_streams(config: RunConfig, tables: Sequence[str], *, enable: bool) -> list[Stream]:
+    """Each source table's stream, switched on first with `enable`; an error when it is off."""
+    return asyncio.run(_ensure_streams(config, tables, enable))
 
 
 def bind_checkpoints(config: RunConfig, streams: Sequence[Stream], *, fresh: bool) -> None:
@@ -104,12 +104,17 @@ def bind_checkpoints(config: RunConfig, streams: Sequence[Stream], *, fresh: boo
 
 def replicate(config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[Stream], *, follow: bool,
               until_caught_up: bool, max_lag: float, beam_args: Sequence[str] = (),
-              echo: Callable[[str], None] = print, metrics: RunMetrics | None = None) -> ExitCode:
+              echo: Callable[[str], None] = print, metrics: RunMetrics | None = None,
+              capture: capturing.Capture | None = None) -> ExitCode:
     """Replicate as the flags say; the exit code (OK caught up or done, INCOMPLETE some changes
     dead-lettered, CHANGES_LOST). Dead letters go to this run's own folder. KeyboardInterrupt
     (Ctrl-C) leaves consistent checkpoints behind. `metrics`: where the figures are served
-    (`--metrics-port`): the local follower's as they change, a round's after it."""
+    (`--metrics-port`): the local follower's as they change, a round's after it. `capture`:
+    the capture of the tables whose snapshot was just copied (or is copied): its spool is
+    applied first, then replication goes on from where it got to."""
     config = dataclasses.replace(config, dead_letter_dir=run_folder(config.dead_letter_dir))
+    if capture is not None:
+        capturing.drain(replication_settings(config, plans), capture.streams, capture, echo)
     options = pipeline_options(config, beam_args)
     if runs_locally(options):
         code = follow_locally(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
@@ -128,8 +133,13 @@ def replicate(config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[S
 
 def replication_settings(config: RunConfig, plans: Sequence[TablePlan], **overrides) -> ReplicationSettings:
     """The engine's settings from the config; `overrides` replace fields (tests: shorter periods)."""
+    return settings_for(config, {plan.spec.source: plan.pair for plan in plans}, **overrides)
+
+
+def settings_for(config: RunConfig, pairs: Mapping[str, TablePair], **overrides) -> ReplicationSettings:
+    """`replication_settings` for tables known by their pairs (source name -> TablePair)."""
     return dataclasses.replace(ReplicationSettings(
-        config.source, config.target, {plan.spec.source: plan.pair for plan in plans}, config.checkpoint_dir,
+        config.source, config.target, dict(pairs), config.checkpoint_dir,
         config.dead_letter_dir, config.writer_settings(), config.scan.max_attempts), **overrides)
 
 

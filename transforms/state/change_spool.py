@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import orjson
@@ -217,3 +218,15 @@ def release_lease(checkpoint_dir: str, table: str) -> None:
 def has_capture(checkpoint_dir: str, table: str) -> bool:
     return started_at(checkpoint_dir, table) is not None or bool(matching(
         FileSystems.join(_dir(checkpoint_dir, table), "chunk-*.arrow")))
+
+
+def hand_over(checkpoint_dir: str, table: str, stream_arn: str) -> None:
+    """Once the whole spool is applied: the capture's positions become the table's replication
+    checkpoints (live replication continues after them), then the capture is dropped. Safe to
+    repeat after a crash: positions only move forward, and a spool found again is applied
+    again from its `applied` mark."""
+    captured = stream_checkpoints.all_shards(root(checkpoint_dir), table)
+    stream_checkpoints.bind_stream(checkpoint_dir, table, stream_arn)
+    with ThreadPoolExecutor(16) as pool:  # a thousand shards: a thousand small writes to the store
+        list(pool.map(lambda item: stream_checkpoints.write_shard(checkpoint_dir, table, *item), captured.items()))
+    forget(checkpoint_dir, table)
