@@ -37,14 +37,15 @@ LEASE_RENEW_SECONDS = 10.0
 WATCH_SECONDS = 0.5
 
 
-def prepare(checkpoint_dir: str, streams: Sequence[Stream], *, restart: bool) -> None:
+def prepare(settings: ReplicationSettings, streams: Sequence[Stream], *, restart: bool) -> None:
     """Claim each table's capture (one capture at a time) and tie it to the table's stream;
     `restart` drops an earlier one first."""
+    checkpoint_dir = settings.checkpoint_dir
     for stream in streams:
         if restart:
             change_spool.forget(checkpoint_dir, stream.table)
         change_spool.take_lease(checkpoint_dir, stream.table)
-        change_spool.start(checkpoint_dir, stream.table, stream.arn)
+        change_spool.start(checkpoint_dir, stream.table, stream.arn, settings.source.stream_retention_hours * 3600)
         stream_checkpoints.clear_stop(change_spool.root(checkpoint_dir), stream.table)
 
 
@@ -65,12 +66,12 @@ def check_not_replicating(config: RunConfig, tables: Sequence[str]) -> None:
 
 
 def covered_since(config: RunConfig, tables: Sequence[str], *, restart: bool) -> dict[str, float]:
-    """Per table, when its capture began: an earlier capture's start (kept unless `restart`), or
-    now. The capture holds every change since, and what the stream still held then (it starts
-    at each shard's oldest record)."""
-    now = time.time()
-    return {table: (None if restart else change_spool.started_at(config.checkpoint_dir, table)) or now
-            for table in tables}
+    """Per table, the time since which its capture holds every change: an earlier capture's
+    (kept unless `restart`), or a new one's, which starts at each shard's oldest record and so
+    holds what the stream keeps (its retention) before now."""
+    fresh = time.time() - config.source.stream_retention_hours * 3600
+    earlier = {table: None if restart else change_spool.coverage_of(config.checkpoint_dir, table) for table in tables}
+    return {table: coverage.covered_since if coverage else fresh for table, coverage in earlier.items()}
 
 
 def pending(config: RunConfig, streams: Sequence[Stream]) -> list[Stream]:
@@ -190,7 +191,7 @@ class Capture:
 
 def start(streams: Sequence[Stream], settings: ReplicationSettings, *, restart: bool = False) -> Capture:
     """Claim the tables' captures and start capturing."""
-    prepare(settings.checkpoint_dir, streams, restart=restart)
+    prepare(settings, streams, restart=restart)
     return Capture(streams, settings).start()
 
 

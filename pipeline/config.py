@@ -239,6 +239,7 @@ def _source(section: _Section, base_dir: Path | None) -> SourceSpec:
         credentials=_credentials(section.section("credentials")),
         streams_endpoint=_endpoint(section, "streams_endpoint"),
         tls=_tls(section, base_dir),
+        stream_retention_hours=section.positive("stream_retention_hours", 24.0, (int, float)),
     )
     section.done()
     return spec

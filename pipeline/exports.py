@@ -11,9 +11,8 @@ one segment of the table's checkpoints, so progress and resume work as for a sca
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Mapping, Sequence
 
 from apache_beam.io.filesystems import FileSystems
@@ -88,26 +87,23 @@ def read_exports(config: RunConfig, beam_args: Sequence[str] = ()) -> dict[str, 
     return {spec.source: read_table_exports(spec) for spec in specs}
 
 
-STREAM_RETENTION = timedelta(hours=24)
-
-
 def check_streams_follow(found: dict[str, TableExports], captured_since: Mapping[str, float]) -> None:
-    """With --streams, the changes since a table's last export come from its capture
-    (`captured_since`: when it began, epoch seconds), which holds every change since it began
-    and what the stream still held then (24 hours of changes). An export that ends before
-    that would leave the changes in between in neither: ExportError (exit 2)."""
+    """With --streams, the changes since a table's last export come from its capture, which
+    holds every change since `captured_since` (epoch seconds; a new capture: the stream's
+    retention before now). An export that ends before that would leave the changes in
+    between in neither: ExportError (exit 2)."""
     for table, exports in found.items():
         last = (exports.incremental or (exports.full,))[-1]
         ended = _time(last, last.export_time, "exportTime")
         if ended.tzinfo is None:
             ended = ended.replace(tzinfo=timezone.utc)
-        began = datetime.fromtimestamp(captured_since[table], timezone.utc)
-        if began - ended >= STREAM_RETENTION:
-            when = "now" if time.time() - captured_since[table] < 60 else f"at {began.isoformat(timespec='seconds')}"
-            raise ExportError(f"{table}: its last export {last.path} ends at {last.export_time}, more than 24 hours "
-                              f"before its changes are captured (from {when}): the stream no longer holds every "
-                              f"change since; take an incremental export up to now (or a new full export), or start "
-                              f"`alternator-migrate capture` before the next export, and run again")
+        covered = datetime.fromtimestamp(captured_since[table], timezone.utc)
+        if ended < covered:
+            raise ExportError(f"{table}: its last export {last.path} ends at {last.export_time}, before the changes "
+                              f"its capture holds (since {covered.isoformat(timespec='seconds')}; the stream keeps "
+                              f"a record 24 hours): the changes in between would be lost; take an incremental export "
+                              f"up to now (or a new full export), or start `alternator-migrate capture` before the "
+                              f"next export, and run again")
 
 
 def with_exports(plans: Sequence[TablePlan], found: dict[str, TableExports]) -> list[TablePlan]:

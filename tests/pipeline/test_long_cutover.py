@@ -18,14 +18,14 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.support import seed
-from tests.support.cli_runs import run_cli
+from tests.support.cli_runs import interrupt, run_cli, start_script
 from tests.support.controlled_streams import ChangingTable, controlled_stream
 from tests.support.slow_source import SlowSource
-from transforms.state import bulk_checkpoints
+from transforms.state import bulk_checkpoints, change_spool
 
 pytestmark = pytest.mark.integration
 
-RETENTION = 2.5     # seconds a stream record is kept (DynamoDB: 24 hours)
+RETENTION = 2.5     # seconds a stream record is kept (DynamoDB: 24 hours; `source.stream_retention_hours`)
 SCAN_DELAY = 1.0    # seconds each Scan page is held
 KEYS = 320          # 16 pages of 20: 8 a segment, 8 s or more of snapshot: over three retentions
 
@@ -78,3 +78,31 @@ def test_changes_during_a_snapshot_longer_than_the_stream_keeps_them_all_reach_t
         # The stream itself no longer holds the first changes: only the spool could bring them.
         assert trimmed(made.stream, made.server.url, table.first_sequence)
         assert seed.assert_same_items(dynamodb_local.endpoint, made.target, made.table) > 0
+
+
+def test_a_run_killed_during_the_snapshot_resumes_and_loses_no_change(dynamodb_local, alternator_clean, slow_source,
+                                                                     tmp_path):
+    """SIGKILL in the middle of the snapshot (the capture's buffer and everything in flight lost),
+    then `--resume` at once: the capture continues from what its spool holds durably."""
+    retention, slow_source.scan_delay = 6.0, 2.4  # the restart (a second or two) stays well within the retention
+    with controlled_stream(dynamodb_local, alternator_clean, tmp_path, retention_seconds=retention,
+                           source_endpoint=slow_source.url, scan={"segments": 2, "page_size": 20}) as made:
+        table = ChangingTable(made, dynamodb_local.endpoint, KEYS, rotate_seconds=2.0)
+        table.seed()
+        checkpoints = tmp_path / "checkpoints"
+        table.run_until(lambda: copied_share(checkpoints, made.table) >= 0.8)
+        began = time.monotonic()
+        try:
+            process = start_script("migrate", "--config", str(made.config), "--streams", "--until-caught-up",
+                                   cwd=tmp_path)
+            interrupt(process, lambda: copied_share(checkpoints, made.table) >= 0.35)
+            assert change_spool.chunks(str(checkpoints), made.table), "nothing was spooled before the kill"
+            result = run_cli("migrate", "--config", str(made.config), "--streams", "--resume", "--until-caught-up")
+        finally:
+            table.stop()
+
+        assert result.exit_code == 0, result.output
+        assert time.monotonic() - began >= 3 * retention
+        assert trimmed(made.stream, made.server.url, table.first_sequence)
+        assert seed.assert_same_items(dynamodb_local.endpoint, made.target, made.table) > 0
+        assert not change_spool.has_capture(str(checkpoints), made.table)  # handed over to replication

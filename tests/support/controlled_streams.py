@@ -55,8 +55,8 @@ def controlled_stream(dynamodb_local, alternator, tmp_path: Path, *, reads_per_s
                       retention_seconds: float | None = None, source_endpoint: str | None = None,
                       **config_sections) -> Iterator[ControlledStream]:
     """A table in DynamoDB Local, its target table created, its stream ours to build (keeping
-    records `retention_seconds`); `source_endpoint`: where the tool reads the table (a front
-    of DynamoDB Local)."""
+    records `retention_seconds`, which the config tells the tool); `source_endpoint`: where
+    the tool reads the table (a front of DynamoDB Local)."""
     table = unique("controlled")
     seed.create_table(dynamodb_local.endpoint, table, KeySchema=HASH_KEY,
                       AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
@@ -69,7 +69,8 @@ def controlled_stream(dynamodb_local, alternator, tmp_path: Path, *, reads_per_s
         server.add_stream(stream)
         config = write_config(tmp_path, source_endpoint or dynamodb_local.endpoint, alternator_target(alternator),
                               [{"source": table}], **config_sections)
-        raw = config.read_text().replace("source:\n", f"source:\n  streams_endpoint: {server.url}\n", 1)
+        retention = f"  stream_retention_hours: {retention_seconds / 3600!r}\n" if retention_seconds else ""
+        raw = config.read_text().replace("source:\n", f"source:\n  streams_endpoint: {server.url}\n{retention}", 1)
         config.write_text(raw)
         assert run_cli("create-tables", "--config", str(config)).exit_code == 0
         yield ControlledStream(stream, server, config, table, alternator.url)

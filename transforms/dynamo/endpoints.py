@@ -146,6 +146,7 @@ class SourceSpec:
     credentials: Credentials | None = None
     streams_endpoint: str | None = None  # None: the same as `endpoint` (DynamoDB Local) or AWS's
     tls: TlsSettings = TlsSettings()
+    stream_retention_hours: float = 24.0  # how long the stream keeps a record (DynamoDB Streams: 24 hours)
 
     @property
     def streams_url(self) -> str | None:

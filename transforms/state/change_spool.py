@@ -13,7 +13,8 @@ Layout under `<checkpoint_dir>/capture/`:
     streams/<table>/...          the capture's shard positions, in the replication
                                  checkpoints' format (`stream_checkpoints` under `root()`):
                                  what is durably in the spool, per shard
-    spool/<table>/started.json   {"at": epoch seconds}: every change made since is captured
+    spool/<table>/capture.json   {"began", "covered_since", "first_listing"}: what the capture
+                                 holds (`Coverage`)
     spool/<table>/chunk-<n>.arrow  captured records in the order they were appended (a shard's
                                  in sequence order, a parent's before its children's):
                                  Arrow IPC, zstd-compressed, one chunk per flush
@@ -34,7 +35,7 @@ import os
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import orjson
 import pyarrow as pa
@@ -71,22 +72,42 @@ def _dir(checkpoint_dir: str, table: str) -> str:
 
 # --- what the capture covers ----------------------------------------------------------------
 
-def start(checkpoint_dir: str, table: str, stream_arn: str) -> float:
-    """Tie the table's capture to its stream and note when it began (unless it already had);
-    the time since which every change is in the spool. `ChangesLost` for another stream."""
+@dataclass
+class Coverage:
+    """What a table's capture holds: every change since `covered_since` (epoch seconds).
+
+    A capture starts at each shard's oldest record, so it holds what the stream kept when it
+    began (`began` less the stream's retention) as well as everything after. A shard of the
+    first listing (`first_listing`) that is trimmed away before it is read held only changes
+    made before the capture began, which the snapshot (read after it) holds too: that is no
+    loss, only less coverage before `began`. Any other shard that leaves unread is a loss.
+    """
+
+    began: float
+    covered_since: float
+    first_listing: list[str] | None = None  # None until the first listing is recorded
+
+
+def start(checkpoint_dir: str, table: str, stream_arn: str, retention_seconds: float) -> Coverage:
+    """Tie the table's capture to its stream and note when it began (unless it already had).
+    `ChangesLost` for another stream."""
     stream_checkpoints.bind_stream(root(checkpoint_dir), table, stream_arn)
-    path = FileSystems.join(_dir(checkpoint_dir, table), "started.json")
-    started = read_json(path)
-    if started is None:
-        started = {"at": time.time()}
-        write_json(path, started)
-    return float(started["at"])
+    coverage = coverage_of(checkpoint_dir, table)
+    if coverage is None:
+        now = time.time()
+        coverage = Coverage(now, now - retention_seconds)
+        record_coverage(checkpoint_dir, table, coverage)
+    return coverage
 
 
-def started_at(checkpoint_dir: str, table: str) -> float | None:
-    """When the table's capture began, or None when it has none."""
-    started = read_json(FileSystems.join(_dir(checkpoint_dir, table), "started.json"))
-    return None if started is None else float(started["at"])
+def coverage_of(checkpoint_dir: str, table: str) -> Coverage | None:
+    """The table's capture's coverage, or None when it has no capture."""
+    found = read_json(FileSystems.join(_dir(checkpoint_dir, table), "capture.json"))
+    return None if found is None else Coverage(**found)
+
+
+def record_coverage(checkpoint_dir: str, table: str, coverage: Coverage) -> None:
+    write_json(FileSystems.join(_dir(checkpoint_dir, table), "capture.json"), asdict(coverage))
 
 
 def forget(checkpoint_dir: str, table: str) -> None:
@@ -201,11 +222,27 @@ def take_lease(checkpoint_dir: str, table: str, now: float | None = None) -> Non
     now = time.time() if now is None else now
     path = FileSystems.join(_dir(checkpoint_dir, table), "lease.json")
     lease = read_json(path)
-    if lease is not None and lease["owner"] != owner() and now - lease["heartbeat"] < LEASE_SECONDS:
+    if lease is not None and lease["owner"] != owner() and now - lease["heartbeat"] < LEASE_SECONDS \
+            and _alive(lease["owner"]):
         raise MigrateError(
             f"{table}: a capture of its stream is running ({lease['owner']}, last seen {now - lease['heartbeat']:.0f} s "
             f"ago): stop it first (Ctrl-C); this command then continues its spool")
     write_json(path, {"owner": owner(), "heartbeat": now})
+
+
+def _alive(holder: str) -> bool:
+    """Whether a lease's owner may still run: on this host, whether its process does (a run
+    killed a moment ago frees its lease at once); elsewhere, assume so."""
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
 
 
 def release_lease(checkpoint_dir: str, table: str) -> None:
@@ -216,7 +253,8 @@ def release_lease(checkpoint_dir: str, table: str) -> None:
 
 
 def has_capture(checkpoint_dir: str, table: str) -> bool:
-    return started_at(checkpoint_dir, table) is not None or bool(matching(
+    """Whether the table has a capture not yet handed over to replication."""
+    return coverage_of(checkpoint_dir, table) is not None or bool(matching(
         FileSystems.join(_dir(checkpoint_dir, table), "chunk-*.arrow")))
 
 

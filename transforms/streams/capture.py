@@ -24,16 +24,17 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import time
 from dataclasses import dataclass, field
-from typing import AsyncIterator
+from typing import AsyncIterator, Mapping
 
 import orjson
 
 from transforms.dynamo.endpoints import source_client
 from transforms.dynamo.writer import TargetWriter, open_writer
-from transforms.errors import WritesFailed
+from transforms.errors import ChangesLost, WritesFailed
 from transforms.items.ddb_json import encode_item
-from transforms.state import change_spool
+from transforms.state import change_spool, stream_checkpoints
 from transforms.state.dead_letters import write_dead_letters
 from transforms.state.stream_checkpoints import CheckpointWriter, ShardCheckpoint
 from transforms.streams.engine import Replicator, ReplicationSettings, checkpoint_writer, open_streams_clients
@@ -143,6 +144,59 @@ class SpoolSink:
             await self._flush(table)
 
 
+class CaptureCoverage:
+    """What a capture may lose without losing a change (`change_spool.Coverage`), and the loud
+    error for what it may not: a shard it needed that left the stream unread."""
+
+    def __init__(self, checkpoint_dir: str, retention_seconds: float):
+        self._dir, self._retention = checkpoint_dir, retention_seconds
+        self._coverage: dict[str, change_spool.Coverage] = {}
+
+    async def listed(self, table: str, shards: list[dict], done: Mapping[str, ShardCheckpoint]) -> None:
+        coverage = await asyncio.to_thread(change_spool.coverage_of, self._dir, table)
+        listed = {shard["ShardId"] for shard in shards}
+        if coverage.first_listing is None:  # nothing read yet: the capture begins now
+            now = time.time()
+            coverage = change_spool.Coverage(now, now - self._retention, sorted(listed))
+            await asyncio.to_thread(change_spool.record_coverage, self._dir, table, coverage)
+        self._coverage[table] = coverage
+        first = set(coverage.first_listing)
+        for shard in shards:  # a parent gone before the first listing held changes made before the capture
+            parent = shard.get("ParentShardId")
+            if parent and parent not in listed and shard["ShardId"] not in first:
+                await self.check_parent(table, shard["ShardId"], parent, done)
+        for shard in sorted(first - listed - set(done)):
+            if not await self.forgive(table, shard):
+                raise _lost_unread(table, shard)
+
+    async def check_parent(self, table: str, shard_id: str, parent_id: str,
+                           done: Mapping[str, ShardCheckpoint] | None = None) -> None:
+        if parent_id in self._coverage[table].first_listing:
+            return  # the first listing's shards are judged by themselves (`forgive`)
+        if done is None:
+            checkpoint = await asyncio.to_thread(stream_checkpoints.read_shard, change_spool.root(self._dir), table,
+                                                 parent_id)
+        else:
+            checkpoint = done.get(parent_id)
+        if checkpoint is None:
+            raise _lost_unread(table, parent_id, f" (the parent of {shard_id})")
+
+    async def forgive(self, table: str, shard_id: str) -> bool:
+        coverage = self._coverage[table]
+        now = time.time()
+        if shard_id not in coverage.first_listing or now - coverage.began >= self._retention:
+            return False  # it may have held changes made after the capture began
+        coverage.covered_since = max(coverage.covered_since, now - self._retention)
+        await asyncio.to_thread(change_spool.record_coverage, self._dir, table, coverage)
+        return True
+
+
+def _lost_unread(table: str, shard_id: str, what: str = "") -> ChangesLost:
+    return ChangesLost(f"{table}: shard {shard_id}{what} left the stream before the capture read it (the stream "
+                       f"keeps a record 24 hours; was the capture stopped longer than that?): changes were lost; "
+                       f"start over with `migrate --streams --restart` (or `capture --restart`)")
+
+
 @contextlib.asynccontextmanager
 async def open_capture(settings: ReplicationSettings, **sink_options) -> AsyncIterator[Replicator]:
     """A worker whose shards go to the spool under `settings.checkpoint_dir` (no target needed);
@@ -154,7 +208,8 @@ async def open_capture(settings: ReplicationSettings, **sink_options) -> AsyncIt
         sink = SpoolSink(settings.checkpoint_dir, checkpoints, **sink_options)
         stack.push_async_callback(sink.close)  # before the checkpoints close: its positions follow its chunks
         io = ShardIO(data, sink, checkpoints, RecordBudget(settings.held_records), capture_dir,
-                     settings.read_attempts, collections.defaultdict(TableStats))
+                     settings.read_attempts, collections.defaultdict(TableStats),
+                     CaptureCoverage(settings.checkpoint_dir, settings.source.stream_retention_hours * 3600))
         yield Replicator(settings, io, streams)
 
 

@@ -133,6 +133,8 @@ class StreamEngine:
         Raises `StreamDisabled` or `ChangesLost` (a checkpointed shard trimmed away)."""
         shards = await self._describe(table, arn, None)
         done = stream_checkpoints.all_shards(self._io.checkpoint_dir, table)
+        if self._io.coverage is not None:  # a capture: shards gone unread since its last listing?
+            await self._io.coverage.listed(table, shards, done)
         plan = plan_shards(table, arn, shards, done)
         self._streams[table] = stream = _Stream(arn)
         self._note_listed(stream, shards)
@@ -265,6 +267,8 @@ class StreamEngine:
                 stream.again = False
                 for shard in self._note_listed(stream, await self._describe(table, stream.arn, stream.last_seen)):
                     parent = shard.get("ParentShardId")
+                    if parent and (table, parent) not in self._shards and self._io.coverage is not None:
+                        await self._io.coverage.check_parent(table, shard["ShardId"], parent)
                     task = ShardTask(table, stream.arn, shard["ShardId"],
                                      parent if (table, parent) in self._shards else None)
                     self.add(task, stream_checkpoints.read_shard(self._io.checkpoint_dir, table, shard["ShardId"]))

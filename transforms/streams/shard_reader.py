@@ -103,6 +103,23 @@ class RecordBudget:
             waiter.set_result(None)
 
 
+class ChangeCoverage(Protocol):
+    """Which losses a capture can take: records of a shard it never read, trimmed away, held only
+    changes made before it began, which the snapshot holds (see `state.change_spool.Coverage`)."""
+
+    async def listed(self, table: str, shards: list[dict], done: Mapping[str, ShardCheckpoint]) -> None:
+        """A full listing of the table's shards (`done`: their checkpoints); `ChangesLost` if a
+        shard the capture needed left the stream unread."""
+
+    async def check_parent(self, table: str, shard_id: str, parent_id: str) -> None:
+        """A shard found while running whose parent is not known: `ChangesLost` if that parent
+        was never read (it came and went between two listings)."""
+
+    async def forgive(self, table: str, shard_id: str) -> bool:
+        """Whether the records trimmed from this never-read shard were all made before the capture
+        began (then it covers a little less before its start), else False: a loss."""
+
+
 class ChangeSink(Protocol):
     """Where a shard's windows go: the target (`TargetSink`) or, while the snapshot is being
     copied, the change spool (`capture.SpoolSink`)."""
@@ -130,6 +147,7 @@ class ShardIO:
     checkpoint_dir: str
     read_attempts: int
     stats: dict[str, TableStats]
+    coverage: ChangeCoverage | None = None  # a capture's; replication forgives no trimmed record
 
 
 class ShardReader:
@@ -202,7 +220,13 @@ class ShardReader:
         renewals = 0
         try:
             if shard.iterator is None:  # within the budget: a thousand shards starting do not all ask at once
-                shard.iterator = await self._iterator(shard)
+                try:
+                    shard.iterator = await self._iterator(shard)
+                except ChangesLost:
+                    if not await self._forgiven(shard):
+                        raise
+                    self._io.budget.give(WINDOW_RECORDS)
+                    return [], None  # gone whole, holding only changes the snapshot has: finished
             while True:
                 try:
                     page = await self._retrying(lambda: self._io.data.get_records(shard.iterator, WINDOW_RECORDS),
@@ -215,6 +239,9 @@ class ShardReader:
                     if code == "ExpiredIteratorException" and renewals < self._io.read_attempts:
                         renewals += 1
                         shard.iterator = await self._iterator(shard)
+                        continue
+                    if code == "TrimmedDataAccessException" and await self._forgiven(shard):
+                        shard.iterator = await self._iterator(shard)  # from its oldest record left
                         continue
                     raise _lost(shard.task, shard.read_after or shard.checkpoint.sequence_number, exc) or exc
                 break
@@ -229,6 +256,12 @@ class ShardReader:
         if records:
             shard.read_after = records[-1]["dynamodb"]["SequenceNumber"]
         return records, page.get("NextShardIterator")
+
+    async def _forgiven(self, shard: ShardState) -> bool:
+        """Whether records trimmed from a shard never read cost no change (see `ChangeCoverage`)."""
+        never_read = not shard.recorded and shard.read_after is None and shard.checkpoint.sequence_number is None
+        return never_read and self._io.coverage is not None and \
+            await self._io.coverage.forgive(shard.task.table, shard.task.shard_id)
 
     async def _apply(self, shard: ShardState, table: TablePair, records: list[dict], sent_at: float,
                      closed: bool) -> None:
