@@ -11,15 +11,20 @@ request are real; only the stream's timing is compressed.
 """
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from datetime import datetime, timezone
 
 import boto3
 import pytest
+import yaml
 from botocore.exceptions import ClientError
 
 from tests.support import seed
-from tests.support.cli_runs import interrupt, run_cli, start_script
-from tests.support.controlled_streams import ChangingTable, controlled_stream
+from tests.support.cli_runs import error_lines, interrupt, run_cli, start_script
+from tests.support.controlled_streams import ChangingTable, controlled_stream, wait_for
+from tests.support.exports import LocalBucket, write_full_export
 from tests.support.slow_source import SlowSource
 from transforms.state import bulk_checkpoints, change_spool
 
@@ -106,3 +111,74 @@ def test_a_run_killed_during_the_snapshot_resumes_and_loses_no_change(dynamodb_l
         assert trimmed(made.stream, made.server.url, table.first_sequence)
         assert seed.assert_same_items(dynamodb_local.endpoint, made.target, made.table) > 0
         assert not change_spool.has_capture(str(checkpoints), made.table)  # handed over to replication
+
+
+def _with_export(config, export: str) -> None:
+    """Read the config's table from this export instead of scanning it."""
+    raw = yaml.safe_load(config.read_text())
+    raw["tables"] = [{"source": raw["tables"][0]["source"], "export": export}]
+    config.write_text(yaml.safe_dump(raw))
+
+
+def _capture_listed(checkpoint_dir, table: str) -> bool:
+    coverage = change_spool.coverage_of(str(checkpoint_dir), table)
+    return coverage is not None and coverage.first_listing is not None
+
+
+def test_a_capture_started_before_an_export_brings_every_change_since(dynamodb_local, alternator_clean, tmp_path):
+    """`capture` first, then the export, then `migrate --streams` from it: the changes made after
+    the export's time are older than the stream's retention by then, and still reach the target."""
+    retention = 4.0
+    with controlled_stream(dynamodb_local, alternator_clean, tmp_path, retention_seconds=retention) as made:
+        table = ChangingTable(made, dynamodb_local.endpoint, 200)
+        table.seed()
+        checkpoints, stop_writing = tmp_path / "checkpoints", threading.Event()
+        capture = start_script("capture", "--config", str(made.config), cwd=tmp_path)
+        try:
+            wait_for(lambda: _capture_listed(checkpoints, made.table), timeout=60, process=capture,
+                     what="the capture's first listing")
+            table.run_until(stop_writing.is_set)
+            time.sleep(2 * retention)
+            exported_at, before_export = datetime.now(timezone.utc), table.last_sequence
+            export = write_full_export(LocalBucket(tmp_path / "exports"), "bucket", "exports",
+                                       seed.scan_all(dynamodb_local.endpoint, made.table), files=2,
+                                       export_time=exported_at)
+            time.sleep(2 * retention)  # changes made right after the export leave the stream
+            stop_writing.set()
+            stopped = interrupt(capture, lambda: True, sig=signal.SIGINT)
+            _with_export(made.config, export)
+            result = run_cli("migrate", "--config", str(made.config), "--streams", "--until-caught-up")
+        finally:
+            table.stop()
+
+        assert capture.returncode == 130 and "the spool is consistent" in stopped, stopped
+        assert result.exit_code == 0, result.output
+        assert trimmed(made.stream, made.server.url, str(int(before_export) + 1).zfill(21))
+        assert seed.assert_same_items(dynamodb_local.endpoint, made.target, made.table) > 0
+
+
+def test_a_capture_down_longer_than_the_stream_keeps_changes_ends_with_exit_3(dynamodb_local, alternator_clean,
+                                                                               tmp_path):
+    retention = 2.0
+    with controlled_stream(dynamodb_local, alternator_clean, tmp_path, retention_seconds=retention) as made:
+        table = ChangingTable(made, dynamodb_local.endpoint, 50)
+        table.seed()
+        checkpoints = tmp_path / "checkpoints"
+        capture = start_script("capture", "--config", str(made.config), cwd=tmp_path)
+        table.run_until(lambda: False)
+        try:
+            wait_for(lambda: change_spool.chunks(str(checkpoints), made.table), timeout=60, process=capture,
+                     what="the capture's first chunk")
+            interrupt(capture, lambda: True, sig=signal.SIGINT)
+            time.sleep(3 * retention)  # down: what it had not read yet leaves the stream
+            again = start_script("capture", "--config", str(made.config), cwd=tmp_path)
+            _, again_err = again.communicate(timeout=120)
+            result = run_cli("migrate", "--config", str(made.config), "--streams", "--until-caught-up")
+        finally:
+            table.stop()
+
+        for code, output in ((again.returncode, again_err), (result.exit_code, result.output)):
+            assert code == 3, output
+            line, = error_lines(output)
+            assert made.table in line and "shard shardId-" in line and "changes were lost" in line
+        assert seed.scan_all(made.target, made.table) == []  # nothing copied on a capture that lost changes

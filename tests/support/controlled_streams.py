@@ -107,6 +107,7 @@ class ChangingTable:
         self.open_shards = [self._add(shard_id(n + 1)) for n in range(shards)]
         self.changes = 0
         self.first_sequence: str | None = None  # of the first change made
+        self.last_sequence: str | None = None   # of the latest
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -137,6 +138,7 @@ class ChangingTable:
             sequence = self._made.stream.put_record(shard, "MODIFY" if version > 1 else "INSERT", key(name),
                                                      new_image=image(name, version))
         self.first_sequence = self.first_sequence or sequence
+        self.last_sequence = sequence
         self.changes += 1
 
     def rotate(self) -> None:
