@@ -182,3 +182,34 @@ def test_a_capture_down_longer_than_the_stream_keeps_changes_ends_with_exit_3(dy
             line, = error_lines(output)
             assert made.table in line and "shard shardId-" in line and "changes were lost" in line
         assert seed.scan_all(made.target, made.table) == []  # nothing copied on a capture that lost changes
+
+
+def test_changes_lost_during_the_snapshot_stop_it_with_exit_3(dynamodb_local, alternator_clean, slow_source,
+                                                             tmp_path):
+    """Records trimmed before the capture read them (it fell behind the stream): the snapshot, now
+    in vain, stops at once with exit 3 naming the table and shard."""
+    slow_source.scan_delay = 3.0  # 16 pages: a snapshot of well over 20 s if it ran to its end
+    with controlled_stream(dynamodb_local, alternator_clean, tmp_path, source_endpoint=slow_source.url,
+                           scan={"segments": 2, "page_size": 20}) as made:
+        table = ChangingTable(made, dynamodb_local.endpoint, KEYS)
+        table.seed()
+        checkpoints = tmp_path / "checkpoints"
+
+        def trim_unread_changes() -> None:
+            wait_for(lambda: _capture_listed(checkpoints, made.table), timeout=60, what="the capture's start")
+            shard = table.open_shards[0]
+            last = [made.stream.put_record(shard, "MODIFY", {"id": {"S": f"k{n:05d}"}},
+                                           new_image={"id": {"S": f"k{n:05d}"}, "version": {"N": "9"}})
+                    for n in range(5)][-1]
+            made.stream.trim_before(int(last) + 1)
+
+        trimmer = threading.Thread(target=trim_unread_changes, daemon=True)
+        trimmer.start()
+        began = time.monotonic()
+        result = run_cli("migrate", "--config", str(made.config), "--streams", "--until-caught-up")
+        trimmer.join()
+
+        assert result.exit_code == 3, result.output
+        assert "changes were lost" in error_lines(result.output)[-1] and table.open_shards[0] in result.output
+        assert time.monotonic() - began < 20  # stopped, not run to its end
+        assert copied_share(checkpoints, made.table) < 1

@@ -42,7 +42,7 @@ import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
 from transforms.errors import MigrateError, StorageError
-from transforms.items.ddb_json import decode_item
+from transforms.items.ddb_json import decode_item, encode_item
 from transforms.state import stream_checkpoints
 from transforms.state import files
 from transforms.state.files import delete, delete_tree, matching, read_bytes, read_json, write_bytes, write_json
@@ -118,17 +118,41 @@ def forget(checkpoint_dir: str, table: str) -> None:
 
 # --- chunks ------------------------------------------------------------------------------
 
-def columns_to_batch(columns: dict[str, list]) -> pa.RecordBatch:
-    """A chunk's batch from its columns (`SCHEMA`'s names: shard ids, sequence numbers,
-    creation times, event names, keys and images as DynamoDB JSON text)."""
-    return pa.RecordBatch.from_arrays([
-        pa.array(columns["shard"], pa.string()).dictionary_encode(),
-        pa.array(columns["sequence"], pa.string()),
-        pa.array(columns["created"], pa.float64()),
-        pa.array(columns["event"], pa.string()).dictionary_encode().cast(SCHEMA.field("event").type),
-        pa.array(columns["keys"], pa.string()),
-        pa.array(columns["image"], pa.string()),
-    ], schema=SCHEMA)
+class ChunkColumns:
+    """A chunk being gathered: windows of stream records (as `StreamsData.get_records` gives
+    them: items decoded) appended as the spool's columns, keys and images as DynamoDB JSON."""
+
+    def __init__(self) -> None:
+        self._columns: dict[str, list] = {name: [] for name in SCHEMA.names}
+        self.size = 0  # bytes of keys and images as JSON text
+
+    def __len__(self) -> int:
+        return len(self._columns["shard"])
+
+    def append(self, shard: str, records: list[dict]) -> None:
+        columns = self._columns
+        for record in records:
+            change = record["dynamodb"]
+            keys = orjson.dumps(encode_item(change["Keys"])).decode()
+            image = orjson.dumps(encode_item(change["NewImage"])).decode() if "NewImage" in change else None
+            columns["shard"].append(shard)
+            columns["sequence"].append(change["SequenceNumber"])
+            columns["created"].append(float(change["ApproximateCreationDateTime"]))
+            columns["event"].append(record["eventName"])
+            columns["keys"].append(keys)
+            columns["image"].append(image)
+            self.size += len(keys) + len(image or "")
+
+    def batch(self) -> pa.RecordBatch:
+        columns = self._columns
+        return pa.RecordBatch.from_arrays([
+            pa.array(columns["shard"], pa.string()).dictionary_encode(),
+            pa.array(columns["sequence"], pa.string()),
+            pa.array(columns["created"], pa.float64()),
+            pa.array(columns["event"], pa.string()).dictionary_encode().cast(SCHEMA.field("event").type),
+            pa.array(columns["keys"], pa.string()),
+            pa.array(columns["image"], pa.string()),
+        ], schema=SCHEMA)
 
 
 @dataclass(frozen=True)

@@ -28,12 +28,9 @@ import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Mapping
 
-import orjson
-
 from transforms.dynamo.endpoints import source_client
 from transforms.dynamo.writer import TargetWriter, open_writer
 from transforms.errors import ChangesLost, WritesFailed
-from transforms.items.ddb_json import encode_item
 from transforms.state import change_spool, stream_checkpoints
 from transforms.state.dead_letters import write_dead_letters
 from transforms.state.stream_checkpoints import CheckpointWriter, ShardCheckpoint
@@ -53,8 +50,7 @@ class _Buffer:
     """A table's windows taken and not yet written, as the spool's columns."""
 
     next_chunk: int | None = None  # found by listing the spool once
-    columns: dict[str, list] = field(default_factory=lambda: collections.defaultdict(list))
-    size: int = 0
+    chunk: change_spool.ChunkColumns = field(default_factory=change_spool.ChunkColumns)
     positions: dict[str, ShardCheckpoint] = field(default_factory=dict)  # per shard, after its last record here
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     timer: asyncio.Task | None = None
@@ -82,20 +78,9 @@ class SpoolSink:
         if self.failure is not None:
             raise self.failure
         buffer = self._buffers.setdefault(table.source, _Buffer())
-        columns = buffer.columns
-        for record in records:
-            change = record["dynamodb"]
-            keys = orjson.dumps(encode_item(change["Keys"])).decode()
-            image = orjson.dumps(encode_item(change["NewImage"])).decode() if "NewImage" in change else None
-            columns["shard"].append(task.shard_id)
-            columns["sequence"].append(change["SequenceNumber"])
-            columns["created"].append(float(change["ApproximateCreationDateTime"]))
-            columns["event"].append(record["eventName"])
-            columns["keys"].append(keys)
-            columns["image"].append(image)
-            buffer.size += len(keys) + len(image or "")
+        buffer.chunk.append(task.shard_id, records)
         buffer.positions[task.shard_id] = checkpoint
-        if len(columns["shard"]) >= self._flush_records or buffer.size >= self._flush_bytes:
+        if len(buffer.chunk) >= self._flush_records or buffer.chunk.size >= self._flush_bytes:
             await self._flush(table.source)  # the spool keeps up, or the shards wait
         elif buffer.timer is None:
             buffer.timer = asyncio.create_task(self._flush_later(table.source))
@@ -115,10 +100,10 @@ class SpoolSink:
         """Write what the table's buffer holds as its next chunk; then its shards' positions move."""
         buffer = self._buffers[table]
         async with buffer.lock:  # chunks of a table are written one at a time, in order
-            if not buffer.columns["shard"]:
+            if not len(buffer.chunk):
                 return
-            columns, positions = buffer.columns, buffer.positions
-            buffer.columns, buffer.positions, buffer.size = collections.defaultdict(list), {}, 0
+            chunk, positions = buffer.chunk, buffer.positions
+            buffer.chunk, buffer.positions = change_spool.ChunkColumns(), {}
             if buffer.timer is not None and buffer.timer is not asyncio.current_task():
                 buffer.timer.cancel()
                 buffer.timer = None
@@ -126,8 +111,7 @@ class SpoolSink:
                 existing = await asyncio.to_thread(change_spool.chunks, self._dir, table)
                 buffer.next_chunk = existing[-1].number + 1 if existing else 0
             number = buffer.next_chunk
-            size = await asyncio.to_thread(change_spool.write_chunk, self._dir, table, number,
-                                           change_spool.columns_to_batch(columns))
+            size = await asyncio.to_thread(change_spool.write_chunk, self._dir, table, number, chunk.batch())
             buffer.next_chunk += 1
             figures = self.figures[table]
             figures.chunks += 1

@@ -1,0 +1,121 @@
+"""The change spool: windows written as chunks (the capture's positions follow them), and
+chunks applied in order, a record captured twice applied once, an interrupted apply resumed.
+
+The applier writes to the Alternator front (moto behind it), as replication does.
+"""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.support import seed
+from tests.support.cli_runs import unique
+from transforms.dynamo.endpoints import SourceSpec, TargetSpec
+from transforms.dynamo.writer import WriterSettings
+from transforms.errors import WritesFailed
+from transforms.state import change_spool, stream_checkpoints
+from transforms.state.stream_checkpoints import CheckpointWriter, ShardCheckpoint
+from transforms.streams.capture import SpoolSink, open_spool_applier
+from transforms.streams.engine import ReplicationSettings
+from transforms.streams.shards import ShardTask
+from transforms.table_pair import TablePair
+
+A, B = "shardId-00000000000000000001-aaaaaaaa", "shardId-00000000000000000002-bbbbbbbb"
+
+
+def _record(n: int, name: str, version: int | None) -> dict:
+    """Stream record number `n`: a put of `name` at `version`, or its removal (None)."""
+    change = {"Keys": {"id": {"S": name}}, "SequenceNumber": f"{n:021d}", "ApproximateCreationDateTime": 1.0e9 + n}
+    if version is not None:
+        change["NewImage"] = {"id": {"S": name}, "version": {"N": str(version)}, "blob": {"B": bytes([n % 256])}}
+    return {"eventName": "REMOVE" if version is None else "MODIFY", "dynamodb": change}
+
+
+def _checkpoint(n: int) -> ShardCheckpoint:
+    return ShardCheckpoint(f"{n:021d}", False, n, 1.0e9 + n)
+
+
+def _task(shard: str) -> ShardTask:
+    return ShardTask("T", "arn:stream", shard)
+
+
+def test_chunks_are_written_in_order_and_positions_move_only_once_written(tmp_path):
+    spool = str(tmp_path)
+    pair = TablePair("T", "T", ("id",))
+
+    async def run() -> None:
+        checkpoints = CheckpointWriter(change_spool.root(spool), period=3600)
+        sink = SpoolSink(spool, checkpoints, flush_records=5, linger_seconds=3600)
+        await sink.take(_task(A), pair, [_record(n, f"k{n}", 1) for n in (1, 2, 3)], _checkpoint(3))
+        await checkpoints.flush()
+        assert change_spool.chunks(spool, "T") == []  # buffered: not durable, so no position either
+        assert stream_checkpoints.read_shard(change_spool.root(spool), "T", A) is None
+
+        await sink.take(_task(B), pair, [_record(n, f"k{n}", 1) for n in (4, 5, 6)], _checkpoint(6))  # 6 >= 5
+        await sink.take(_task(A), pair, [_record(7, "k1", None)], _checkpoint(7))
+        await checkpoints.flush()
+        assert [c.number for c in change_spool.chunks(spool, "T")] == [0]
+        assert stream_checkpoints.read_shard(change_spool.root(spool), "T", A) == _checkpoint(3)
+        assert stream_checkpoints.read_shard(change_spool.root(spool), "T", B) == _checkpoint(6)
+
+        await sink.settle("T")  # a closing shard's records: written at once
+        await sink.close()
+        await checkpoints.close()
+        assert stream_checkpoints.read_shard(change_spool.root(spool), "T", A) == _checkpoint(7)
+
+        again = SpoolSink(spool, CheckpointWriter(change_spool.root(spool)))  # a later run continues the numbering
+        await again.take(_task(B), pair, [_record(8, "k9", 1)], _checkpoint(8))
+        await again.close()
+
+    asyncio.run(run())
+    chunks = change_spool.chunks(spool, "T")
+    assert [c.number for c in chunks] == [0, 1, 2]
+    spooled = [s for c in chunks for s in change_spool.batch_to_records(change_spool.read_chunk(c.path))]
+    assert [(s.shard, int(s.record["dynamodb"]["SequenceNumber"])) for s in spooled] == \
+        [(A, 1), (A, 2), (A, 3), (B, 4), (B, 5), (B, 6), (A, 7), (B, 8)]
+    assert spooled[0].record == _record(1, "k1", 1)  # every type back as read (bytes, numbers as text)
+    assert "NewImage" not in spooled[6].record["dynamodb"] and spooled[6].record["eventName"] == "REMOVE"
+
+
+@pytest.mark.integration
+def test_the_spool_is_applied_in_order_once_and_resumes_after_failed_writes(alternator_clean, tmp_path):
+    spool = str(tmp_path)
+    name = unique("spool")
+    seed.create_table(alternator_clean.url, name, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                      AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                      BillingMode="PAY_PER_REQUEST")
+    chunks = [
+        [(A, _record(1, "a", 1)), (B, _record(2, "b", 1))],
+        [(A, _record(1, "a", 1)), (A, _record(3, "a", 2)), (B, _record(4, "b", None))],  # 1 captured twice
+        [(A, _record(5, "a", 3)), (B, _record(6, "c", 1))],
+    ]
+    for number, rows in enumerate(chunks):
+        chunk = change_spool.ChunkColumns()
+        for shard, record in rows:
+            chunk.append(shard, [record])
+        change_spool.write_chunk(spool, name, number, chunk.batch())
+    settings = ReplicationSettings(
+        SourceSpec(endpoint=alternator_clean.url), TargetSpec(alternator_seeds=("127.0.0.1",),
+                                                              alternator_port=alternator_clean.port),
+        {name: TablePair(name, name, ("id",))}, spool, str(tmp_path / "dead"),
+        WriterSettings(batch_size=100, concurrency=4, max_attempts=2), read_attempts=2)
+
+    def apply() -> int:
+        async def run() -> int:
+            async with open_spool_applier(settings) as applier:
+                return await applier.apply_available(name)
+        return asyncio.run(run())
+
+    alternator_clean.front.set_faults(server_error=1.0, ops=["BatchWriteItem"])
+    with pytest.raises(WritesFailed):
+        apply()
+    assert change_spool.applied(spool, name).chunk == -1  # nothing counted as applied
+    alternator_clean.front.set_faults()
+
+    assert apply() == 3
+    assert {i["id"]["S"]: int(i["version"]["N"]) for i in seed.scan_all(alternator_clean.url, name)} == \
+        {"a": 3, "c": 1}
+    mark = change_spool.applied(spool, name)
+    assert mark.chunk == 2 and mark.positions == {A: f"{5:021d}", B: f"{6:021d}"}
+    assert apply() == 0  # nothing left
