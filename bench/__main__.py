@@ -1,7 +1,7 @@
 """`make bench`: every benchmark, one after the other, figures printed (no pass/fail on time)."""
 import os
 
-from bench import bulk, codec, export_read, replicate, state, validate
+from bench import bulk, capture, codec, export_read, replicate, state, validate
 
 if __name__ == "__main__":
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
@@ -18,3 +18,5 @@ if __name__ == "__main__":
     validate.main(20_000)
     print("\n== Replication ==")
     replicate.main()
+    print("\n== Change spool (a copy longer than the stream) ==")
+    capture.main()
