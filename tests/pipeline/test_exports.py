@@ -93,6 +93,8 @@ def test_full_and_incremental_exports_give_the_exported_state_not_the_live_one(d
     t2 = datetime.now(timezone.utc)
     incremental = [write_incremental_export(s3, name, "exports", first, start=t0 - timedelta(seconds=1), end=t1),
                    write_incremental_export(s3, name, "exports", second, start=t1, end=t2, view="NEW_IMAGE")]
+    shared = s3.list_objects_v2(Bucket=name, Prefix="exports/AWSDynamoDB/data/")["Contents"]
+    assert len(shared) == 4  # both incremental exports' files, side by side in AWS's shared data folder
     expected = _by_key(seed.scan_all(source, table))
     assert len(expected) == 600 - 20 + 10 + 1 - 5 - 1
     # Changes no export holds: the target must not get them.
