@@ -11,11 +11,11 @@ stream windows several shards share, repairs and dead-letter replays are not bou
 bytes the way a live Scan page is (1 MB). So every batch is cut here, by the bytes of its
 request texts, which the writer holds anyway.
 
-`MAX_REQUEST_BYTES` is 16,000,000 bytes of body: under Alternator's 16 MiB, and under
-DynamoDB's 16 MB however it is counted (decimal or binary megabytes; an item's JSON text
-is no smaller than its stored size, whose limits DynamoDB states). `too_large` recognises
-the refusal of a request that is too large anyway (a lower limit on a proxy in between):
-the writer then splits the batch as it does for a batch refused as invalid.
+`MAX_REQUEST_BYTES` is 16,000,000 bytes of the whole body: under Alternator's 16 MiB, and
+under DynamoDB's 16 MB whether that means 10^6 or 2^20 bytes and whatever part of the
+request it counts (the page does not say; the body holds all of it). `too_large`
+recognises the refusal of a request that is too large anyway (a lower limit on a proxy in
+between): the writer then splits the batch as it does for a batch refused as invalid.
 """
 from __future__ import annotations
 
