@@ -1,10 +1,11 @@
 """Which request failures are worth retrying, and the retry policy for them.
 
-Throttling (DynamoDB's and Alternator's), server errors, timeouts, dropped connections
-and damaged replies (`aws_json.CorruptResponse`), and the codes botocore retries
-(`TRANSIENT_CODES`) are transient; anything else (validation errors, missing tables, access
-denied) is a real problem and must surface at once. Backoff is exponential with full
-jitter so many workers that were throttled together do not come back together.
+Throttling (DynamoDB's and Alternator's), server errors, the other codes botocore
+retries (`TRANSIENT_CODES`), timeouts, dropped connections and damaged replies
+(`aws_json.CorruptResponse`) are transient; anything else (validation errors, missing
+tables, access denied) is a real problem and must surface at once. Backoff is
+exponential with full jitter so many workers that were throttled together do not come
+back together.
 """
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ the source's credentials, TLS, proxies, CRC over the bytes received, botocore's 
 parser, `CorruptResponse` for a damaged reply). Control-plane calls (DescribeStream,
 ListStreams) stay on the SDK.
 
-`get_records` is the one function that reads a page: a faster decoder can replace its
-decoder without touching its callers.
+`get_records` is the one function that reads a page: a faster decoder can replace `_page`
+without touching its callers.
 """
 from __future__ import annotations
 
