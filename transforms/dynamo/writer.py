@@ -161,12 +161,11 @@ class TargetWriter:
         async def attempt() -> None:
             nonlocal remaining
             async with self._in_flight:
-                response = await plane.call("BatchWriteItem", batch_write_body(table, remaining))
-            if b"UnprocessedItems" in response:
-                left = (orjson.loads(response).get("UnprocessedItems") or {}).get(table)
-                if left:
-                    remaining = [orjson.dumps(request) for request in left]
-                    raise UnprocessedItemsLeft(len(left))
+                left = await plane.call("BatchWriteItem", batch_write_body(table, remaining),
+                                        lambda reply: (orjson.loads(reply).get("UnprocessedItems") or {}).get(table))
+            if left:
+                remaining = [orjson.dumps(request) for request in left]
+                raise UnprocessedItemsLeft(len(left))
 
         def count_retry(_exc: BaseException) -> None:
             outcome.retries += 1
