@@ -196,8 +196,10 @@ def _credentials(section: _Section) -> Credentials | None:
     if (external_id or {"session_name", "duration_seconds"} & set(section.raw)) and not role_arn:
         raise ConfigError(f"{section.where}: external_id, session_name and duration_seconds go with role_arn")
     if not (profile or key_id or role_arn):
+        without = ("to use the AWS default chain" if section.where.startswith("source") else
+                   "for unsigned requests (the AWS default chain at an AWS DynamoDB endpoint)")
         raise ConfigError(f"{section.where}: set access_key_id and secret_access_key, or profile, or role_arn, "
-                          f"or remove credentials to use the AWS default chain")
+                          f"or remove credentials {without}")
     return Credentials(key_id, secret, session_token, profile, role_arn, external_id, session_name, duration)
 
 

@@ -53,11 +53,14 @@ def alternator(_fake_aws_env_if_absent):
 
 @pytest.fixture
 def alternator_clean(alternator):
-    """The session's Alternator with no faults and zeroed stats, restored so after the test."""
+    """The session's Alternator with no faults, its own request size limit and zeroed stats,
+    restored so after the test."""
     alternator.front.set_faults()
+    alternator.front.limit_request_bytes()
     alternator.front.reset_stats()
     yield alternator
     alternator.front.set_faults()
+    alternator.front.limit_request_bytes()
     alternator.front.reset_stats()
 
 

@@ -89,9 +89,9 @@ class _ScanSegmentFn(LoopDoFn):
             nonlocal retries
             retries += 1
 
-        response = await call_with_retry(lambda: self._cluster.call("Scan", body),
-                                         max_attempts=self._settings.max_attempts, on_retry=count_retry)
-        batch, rest = decode_scan(response)
+        # Decoded inside the retries: a page that does not decode is retried like a dropped reply.
+        batch, rest = await call_with_retry(lambda: self._cluster.call("Scan", body, decode_scan),
+                                            max_attempts=self._settings.max_attempts, on_retry=count_retry)
         if self._bucket is not None:
             await self._bucket.spend((rest.get("ConsumedCapacity") or {}).get("CapacityUnits", 0.0))
         return batch, rest, retries

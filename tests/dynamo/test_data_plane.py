@@ -1,5 +1,6 @@
 """The data plane against a real server (the Alternator front over moto): the same answers
-as the SDK's client gets, errors included, signed as the SDK signs, corrupt replies caught."""
+as the SDK's client gets, errors included, signed as the SDK signs (and unsigned where no
+credentials were configured for the target), corrupt replies caught."""
 from __future__ import annotations
 
 import asyncio
@@ -10,7 +11,8 @@ from botocore.exceptions import ClientError
 
 from tests.support import seed
 from tests.support.cli_runs import unique
-from transforms.dynamo.data_plane import CorruptResponse, open_cluster
+from transforms.dynamo.aws_json import CorruptResponse
+from transforms.dynamo.data_plane import open_cluster
 from transforms.dynamo.endpoints import Credentials, SourceSpec, TargetSpec, node_client
 from transforms.dynamo.retry import error_code, is_retryable
 
@@ -28,7 +30,7 @@ async def _both(spec: TargetSpec, operation: str, params: dict):
     """(what the data plane answers, what aiobotocore answers) for the same request."""
     async def ours():
         async with open_cluster(spec) as cluster:
-            return orjson.loads(await cluster.call(operation, orjson.dumps(params)))
+            return await cluster.call(operation, orjson.dumps(params))
 
     async def sdk():
         async with node_client(spec, spec.endpoint) as client:
@@ -82,7 +84,7 @@ def test_answers_and_errors_are_the_sdks(alternator_clean):
 
 async def _scan(spec: TargetSpec, table: str) -> dict:
     async with open_cluster(spec) as cluster:
-        return orjson.loads(await cluster.call("Scan", orjson.dumps({"TableName": table})))
+        return await cluster.call("Scan", orjson.dumps({"TableName": table}))
 
 
 def test_requests_are_signed_with_the_spec_credentials(alternator_clean):
@@ -169,7 +171,7 @@ def test_a_source_without_an_endpoint_is_read_where_the_sdk_would_send(dynamodb_
 
     async def scan():
         async with open_cluster(spec) as cluster:
-            return cluster.nodes(), orjson.loads(await cluster.call("Scan", orjson.dumps({"TableName": table})))
+            return cluster.nodes(), await cluster.call("Scan", orjson.dumps({"TableName": table}))
 
     async def nodes():
         async with open_cluster(spec) as cluster:
@@ -179,3 +181,62 @@ def test_a_source_without_an_endpoint_is_read_where_the_sdk_would_send(dynamodb_
     assert found == [dynamodb_local.endpoint] and answer["Count"] == 0
     monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB")
     assert asyncio.run(nodes()) == ["https://dynamodb.eu-west-1.amazonaws.com"]
+
+
+CHAIN_KEYS = {"chain-key": "chain-secret"}  # the AWS default chain's keys in these tests
+
+
+def _chain_is(monkeypatch, users: dict[str, str]) -> None:
+    """The AWS default chain finds the only key of `users` in the environment."""
+    ((key, secret),) = users.items()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+async def _describe(spec: TargetSpec, table: str) -> dict:
+    async with node_client(spec, spec.endpoint) as client:
+        return (await client.describe_table(TableName=table))["Table"]
+
+
+def test_a_target_without_credentials_never_gets_the_users_aws_keys(alternator_clean, monkeypatch):
+    """The front enforces signatures with the default chain's own keys as its one user, so a
+    request signed with them would pass: without target.credentials neither the data plane
+    nor the SDK client signs, and both are refused as unsigned. The same keys given as
+    target.credentials are accepted."""
+    table = unique("unsigned")
+    seed.create_table(alternator_clean.url, table, **KEY)
+    _chain_is(monkeypatch, CHAIN_KEYS)
+    alternator_clean.front.require_signatures(CHAIN_KEYS)
+    try:
+        with pytest.raises(ClientError) as data_plane:
+            asyncio.run(_scan(TargetSpec(endpoint=alternator_clean.url), table))
+        with pytest.raises(ClientError) as control_plane:
+            asyncio.run(_describe(TargetSpec(endpoint=alternator_clean.url), table))
+        configured = asyncio.run(_scan(_spec(alternator_clean, Credentials("chain-key", CHAIN_KEYS["chain-key"])), table))
+    finally:
+        alternator_clean.front.require_signatures(None)
+    assert error_code(data_plane.value) == error_code(control_plane.value) == "MissingAuthenticationTokenException"
+    assert configured["Count"] == 0
+
+
+def test_aws_dynamodb_without_credentials_is_signed_with_the_default_chain(alternator_clean, monkeypatch):
+    """AWS is out of reach here: the front stands in for it as the HTTP proxy that requests for
+    http://dynamodb.us-east-1.amazonaws.com go through (DynamoDB serves HTTP and HTTPS:
+    https://docs.aws.amazon.com/general/latest/gr/ddb.html; HTTP_PROXY is honoured by the
+    SDK and the data plane alike), accepting only the default chain's keys, as DynamoDB
+    accepts only signed requests."""
+    table = unique("aws")
+    seed.create_table(alternator_clean.url, table, **KEY)
+    _chain_is(monkeypatch, CHAIN_KEYS)
+    monkeypatch.setenv("HTTP_PROXY", alternator_clean.url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    spec = TargetSpec(endpoint="http://dynamodb.us-east-1.amazonaws.com")
+    alternator_clean.front.require_signatures(CHAIN_KEYS)
+    try:
+        answer = asyncio.run(_scan(spec, table))
+        described = asyncio.run(_describe(spec, table))
+    finally:
+        alternator_clean.front.require_signatures(None)
+    assert answer["Count"] == 0 and described["TableName"] == table

@@ -6,6 +6,7 @@ import asyncio
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from transforms.dynamo.aws_json import CorruptResponse
 from transforms.dynamo.retry import UnprocessedItemsLeft, call_with_retry, is_retryable
 
 
@@ -20,6 +21,10 @@ def _client_error(code: str, status: int) -> ClientError:
     (_client_error("RequestLimitExceeded", 400), True),
     (_client_error("InternalServerError", 500), True),
     (_client_error("SomethingNew", 503), True),
+    (_client_error("RequestTimeout", 400), True),  # botocore's transient codes, whatever the status
+    (_client_error("ReplicatedWriteConflictException", 409), True),
+    (_client_error("TransactionInProgressException", 400), True),
+    (CorruptResponse("Scan: the reply does not match its x-amz-crc32"), True),
     (UnprocessedItemsLeft(3), True),
     (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), True),
     (asyncio.TimeoutError(), True),

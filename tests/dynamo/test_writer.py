@@ -1,9 +1,14 @@
-"""The writer's pure parts."""
+"""The writer's pure parts, and the replies it retries."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
 
-from transforms.dynamo.writer import collapse_by_key, delete, last_per_key, nodes_for, put
+from aiohttp import web
+
+from transforms.dynamo.endpoints import Credentials, TargetSpec
+from transforms.dynamo.writer import WriterSettings, collapse_by_key, delete, last_per_key, nodes_for, open_writer, put
 from transforms.items.arrow_codec import batch_to_items, items_to_batch
 
 
@@ -36,3 +41,38 @@ def test_last_per_key_of_a_batch_keeps_what_collapse_keeps():
     assert sorted(map(repr, kept)) == sorted(map(repr, collapsed)) and len(kept) == 4
     unique = items_to_batch(items[:2])
     assert last_per_key(unique, ("pk",)) is unique
+
+
+def test_a_write_conflict_and_a_reply_that_is_not_json_are_retried():
+    """A mock server, because no real peer can be had: a write that meets a write from another
+    Region of a multi-Region strongly consistent table is refused with 409
+    ReplicatedWriteConflictException (AWS only; retried by botocore, botocore/data/_retry.json),
+    and a 200 page that is not JSON comes from something in between, not a service. Each
+    is retried like a dropped reply and the batch then goes through."""
+    replies = [web.Response(status=409, content_type="application/x-amz-json-1.0", text=json.dumps(
+                   {"__type": "com.amazonaws.dynamodb.v20120810#ReplicatedWriteConflictException",
+                    "message": "Another Region is writing one of these items"})),
+               web.Response(status=200, content_type="text/html", text="<html><body>Proxy login</body></html>"),
+               web.Response(status=200, content_type="application/x-amz-json-1.0", text='{"UnprocessedItems":{}}')]
+    bodies = []
+
+    async def answer(request: web.Request) -> web.Response:
+        bodies.append(await request.read())
+        return replies[len(bodies) - 1]
+
+    async def write():
+        app = web.Application()
+        app.router.add_post("/", answer)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        try:
+            spec = TargetSpec(endpoint=f"http://127.0.0.1:{runner.addresses[0][1]}", credentials=Credentials("k", "s"))
+            async with open_writer(spec, WriterSettings(batch_size=25, max_attempts=5)) as writer:
+                return await writer.write("T", [put({"pk": {"S": "a"}})], "pk")
+        finally:
+            await runner.cleanup()
+
+    outcome = asyncio.run(write())
+    assert outcome.failures == [] and outcome.retries == 2
+    assert len(bodies) == 3 and len(set(bodies)) == 1  # the same batch each time

@@ -486,6 +486,15 @@ def test_role_mistakes_are_named(credentials, fragment):
     assert fragment in error_of(raw)
 
 
+def test_credentials_that_name_nothing_say_what_leaving_them_out_means():
+    raw = endpoint_config()
+    raw["source"]["credentials"] = {"session_token": "x"}
+    raw["target"]["credentials"] = {"session_token": "x"}
+    assert "remove credentials to use the AWS default chain" in error_of(raw)
+    raw["source"] = endpoint_config()["source"]
+    assert "remove credentials for unsigned requests" in error_of(raw)
+
+
 def test_the_target_takes_no_role():
     raw = alternator_config()
     raw["target"]["credentials"] = {"role_arn": "arn:aws:iam::123456789012:role/m"}

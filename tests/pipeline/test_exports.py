@@ -7,6 +7,7 @@ import base64
 import gzip
 import hashlib
 import json
+import os
 from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
@@ -93,6 +94,8 @@ def test_full_and_incremental_exports_give_the_exported_state_not_the_live_one(d
     t2 = datetime.now(timezone.utc)
     incremental = [write_incremental_export(s3, name, "exports", first, start=t0 - timedelta(seconds=1), end=t1),
                    write_incremental_export(s3, name, "exports", second, start=t1, end=t2, view="NEW_IMAGE")]
+    shared = s3.list_objects_v2(Bucket=name, Prefix="exports/AWSDynamoDB/data/")["Contents"]
+    assert len(shared) == 4  # both incremental exports' files, side by side in AWS's shared data folder
     expected = _by_key(seed.scan_all(source, table))
     assert len(expected) == 600 - 20 + 10 + 1 - 5 - 1
     # Changes no export holds: the target must not get them.
@@ -198,6 +201,32 @@ def test_a_data_file_that_does_not_match_its_manifest_stops_the_run_and_is_not_r
             in error_lines(result.output)[0])
     done = {r.segment for r in bulk_checkpoints.list_ranges(bucket.checkpoint_dir, table) if r.end == "end"}
     assert 1 not in done  # its pages before the last may be written; the file is not recorded as read
+
+
+def test_a_page_too_large_for_the_target_is_split_not_dead_lettered(dynamodb_local, alternator_clean, tmp_path,
+                                                                    bucket):
+    """A page of export lines makes requests over what the target takes (here a limit lowered
+    to 1 MiB, as a proxy in front of Alternator might have; Alternator's own is 16 MiB, and the
+    writer keeps under it: tests/dynamo/test_request_size.py): the 413s split the batches,
+    nothing goes to the dead-letter folder."""
+    source, s3 = dynamodb_local.endpoint, s3_client(alternator_clean.moto.endpoint)
+    table = unique("large")
+    seed.create_table(source, table, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                      AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                      BillingMode="PAY_PER_REQUEST")  # described only: the items come from the export
+    items = [{"pk": {"S": f"k{i:03}"}, "blob": {"B": os.urandom(100_000)}} for i in range(40)]
+    full = write_full_export(s3, bucket.root.split("/")[2], "exports", items, files=1)
+    config = write_config(tmp_path, source, alternator_target(alternator_clean), [{"source": table, "export": full}],
+                          **bucket.config_sections())
+    alternator_clean.front.limit_request_bytes(1 << 20)
+
+    result = run_cli("migrate", "--config", str(config), "--no-progress")
+
+    assert result.exit_code == 0, result.output
+    assert alternator_clean.front.stats()["requests_too_large"] > 0
+    assert sorted(map(seed.canonical, seed.scan_all(alternator_clean.url, table))) == \
+        sorted(map(seed.canonical, items))
+    assert not list((tmp_path / "dead-letter").rglob("*.jsonl"))
 
 
 def test_a_killed_copy_resumes_by_data_file_and_line(dynamodb_local, alternator_clean, tmp_path, bucket):

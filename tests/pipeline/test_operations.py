@@ -66,17 +66,26 @@ def _writes(endpoint: str, table: str, start: int, count: int) -> None:
         client.delete_item(TableName=table, Key={"pk": {"S": f"k{i:04d}"}})
 
 
-def test_rollback_replicates_from_alternator_back_to_dynamodb(dynamodb_local, alternator_clean, tmp_path):
+def test_rollback_replicates_from_alternator_back_to_dynamodb(dynamodb_local, alternator_clean, tmp_path,
+                                                              monkeypatch):
     """Alternator serves the DynamoDB Streams API; the Alternator front forwards it to moto,
     which implements it, so the front stands in for Alternator as the stream source here.
-    DynamoDB Local is the old database, now the target (25-item batches)."""
+    DynamoDB Local is the old database, now the target (25-item batches), written as the
+    runbook says: `target.endpoint` is DynamoDB's own URL and no target.credentials, so the
+    AWS default chain signs. DynamoDB Local is the HTTP proxy that URL goes through (it
+    answers a request in absolute form as HTTP/1.1 servers must; DynamoDB serves HTTP too:
+    https://docs.aws.amazon.com/general/latest/gr/ddb.html), and like DynamoDB it refuses
+    unsigned requests."""
     alternator, dynamodb = alternator_clean.url, dynamodb_local.endpoint
+    monkeypatch.setenv("HTTP_PROXY", dynamodb)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     table = unique("rollback")
     seed.create_table(alternator, table, **STREAMED,
                       StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
     seed.create_table(dynamodb, table, **STREAMED)
     _writes(alternator, table, 0, 80)  # after the cutover: the application writes to Alternator
-    config = write_config(tmp_path, alternator, {"endpoint": dynamodb}, [{"source": table, "create": "never"}],
+    config = write_config(tmp_path, alternator, {"endpoint": "http://dynamodb.us-east-1.amazonaws.com"},
+                          [{"source": table, "create": "never"}],
                           source={"endpoint": alternator, "region": "us-east-1",
                                   "credentials": {"access_key_id": "test", "secret_access_key": "test"}})
 

@@ -229,17 +229,40 @@ def test_the_source_is_verified_with_its_own_ca_file(dynamodb_local, https_sourc
     assert len(seed.scan_all(alternator_clean.url, table)) == 30
 
 
-def test_replication_reads_the_stream_over_https_with_the_source_ca_file(dynamodb_local, https_source,
-                                                                         alternator_clean, pki, tmp_path):
-    """GetRecords and GetShardIterator go through the follower's own signed client: same TLS checks."""
+def _trust_the_ca(how: str, ca, tmp_path, monkeypatch) -> dict:
+    """Source settings (and an environment) that make the run trust `ca` in one of the ways the
+    AWS SDK takes a CA: `source.ca_file`, AWS_CA_BUNDLE, or the profile's `ca_bundle`
+    (https://docs.aws.amazon.com/sdkref/latest/guide/feature-gen-config.html)."""
+    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+    source = {"region": "us-east-1",
+              "credentials": {"access_key_id": "test", "secret_access_key": "test"}}
+    if how == "ca_file":
+        source["ca_file"] = str(ca)
+    elif how == "AWS_CA_BUNDLE":
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(ca))
+    else:
+        (tmp_path / "config").write_text(f"[profile migrator]\nca_bundle = {ca}\n")
+        (tmp_path / "credentials").write_text("[migrator]\naws_access_key_id = test\naws_secret_access_key = test\n")
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+        source["credentials"] = {"profile": "migrator"}
+    return source
+
+
+@pytest.mark.parametrize("how", ["ca_file", "AWS_CA_BUNDLE", "profile ca_bundle"])
+def test_replication_reads_the_stream_over_https_trusting_the_ca_as_the_sdk_does(dynamodb_local, https_source,
+                                                                                alternator_clean, pki, tmp_path,
+                                                                                monkeypatch, how):
+    """DescribeTable and DescribeStream (the SDK), Scan (the data plane) and GetRecords (the
+    Streams data plane) all trust the CA given in any of the SDK's ways: one TLS context."""
     table = unique("secured_stream")
     seed.create_table(dynamodb_local.endpoint, table, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
                       AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
                       BillingMode="PAY_PER_REQUEST",
                       StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    seed.client_for(dynamodb_local.endpoint).put_item(TableName=table, Item={"id": {"S": "copied"}})
     target = {"alternator": {"seeds": ["127.0.0.1"], "port": alternator_clean.port}}
-    source = {"endpoint": https_source.url, "region": "us-east-1", "ca_file": str(pki["ca"]),
-              "credentials": {"access_key_id": "test", "secret_access_key": "test"}}
+    source = {"endpoint": https_source.url, **_trust_the_ca(how, pki["ca"], tmp_path, monkeypatch)}
     config = write_config(tmp_path, https_source.url, target, [table], source=source)
     assert run_cli("migrate", "--config", str(config), "--streams", "--until-caught-up",
                    "--no-progress").exit_code == 0
@@ -248,4 +271,5 @@ def test_replication_reads_the_stream_over_https_with_the_source_ca_file(dynamod
     result = run_cli("replicate", "--config", str(config), "--until-caught-up")
 
     assert result.exit_code == 0, result.output
-    assert seed.scan_all(alternator_clean.url, table) == [{"id": {"S": "a"}, "v": {"N": "1"}}]
+    assert sorted(seed.canonical(item) for item in seed.scan_all(alternator_clean.url, table)) == sorted(
+        seed.canonical(item) for item in [{"id": {"S": "copied"}}, {"id": {"S": "a"}, "v": {"N": "1"}}])

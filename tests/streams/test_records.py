@@ -1,14 +1,17 @@
-"""The Streams data plane (signed JSON calls) against the test Streams server, over HTTP."""
+"""The Streams data plane (signed JSON calls, `dynamo.aws_json`) against the test Streams
+server, over HTTP: pages as the SDK gives them, errors as botocore parses them, large
+(compressible) pages whole, and damaged replies retried like dropped ones."""
 from __future__ import annotations
 
 import asyncio
 
-import aiohttp
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support.fake_streams import FakeStream, FakeStreamsServer
+from tests.support.fake_streams import GZIP_ABOVE_BYTES, FakeStream, FakeStreamsServer
+from transforms.dynamo.aws_json import CorruptResponse
 from transforms.dynamo.endpoints import Credentials, SourceSpec, streams_client
+from transforms.dynamo.retry import is_retryable
 from transforms.items.ddb_json import encode_item
 from transforms.streams.records import open_streams_data
 
@@ -67,14 +70,60 @@ def test_errors_are_client_errors_with_the_service_code(server):
             await data.get_records(iterator, 10)
         with pytest.raises(ClientError) as missing:
             await data.shard_iterator(stream.stream_arn, "shardId-00000000000000000009-zzzzzzzz", None)
-        server.corrupt_checksums(1)
-        with pytest.raises(aiohttp.ClientPayloadError):  # retried like a dropped reply
-            await data.get_records(iterator, 10)
         return expired.value, missing.value, await data.get_records(iterator, 10)
 
     expired, missing, page = _read(server, stream, body)
     assert expired.response["Error"]["Code"] == "ExpiredIteratorException"
+    assert expired.response["Error"]["Message"] == "Iterator expired"
     assert expired.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert missing.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert not is_retryable(expired) and not is_retryable(missing)
     assert page["Records"] == [] and page["NextShardIterator"]
-    assert stream.calls["GetRecords"] == 3 and stream.calls["GetShardIterator"] == 2
+    assert stream.calls["GetRecords"] == 2 and stream.calls["GetShardIterator"] == 2
+
+
+def test_damaged_replies_are_corrupt_responses_retried_like_dropped_ones(server):
+    """A CRC that does not match, a CRC that is not a number, and a 200 page that is not the
+    service's JSON (a proxy's page) each raise `CorruptResponse`, which the retry policy
+    retries; the next read gets the page."""
+    stream = server.add_stream(FakeStream())
+    stream.add_shard(SHARD)
+
+    async def body(data):
+        iterator = await data.shard_iterator(stream.stream_arn, SHARD, None)
+        damaged = []
+        for damage in (lambda: server.corrupt_checksums(1), lambda: server.corrupt_checksums(1, "not-a-number"),
+                       lambda: server.replace_replies(b"<html><body>Proxy login</body></html>")):
+            damage()
+            with pytest.raises(CorruptResponse) as caught:
+                await data.get_records(iterator, 10)
+            damaged.append(caught.value)
+        server.replace_replies(b'{"not": "an iterator"}')
+        with pytest.raises(CorruptResponse) as shapeless:
+            await data.shard_iterator(stream.stream_arn, SHARD, None)
+        return damaged + [shapeless.value], await data.get_records(iterator, 10)
+
+    damaged, page = _read(server, stream, body)
+    assert ["x-amz-crc32" in str(exc) for exc in damaged] == [True, True, False, False]
+    assert "not a number" in str(damaged[1]) and "does not decode" in str(damaged[2])
+    assert all(is_retryable(exc) for exc in damaged)
+    assert page["Records"] == [] and page["NextShardIterator"]
+
+
+def test_a_large_page_arrives_whole_with_its_crc_checked(server):
+    """DynamoDB Streams gzips a reply over 4 KB for a client that accepts gzip, with its CRC
+    over the compressed bytes (see `fake_streams._json_response`): a client that let aiohttp
+    ask for gzip and decompress saw every such page as a CRC mismatch. The data plane asks
+    for identity and checks the CRC over the bytes it reads."""
+    stream = server.add_stream(FakeStream())
+    stream.add_shard(SHARD)
+    for i in range(60):
+        stream.put_record(SHARD, "INSERT", {"pk": {"S": f"k{i}"}}, new_image={"pk": {"S": f"k{i}"}, "v": {"S": "x" * 100}})
+
+    async def body(data):
+        return await data.get_records(await data.shard_iterator(stream.stream_arn, SHARD, None), 1000)
+
+    page = _read(server, stream, body)
+    assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in page["Records"]] == [f"k{i}" for i in range(60)]
+    assert len(str(page)) > GZIP_ABOVE_BYTES  # a page the server would have gzipped for gzip's asking
+    assert server.gzipped_replies == 0

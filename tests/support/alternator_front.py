@@ -4,7 +4,15 @@ The pipeline talks to Alternator, which differs from DynamoDB in ways the tests 
 every node listens on its own address and lists its peers at `GET /localnodes`, a
 BatchWriteItem is all-or-error (at most 100 items, no duplicate keys, never
 UnprocessedItems), overload shows up as `RequestLimitExceeded`, and number keys are kept
-exactly as written (`exact_number_keys`). This aiohttp server
+exactly as written (`exact_number_keys`). A request body over 16 MiB is refused with HTTP
+413 `PayloadTooLarge` before it is read (`request_content_length_limit = 16*MB` in
+scylladb's alternator/server.hh; alternator/server.cc `handle_api_request` and
+`read_entire_stream`, the error body as its `generate_error_reply` writes it); tests may
+lower that limit (`limit_request_bytes`) to cross it with a few items. A BatchGetItem is
+answered whole, whatever its size: Alternator has no response cap and leaves keys in
+`UnprocessedKeys` only when their reads fail (alternator/executor_read.cc,
+`executor::batch_get_item`), where moto behind caps an answer at 16 MiB as DynamoDB does,
+so the front asks moto again for what it left. This aiohttp server
 reproduces those differences on several loopback addresses sharing one port and forwards
 everything else to moto, which stores the data. It can also inject throttling, server
 errors, slowness and dropped connections, and counts what it saw, so tests can check
@@ -40,6 +48,8 @@ from tests.support.threaded_server import ThreadedServer
 
 DEFAULT_ADDRESSES = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 MAX_BATCH_WRITE_ITEMS = 100  # Alternator's limit, summed over all tables of one request
+MAX_REQUEST_BYTES = 16 * 1024 * 1024  # Alternator's request_content_length_limit (seastar's MB is 2**20)
+_READ_CHUNK = 1 << 20
 _ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
 _JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
 _RESPONSE_HEADERS = ("Content-Type", "x-amzn-RequestId", "x-amz-crc32")
@@ -97,6 +107,7 @@ class AlternatorFront(ThreadedServer):
         self._ssl_context = ssl_context  # serve HTTPS with it
         self._users: dict[str, str] | None = None  # access key id -> secret; None: unsigned requests welcome
         self._faults = Faults()
+        self._max_request_bytes = MAX_REQUEST_BYTES
         self._rng = random.Random()
         self._key_names: dict[str, tuple[str, ...]] = {}  # table -> key attribute names
         self._number_keys = ExactNumberKeys()
@@ -104,6 +115,7 @@ class AlternatorFront(ThreadedServer):
         self._by_address: Counter[str] = Counter()
         self._by_operation: Counter[str] = Counter()
         self._faults_injected: Counter[str] = Counter()
+        self._too_large = 0  # requests refused with 413
         self._write_addresses: dict[str, set[str]] = {}  # "table key" -> the addresses that wrote it
         self._backend: ClientSession | None = None  # keep-alive connections to moto
 
@@ -125,6 +137,10 @@ class AlternatorFront(ThreadedServer):
         self._faults, self._rng = faults, random.Random(seed)
         return faults
 
+    def limit_request_bytes(self, limit: int = MAX_REQUEST_BYTES) -> None:
+        """Refuse request bodies over `limit` bytes (413), as Alternator does over 16 MiB."""
+        self._max_request_bytes = limit
+
     def require_signatures(self, users: dict[str, str] | None) -> None:
         """Enforce authorization as Alternator does (`alternator_enforce_authorization`): every
         DynamoDB API request must be SigV4-signed with one of `users` (key id -> secret);
@@ -138,6 +154,7 @@ class AlternatorFront(ThreadedServer):
                 "requests_by_address": dict(self._by_address),
                 "requests_by_operation": dict(self._by_operation),
                 "faults_injected": dict(self._faults_injected),
+                "requests_too_large": self._too_large,
                 "write_addresses_by_key": {k: sorted(v) for k, v in self._write_addresses.items()},
             }
 
@@ -146,6 +163,7 @@ class AlternatorFront(ThreadedServer):
             self._by_address.clear()
             self._by_operation.clear()
             self._faults_injected.clear()
+            self._too_large = 0
             self._write_addresses.clear()
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -204,7 +222,12 @@ class AlternatorFront(ThreadedServer):
         with self._stats_lock:
             self._by_address[request.transport.get_extra_info("sockname")[0]] += 1
             self._by_operation[op] += 1
-        body = await request.read()
+        body = await self._body_within_limit(request)
+        if body is None:
+            with self._stats_lock:
+                self._too_large += 1
+            return dynamodb_error(413, "PayloadTooLarge",
+                                  f"Request content length limit of {self._max_request_bytes} bytes exceeded")
         if self._users is not None:
             refused = check_signature(request, body, self._users)
             if refused is not None:
@@ -214,6 +237,8 @@ class AlternatorFront(ThreadedServer):
             return faulty
         if op == "BatchWriteItem":
             response = await self._batch_write_item(request, body)
+        elif op == "BatchGetItem":
+            response = await self._batch_get_item(request, body)
         else:
             if op in ("CreateTable", "DeleteTable"):
                 self._key_names.pop(_json(body).get("TableName"), None)
@@ -222,6 +247,20 @@ class AlternatorFront(ThreadedServer):
             self._count_fault("corrupt")
             response.headers["x-amz-crc32"] = str((zlib.crc32(response.body or b"") + 1) % 2**32)
         return response
+
+    async def _body_within_limit(self, request: web.Request) -> bytes | None:
+        """The request body, or None when it is over the limit: refused on its Content-Length
+        before reading, else once more than the limit was read (Alternator's two checks)."""
+        limit = self._max_request_bytes
+        if (request.content_length or 0) > limit:
+            return None
+        chunks, size = [], 0
+        async for chunk in request.content.iter_chunked(_READ_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def _inject_fault(self, request: web.Request, op: str) -> web.StreamResponse | None:
         faults, rng = self._faults, self._rng
@@ -281,6 +320,27 @@ class AlternatorFront(ThreadedServer):
         if response.status == 200 and _json(response.body).get("UnprocessedItems"):
             return dynamodb_error(500, "InternalServerError", "Backend left items unprocessed")
         return response
+
+    async def _batch_get_item(self, request: web.Request, body: bytes) -> web.Response:
+        """Every key answered in one response, as Alternator does: the keys moto left
+        unprocessed (past its 16 MiB cap) are asked again and their items added."""
+        response = await self._forward(request, body)
+        answer = _json(response.body)
+        left = answer.get("UnprocessedKeys")
+        if response.status != 200 or not left:
+            return response
+        while left:
+            again = await self._forward(request, json.dumps({"RequestItems": left}).encode())
+            if again.status != 200:
+                return again
+            more = _json(again.body)
+            for table, items in (more.get("Responses") or {}).items():
+                answer.setdefault("Responses", {}).setdefault(table, []).extend(items)
+            left = more.get("UnprocessedKeys")
+        answer["UnprocessedKeys"] = {}
+        payload = json.dumps(answer).encode()
+        headers = {name: response.headers[name] for name in _RESPONSE_HEADERS if name in response.headers}
+        return web.Response(status=200, body=payload, headers={**headers, "x-amz-crc32": str(zlib.crc32(payload))})
 
     async def _write_half(self, request: web.Request, tables: dict) -> web.Response:
         """Forward the first half of each table's writes; hand back the rest as UnprocessedItems."""

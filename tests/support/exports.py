@@ -1,10 +1,15 @@
 """DynamoDB exports written by the tests into a bucket of moto's S3, in AWS's layout.
 
-What DynamoDB's "Export to S3" writes (docs: "DynamoDB table export output format"):
-`<prefix>/AWSDynamoDB/<ExportId>/` holding `_started`, `manifest-summary.json`,
-`manifest-files.json` (one JSON line per data file: itemCount, md5Checksum as the base64
-MD5 of the gzipped bytes, etag, dataFileS3Key) and `data/<name>.json.gz`, one JSON object
-a line. The items come from a real table (DynamoDB Local) through boto3, in its form.
+What DynamoDB's "Export to S3" writes (docs: "DynamoDB table export output format",
+https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/S3DataExport.Output.html):
+`<prefix>/AWSDynamoDB/<ExportId>/` holding `_started`, `manifest-summary.json` (s3Bucket,
+s3Prefix, manifestFilesS3Key...) and `manifest-files.json` (one JSON line per data file:
+itemCount, md5Checksum as the base64 MD5 of the gzipped bytes, etag, and dataFileS3Key, the
+file's object key). A full export's data files are `<ExportId>/data/<name>.json.gz`; an
+incremental export's go to the folder every incremental export of the prefix shares,
+`<prefix>/AWSDynamoDB/data/` (the page's "Incremental export output": the summary tells which
+files of the shared data folder belong to the export). One JSON object a line. The items come
+from a real table (DynamoDB Local) through boto3, in its form.
 """
 from __future__ import annotations
 
@@ -48,12 +53,13 @@ def iso(moment: datetime) -> str:
 def _write_export(s3, bucket: str, prefix: str, lines: list[bytes], files: int, summary: dict) -> str:
     export_id = f"{int(datetime.now().timestamp() * 1000):014d}-{uuid.uuid4().hex[:8]}"
     folder = f"{prefix}/AWSDynamoDB/{export_id}"
+    data = f"{folder}/data" if summary["exportType"] == "FULL_EXPORT" else f"{prefix}/AWSDynamoDB/data"
     s3.put_object(Bucket=bucket, Key=f"{folder}/_started", Body=b"")
     manifest = []
     for n in range(files):
         chunk = lines[n::files]
         body = gzip.compress(b"".join(line + b"\n" for line in chunk))
-        key = f"{folder}/data/{uuid.uuid4().hex[:26]}.json.gz"
+        key = f"{data}/{uuid.uuid4().hex[:26]}.json.gz"
         s3.put_object(Bucket=bucket, Key=key, Body=body)
         manifest.append({"itemCount": len(chunk), "md5Checksum": base64.b64encode(hashlib.md5(body).digest()).decode(),
                          "etag": hashlib.md5(body).hexdigest() + "-1", "dataFileS3Key": key})

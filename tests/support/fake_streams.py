@@ -42,6 +42,7 @@ import binascii
 import bisect
 import collections
 import copy
+import gzip
 import json
 import threading
 import time
@@ -67,6 +68,7 @@ MAX_LIST_STREAMS_LIMIT = 100
 _ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
 _JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
 _ITERATOR_PREFIX = "fake-streams-iterator:"
+GZIP_ABOVE_BYTES = 4096  # DynamoDB compresses a reply larger than this for a client that accepts it
 
 
 def streams_error(status: int, error_type: str, message: str) -> web.Response:
@@ -74,12 +76,41 @@ def streams_error(status: int, error_type: str, message: str) -> web.Response:
     return _json_response({"__type": _ERROR_PREFIX + error_type, "message": message}, status)
 
 
-def _json_response(body: dict, status: int = 200, crc_offset: int = 0) -> web.Response:
+def _json_response(body: dict, status: int = 200, accept_encoding: str = "") -> web.Response:
+    """The reply as DynamoDB (Streams) sends it: gzipped when larger than 4 KB and the request
+    accepts gzip (the threshold and "no Accept-Encoding, no compression" are from ScyllaDB's
+    tests run against DynamoDB, scylladb/scylladb test/alternator/test_compressed_response.py),
+    with `x-amz-crc32` over the bytes as sent, compressed or not (aws-sdk-go-v2
+    service/dynamodb/internal/customizations/doc.go; aws-sdk-java-v2
+    services/dynamodb/src/main/resources/codegen-resources/dynamodbstreams/customization.config:
+    calculateCrc32FromCompressedData).
+    DynamoDB also does deflate, which nothing here asks for."""
     # Bytes and an explicit header, so aiohttp adds no "; charset=utf-8", as DynamoDB sends it.
     data = json.dumps(body).encode()
-    return web.Response(status=status, body=data,
-                        headers={"Content-Type": _JSON_CONTENT_TYPE, "x-amzn-RequestId": uuid.uuid4().hex,
-                                 "x-amz-crc32": str((zlib.crc32(data) + crc_offset) % 2**32)})
+    headers = {"Content-Type": _JSON_CONTENT_TYPE, "x-amzn-RequestId": uuid.uuid4().hex}
+    if len(data) > GZIP_ABOVE_BYTES and _accepts_gzip(accept_encoding):
+        data = gzip.compress(data)
+        headers["Content-Encoding"] = "gzip"
+    headers["x-amz-crc32"] = str(zlib.crc32(data))
+    return web.Response(status=status, body=data, headers=headers)
+
+
+def _accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an Accept-Encoding value admits gzip: named, or "*", with a q-value above 0 (RFC 9110, 12.5.3)."""
+    weights = {}
+    for coding in accept_encoding.split(","):
+        name, *params = (part.strip() for part in coding.split(";"))
+        weight = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if name:
+            weights[name.lower()] = weight
+    return weights.get("gzip", weights.get("*", 0.0)) > 0
 
 
 class StreamsApiError(Exception):
@@ -445,6 +476,10 @@ class FakeStreamsServer(ThreadedServer):
         self._streams: dict[str, FakeStream] = {}
         self._calls: Counter[str] = Counter()
         self._bad_checksums = 0
+        self._bad_checksum_text: str | None = None
+        self._replacements = 0
+        self._replacement = b""
+        self._gzipped = 0
 
     @property
     def url(self) -> str:
@@ -467,10 +502,25 @@ class FakeStreamsServer(ThreadedServer):
         with self._lock:
             return Counter(self._calls)
 
-    def corrupt_checksums(self, count: int = 1) -> None:
-        """The next `count` successful answers carry a wrong x-amz-crc32 (a reply damaged on the way)."""
+    def corrupt_checksums(self, count: int = 1, header: str | None = None) -> None:
+        """The next `count` successful answers carry a wrong x-amz-crc32 (a reply damaged on the
+        way), or `header` as its text."""
         with self._lock:
             self._bad_checksums += count
+            self._bad_checksum_text = header
+
+    def replace_replies(self, body: bytes, count: int = 1) -> None:
+        """The next `count` successful answers are `body` with status 200 and no x-amz-crc32 (a
+        page from something in between, like a captive proxy's)."""
+        with self._lock:
+            self._replacements += count
+            self._replacement = body
+
+    @property
+    def gzipped_replies(self) -> int:
+        """How many replies went out gzipped."""
+        with self._lock:
+            return self._gzipped
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -510,9 +560,23 @@ class FakeStreamsServer(ThreadedServer):
             result = handler(params)
         except StreamsApiError as exc:
             return streams_error(exc.status, exc.error_type, exc.message)
+        return self._reply(result, request.headers.get("Accept-Encoding", ""))
+
+    def _reply(self, result: dict, accept_encoding: str) -> web.Response:
+        """A successful answer, damaged on its way if the test asked for it."""
         with self._lock:
+            if self._replacements > 0:
+                self._replacements -= 1
+                return web.Response(status=200, body=self._replacement, content_type="text/html")
             corrupt, self._bad_checksums = self._bad_checksums > 0, max(0, self._bad_checksums - 1)
-        return _json_response(result, crc_offset=1 if corrupt else 0)
+            wrong_text = self._bad_checksum_text
+        response = _json_response(result, accept_encoding=accept_encoding)
+        with self._lock:
+            self._gzipped += "Content-Encoding" in response.headers
+        if corrupt:
+            right = int(response.headers["x-amz-crc32"])
+            response.headers["x-amz-crc32"] = wrong_text or str((right + 1) % 2**32)
+        return response
 
     def _stream(self, stream_arn, op: str) -> FakeStream:
         with self._lock:

@@ -5,6 +5,7 @@ pipeline's own retry logic.
 """
 from __future__ import annotations
 
+from http.client import HTTPConnection
 import json
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
 
-from tests.support.alternator_front import DEFAULT_ADDRESSES
+from tests.support.alternator_front import DEFAULT_ADDRESSES, MAX_REQUEST_BYTES
 from tests.support.servers import REPO_ROOT
 
 pytestmark = pytest.mark.integration
@@ -96,6 +97,63 @@ def test_batch_write_accepts_100_items_and_rejects_101(alternator_clean, table):
         client.batch_write_item(RequestItems={table: [put("q", i) for i in range(101)]})
     assert error.value.response["Error"]["Code"] == "ValidationException"
     assert count_items(client, table) == 100
+
+
+def post_raw(alternator, op: str, body, chunked: bool = False) -> tuple[int, object]:
+    """POST a body as it is (bytes; or chunks, sent with Transfer-Encoding: chunked)."""
+    connection = HTTPConnection("127.0.0.1", alternator.port, timeout=30)
+    try:
+        connection.request("POST", "/", body=body, encode_chunked=chunked,
+                           headers={"X-Amz-Target": f"DynamoDB_20120810.{op}",
+                                    "Content-Type": "application/x-amz-json-1.0"})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_a_body_over_the_limit_is_refused_with_413_as_alternator_does(alternator_clean, table):
+    too_large = {"__type": "com.amazonaws.dynamodb.v20120810#PayloadTooLarge",
+                 "message": f"Request content length limit of {MAX_REQUEST_BYTES} bytes exceeded"}
+    # Alternator's own limit, 16 MiB: refused on the Content-Length, before the body is read.
+    assert post_raw(alternator_clean, "BatchWriteItem", b" " * (MAX_REQUEST_BYTES + 1)) == (413, too_large)
+
+    body = json.dumps({"RequestItems": {table: [put("p", i) for i in range(3)]}}).encode()
+    alternator_clean.front.limit_request_bytes(len(body) - 1)  # lowered: one byte short of this request
+    message = f"Request content length limit of {len(body) - 1} bytes exceeded"
+    assert post_raw(alternator_clean, "BatchWriteItem", body) == (413, {**too_large, "message": message})
+    # Without a Content-Length, refused once more than the limit was read.
+    assert post_raw(alternator_clean, "BatchWriteItem", iter([body[:10], body[10:]]), chunked=True) == (
+        413, {**too_large, "message": message})
+    assert count_items(dynamodb(alternator_clean), table) == 0
+
+    alternator_clean.front.limit_request_bytes(len(body))  # exactly the limit: taken
+    assert post_raw(alternator_clean, "BatchWriteItem", iter([body[:10], body[10:]]), chunked=True)[0] == 200
+    assert count_items(dynamodb(alternator_clean), table) == 3
+    assert alternator_clean.front.stats()["requests_too_large"] == 3
+
+
+def test_batch_get_item_answers_every_key_whatever_the_size(alternator_clean):
+    """Moto, like DynamoDB, stops an answer at 16 MiB; Alternator (and so the front) does not."""
+    client = dynamodb(alternator_clean)
+    table = f"front-big-{uuid.uuid4().hex[:12]}"
+    client.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+    value = "x" * 350_000  # 50 of them: 17.5 MB
+    for first in range(0, 50, 10):
+        client.batch_write_item(RequestItems={table: [
+            {"PutRequest": {"Item": {"pk": {"S": f"k{i}"}, "v": {"S": value}}}} for i in range(first, first + 10)]})
+    keys = [{"pk": {"S": f"k{i}"}} for i in range(50)]
+    behind = boto3.client("dynamodb", endpoint_url=alternator_clean.moto.endpoint, region_name="us-east-1",
+                          aws_access_key_id="test", aws_secret_access_key="test")
+    assert behind.batch_get_item(RequestItems={table: {"Keys": keys}})["UnprocessedKeys"]  # moto's cap
+
+    answer = client.batch_get_item(RequestItems={table: {"Keys": keys}})
+
+    assert sorted(item["pk"]["S"] for item in answer["Responses"][table]) == sorted(k["pk"]["S"] for k in keys)
+    assert answer["UnprocessedKeys"] == {}
+    client.delete_table(TableName=table)
 
 
 def test_batch_write_rejects_duplicate_keys(alternator_clean, table):
@@ -183,11 +241,11 @@ def test_faults_and_stats_over_http(alternator_clean, table):
     assert status == 200
     assert stats == {"requests_by_address": {"127.0.0.3": 2},
                      "requests_by_operation": {"PutItem": 2},
-                     "faults_injected": {"throttle": 1},
+                     "faults_injected": {"throttle": 1}, "requests_too_large": 0,
                      "write_addresses_by_key": {}}  # only BatchWriteItem keys are tracked
     status, stats = http("POST", f"{url}/_stats/reset")
     assert stats == {"requests_by_address": {}, "requests_by_operation": {}, "faults_injected": {},
-                     "write_addresses_by_key": {}}
+                     "requests_too_large": 0, "write_addresses_by_key": {}}
 
 
 def test_stats_count_requests_per_address(alternator_clean):

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import itertools
 import json
 import time
 import urllib.error
 import urllib.request
+import zlib
 
 import boto3
 import pytest
@@ -14,7 +16,7 @@ from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.support.fake_streams import FakeStream, FakeStreamsServer
+from tests.support.fake_streams import GZIP_ABOVE_BYTES, FakeStream, FakeStreamsServer
 
 SHARD_A = "shardId-00000000000000000001-aaaaaaaa"
 SHARD_B = "shardId-00000000000000000002-bbbbbbbb"
@@ -436,3 +438,38 @@ def test_wire_protocol(server, new_stream):
     assert status == 200 and isinstance(body["StreamDescription"]["CreationRequestDateTime"], float)
     status, _, body = call("DeleteStream", {})
     assert status == 400 and body["__type"].endswith("#UnknownOperationException")
+
+
+@pytest.mark.parametrize("accept_encoding, large, gzipped", [
+    ("gzip, deflate", True, True),  # aiohttp's default
+    ("br, gzip;q=0.5", True, True),
+    ("*", True, True),
+    ("gzip", False, False),  # 4 KB or less: as it is
+    (None, True, False),  # no Accept-Encoding: as it is
+    ("identity", True, False),  # the SDKs' (aiobotocore) and the data plane's
+    ("gzip;q=0, *", True, False),
+])
+def test_large_replies_are_gzipped_when_asked_with_the_crc_over_the_bytes_sent(server, new_stream, accept_encoding,
+                                                                              large, gzipped):
+    """DynamoDB's reply compression, as `fake_streams._json_response` cites it."""
+    stream = new_stream()
+    stream.add_shard(SHARD_A)
+    for n in range(40 if large else 2):
+        stream.put_record(SHARD_A, "INSERT", key(n), new_image={**item(n), "pad": {"S": "x" * 100}})
+    iterator = boto3.client("dynamodbstreams", endpoint_url=server.url, **CLIENT_ARGS).get_shard_iterator(
+        StreamArn=stream.stream_arn, ShardId=SHARD_A, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    headers = {"X-Amz-Target": "DynamoDBStreams_20120810.GetRecords", "Content-Type": "application/x-amz-json-1.0"}
+    if accept_encoding is not None:
+        headers["Accept-Encoding"] = accept_encoding
+    request = urllib.request.Request(server.url + "/", data=json.dumps({"ShardIterator": iterator}).encode(),
+                                     method="POST", headers=headers)
+    before = server.gzipped_replies
+
+    with urllib.request.urlopen(request, timeout=5) as response:  # urllib never decompresses
+        sent, encoding, crc = response.read(), response.headers.get("Content-Encoding"), response.headers["x-amz-crc32"]
+
+    assert int(crc) == zlib.crc32(sent)  # over the bytes as sent, compressed or not
+    assert (encoding == "gzip") is gzipped and server.gzipped_replies - before == int(gzipped)
+    page = json.loads(gzip.decompress(sent) if gzipped else sent)
+    assert len(page["Records"]) == (40 if large else 2)
+    assert (len(json.dumps(page).encode()) > GZIP_ABOVE_BYTES) is large

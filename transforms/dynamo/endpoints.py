@@ -17,13 +17,16 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import AsyncIterator
+from urllib.parse import urlsplit
 
 from aiobotocore.config import AioConfig
 from aiobotocore.credentials import (AioAssumeRoleCredentialFetcher, AioCredentialResolver,
                                      AioDeferredRefreshableCredentials)
 from aiobotocore.session import AioSession
-from botocore.credentials import CredentialProvider
 from botocore import UNSIGNED
+from botocore.credentials import CredentialProvider
+from botocore.httpsession import get_cert_path
+from botocore.loaders import create_loader
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,9 @@ class TlsSettings:
 
     `ca_pem` is the text of the CA bundle (`ca_file`), read once by the launcher and carried
     in the spec, so a remote worker trusts the same CA without the file; `verify` False
-    turns verification off (`insecure_skip_verify`).
+    turns verification off (`insecure_skip_verify`). Without either, the AWS SDK decides
+    (`AWS_CA_BUNDLE`, the profile's `ca_bundle`, else botocore's own bundle), for the SDK
+    clients and the data plane alike.
     """
 
     ca_pem: str | None = None
@@ -108,20 +113,31 @@ class TlsSettings:
         """A file holding `ca_pem` in this process (botocore takes a path), or None."""
         return _ca_file(self.ca_pem) if self.ca_pem else None
 
-    def botocore_verify(self) -> str | bool:
-        """botocore's `verify`: False, the CA bundle's path, or True (the system's CAs)."""
+    def botocore_verify(self) -> str | bool | None:
+        """botocore's `verify`: False, the CA bundle's path, or None: the session's `ca_bundle`
+        (AWS_CA_BUNDLE or the profile's), else botocore's bundle (`True` would skip the first)."""
         if not self.verify:
             return False
-        return self.ca_path() or True
+        return self.ca_path()
 
-    def ssl_context(self) -> ssl.SSLContext:
-        """An SSL context for clients that take one (aiohttp)."""
+    def ssl_context(self, session: AioSession) -> ssl.SSLContext:
+        """The SSL context for clients that take one (aiohttp): the one botocore builds for
+        `botocore_verify()` in `session` (botocore.httpsession.get_cert_path)."""
         if not self.verify:
             context = ssl.create_default_context()
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
             return context
-        return ssl.create_default_context(cadata=self.ca_pem) if self.ca_pem else ssl.create_default_context()
+        if self.ca_pem:
+            return _verifying_context(cadata=self.ca_pem)
+        return _verifying_context(cafile=session.get_config_variable("ca_bundle") or get_cert_path(True))
+
+
+@functools.lru_cache(maxsize=8)
+def _verifying_context(cafile: str | None = None, cadata: str | None = None) -> ssl.SSLContext:
+    """A context trusting only this bundle, made once per process (loading one takes milliseconds;
+    a context is safe to share between connections and threads)."""
+    return ssl.create_default_context(cafile=cafile, cadata=cadata)
 
 
 @functools.lru_cache(maxsize=8)
@@ -170,6 +186,15 @@ class TargetSpec:
     rack: str | None = None
     tls: TlsSettings = TlsSettings()
 
+    @property
+    def signed(self) -> bool:
+        """Whether requests to the target are SigV4-signed. With `credentials`, always (with
+        them). Without, only at one of AWS DynamoDB's own endpoints, which refuses unsigned
+        requests (the rollback into DynamoDB): with the AWS default chain. An Alternator
+        cluster, or any other endpoint, without credentials gets unsigned requests, so the
+        user's AWS keys never go where they were not configured."""
+        return self.credentials is not None or (self.endpoint is not None and is_aws_dynamodb(self.endpoint))
+
     def describe(self) -> str:
         if self.endpoint:
             return self.endpoint
@@ -178,6 +203,35 @@ class TargetSpec:
 
     def node_url(self, node: str) -> str:
         return f"{self.alternator_scheme}://{node}:{self.alternator_port}"
+
+
+# The first label of DynamoDB's hosts in botocore's endpoint rules for it
+# (botocore/data/dynamodb/2012-08-10/endpoint-rule-set-1.json): standard, FIPS, account-based.
+_DYNAMODB_HOST_LABELS = frozenset({"dynamodb", "dynamodb-fips", "ddb", "search-dynamodb", "search-dynamodb-fips",
+                                   "search-ddb"})
+
+
+@functools.lru_cache(maxsize=1)
+def _aws_dns_suffixes() -> tuple[str, ...]:
+    """The DNS suffixes of AWS's partitions (amazonaws.com, amazonaws.com.cn, api.aws, ...),
+    longest first, from botocore's partitions data."""
+    outputs = [partition["outputs"] for partition in create_loader().load_data("partitions")["partitions"]]
+    suffixes = {output[key] for output in outputs for key in ("dnsSuffix", "dualStackDnsSuffix") if output.get(key)}
+    return tuple(sorted(suffixes, key=len, reverse=True))
+
+
+def is_aws_dynamodb(url: str) -> bool:
+    """Whether `url` is AWS DynamoDB itself: `<label>.<region>.<partition suffix>` with one of
+    DynamoDB's host labels, or a VPC endpoint (`vpce-....dynamodb.<region>.vpce.amazonaws.com`).
+    Other hosts under amazonaws.com (EC2 instances, load balancers) may be anyone's cluster."""
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    for suffix in _aws_dns_suffixes():
+        if host.endswith("." + suffix):
+            labels = host[:-len(suffix) - 1].split(".")
+            if labels[-1] == "vpce":
+                labels.pop()
+            return len(labels) >= 2 and labels[-2] in _DYNAMODB_HOST_LABELS
+    return False
 
 
 def _aio_config(max_connections: int, unsigned: bool = False) -> AioConfig:
@@ -224,13 +278,12 @@ def streams_client(spec: SourceSpec):
 
 
 def node_client(spec: TargetSpec, url: str, max_connections: int = 32):
-    """A plain client bound to one target URL (one Alternator node, or `target.endpoint`)."""
+    """A plain client bound to one target URL (one Alternator node, or `target.endpoint`), signed
+    as `TargetSpec.signed` says, with the target's own credentials (keys, profile or role)."""
     creds = spec.credentials or Credentials()
-    # Alternator without authentication takes unsigned requests.
-    unsigned = not creds.access_key_id and not spec.endpoint
-    return aio_session().create_client("dynamodb", region_name=spec.region, endpoint_url=url,
-                                       config=_aio_config(max_connections, unsigned),
-                                       verify=spec.tls.botocore_verify(), **creds.boto_kwargs())
+    return aio_session(creds).create_client("dynamodb", region_name=spec.region, endpoint_url=url,
+                                            config=_aio_config(max_connections, unsigned=not spec.signed),
+                                            verify=spec.tls.botocore_verify(), **creds.boto_kwargs())
 
 
 def alternator_config(spec: TargetSpec, max_connections: int = 32):

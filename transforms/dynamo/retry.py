@@ -1,9 +1,11 @@
 """Which request failures are worth retrying, and the retry policy for them.
 
-Throttling (DynamoDB's and Alternator's), server errors, timeouts and dropped
-connections are transient; anything else (validation errors, missing tables, access
-denied) is a real problem and must surface at once. Backoff is exponential with full
-jitter so many workers that were throttled together do not come back together.
+Throttling (DynamoDB's and Alternator's), server errors, the other codes botocore
+retries (`TRANSIENT_CODES`), timeouts, dropped connections and damaged replies
+(`aws_json.CorruptResponse`) are transient; anything else (validation errors, missing
+tables, access denied) is a real problem and must surface at once. Backoff is
+exponential with full jitter so many workers that were throttled together do not come
+back together.
 """
 from __future__ import annotations
 
@@ -23,6 +25,19 @@ THROTTLING_CODES = frozenset({
     "LimitExceededException",  # DynamoDB Streams: too many GetRecords on a shard
 })
 SERVER_ERROR_CODES = frozenset({"InternalServerError", "InternalFailure", "ServiceUnavailable"})
+# Transient whatever their status, as botocore classifies them: its standard mode's
+# TransientRetryableChecker (botocore/retries/standard.py), and DynamoDB's own policies in
+# botocore/data/_retry.json: a write that met a write from another Region of a multi-Region
+# table (409; ReplicatedWriteConflictException is modeled retryable) and a transaction
+# still in progress.
+TRANSIENT_CODES = frozenset({
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "PriorRequestNotComplete",
+    "ReplicatedWriteConflictException",
+    "TransactionInProgressException",
+})
+_RETRYABLE_CODES = THROTTLING_CODES | SERVER_ERROR_CODES | TRANSIENT_CODES
 
 
 def error_code(exc: BaseException) -> str | None:
@@ -34,7 +49,7 @@ def error_code(exc: BaseException) -> str | None:
 def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        return error_code(exc) in THROTTLING_CODES | SERVER_ERROR_CODES or status >= 500
+        return error_code(exc) in _RETRYABLE_CODES or status >= 500
     return isinstance(exc, (UnprocessedItemsLeft, BotoConnectionError, HTTPClientError, aiohttp.ClientError,
                             asyncio.TimeoutError, ConnectionError))
 

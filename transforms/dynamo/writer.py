@@ -15,10 +15,12 @@ Every path that changes the target (bulk pages, stream windows, repairs) writes 
   key-affinity mode routes a whole batch by the majority of its keys, which would move
   a key between nodes from one batch to the next. With `target.endpoint` (no
   discovery) there is one node.
-- Batches of `batch_size`, `concurrency` batches in flight and one token-bucket rate
-  shared by all nodes; transient failures retried with exponential backoff and full
-  jitter; UnprocessedItems re-sent; a batch rejected as invalid split to isolate the
-  bad requests. What still fails is returned, never dropped.
+- Batches of `batch_size` items and at most `max_request_bytes` of body
+  (`dynamo.request_size`: both services refuse a request over 16 MB), `concurrency`
+  batches in flight and one token-bucket rate shared by all nodes; transient failures
+  retried with exponential backoff and full jitter; UnprocessedItems re-sent; a batch
+  rejected as invalid or as too large split to isolate the bad requests. What still
+  fails is returned, never dropped.
 - Requests travel as their JSON text (`items.wire_encode`), written once: straight
   from an Arrow page (`write_batch`) or from request dicts (`write`), and sent through
   the data plane (`dynamo.data_plane`), signed by botocore's signer. Only a failed
@@ -38,6 +40,7 @@ import pyarrow as pa
 from transforms.dynamo.data_plane import Cluster, DataPlane, open_cluster
 from transforms.dynamo.endpoints import TargetSpec
 from transforms.dynamo.rate_limit import TokenBucket
+from transforms.dynamo.request_size import MAX_REQUEST_BYTES, cut_by_size, too_large
 from transforms.dynamo.retry import UnprocessedItemsLeft, call_with_retry, error_code, is_retryable
 from transforms.items.digests import distinct_keys, key_digest, key_texts, text_digest
 from transforms.items.keys import key_of
@@ -52,6 +55,7 @@ class WriterSettings:
     concurrency: int = 16
     max_attempts: int = 10
     items_per_second: float | None = None
+    max_request_bytes: int = MAX_REQUEST_BYTES
 
 
 @dataclass(frozen=True)
@@ -142,9 +146,11 @@ class TargetWriter:
                 by_node.setdefault(node, []).append(row)
         planes = {node: await self._cluster.node(node) for node in by_node}
         outcome = WriteOutcome()
-        size = self._settings.batch_size
-        await asyncio.gather(*(self._write_batch(planes[node], table, batch[i:i + size], outcome)
-                               for node, batch in by_node.items() for i in range(0, len(batch), size)))
+        settings = self._settings
+        await asyncio.gather(*(self._write_batch(planes[node], table, batch, outcome)
+                               for node, node_rows in by_node.items()
+                               for batch in cut_by_size(table, node_rows, settings.batch_size,
+                                                        settings.max_request_bytes)))
         return outcome
 
     async def _write_batch(self, plane: DataPlane, table: str, rows: list[bytes], outcome: WriteOutcome) -> None:
@@ -155,12 +161,11 @@ class TargetWriter:
         async def attempt() -> None:
             nonlocal remaining
             async with self._in_flight:
-                response = await plane.call("BatchWriteItem", batch_write_body(table, remaining))
-            if b"UnprocessedItems" in response:
-                left = (orjson.loads(response).get("UnprocessedItems") or {}).get(table)
-                if left:
-                    remaining = [orjson.dumps(request) for request in left]
-                    raise UnprocessedItemsLeft(len(left))
+                left = await plane.call("BatchWriteItem", batch_write_body(table, remaining),
+                                        lambda reply: (orjson.loads(reply).get("UnprocessedItems") or {}).get(table))
+            if left:
+                remaining = [orjson.dumps(request) for request in left]
+                raise UnprocessedItemsLeft(len(left))
 
         def count_retry(_exc: BaseException) -> None:
             outcome.retries += 1
@@ -168,7 +173,8 @@ class TargetWriter:
         try:
             await call_with_retry(attempt, max_attempts=self._settings.max_attempts, on_retry=count_retry)
         except Exception as exc:  # noqa: BLE001 - every final failure is reported, never dropped
-            if len(remaining) > 1 and not is_retryable(exc) and error_code(exc) == "ValidationException":
+            if len(remaining) > 1 and (too_large(exc) or
+                                       not is_retryable(exc) and error_code(exc) == "ValidationException"):
                 half = len(remaining) // 2
                 await asyncio.gather(self._write_batch(plane, table, remaining[:half], outcome),
                                      self._write_batch(plane, table, remaining[half:], outcome))

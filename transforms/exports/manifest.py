@@ -1,22 +1,28 @@
 """The manifests of a DynamoDB export in S3 (or a copy of one on any Beam filesystem).
 
-AWS's layout, one folder per export (`<prefix>/AWSDynamoDB/<ExportId>/`):
+AWS's layout (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/S3DataExport.Output.html),
+one folder per export, `<prefix>/AWSDynamoDB/<ExportId>/`:
 
     _started                 empty; written first (may be deleted: not required here)
-    manifest-summary.json    one JSON object: exportType, outputFormat, exportTime, itemCount...
+    manifest-summary.json    one JSON object: exportType, outputFormat, exportTime, itemCount, s3Prefix...
     manifest-files.json      one JSON line per data file: dataFileS3Key, itemCount, md5Checksum, etag
-    data/<name>.json.gz      gzipped DYNAMODB_JSON: one `{"Item": ...}` per line (full export), or one
-                             `{"Metadata": {"WriteTimestampMicros": ...}, "Keys", "NewImage", "OldImage"}`
-                             per line (incremental export)
+    data/<name>.json.gz      a full export's data files: gzipped DYNAMODB_JSON, one `{"Item": ...}` a line
 
-A data file is found as `data/<its name>` in the export's folder, not at `dataFileS3Key`
-in its bucket, so an export copied to another bucket, prefix or filesystem reads alike.
-`md5Checksum` is the base64 MD5 of the file's gzipped bytes.
+An incremental export keeps its manifests there too, but writes its data files into the
+folder all incremental exports of that prefix share, `<prefix>/AWSDynamoDB/data/`; one
+line a changed key: `{"Metadata": {"WriteTimestampMicros": ...}, "Keys", "NewImage", "OldImage"}`.
+
+`dataFileS3Key` is the file's object key in the export's bucket, `<s3Prefix>/AWSDynamoDB/...`.
+It is found again below the folder that stands for `<s3Prefix>`: the export's folder's
+parent's parent. In the export's own bucket that is the key itself; a copy elsewhere (another
+bucket, prefix or filesystem) reads alike as long as it keeps the layout below
+`AWSDynamoDB/`. A full export's files are found in the export's own folder, so that folder
+alone may also be copied anywhere, under any name. `md5Checksum` is the base64 MD5 of the
+file's gzipped bytes.
 """
 from __future__ import annotations
 
 import json
-import posixpath
 from dataclasses import dataclass
 
 from apache_beam.io.filesystems import FileSystems
@@ -109,7 +115,7 @@ def read_manifest(path: str) -> ExportManifest:
     items = _json_field(summary, "itemCount", int, summary_path)
     time_field = "exportTime" if export_type == FULL else "exportToTime"
     export_time = str(summary.get(time_field) or summary.get("exportTime") or "?")
-    files = _data_files(folder)
+    files = _data_files(folder, summary)
     listed = sum(f.items for f in files)
     if listed != items:
         raise ExportError(f"{FileSystems.join(folder, 'manifest-files.json')}: its data files hold {listed:,} "
@@ -120,7 +126,7 @@ def read_manifest(path: str) -> ExportManifest:
                           view, items, files)
 
 
-def _data_files(folder: str) -> tuple[DataFile, ...]:
+def _data_files(folder: str, summary: dict) -> tuple[DataFile, ...]:
     files_path = FileSystems.join(folder, "manifest-files.json")
     raw = read_bytes(files_path)
     if raw is None:
@@ -134,15 +140,33 @@ def _data_files(folder: str) -> tuple[DataFile, ...]:
         key = _json_field(entry, "dataFileS3Key", str, where)
         items = _json_field(entry, "itemCount", int, where)
         md5 = _json_field(entry, "md5Checksum", str, where)
-        files.append(DataFile(FileSystems.join(folder, "data", posixpath.basename(key)), items, md5))
+        files.append(DataFile(_data_path(folder, summary, key, where), items, md5))
     paths = [f.path for f in files]
     twice = sorted({p for p in paths if paths.count(p) > 1})
     if twice:
         raise ExportError(f"{files_path} lists {twice[0]} twice; the export is damaged, export the table again")
-    present = {p.replace("\\", "/") for p in matching(FileSystems.join(folder, "data", "*"))}
+    folders = sorted({FileSystems.split(path)[0] for path in paths})  # its own data/, or the shared one
+    present = {found.replace("\\", "/") for where in folders for found in matching(FileSystems.join(where, "*"))}
     missing = [p for p in paths if p.replace("\\", "/") not in present]
     if missing:
-        raise ExportError(f"{missing[0]} is listed in {files_path} but does not exist"
-                          f"{f' ({len(missing) - 1} more missing)' if len(missing) > 1 else ''}; copy the whole "
-                          f"export folder, or export the table again")
+        place = FileSystems.split(missing[0])[0]
+        fix = ("copy the whole export folder" if place == FileSystems.join(folder, "data") else
+               f"copy the data folder incremental exports share ({place}) along with the export's folder")
+        more = f" ({len(missing) - 1} more missing)" if len(missing) > 1 else ""
+        raise ExportError(f"{missing[0]} is listed in {files_path} but does not exist{more}; {fix}, or export the "
+                          f"table again")
     return tuple(files)
+
+
+def _data_path(folder: str, summary: dict, key: str, where: str) -> str:
+    """Where the data file of object key `key` is, for the export in `folder` (see the module docstring)."""
+    prefix = str(summary.get("s3Prefix") or "").strip("/")
+    relative = key[len(prefix) + 1:] if prefix and key.startswith(prefix + "/") else key
+    parts = relative.split("/")
+    if len(parts) < 3 or parts[0] != "AWSDynamoDB" or {"", ".", ".."} & set(parts):
+        raise ExportError(f"{where}: dataFileS3Key {key!r} is not a file below {prefix + '/' if prefix else ''}"
+                          f"AWSDynamoDB/ (the summary's s3Prefix); is this a DynamoDB export?")
+    export_id = str(summary.get("exportArn") or "").rpartition("/")[2] or FileSystems.split(folder)[1]
+    if parts[1] == export_id:  # in the export's own folder (a full export's data/)
+        return FileSystems.join(folder, *parts[2:])
+    return FileSystems.join(FileSystems.split(folder)[0], *parts[1:])  # beside it (incremental: the shared data/)

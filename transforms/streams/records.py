@@ -1,87 +1,39 @@
 """The Streams data plane: GetShardIterator and GetRecords as signed JSON requests.
 
-Why not the SDK here: a follower polls every open shard about once a second, and
-through aiobotocore each call costs about 1.1 ms of CPU (event hooks, user-agent
-building, shape-driven parsing), mostly for empty pages; a thousand shards would need
-a core just to ask. These two calls are sent with aiohttp, signed by botocore's own
-SigV4 signer with credentials from the same chain as every other client, and parsed
-with `json`: about 0.35 ms a call (measured against tests/support/fake_streams.py).
-Control-plane calls (DescribeStream, ListStreams) stay on the SDK.
+A follower polls every open shard about once a second, so these two calls skip the SDK
+(about 1.1 ms of CPU a call through aiobotocore, mostly for empty pages): they are
+`aws_json.JsonEndpoint` calls, the same client as the table data plane's (signing with
+the source's credentials, TLS, proxies, CRC over the bytes received, botocore's error
+parser, `CorruptResponse` for a damaged reply). Control-plane calls (DescribeStream,
+ListStreams) stay on the SDK.
 
-Errors become botocore `ClientError`s with the service's error code, so the retry
-policy (`transforms.dynamo.retry`) classifies them exactly as for SDK calls.
-`get_records` is the one function that reads a page: a faster decoder can replace its
-body without touching its callers.
+`get_records` is the one function that reads a page: a faster decoder can replace `_page`
+without touching its callers.
 """
 from __future__ import annotations
 
 import contextlib
-import json
-import ssl
-import zlib
 from typing import AsyncIterator
 
-import aiohttp
-from aiobotocore.credentials import AioCredentials
-from aiobotocore.session import AioSession
-from aiohttp.helpers import get_env_proxy_for_url
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.exceptions import ClientError, NoCredentialsError
-from botocore.httpsession import get_cert_path
-from yarl import URL
+import orjson
 
-from transforms.dynamo.endpoints import Credentials, SourceSpec, aio_session
+from transforms.dynamo.aws_json import STREAMS_TARGET_PREFIX, JsonEndpoint, open_endpoint, signing_credentials
+from transforms.dynamo.endpoints import SourceSpec, aio_session
 from transforms.items.ddb_json import decode_item
-
-_TARGET_PREFIX = "DynamoDBStreams_20120810."
-_SIGNING_NAME = "dynamodb"  # DynamoDB Streams signs as the dynamodb service
-_CONTENT_TYPE = "application/x-amz-json-1.0"
 
 
 class StreamsData:
     """GetShardIterator and GetRecords against one DynamoDB Streams endpoint."""
 
-    def __init__(self, http: aiohttp.ClientSession, url: str, region: str, credentials):
-        self._http = http
-        self._url = url.rstrip("/") + "/"
-        self._region = region
-        self._credentials = credentials  # aiobotocore credentials (refreshed by the provider chain)
-        try:  # HTTP(S)_PROXY / NO_PROXY, as the SDK honours them; read once, not per request
-            self._proxy, self._proxy_auth = get_env_proxy_for_url(URL(self._url))
-        except LookupError:
-            self._proxy = self._proxy_auth = None
-
-    async def _call(self, operation: str, params: dict) -> dict:
-        body = json.dumps(params).encode()
-        request = AWSRequest(method="POST", url=self._url, data=body,
-                             headers={"Content-Type": _CONTENT_TYPE, "X-Amz-Target": _TARGET_PREFIX + operation})
-        SigV4Auth(await self._credentials.get_frozen_credentials(), _SIGNING_NAME, self._region).add_auth(request)
-        async with self._http.post(self._url, data=body, headers=dict(request.headers.raw_items()), proxy=self._proxy,
-                                   proxy_auth=self._proxy_auth) as response:
-            raw = await response.read()
-            expected_crc = response.headers.get("x-amz-crc32")
-            status = response.status
-        if expected_crc is not None and zlib.crc32(raw) != int(expected_crc):
-            raise aiohttp.ClientPayloadError(f"{operation}: response CRC32 mismatch")  # retried as a dropped reply
-        try:
-            answer = json.loads(raw) if raw else {}
-        except ValueError:
-            answer = {}
-        if status >= 300:
-            code = str(answer.get("__type", "")).rpartition("#")[2] or ("InternalFailure" if status >= 500 else
-                                                                        "UnknownError")
-            message = answer.get("message") or answer.get("Message") or raw[:200].decode("utf-8", "replace")
-            raise ClientError({"Error": {"Code": code, "Message": message},
-                               "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
-        return answer
+    def __init__(self, endpoint: JsonEndpoint):
+        self._endpoint = endpoint
 
     async def shard_iterator(self, stream_arn: str, shard_id: str, after: str | None) -> str:
         """An iterator just after sequence number `after`, or at the oldest record (None)."""
         params = {"StreamArn": stream_arn, "ShardId": shard_id}
         params.update({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": after} if after
                       else {"ShardIteratorType": "TRIM_HORIZON"})
-        return (await self._call("GetShardIterator", params))["ShardIterator"]
+        return await self._endpoint.call("GetShardIterator", orjson.dumps(params), _iterator)
 
     async def get_records(self, iterator: str, limit: int) -> dict:
         """One page: {"Records": [...], "NextShardIterator": ... (absent once a closed shard ends)}.
@@ -90,38 +42,31 @@ class StreamsData:
         bytes, N as text); ApproximateCreationDateTime is epoch seconds; OldImage is
         dropped (a change is applied from its keys and new image).
         """
-        page = await self._call("GetRecords", {"ShardIterator": iterator, "Limit": limit})
-        for record in page.get("Records", ()):
-            change = record["dynamodb"]
-            change["Keys"] = decode_item(change["Keys"])
-            if "NewImage" in change:
-                change["NewImage"] = decode_item(change["NewImage"])
-            change.pop("OldImage", None)
-        page.setdefault("Records", [])
-        return page
+        return await self._endpoint.call("GetRecords", orjson.dumps({"ShardIterator": iterator, "Limit": limit}),
+                                         _page)
 
 
-def _ssl_context(spec: SourceSpec, session: AioSession) -> ssl.SSLContext:
-    """TLS checked as the SDK client of the source checks it: `source.ca_file` or
-    `insecure_skip_verify`, else AWS_CA_BUNDLE / ca_bundle, else botocore's own bundle."""
-    if spec.tls.ca_pem or not spec.tls.verify:
-        return spec.tls.ssl_context()
-    return ssl.create_default_context(cafile=session.get_config_variable("ca_bundle") or get_cert_path(True))
+def _iterator(body: bytes) -> str:
+    return orjson.loads(body)["ShardIterator"]
+
+
+def _page(body: bytes) -> dict:
+    page = orjson.loads(body)
+    for record in page.setdefault("Records", []):
+        change = record["dynamodb"]
+        change["Keys"] = decode_item(change["Keys"])
+        if "NewImage" in change:
+            change["NewImage"] = decode_item(change["NewImage"])
+        change.pop("OldImage", None)
+    return page
 
 
 @contextlib.asynccontextmanager
 async def open_streams_data(spec: SourceSpec, endpoint_url: str, max_connections: int = 64
                             ) -> AsyncIterator[StreamsData]:
     """`StreamsData` for the source's Streams endpoint (`endpoint_url`, as the SDK client resolved it)."""
-    creds = spec.credentials or Credentials()
-    session = aio_session(creds)
-    # The keys the SDK clients are given, or what their session provides (profile, chain, assumed role).
-    credentials = (AioCredentials(creds.access_key_id, creds.secret_access_key, creds.session_token)
-                   if creds.boto_kwargs() else await session.get_credentials())
-    if credentials is None:
-        raise NoCredentialsError()
-    connector = aiohttp.TCPConnector(limit=max_connections,
-                                     ssl=_ssl_context(spec, session) if endpoint_url.startswith("https") else False)
-    timeout = aiohttp.ClientTimeout(sock_connect=10, sock_read=60)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-        yield StreamsData(http, endpoint_url, spec.region, credentials)
+    credentials = await signing_credentials(spec.credentials)
+    tls = spec.tls.ssl_context(aio_session(spec.credentials))
+    async with open_endpoint(endpoint_url, STREAMS_TARGET_PREFIX, spec.region, credentials, tls,
+                             max_connections) as endpoint:
+        yield StreamsData(endpoint)
