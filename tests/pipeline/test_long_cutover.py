@@ -28,6 +28,7 @@ from tests.support.controlled_streams import ChangingTable, controlled_stream, w
 from tests.support.exports import LocalBucket, write_full_export
 from tests.support.slow_source import SlowSource
 from transforms.state import bulk_checkpoints, change_spool
+from transforms.state.files import read_json
 
 pytestmark = pytest.mark.integration
 
@@ -128,24 +129,24 @@ def _capture_listed(checkpoint_dir, table: str) -> bool:
 
 def test_a_capture_started_before_an_export_brings_every_change_since(dynamodb_local, alternator_clean, tmp_path):
     """`capture` first, then the export, then `migrate --streams` from it: the changes made after
-    the export's time are older than the stream's retention by then, and still reach the target."""
-    retention = 4.0
+    the export's time are older than the stream's retention by then, and still reach the target.
+    The table is written all along, until `migrate --streams` has taken the capture over."""
+    retention = 8.0
     with controlled_stream(dynamodb_local, alternator_clean, tmp_path, retention_seconds=retention) as made:
-        table = ChangingTable(made, dynamodb_local.endpoint, 200)
+        table = ChangingTable(made, dynamodb_local.endpoint, 200, rotate_seconds=2.0)
         table.seed()
-        checkpoints, stop_writing = tmp_path / "checkpoints", threading.Event()
+        checkpoints = tmp_path / "checkpoints"
         capture = start_script("capture", "--config", str(made.config), cwd=tmp_path)
         try:
-            wait_for(lambda: _capture_listed(checkpoints, made.table), timeout=60, process=capture,
+            wait_for(lambda: _capture_listed(checkpoints, made.table), timeout=300, process=capture,
                      what="the capture's first listing")
-            table.run_until(stop_writing.is_set)
-            time.sleep(2 * retention)
+            table.run_until(lambda: _lease_holder(checkpoints, made.table) == change_spool.owner())
+            time.sleep(retention)
             exported_at, before_export = datetime.now(timezone.utc), table.last_sequence
             export = write_full_export(LocalBucket(tmp_path / "exports"), "bucket", "exports",
                                        seed.scan_all(dynamodb_local.endpoint, made.table), files=2,
                                        export_time=exported_at)
-            time.sleep(2 * retention)  # changes made right after the export leave the stream
-            stop_writing.set()
+            time.sleep(retention)  # changes made right after the export leave the stream
             stopped = interrupt(capture, lambda: True, sig=signal.SIGINT)
             _with_export(made.config, export)
             result = run_cli("migrate", "--config", str(made.config), "--streams", "--until-caught-up")
@@ -156,6 +157,12 @@ def test_a_capture_started_before_an_export_brings_every_change_since(dynamodb_l
         assert result.exit_code == 0, result.output
         assert trimmed(made.stream, made.server.url, str(int(before_export) + 1).zfill(21))
         assert seed.assert_same_items(dynamodb_local.endpoint, made.target, made.table) > 0
+
+
+def _lease_holder(checkpoint_dir, table: str) -> str | None:
+    """Which process holds the table's capture (host:pid), if any."""
+    lease = read_json(str(checkpoint_dir / "capture" / "spool" / table / "lease.json"))
+    return lease and lease["owner"]
 
 
 def test_a_capture_down_longer_than_the_stream_keeps_changes_ends_with_exit_3(dynamodb_local, alternator_clean,

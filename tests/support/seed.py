@@ -198,7 +198,9 @@ def assert_same_items(source: str, target: str, table: str, target_table: str | 
     """Assert that the target table holds exactly the source table's items; their count."""
     expected = sorted(canonical(item) for item in scan_all(source, table))
     actual = sorted(canonical(item) for item in scan_all(target, target_table or table))
-    assert len(actual) == len(expected)
+    missing, extra = sorted(set(expected) - set(actual)), sorted(set(actual) - set(expected))
+    assert not missing and not extra, f"{len(missing)} source items not in the target, e.g. {missing[:3]}; " \
+                                      f"{len(extra)} target items not in the source, e.g. {extra[:3]}"
     assert actual == expected
     return len(actual)
 

@@ -174,12 +174,17 @@ def batch_to_records(batch: pa.RecordBatch) -> list[SpooledRecord]:
     return out
 
 
-def write_chunk(checkpoint_dir: str, table: str, number: int, batch: pa.RecordBatch) -> int:
-    """Write chunk `number` of the table's spool (whole or not at all); its size in bytes."""
+def encode_chunk(batch: pa.RecordBatch) -> bytes:
+    """A chunk's bytes: the batch as an Arrow IPC stream, zstd-compressed."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, SCHEMA, options=_WRITE_OPTIONS) as writer:
         writer.write_batch(batch)
-    data = sink.getvalue().to_pybytes()
+    return sink.getvalue().to_pybytes()
+
+
+def write_chunk(checkpoint_dir: str, table: str, number: int, batch: pa.RecordBatch) -> int:
+    """Write chunk `number` of the table's spool (whole or not at all); its size in bytes."""
+    data = encode_chunk(batch)
     write_bytes(FileSystems.join(_dir(checkpoint_dir, table), f"chunk-{number:0{_CHUNK_DIGITS}d}.arrow"), data)
     return len(data)
 

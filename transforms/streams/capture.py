@@ -63,16 +63,23 @@ class SpoolFigures:
 
 
 class SpoolSink:
-    """Takes windows into the change spool (see the module docstring); one per event loop."""
+    """Takes windows into the change spool (see the module docstring); one per event loop.
+
+    A chunk is written whole with its positions moved after it, or not at all and nothing
+    more is taken: the write runs in a task of its own that a cancelled shard (the end of a
+    run) cannot interrupt half-way, and after a failed write every later `take` raises, so
+    no position can ever move past records that are not in the spool.
+    """
 
     def __init__(self, checkpoint_dir: str, checkpoints: CheckpointWriter, *, flush_records: int = FLUSH_RECORDS,
                  flush_bytes: int = FLUSH_BYTES, linger_seconds: float = LINGER_SECONDS):
         self._dir, self._checkpoints = checkpoint_dir, checkpoints
         self._flush_records, self._flush_bytes, self._linger = flush_records, flush_bytes, linger_seconds
         self._buffers: dict[str, _Buffer] = {}
+        self._writes: set[asyncio.Task] = set()
         self.retries: dict[str, int] = {}  # nothing is written to the target here
         self.figures: dict[str, SpoolFigures] = collections.defaultdict(SpoolFigures)
-        self.failure: BaseException | None = None  # a flush on the timer failed (raised at the next take)
+        self.failure: BaseException | None = None  # a chunk could not be written: the capture stops
 
     async def take(self, task: ShardTask, table: TablePair, records: list[dict], checkpoint: ShardCheckpoint) -> None:
         if self.failure is not None:
@@ -93,25 +100,37 @@ class SpoolSink:
         self._buffers[table].timer = None
         try:
             await self._flush(table)
-        except Exception as exc:  # noqa: BLE001 - raised to the next shard that hands a window in
-            self.failure = exc
+        except Exception:  # noqa: BLE001 - kept in `failure`, raised to the next shard that hands a window in
+            pass
 
     async def _flush(self, table: str) -> None:
-        """Write what the table's buffer holds as its next chunk; then its shards' positions move."""
+        """Write what the table's buffer holds as its next chunk (see the class docstring)."""
+        if self.failure is not None:
+            raise self.failure
+        write = asyncio.ensure_future(self._write(table))
+        self._writes.add(write)
+        write.add_done_callback(self._writes.discard)
+        await asyncio.shield(write)
+
+    async def _write(self, table: str) -> None:
         buffer = self._buffers[table]
         async with buffer.lock:  # chunks of a table are written one at a time, in order
-            if not len(buffer.chunk):
+            if not len(buffer.chunk) or self.failure is not None:
                 return
             chunk, positions = buffer.chunk, buffer.positions
             buffer.chunk, buffer.positions = change_spool.ChunkColumns(), {}
             if buffer.timer is not None and buffer.timer is not asyncio.current_task():
                 buffer.timer.cancel()
                 buffer.timer = None
-            if buffer.next_chunk is None:
-                existing = await asyncio.to_thread(change_spool.chunks, self._dir, table)
-                buffer.next_chunk = existing[-1].number + 1 if existing else 0
-            number = buffer.next_chunk
-            size = await asyncio.to_thread(change_spool.write_chunk, self._dir, table, number, chunk.batch())
+            try:
+                if buffer.next_chunk is None:
+                    existing = await asyncio.to_thread(change_spool.chunks, self._dir, table)
+                    buffer.next_chunk = existing[-1].number + 1 if existing else 0
+                size = await asyncio.to_thread(change_spool.write_chunk, self._dir, table, buffer.next_chunk,
+                                               chunk.batch())
+            except BaseException as exc:
+                self.failure = exc
+                raise
             buffer.next_chunk += 1
             figures = self.figures[table]
             figures.chunks += 1
@@ -120,12 +139,14 @@ class SpoolSink:
             self._checkpoints.update(table, shard, checkpoint)
 
     async def close(self) -> None:
-        """Write what is buffered (also when the run is being cancelled)."""
+        """Write what is buffered (also when the run is being cancelled), unless a write failed."""
         for buffer in self._buffers.values():
             if buffer.timer is not None:
                 buffer.timer.cancel()
-        for table in list(self._buffers):
-            await self._flush(table)
+        await asyncio.gather(*self._writes, return_exceptions=True)
+        if self.failure is None:
+            for table in list(self._buffers):
+                await self._flush(table)
 
 
 class CaptureCoverage:
