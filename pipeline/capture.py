@@ -21,11 +21,14 @@ import threading
 import time
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from pipeline import schema
 from pipeline.config import RunConfig
+from transforms.dynamo.endpoints import source_client
 from transforms.errors import MigrateError
 from transforms.state import bulk_checkpoints, change_spool, stream_checkpoints
 from transforms.streams.capture import SpoolFigures, open_capture, open_spool_applier
 from transforms.streams.engine import ReplicationSettings, TableStatus
+from transforms.streams.sample import ChangeSample, sample_changes
 from transforms.table_pair import TablePair
 
 if TYPE_CHECKING:
@@ -252,6 +255,21 @@ def _capture_line(table: str, status: TableStatus, spool: SpoolFigures, new: int
     lag = f"lag {status.lag:.1f} s" if status.lag is not None else "lag unknown"
     return (f"{table}: {status.applied:,} changes captured ({new / seconds:,.0f}/s), {spool.bytes / 2**20:,.1f} MiB "
             f"spooled in {spool.chunks:,} chunks, {lag}, {status.open_shards:,} open shards")
+
+
+def sample_streams(config: RunConfig, tables: Sequence[str], seconds: float) -> dict[str, ChangeSample | None]:
+    """Per table, its changes sampled from its stream for `seconds` (None: the stream is off)."""
+    async def run() -> dict[str, ChangeSample | None]:
+        async with source_client(config.source) as source:
+            descriptions = [await schema.describe(source, table) for table in tables]
+        arns = {table: (d or {}).get("LatestStreamArn") if ((d or {}).get("StreamSpecification") or {}).get(
+            "StreamEnabled") else None for table, d in zip(tables, descriptions)}
+        samples = await asyncio.gather(*(sample_changes(config.source, table, arn, seconds)
+                                         for table, arn in arns.items() if arn))
+        found = dict(zip([table for table, arn in arns.items() if arn], samples))
+        return {table: found.get(table) for table in tables}
+
+    return asyncio.run(run())
 
 
 def spool_line(statuses: dict[str, tuple[TableStatus, SpoolFigures]], table: str) -> str:

@@ -142,17 +142,22 @@ def main(verbose: bool) -> None:
 
 @main.command()
 @config_option
-def plan(config_path: str) -> None:
+@click.option("--sample-seconds", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Sample each table's stream this long to estimate the change spool of migrate --streams "
+                   "(0: do not sample).")
+def plan(config_path: str, sample_seconds: float) -> None:
     """Show what a run would do, without writing anything."""
-    _run(lambda: _plan(config_path), interrupted="nothing was changed")
+    _run(lambda: _plan(config_path, sample_seconds), interrupted="nothing was changed")
 
 
-def _plan(config_path: str) -> None:
+def _plan(config_path: str, sample_seconds: float) -> None:
     config = _load(config_path, "plan")
     found = exports.read_exports(config)
     plans = exports.with_exports(tables.plan_tables(config, create=False), found)
+    samples = capturing.sample_streams(config, [plan.spec.source for plan in plans], sample_seconds) \
+        if sample_seconds else None
     click.echo(f"source: {config.source.describe()}\ntarget: {config.target.describe()}")
-    click.echo(report.plan_table(plans, config))
+    click.echo(report.plan_table(plans, config, samples, sample_seconds))
 
 
 @main.command("create-tables")

@@ -10,6 +10,7 @@ from pipeline.bulk import RunResult
 from pipeline.config import RunConfig
 from pipeline.tables import TablePlan
 from pipeline.validate import ValidationResult
+from transforms.streams.sample import ChangeSample
 
 _COLUMNS = (("table", "table"), ("target", "target"), ("read", "items_read"), ("written", "items_written"),
             ("retried", "write_retries"), ("dead-lettered", "items_dead_lettered"), ("MB", "bytes_read"),
@@ -89,6 +90,37 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:,.1f} h"
 
 
+def _times_at_caps(plan: TablePlan, config: RunConfig) -> list[tuple[str, float, str]]:
+    """(what, seconds, which cap) for reading and writing the table at the configured caps."""
+    units = math.ceil(plan.size_bytes / READ_UNIT_BYTES) * (1.0 if config.scan.consistent_read else 0.5)
+    times = []
+    if config.scan.max_read_units_per_second and plan.exports is None:
+        times.append(("reading", units / config.scan.max_read_units_per_second,
+                      f"{config.scan.max_read_units_per_second:,g} read units/s"))
+    if config.write.max_items_per_second:
+        times.append(("writing", plan.item_count / config.write.max_items_per_second,
+                      f"{config.write.max_items_per_second:,g} items/s"))
+    return times
+
+
+def spool_lines(plan: TablePlan, config: RunConfig, sample: ChangeSample | None, seconds: float) -> list[str]:
+    """What capturing the table's changes during its copy costs in the spool, from a sample of its stream."""
+    if sample is None:
+        return ["  changes during the copy: its stream is off (migrate --streams --enable-streams turns it on)"]
+    rate = f"  changes during the copy: ~{sample.per_second:,.1f}/s (its stream sampled for {seconds:g} s)"
+    if not sample.changes:
+        return [rate + "; none arrived: the spool stays small unless the table gets busier"]
+    per_hour = sample.per_second * 3600 * sample.bytes_per_change
+    lines = [rate + f"; the spool grows ~{per_hour / 2**20:,.1f} MiB an hour of copy "
+                    f"(~{sample.bytes_per_change:,.0f} bytes a change, compressed), assuming that rate holds"]
+    times = _times_at_caps(plan, config)
+    if times:
+        longest = max(seconds for _, seconds, _ in times)
+        lines.append(f"  spool over the copy's ~{_duration(longest)} at the caps: ~{per_hour * longest / 3600 / 2**20:,.1f} "
+                     f"MiB under checkpoint_dir, deleted once applied")
+    return lines
+
+
 def estimate_lines(plan: TablePlan, config: RunConfig) -> list[str]:
     """What a copy of the table costs in read units, and how long the configured caps make it take.
 
@@ -99,13 +131,7 @@ def estimate_lines(plan: TablePlan, config: RunConfig) -> list[str]:
              f"{'' if config.scan.consistent_read else ', half a unit each'})"]
     if plan.exports is not None:
         lines = ["  estimate: read from the export, the source table's read units are not used"]
-    times = []
-    if config.scan.max_read_units_per_second and plan.exports is None:
-        times.append(("reading", units / config.scan.max_read_units_per_second,
-                      f"{config.scan.max_read_units_per_second:,g} read units/s"))
-    if config.write.max_items_per_second:
-        times.append(("writing", plan.item_count / config.write.max_items_per_second,
-                      f"{config.write.max_items_per_second:,g} items/s"))
+    times = _times_at_caps(plan, config)
     for what, seconds, cap in times:
         lines.append(f"  {what} at the cap of {cap}: ~{_duration(seconds)}")
     if times:
@@ -117,7 +143,9 @@ def estimate_lines(plan: TablePlan, config: RunConfig) -> list[str]:
     return lines
 
 
-def plan_table(plans: list[TablePlan], config: RunConfig) -> str:
+def plan_table(plans: list[TablePlan], config: RunConfig,
+               samples: dict[str, ChangeSample | None] | None = None, sample_seconds: float = 0.0) -> str:
+    """What a run would do, table by table; `samples`: each table's changes sampled from its stream."""
     lines = []
     for plan in plans:
         spec = plan.spec
@@ -134,6 +162,8 @@ def plan_table(plans: list[TablePlan], config: RunConfig) -> str:
             lines.append("  renames: " + ", ".join(f"{a} -> {b}" for a, b in spec.renames.items()))
         lines.extend(exports.plan_lines(plan))
         lines.extend(estimate_lines(plan, config))
+        if samples is not None:
+            lines.extend(spool_lines(plan, config, samples.get(spec.source), sample_seconds))
     return "\n".join(lines)
 
 
