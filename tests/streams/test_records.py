@@ -78,3 +78,28 @@ def test_errors_are_client_errors_with_the_service_code(server):
     assert missing.response["Error"]["Code"] == "ResourceNotFoundException"
     assert page["Records"] == [] and page["NextShardIterator"]
     assert stream.calls["GetRecords"] == 3 and stream.calls["GetShardIterator"] == 2
+
+
+def test_a_new_image_with_an_untyped_value_is_dropped_not_guessed(server, caplog):
+    """DynamoDB Local 3.x sends an empty map in a stream image as {} (its GetItem does not;
+    awslabs/amazon-dynamodb-local-samples#37); the real service sends {"M": {}}. The test
+    server here serves what DynamoDB Local sends: the change then has no NewImage, and the
+    window is applied from the source's current item, as for a KEYS_ONLY stream."""
+    stream = server.add_stream(FakeStream())
+    stream.add_shard(SHARD)
+    untyped = {"pk": {"S": "a"}, "nest": {"L": [{}, {"L": []}]}, "empty": {}}
+    stream.put_record(SHARD, "INSERT", {"pk": {"S": "a"}}, new_image=untyped)
+    stream.put_record(SHARD, "MODIFY", {"pk": {"S": "b"}}, new_image=encode_item(ITEM | {"pk": {"S": "b"}}))
+    stream.put_record(SHARD, "INSERT", {"pk": {"S": "c"}}, new_image={"pk": {"S": "c"}, "m": {}})
+
+    async def body(data):
+        return await data.get_records(await data.shard_iterator(stream.stream_arn, SHARD, None), 1000)
+
+    with caplog.at_level("WARNING", logger="transforms.streams.records"):
+        page = _read(server, stream, body)
+    first, second, third = (record["dynamodb"] for record in page["Records"])
+    assert first["Keys"] == {"pk": {"S": "a"}} and "NewImage" not in first
+    assert second["NewImage"] == ITEM | {"pk": {"S": "b"}}
+    assert third["Keys"] == {"pk": {"S": "c"}} and "NewImage" not in third
+    warnings = [r.getMessage() for r in caplog.records if r.name == "transforms.streams.records"]
+    assert len(warnings) == 1 and "applied from the source's current item" in warnings[0]

@@ -12,11 +12,18 @@ Errors become botocore `ClientError`s with the service's error code, so the retr
 policy (`transforms.dynamo.retry`) classifies them exactly as for SDK calls.
 `get_records` is the one function that reads a page: a faster decoder can replace its
 body without touching its callers.
+
+A NewImage holding a value without exactly one type tag is not an item to write: DynamoDB
+Local 3.x sends every empty map in a stream image as `{}` instead of `{"M": {}}` (its
+GetItem and Scan do not; awslabs/amazon-dynamodb-local-samples#37), and `{}` could as
+well be an empty list. Such a change is applied as for a KEYS_ONLY stream, from the
+source's current item (see `windows.window_requests`), never from a guess.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import ssl
 import zlib
 from typing import AsyncIterator
@@ -34,6 +41,8 @@ from yarl import URL
 from transforms.dynamo.endpoints import Credentials, SourceSpec, aio_session
 from transforms.items.ddb_json import decode_item
 
+log = logging.getLogger(__name__)
+
 _TARGET_PREFIX = "DynamoDBStreams_20120810."
 _SIGNING_NAME = "dynamodb"  # DynamoDB Streams signs as the dynamodb service
 _CONTENT_TYPE = "application/x-amz-json-1.0"
@@ -47,6 +56,7 @@ class StreamsData:
         self._url = url.rstrip("/") + "/"
         self._region = region
         self._credentials = credentials  # aiobotocore credentials (refreshed by the provider chain)
+        self._warned_untyped = False  # a NewImage was dropped for a value without its type (module docstring)
         try:  # HTTP(S)_PROXY / NO_PROXY, as the SDK honours them; read once, not per request
             self._proxy, self._proxy_auth = get_env_proxy_for_url(URL(self._url))
         except LookupError:
@@ -88,17 +98,29 @@ class StreamsData:
 
         Each record's Keys and NewImage are low-level items as botocore gives them (B as
         bytes, N as text); ApproximateCreationDateTime is epoch seconds; OldImage is
-        dropped (a change is applied from its keys and new image).
+        dropped (a change is applied from its keys and new image), and so is a NewImage
+        with a value that has no type (see the module docstring).
         """
         page = await self._call("GetRecords", {"ShardIterator": iterator, "Limit": limit})
         for record in page.get("Records", ()):
             change = record["dynamodb"]
             change["Keys"] = decode_item(change["Keys"])
-            if "NewImage" in change:
-                change["NewImage"] = decode_item(change["NewImage"])
+            image = change.pop("NewImage", None)
+            if image is not None:
+                try:
+                    change["NewImage"] = decode_item(image)
+                except ValueError:  # a value not exactly one type tag (or bad base64): not an item to write
+                    self._warn_untyped_image()
             change.pop("OldImage", None)
         page.setdefault("Records", [])
         return page
+
+    def _warn_untyped_image(self) -> None:
+        if not self._warned_untyped:
+            self._warned_untyped = True
+            log.warning("the stream at %s sent a change whose NewImage holds a value without its type (DynamoDB "
+                        "Local 3.x sends an empty map as {}); such changes are applied from the source's current "
+                        "item, as for a KEYS_ONLY stream", self._url)
 
 
 def _ssl_context(spec: SourceSpec, session: AioSession) -> ssl.SSLContext:
