@@ -42,7 +42,7 @@ from pipeline.metrics_server import RunMetrics
 from pipeline.runner import pipeline_options, run_pipeline, runs_locally
 from pipeline.tables import TablePlan, TableStepError
 from transforms.dynamo.endpoints import source_client, streams_client
-from transforms.errors import ExitCode, MigrateError
+from transforms.errors import ExitCode
 from transforms.replicate import FollowStreams, ReplicateShards
 from transforms.state import stream_checkpoints
 from transforms.state.dead_letters import count_dead_letters, run_folder
