@@ -22,6 +22,7 @@ source's current item (see `windows.window_requests`), never from a guess.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import ssl
@@ -56,7 +57,6 @@ class StreamsData:
         self._url = url.rstrip("/") + "/"
         self._region = region
         self._credentials = credentials  # aiobotocore credentials (refreshed by the provider chain)
-        self._warned_untyped = False  # a NewImage was dropped for a value without its type (module docstring)
         try:  # HTTP(S)_PROXY / NO_PROXY, as the SDK honours them; read once, not per request
             self._proxy, self._proxy_auth = get_env_proxy_for_url(URL(self._url))
         except LookupError:
@@ -102,25 +102,30 @@ class StreamsData:
         with a value that has no type (see the module docstring).
         """
         page = await self._call("GetRecords", {"ShardIterator": iterator, "Limit": limit})
-        for record in page.get("Records", ()):
-            change = record["dynamodb"]
-            change["Keys"] = decode_item(change["Keys"])
-            image = change.pop("NewImage", None)
-            if image is not None:
-                try:
-                    change["NewImage"] = decode_item(image)
-                except ValueError:  # a value not exactly one type tag (or bad base64): not an item to write
-                    self._warn_untyped_image()
-            change.pop("OldImage", None)
-        page.setdefault("Records", [])
+        for record in page.setdefault("Records", []):
+            _decode_change(record["dynamodb"])
         return page
 
-    def _warn_untyped_image(self) -> None:
-        if not self._warned_untyped:
-            self._warned_untyped = True
-            log.warning("the stream at %s sent a change whose NewImage holds a value without its type (DynamoDB "
-                        "Local 3.x sends an empty map as {}); such changes are applied from the source's current "
-                        "item, as for a KEYS_ONLY stream", self._url)
+
+def _decode_change(change: dict) -> None:
+    """A record's Keys and NewImage decoded in place, its OldImage dropped, and its NewImage
+    too when a value in it has no single type tag (see the module docstring)."""
+    change["Keys"] = decode_item(change["Keys"])
+    image = change.pop("NewImage", None)
+    if image is not None:
+        try:
+            change["NewImage"] = decode_item(image)
+        except ValueError:  # a value not exactly one type tag (or bad base64): not an item to write
+            _warn_untyped_image()
+    change.pop("OldImage", None)
+
+
+@functools.cache
+def _warn_untyped_image() -> None:
+    """Once a process: the change is applied all the same, from the source."""
+    log.warning("the stream sent a change whose NewImage holds a value without its type (DynamoDB Local 3.x sends "
+                "an empty map as {}); such changes are applied from the source's current item, as for a KEYS_ONLY "
+                "stream")
 
 
 def _ssl_context(spec: SourceSpec, session: AioSession) -> ssl.SSLContext:
