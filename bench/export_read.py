@@ -30,13 +30,14 @@ def _read(pages) -> None:
 def _run(kind: str, *args: str) -> None:
     from apache_beam.options.pipeline_options import PipelineOptions  # noqa: PLC0415
 
+    from pipeline.engines import LOCAL_RUNNER  # noqa: PLC0415
     from transforms.dynamo.endpoints import Credentials, SourceSpec  # noqa: PLC0415
     from transforms.exports.manifest import read_manifest  # noqa: PLC0415
     from transforms.exports.read import ExportFileSpec, ReadExportFiles  # noqa: PLC0415
     from transforms.scan import ScanSettings, ScanTables, SegmentSpec  # noqa: PLC0415
     from transforms.state.storage import StorageOptions  # noqa: PLC0415
 
-    p = beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"]))
+    p = beam.Pipeline(options=PipelineOptions([], runner=LOCAL_RUNNER))  # the tool's local runner
     if kind == "scan":
         endpoint, table, segments = args[0], args[1], int(args[2])
         spec = SourceSpec(endpoint=endpoint, credentials=Credentials("b", "b"))

@@ -32,6 +32,7 @@ import yaml
 from bench.bulk import bench_item, create_bench_table, seed_bench_table
 from bench.measure import baseline_checkout, median, per_item_us, run_counted, run_measured
 from pipeline.config import load_config
+from pipeline.engines import LOCAL_RUNNER
 from pipeline.tables import plan_tables
 from pipeline.validate import run_validate, side_segments
 from tests.support import seed
@@ -57,7 +58,7 @@ def _config(workdir: Path, source: str, target_port: int, table: str) -> Path:
 
 def _plain_scan_seconds(config, plans) -> float:
     started = time.perf_counter()
-    with beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions([], runner="DirectRunner")) as p:
+    with beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions([], runner=LOCAL_RUNNER)) as p:
         for side, spec in (("source", config.source), ("target", config.target)):
             _ = (p | f"Scan{side}" >> ScanTables(spec, side_segments(plans, side), config.scan_settings())
                  | f"Count{side}" >> beam.Map(lambda page: page.batch.num_rows)

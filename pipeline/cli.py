@@ -21,14 +21,13 @@ from botocore.exceptions import BotoCoreError
 from pipeline import (bulk, capture as capturing, dry_run as dry_runs, exports, parquet_export, repair,
                       replicate as replication, report, runner, tables)
 from pipeline.config import ConfigError, RunConfig, load_config
-from pipeline.logs import RunLog
+from pipeline.logs import RUN_LOG
 from pipeline.metrics_server import RunMetrics, serve_metrics
 from pipeline.retry_dead_letters import retry_dead_letters
 from pipeline.validate import run_validate
 from transforms.errors import ExitCode, MigrateError
 
 log = logging.getLogger("alternator_migrate")
-RUN_LOG = RunLog()
 
 
 def _run(command: Callable[[], ExitCode | None], *, interrupted: str) -> None:
@@ -59,10 +58,10 @@ def _run(command: Callable[[], ExitCode | None], *, interrupted: str) -> None:
         if stopped.is_set():
             code = ExitCode.INTERRUPTED
         else:
-            RUN_LOG.record_failure(exc)
+            see_the_log = RUN_LOG.record_failure(exc)
             click.echo(f"error: {_failure_summary(exc)}", err=True)
-            if RUN_LOG.path:
-                click.echo(f"  the full error is in {RUN_LOG.path}", err=True)
+            if see_the_log:
+                click.echo(see_the_log, err=True)
             code = ExitCode.FAILED
     finally:
         signal.signal(signal.SIGINT, previous)

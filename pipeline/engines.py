@@ -2,6 +2,10 @@
 
 Every runner gets the same pipelines; where runners differ, it is decided here:
 
+- DirectRunner (the default): Beam's `DirectRunner` first tries its Prism runner, which
+  downloads a binary from GitHub at run time, and falls back to the FnApiRunner when that
+  fails. The tool runs `LocalRunner` instead, that FnApiRunner chosen outright: the engine
+  the tests run, no download, no fallback.
 - DirectRunner and Dataflow: run, wait, read Beam's counters.
 - Dataflow: the workers are other machines, so a local `checkpoint_dir` cannot work.
 - Dask (Beam's `DaskRunner`, on a dask.distributed cluster): Beam hands its workers no
@@ -19,11 +23,14 @@ import contextlib
 import time
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.runners.runner import PipelineRunner
 
 from transforms.errors import ExitCode, MigrateError
 
-__all__ = ["EngineError", "runner_kind", "use_defaults", "check_cluster", "cluster_is_here", "wait",
-           "refuse_streaming"]
+__all__ = ["EngineError", "LocalRunner", "LOCAL_RUNNER", "runner_kind", "use_defaults", "check_cluster",
+           "cluster_is_here", "wait", "refuse_streaming"]
+
+LOCAL_RUNNER = "pipeline.engines.LocalRunner"
 
 DASK_CONNECT_SECONDS = 10
 WAIT_SLICE_SECONDS = 5.0
@@ -37,9 +44,30 @@ class EngineError(MigrateError):
     """The runner cannot run this job (exit 2), or lost it while it ran (exit 4)."""
 
 
+class LocalRunner(PipelineRunner):
+    """Beam's DirectRunner without its try of Prism: the FnApiRunner it falls back to, given
+    the job's options for its workers as the DirectRunner gives them (worker processes of
+    `multi_processing` read them: log level, storage settings).
+
+    Our own class because Beam (2.77) has no option to skip Prism: `prism_location` only
+    says where to download it from.
+    """
+
+    def run_pipeline(self, pipeline, options):
+        from apache_beam.portability.api import beam_provision_api_pb2  # noqa: PLC0415 - as Beam's runner does
+        from apache_beam.runners.portability.fn_api_runner import fn_runner  # noqa: PLC0415
+        from apache_beam.runners.portability.portable_runner import JobServiceHandle  # noqa: PLC0415
+
+        encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+        provision = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
+        return fn_runner.FnApiRunner(provision_info=provision).run_pipeline(pipeline, options)
+
+
 def runner_kind(options: PipelineOptions) -> str:
-    """`direct`, `dataflow`, `dask`, or the runner's own name in lower case."""
+    """`direct` (also `LocalRunner`), `dataflow`, `dask`, or the runner's own name in lower case."""
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
+    if runner == LOCAL_RUNNER:
+        return "direct"
     name = str(runner).rsplit(".", 1)[-1].lower()
     return name[:-len("runner")] if name.endswith("runner") and name != "runner" else name
 

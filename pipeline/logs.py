@@ -84,9 +84,21 @@ class RunLog:
         logging.getLogger().addHandler(handler)
         _redirect_descriptor_2(self.path)
 
-    def record_failure(self, exc: BaseException) -> None:
-        """The full traceback of a failed run, for the log file (the terminal gets a summary)."""
+    def record_failure(self, exc: BaseException) -> str | None:
+        """The full traceback of a failed run, for the log file (the terminal gets a summary);
+        the line that sends the user there."""
         logging.getLogger("beam_failure").error("the run failed", exc_info=exc)
+        return self._see_the_log()
+
+    def record_worker_failure(self, error: str, details: str) -> str | None:
+        """A worker's error that reached the launcher as text (a shard's stop note, written
+        where the worker ran), with its traceback, for the log file; the line that sends the
+        user there."""
+        logging.getLogger("worker_failure").error("%s\n%s", error, details.rstrip())
+        return self._see_the_log()
+
+    def _see_the_log(self) -> str | None:
+        return f"  the full error is in {self.path}" if self.path else None  # None with -v: on the terminal
 
 
 def _is_plain_console(handler: logging.Handler) -> bool:
@@ -119,3 +131,6 @@ def _redirect_descriptor_2(path: str) -> None:
     os.close(log_fd)
     sys.stderr = io.TextIOWrapper(os.fdopen(terminal, "wb", buffering=0), encoding="utf-8",
                                   errors="backslashreplace", line_buffering=True, write_through=True)
+
+
+RUN_LOG = RunLog()  # the one of this process: the CLI sets it up, the launchers record failures in it

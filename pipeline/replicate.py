@@ -37,11 +37,12 @@ from apache_beam.options.pipeline_options import StandardOptions
 
 from pipeline import capture as capturing, schema
 from pipeline.config import RunConfig
+from pipeline.logs import RUN_LOG
 from pipeline.metrics_server import RunMetrics
 from pipeline.runner import pipeline_options, run_pipeline, runs_locally
 from pipeline.tables import TablePlan, TableStepError
 from transforms.dynamo.endpoints import source_client, streams_client
-from transforms.errors import ExitCode, MigrateError
+from transforms.errors import ExitCode
 from transforms.replicate import FollowStreams, ReplicateShards
 from transforms.state import stream_checkpoints
 from transforms.state.dead_letters import count_dead_letters, run_folder
@@ -144,11 +145,14 @@ def settings_for(config: RunConfig, pairs: Mapping[str, TablePair], **overrides)
 
 
 def _stop_code(config: RunConfig, streams: Sequence[Stream], echo: Callable[[str], None]) -> ExitCode | None:
-    """The exit code for the stop notes shards left (the most serious wins), or None."""
-    stops: list[MigrateError] = [stop for s in streams
-                                 if (stop := stream_checkpoints.read_stop(config.checkpoint_dir, s.table))]
+    """The exit code for the stop notes shards left (the most serious wins), or None. The
+    traceback a note carries (an unexpected error on a worker) goes to the run's log file."""
+    stops = [stop for s in streams if (stop := stream_checkpoints.read_stop(config.checkpoint_dir, s.table))]
     for stop in stops:
         echo(f"error: {stop}")
+        see_the_log = RUN_LOG.record_worker_failure(str(stop), stop.details) if stop.details else None
+        if see_the_log:
+            echo(see_the_log)
     return max((stop.code for stop in stops), default=None)
 
 

@@ -23,8 +23,13 @@ log = logging.getLogger(__name__)
 # options are known to the strict check below.
 _RUNNER_OPTION_MODULES = ("apache_beam.runners.dask.dask_runner",)
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
-# Runner names Beam does not resolve itself (its Dask runner is not among its known runners).
-RUNNER_ALIASES = {"dask": DASK_RUNNER, "daskrunner": DASK_RUNNER}
+_BEAM_DIRECT = "apache_beam.runners.direct.direct_runner."
+# Runner names Beam does not resolve itself (its Dask runner is not among its known runners),
+# and the DirectRunner's names, which the tool runs as `engines.LocalRunner` (no Prism).
+RUNNER_ALIASES = {"dask": DASK_RUNNER, "daskrunner": DASK_RUNNER,
+                  **{name: engines.LOCAL_RUNNER for name in (
+                      "direct", "directrunner", "switchingdirect", "switchingdirectrunner",
+                      f"{_BEAM_DIRECT}directrunner", f"{_BEAM_DIRECT}switchingdirectrunner")}}
 
 
 def _beam_parser() -> _BeamArgumentParser:
@@ -65,7 +70,10 @@ def _flag_dests() -> dict[str, str]:
 
 
 def resolve_runner(name: Any) -> Any:
-    """The runner's class path where Beam knows only that (`dask` -> Beam's Dask runner)."""
+    """The runner's class path where Beam knows only that (`dask` -> Beam's Dask runner), and
+    the tool's local runner for the DirectRunner and for no runner at all (Beam's default)."""
+    if name is None:
+        return engines.LOCAL_RUNNER
     return RUNNER_ALIASES.get(name.lower(), name) if isinstance(name, str) else name
 
 
@@ -91,8 +99,8 @@ def pipeline_options(config: RunConfig, beam_args: Sequence[str]) -> PipelineOpt
     the job, and of the launcher's own storage access (Beam's filesystems read them too).
 
     Workers log at WARNING unless asked otherwise: their INFO lines would bury progress.
-    Flag names become option names, and a runner name Beam does not resolve (`dask`) its
-    class path.
+    Flag names become option names, a runner name Beam does not resolve (`dask`) its class
+    path, and the DirectRunner (or no runner) the tool's `engines.LocalRunner`.
     """
     dests = _flag_dests()
     options = {"default_sdk_harness_log_level": "WARNING",

@@ -16,6 +16,7 @@ from distributed import Client
 
 from pipeline import engines
 from tests.support import seed
+from tests.support.controlled_streams import controlled_stream, image, key, shard_id
 from tests.support.cli_runs import (alternator_target, error_lines, run_cli, run_script, start_script, unique,
                                     write_config)
 from tests.support.servers import DaskCluster, free_port
@@ -246,3 +247,62 @@ def test_a_job_whose_workers_are_gone_ends_with_an_error(dynamodb_local, alterna
     assert result.exit_code == 4, result.output
     assert f"every worker of the Dask cluster at {cluster.address} is gone" in result.output
     assert time.monotonic() - started < 120
+
+
+
+def _edge_items() -> list[dict]:
+    """Items the stream of DynamoDB Local 3.x sends with their empty maps untyped ({})."""
+    deep: dict = {"S": "bottom"}
+    for level in range(30):
+        deep = {"M": {f"m{level}": deep, "empty": {"M": {}}}}
+    return [{"pk": {"S": "edge-empty"}, "sk": {"N": "0"}, "nest": {"L": [{"M": {}}, {"L": []}, {"M": {}}]},
+             "empty": {"M": {}}, "none": {"L": []}},
+            {"pk": {"S": "edge-binary"}, "sk": {"N": "1"}, "blobs": {"BS": [b"\x00", b"\xff\x00", b"\x01"]},
+             "blob": {"B": b""}, "in_list": {"L": [{"BS": [b"\x02"]}, {"B": b"\x00"}]}},
+            {"pk": {"S": "edge-deep"}, "sk": {"N": "2"}, "deep": deep}]
+
+
+def test_replicate_every_type_on_dask_equals_the_direct_runner(dynamodb_local, alternator_clean, dask_cluster,
+                                                              tmp_path):
+    """The inserts of every DynamoDB type in a NEW_AND_OLD_IMAGES stream, empty maps and
+    lists nested in lists, binary sets and 30-deep maps among them (issue 20)."""
+    source, target = dynamodb_local.endpoint, alternator_clean.url
+    table = unique("dasked_types")
+    seed.create_table(source, table, **seed.ALL_TYPES_TABLE, StreamSpecification={
+        "StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    seed.put_items(source, table, [seed.all_types_item(i) for i in range(300)] + _edge_items())
+    for runner, options in (("direct", {}), ("dask", _on_dask(dask_cluster))):
+        (tmp_path / runner).mkdir()
+        config = write_config(tmp_path / runner, source, alternator_target(alternator_clean),
+                              [{"source": table, "target": f"{table}_{runner}"}], **options)
+        assert run_cli("create-tables", "--config", str(config)).exit_code == 0
+
+        replicated = run_script("replicate", "--config", str(config), "--until-caught-up", cwd=tmp_path / runner)
+
+        assert replicated.returncode == 0, replicated.stderr
+        assert seed.assert_same_items(source, target, table, f"{table}_{runner}") == 303
+
+
+@pytest.mark.parametrize("runner", ["direct", "dask"])
+def test_a_workers_unexpected_error_reaches_the_runs_log_with_its_traceback(dynamodb_local, alternator_clean,
+                                                                            tmp_path, request, runner):
+    """A shard that fails unexpectedly, wherever it ran: one error line, exit 4, and the
+    traceback in the run's log file. The fault is a record whose key has a value without a
+    type, which no Streams service sends, served by the test Streams server."""
+    options = _on_dask(request.getfixturevalue("dask_cluster")) if runner == "dask" else {}
+    with controlled_stream(dynamodb_local, alternator_clean, tmp_path, **options) as controlled:
+        controlled.stream.add_shard(shard_id(1))
+        controlled.stream.put_record(shard_id(1), "INSERT", key("a"), new_image=image("a", 1))
+        controlled.stream.put_record(shard_id(1), "INSERT", {"id": {}}, new_image=image("b", 1))
+
+        replicated = run_script("replicate", "--config", str(controlled.config), "--until-caught-up", cwd=tmp_path)
+
+    assert replicated.returncode == 4, replicated.stderr
+    error, = error_lines(replicated.stderr)
+    assert f"replication of shard {shard_id(1)} stopped: ValueError: not enough values to unpack" in error
+    assert "Traceback" not in replicated.stderr
+    log_file, = (tmp_path / "checkpoints" / "logs").glob("replicate-*.log")
+    assert f"  the full error is in {log_file}" in replicated.stderr.splitlines()
+    logged = log_file.read_text()
+    assert "Traceback (most recent call last):" in logged and error[len("error: "):] in logged
+    assert 'change["Keys"] = decode_item(change["Keys"])' in logged  # the frame where it failed, on the worker

@@ -13,6 +13,7 @@ from transforms.dynamo.aws_json import CorruptResponse
 from transforms.dynamo.endpoints import Credentials, SourceSpec, streams_client
 from transforms.dynamo.retry import is_retryable
 from transforms.items.ddb_json import encode_item
+from transforms.streams import records
 from transforms.streams.records import open_streams_data
 
 SHARD = "shardId-00000000000000000001-aaaaaaaa"
@@ -127,3 +128,29 @@ def test_a_large_page_arrives_whole_with_its_crc_checked(server):
     assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in page["Records"]] == [f"k{i}" for i in range(60)]
     assert len(str(page)) > GZIP_ABOVE_BYTES  # a page the server would have gzipped for gzip's asking
     assert server.gzipped_replies == 0
+
+
+def test_a_new_image_with_an_untyped_value_is_dropped_not_guessed(server, caplog):
+    """DynamoDB Local 3.x sends an empty map in a stream image as {} (its GetItem does not;
+    awslabs/amazon-dynamodb-local-samples#37); the real service sends {"M": {}}. The test
+    server here serves what DynamoDB Local sends: the change then has no NewImage, and the
+    window is applied from the source's current item, as for a KEYS_ONLY stream."""
+    stream = server.add_stream(FakeStream())
+    stream.add_shard(SHARD)
+    untyped = {"pk": {"S": "a"}, "nest": {"L": [{}, {"L": []}]}, "empty": {}}
+    stream.put_record(SHARD, "INSERT", {"pk": {"S": "a"}}, new_image=untyped)
+    stream.put_record(SHARD, "MODIFY", {"pk": {"S": "b"}}, new_image=encode_item(ITEM | {"pk": {"S": "b"}}))
+    stream.put_record(SHARD, "INSERT", {"pk": {"S": "c"}}, new_image={"pk": {"S": "c"}, "m": {}})
+
+    async def body(data):
+        return await data.get_records(await data.shard_iterator(stream.stream_arn, SHARD, None), 1000)
+
+    records._warn_untyped_image.cache_clear()  # it warns once a process: as if this process had not yet
+    with caplog.at_level("WARNING", logger="transforms.streams.records"):
+        page = _read(server, stream, body)
+    first, second, third = (record["dynamodb"] for record in page["Records"])
+    assert first["Keys"] == {"pk": {"S": "a"}} and "NewImage" not in first
+    assert second["NewImage"] == ITEM | {"pk": {"S": "b"}}
+    assert third["Keys"] == {"pk": {"S": "c"}} and "NewImage" not in third
+    warnings = [r.getMessage() for r in caplog.records if r.name == "transforms.streams.records"]
+    assert len(warnings) == 1 and "applied from the source's current item" in warnings[0]

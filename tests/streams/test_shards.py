@@ -47,3 +47,80 @@ def test_budget_serves_first_come_first_served():
         return order
 
     assert asyncio.run(run()) == ["big", "small"]
+
+
+async def _holds_exactly(budget: RecordBudget, capacity: int) -> None:
+    """Assert that `capacity` records are free now, and not one more: neither lost nor leaked."""
+    await asyncio.wait_for(budget.take(capacity), 1)
+    one_more = asyncio.create_task(budget.take(1))
+    await asyncio.sleep(0)
+    assert not one_more.done()
+    one_more.cancel()
+    await asyncio.gather(one_more, return_exceptions=True)
+    budget.give(capacity)
+
+
+def test_budget_given_back_when_a_granted_waiter_is_cancelled_before_it_runs():
+    async def run():
+        budget = RecordBudget(1000)
+        await budget.take(1000)
+        waiting = asyncio.create_task(budget.take(1000))
+        await asyncio.sleep(0)
+        budget.give(1000)  # granted to `waiting`, which has not run since
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        assert waiting.cancelled()
+        await _holds_exactly(budget, 1000)
+
+    asyncio.run(run())
+
+
+def test_a_cancelled_waiter_is_skipped_by_the_next_give_and_leaves_the_queue():
+    """The race of issue 20: a waiter cancelled, then budget given back before its task ran."""
+    async def run():
+        budget, served = RecordBudget(1000), []
+
+        async def reader(name: str):
+            await budget.take(1000)
+            served.append(name)
+
+        await budget.take(1000)
+        first, second = asyncio.create_task(reader("first")), asyncio.create_task(reader("second"))
+        await asyncio.sleep(0)
+        first.cancel()
+        budget.give(1000)  # `first` is cancelled and not yet woken: `second` is next
+        results = await asyncio.gather(first, second, return_exceptions=True)
+        assert isinstance(results[0], asyncio.CancelledError) and results[1] is None
+        assert served == ["second"]
+        budget.give(1000)
+        await _holds_exactly(budget, 1000)
+
+    asyncio.run(run())
+
+
+def test_every_shard_cancelled_at_once_at_a_pass_end_loses_and_leaks_nothing():
+    """A thousand readers taking and giving back as ShardReader does, all cancelled in one go
+    at points that differ from reader to reader (waiting, granted, holding)."""
+    async def run():
+        budget = RecordBudget(5000)
+
+        async def reader():
+            while True:
+                await budget.take(1000)
+                try:
+                    await asyncio.sleep(0)
+                finally:
+                    budget.give(1000)
+
+        for turns in (1, 2, 3, 7, 50):
+            readers = [asyncio.create_task(reader()) for _ in range(1000)]
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            for task in readers:
+                task.cancel()
+            results = await asyncio.gather(*readers, return_exceptions=True)
+            assert all(isinstance(result, asyncio.CancelledError) for result in results), \
+                {type(result).__name__ for result in results}
+            await _holds_exactly(budget, 5000)  # and the next pass starts from a clean budget
+
+    asyncio.run(run())

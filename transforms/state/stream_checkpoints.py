@@ -4,6 +4,7 @@ Layout under `<checkpoint_dir>/streams/<source table>/`:
 
     stream.json               {"stream_arn": ...}  the stream these checkpoints belong to
     shards/<shard id>.json    {"sequence_number", "finished", "applied", "last_change_time"}
+    stopped.json              {"code", "message", "traceback"?}  why a shard could not go on
 
 A shard file is rewritten only after a window of its changes was acknowledged by the
 target, so it only ever moves forward; a restart continues AFTER that sequence number.
@@ -15,6 +16,7 @@ at once.
 from __future__ import annotations
 
 import asyncio
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
@@ -135,16 +137,30 @@ def _stop_path(checkpoint_dir: str, table: str) -> str:
     return FileSystems.join(_dir(checkpoint_dir, table), "stopped.json")
 
 
+class ShardStopped(MigrateError):
+    """A stop note read back: the error a shard stopped with, and the traceback of the
+    unexpected error behind it (None where the message says everything)."""
+
+    def __init__(self, message: str, code: ExitCode, details: str | None = None):
+        super().__init__(message, code)
+        self.details = details
+
+
 def write_stop(checkpoint_dir: str, table: str, error: MigrateError) -> None:
     """Note why a shard of this table could not go on, with the exit code it means (read
-    by the launcher after a round, or by the streaming job's next discovery)."""
-    write_json(_stop_path(checkpoint_dir, table), {"code": int(error.code), "message": str(error)})
+    by the launcher after a round, or by the streaming job's next discovery). The error's
+    cause (`raise ... from exc`) goes with it as a traceback: the worker that caught it may
+    be another machine, and the launcher puts it in the run's log file."""
+    note = {"code": int(error.code), "message": str(error)}
+    if error.__cause__ is not None:
+        note["traceback"] = "".join(traceback.format_exception(error.__cause__))
+    write_json(_stop_path(checkpoint_dir, table), note)
 
 
-def read_stop(checkpoint_dir: str, table: str) -> MigrateError | None:
+def read_stop(checkpoint_dir: str, table: str) -> ShardStopped | None:
     """The error a shard of this table stopped with, or None."""
     note = read_json(_stop_path(checkpoint_dir, table))
-    return None if note is None else MigrateError(note["message"], ExitCode(note["code"]))
+    return None if note is None else ShardStopped(note["message"], ExitCode(note["code"]), note.get("traceback"))
 
 
 def clear_stop(checkpoint_dir: str, table: str) -> None:

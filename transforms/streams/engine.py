@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import logging
 import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Mapping, Sequence
@@ -52,7 +51,6 @@ from transforms.streams.shards import ShardTask, describe_shards, plan_shards
 from transforms.streams.windows import WindowWriter
 from transforms.table_pair import TablePair
 
-log = logging.getLogger(__name__)
 
 DISCOVER_SECONDS = 10.0
 HELD_RECORDS = 100_000  # ~100 MB of changes at 1 KB each
@@ -220,10 +218,10 @@ class StreamEngine:
         except MigrateError as exc:
             self._fail(task.table, exc)
         except Exception as exc:  # noqa: BLE001 - any other failure stops the run with one clear line
-            log.debug("shard %s of %s failed", task.shard_id, task.table, exc_info=True)
-            self._fail(task.table, MigrateError(
-                f"{task.table}: replication of shard {task.shard_id} stopped: {type(exc).__name__}: {exc}; "
-                f"the next run resumes from the checkpoints", ExitCode.FAILED))
+            error = MigrateError(f"{task.table}: replication of shard {task.shard_id} stopped: {type(exc).__name__}: "
+                                 f"{exc}; the next run resumes from the checkpoints", ExitCode.FAILED)
+            error.__cause__ = exc  # its traceback goes with the stop note, to the run's log file
+            self._fail(task.table, error)
 
     def _fail(self, table: str, error: MigrateError) -> None:
         stream_checkpoints.write_stop(self._io.checkpoint_dir, table, error)
@@ -278,9 +276,10 @@ class StreamEngine:
         except MigrateError as exc:
             self._fail(table, exc)
         except Exception as exc:  # noqa: BLE001 - one clear line, as for a shard
-            log.debug("discovery for %s failed", table, exc_info=True)
-            self._fail(table, MigrateError(f"{table}: looking for new shards failed: {type(exc).__name__}: {exc}; "
-                                           f"the next run resumes from the checkpoints", ExitCode.FAILED))
+            error = MigrateError(f"{table}: looking for new shards failed: {type(exc).__name__}: {exc}; the next run "
+                                 f"resumes from the checkpoints", ExitCode.FAILED)
+            error.__cause__ = exc
+            self._fail(table, error)
 
     async def _discover_every_period(self, table: str) -> None:
         while True:

@@ -9,10 +9,18 @@ ListStreams) stay on the SDK.
 
 `get_records` is the one function that reads a page: a faster decoder can replace `_page`
 without touching its callers.
+
+A NewImage holding a value without exactly one type tag is not an item to write: DynamoDB
+Local 3.x sends every empty map in a stream image as `{}` instead of `{"M": {}}` (its
+GetItem and Scan do not; awslabs/amazon-dynamodb-local-samples#37), and `{}` could as
+well be an empty list. Such a change is applied as for a KEYS_ONLY stream, from the
+source's current item (see `windows.window_requests`), never from a guess.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 from typing import AsyncIterator
 
 import orjson
@@ -20,6 +28,8 @@ import orjson
 from transforms.dynamo.aws_json import STREAMS_TARGET_PREFIX, JsonEndpoint, open_endpoint, signing_credentials
 from transforms.dynamo.endpoints import SourceSpec, aio_session
 from transforms.items.ddb_json import decode_item
+
+log = logging.getLogger(__name__)
 
 
 class StreamsData:
@@ -40,7 +50,8 @@ class StreamsData:
 
         Each record's Keys and NewImage are low-level items as botocore gives them (B as
         bytes, N as text); ApproximateCreationDateTime is epoch seconds; OldImage is
-        dropped (a change is applied from its keys and new image).
+        dropped (a change is applied from its keys and new image), and so is a NewImage
+        with a value that has no type (see the module docstring).
         """
         return await self._endpoint.call("GetRecords", orjson.dumps({"ShardIterator": iterator, "Limit": limit}),
                                          _page)
@@ -53,12 +64,29 @@ def _iterator(body: bytes) -> str:
 def _page(body: bytes) -> dict:
     page = orjson.loads(body)
     for record in page.setdefault("Records", []):
-        change = record["dynamodb"]
-        change["Keys"] = decode_item(change["Keys"])
-        if "NewImage" in change:
-            change["NewImage"] = decode_item(change["NewImage"])
-        change.pop("OldImage", None)
+        _decode_change(record["dynamodb"])
     return page
+
+
+def _decode_change(change: dict) -> None:
+    """A record's Keys and NewImage decoded in place, its OldImage dropped, and its NewImage
+    too when a value in it has no single type tag (see the module docstring)."""
+    change["Keys"] = decode_item(change["Keys"])
+    image = change.pop("NewImage", None)
+    if image is not None:
+        try:
+            change["NewImage"] = decode_item(image)
+        except ValueError:  # a value not exactly one type tag (or bad base64): not an item to write
+            _warn_untyped_image()
+    change.pop("OldImage", None)
+
+
+@functools.cache
+def _warn_untyped_image() -> None:
+    """Once a process: the change is applied all the same, from the source."""
+    log.warning("the stream sent a change whose NewImage holds a value without its type (DynamoDB Local 3.x sends "
+                "an empty map as {}); such changes are applied from the source's current item, as for a KEYS_ONLY "
+                "stream")
 
 
 @contextlib.asynccontextmanager

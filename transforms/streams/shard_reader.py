@@ -70,26 +70,32 @@ class TableStats:
 
 class RecordBudget:
     """Records a worker may hold: read and not yet acknowledged, plus what reads in flight
-    may return. Waiters are served first come, first served, so no shard starves."""
+    may return. Waiters are served first come, first served, so no shard starves.
+
+    A waiter can be cancelled (every shard task is, at a pass's end) after `give` granted it
+    but before its task ran, or before it was granted while budget comes back: a grant is
+    handed back, and a cancelled waiter is never granted, so nothing is lost or leaked.
+    """
 
     def __init__(self, capacity: int):
         self._free = capacity
-        self._waiters: collections.deque[tuple[int, asyncio.Future]] = collections.deque()
+        self._waiters: collections.OrderedDict[asyncio.Future, int] = collections.OrderedDict()  # arrival order
 
     async def take(self, count: int) -> None:
         if not self._waiters and self._free >= count:
             self._free -= count
             return
         waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append((count, waiter))
+        self._waiters[waiter] = count
         try:
             await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():  # granted just as we were cancelled
                 self.give(count)
             else:
-                self._waiters.remove((count, waiter))
-                self._serve()
+                waiter.cancel()
+                self._waiters.pop(waiter, None)  # `_serve` may have dropped it already
+                self._serve()  # the ones behind it may fit now
             raise
 
     def give(self, count: int) -> None:
@@ -97,8 +103,14 @@ class RecordBudget:
         self._serve()
 
     def _serve(self) -> None:
-        while self._waiters and self._free >= self._waiters[0][0]:
-            count, waiter = self._waiters.popleft()
+        while self._waiters:
+            waiter, count = next(iter(self._waiters.items()))
+            if waiter.cancelled():  # its task has not run since: it leaves the queue with nothing
+                self._waiters.popitem(last=False)
+                continue
+            if self._free < count:
+                return
+            self._waiters.popitem(last=False)
             self._free -= count
             waiter.set_result(None)
 
