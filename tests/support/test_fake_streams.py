@@ -400,3 +400,23 @@ def test_wire_protocol(server, new_stream):
     assert status == 200 and isinstance(body["StreamDescription"]["CreationRequestDateTime"], float)
     status, _, body = call("DeleteStream", {})
     assert status == 400 and body["__type"].endswith("#UnknownOperationException")
+
+
+def test_records_can_be_shaped_as_alternators(server, streams):
+    """alternator/streams.cc (scylla-2026.1.0): eventSource scylladb:alternator, the datacenter
+    as awsRegion, no SizeBytes; DynamoDB-shaped records keep theirs."""
+    arn = "arn:aws:dynamodb:us-east-1:000000000000:table/Alt/stream/2026-01-01T00:00:00.000"
+    stream = server.add_stream(FakeStream(arn, table_name="Alt", records_as="alternator"))
+    try:
+        stream.add_shard(SHARD_A)
+        stream.put_record(SHARD_A, "MODIFY", key(1), new_image=item(1))
+        (record,), _ = read_all(streams, stream, SHARD_A)
+    finally:
+        server.remove_stream(arn)
+
+    assert (record["eventSource"], record["awsRegion"], record["eventName"]) == \
+        ("scylladb:alternator", "datacenter1", "MODIFY")
+    assert "SizeBytes" not in record["dynamodb"] and record["dynamodb"]["NewImage"] == {"pk": {"S": "k1"},
+                                                                                      "v": {"N": "0"}}
+    with pytest.raises(ValueError, match="records_as"):
+        FakeStream(arn, records_as="scylla")
