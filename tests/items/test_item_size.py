@@ -93,6 +93,7 @@ def test_oversized_rows_of_a_page_are_those_whose_items_count_over_the_limit(row
     """A small limit makes ordinary items cross it, so the page's bound and its exact count both work."""
     batch = items_to_batch(rows)
     assert oversized_rows(batch, limit) == [i for i, item in enumerate(rows) if item_size(item) > limit]
+    assert oversized_rows(batch.slice(1), limit) == [i for i, item in enumerate(rows[1:]) if item_size(item) > limit]
 
 
 def test_oversized_puts_names_puts_over_the_limit_and_their_sizes():
