@@ -18,7 +18,7 @@ import click
 from botocore.exceptions import BotoCoreError
 
 from pipeline import (bulk, dry_run as dry_runs, exports, parquet_export, repair, replicate as replication, report,
-                      runner, tables)
+                      rollback, runner, tables)
 from pipeline.config import ConfigError, RunConfig, load_config
 from pipeline.logs import RUN_LOG
 from pipeline.metrics_server import RunMetrics, serve_metrics
@@ -151,6 +151,8 @@ def _plan(config_path: str) -> None:
     plans = exports.with_exports(tables.plan_tables(config, create=False), found)
     click.echo(f"source: {config.source.describe()}\ntarget: {config.target.describe()}")
     click.echo(report.plan_table(plans, config))
+    for warning in rollback.stream_warnings(config):
+        click.echo(f"warning: {warning}")
 
 
 @main.command("create-tables")

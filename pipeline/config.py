@@ -20,6 +20,7 @@ from transforms.dynamo.endpoints import Credentials, SourceSpec, TargetSpec, Tls
 from transforms.dynamo.rate_limit import share_of
 from transforms.dynamo.writer import WriterSettings
 from transforms.errors import MigrateError
+from transforms.items.item_size import MAX_ITEM_BYTES
 from transforms.scan import ScanSettings
 
 
@@ -99,7 +100,8 @@ class RunConfig:
         """What each worker's writer uses: the write rate is its share of the job's."""
         return WriterSettings(batch_size=self.batch_size, concurrency=self.write.concurrency,
                               max_attempts=self.write.max_attempts,
-                              items_per_second=share_of(self.write.max_items_per_second, self.workers))
+                              items_per_second=share_of(self.write.max_items_per_second, self.workers),
+                              max_item_bytes=MAX_ITEM_BYTES if self.target.is_dynamodb else None)
 
 
 _SECRET_KEYS = frozenset({"secret_access_key", "session_token", "external_id"})
@@ -251,6 +253,7 @@ def _target(section: _Section, base_dir: Path | None) -> TargetSpec:
     endpoint = _endpoint(section, "endpoint")
     credentials = _credentials(section.section("credentials"))
     tls = _tls(section, base_dir)
+    streams = section.get("streams", False, kind=bool)
     alt = section.section("alternator")
     section.done()
     if alt.raw and endpoint:
@@ -260,7 +263,7 @@ def _target(section: _Section, base_dir: Path | None) -> TargetSpec:
                           "or target.endpoint (one DynamoDB-API URL)")
     if not alt.raw:
         alt.done()
-        return TargetSpec(region=region, endpoint=endpoint, credentials=credentials, tls=tls)
+        return TargetSpec(region=region, endpoint=endpoint, credentials=credentials, tls=tls, streams=streams)
     if credentials and (credentials.profile or credentials.role_arn):
         raise ConfigError("target.credentials: Alternator takes access_key_id/secret_access_key, not a profile "
                           "or a role")
@@ -281,7 +284,7 @@ def _target(section: _Section, base_dir: Path | None) -> TargetSpec:
                           "a rack is only unique within its datacenter")
     return TargetSpec(region=region, credentials=credentials, alternator_seeds=tuple(seeds),
                       alternator_port=port, alternator_scheme=scheme,
-                      datacenter=datacenter, rack=rack, tls=tls)
+                      datacenter=datacenter, rack=rack, tls=tls, streams=streams)
 
 
 def _tables(raw: Any, base_dir: Path | None) -> tuple[TableSpec, ...]:

@@ -154,14 +154,20 @@ def _show_key(key: dict) -> str:
 
 
 #: The counts a validation shows per table, in its table and its JSON report.
-_SHOWN_COUNTS = ("matched", "missing", "extra", "different", "lagging", "expired")
+_SHOWN_COUNTS = ("matched", "missing", "extra", "different", "lagging", "expired", "over_400kb")
+
+
+def _cell(text: str, column: str) -> str:
+    """`text` right-aligned in a column at least as wide as its name."""
+    return text.rjust(max(9, len(column)))
 
 
 def validation_table(result: ValidationResult) -> str:
     width = max([5] + [len(name) for name in result.tables])
-    lines = [f"{'table'.ljust(width)}  " + "  ".join(k.rjust(9) for k in _SHOWN_COUNTS)]
-    for name, table in result.tables.items():
-        lines.append(f"{name.ljust(width)}  " + "  ".join(f"{table.counts[k]:>9,}" for k in _SHOWN_COUNTS))
+    lines = [f"{'table'.ljust(width)}  " + "  ".join(_cell(k, k) for k in _SHOWN_COUNTS)]
+    for name, table in result.tables.items():  # a count not taken (over_400kb in a sample) shows as "-"
+        lines.append(f"{name.ljust(width)}  " + "  ".join(
+            _cell("-" if table.counts[k] is None else f"{table.counts[k]:,}", k) for k in _SHOWN_COUNTS))
         for kind, examples in table.examples.items():
             for finding in examples:
                 line = f"  {kind:<9} {_show_key(finding['key'])}"

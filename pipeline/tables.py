@@ -138,7 +138,8 @@ async def _plan_tables(config: RunConfig, create: bool, cutoff: float) -> list[T
             try:
                 if create:
                     target_description, created = await schema.ensure_target_table(
-                        source, target, description, spec.target, spec.renames, spec.create)
+                        source, target, description, spec.target, spec.renames, spec.create,
+                        stream=config.target.streams, vnodes=config.target.streams and not config.target.is_dynamodb)
                     if created:
                         log.info("created target table %s", spec.target)
                     isolation = await schema.write_isolation(target, target_description)

@@ -78,6 +78,18 @@ def test_defaults_for_an_alternator_target():
     assert config.scan.segments is None and config.scan.page_size == 1000
 
 
+def test_a_dynamodb_target_has_the_400_kb_item_limit_and_streams_are_asked_for():
+    dynamodb, alternator = parse_config(endpoint_config()), parse_config(alternator_config())
+    streamed = alternator_config()
+    streamed["target"]["streams"] = True
+
+    assert dynamodb.writer_settings().max_item_bytes == 400 * 1024
+    assert alternator.writer_settings().max_item_bytes is None  # Alternator has no item size limit
+    assert not dynamodb.target.streams and parse_config(streamed).target.streams
+    streamed["target"]["streams"] = "yes"
+    assert error_of(streamed) == "target.streams must be bool, got 'yes'"
+
+
 def test_segments_auto_explicit_and_numeric():
     assert parse_config(endpoint_config(scan={"segments": "auto"})).scan.segments is None
     assert parse_config(endpoint_config(scan={"segments": 12})).scan.segments == 12

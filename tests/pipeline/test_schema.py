@@ -29,6 +29,16 @@ def test_create_request_copies_keys_and_indexes_with_renames_and_on_demand_billi
     assert "ProvisionedThroughput" not in request and "LocalSecondaryIndexes" not in request
 
 
+def test_a_target_able_to_stream_is_created_with_its_stream_on_and_tagged_for_vnodes():
+    plain = schema.create_table_request(DESCRIPTION, "dst", {})
+    streaming = schema.create_table_request(DESCRIPTION, "dst", {}, stream=True, vnodes=True)
+
+    assert "StreamSpecification" not in plain and "Tags" not in plain
+    assert streaming["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert streaming["Tags"] == [{"Key": "system:initial_tablets", "Value": "none"}]
+    assert {k: v for k, v in streaming.items() if k not in ("StreamSpecification", "Tags")} == plain
+
+
 def test_key_schema_puts_the_partition_key_first_and_shows_roles():
     key = schema.key_schema(DESCRIPTION)
     assert key.names == ("pk", "sk")

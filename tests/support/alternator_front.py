@@ -3,8 +3,10 @@
 The pipeline talks to Alternator, which differs from DynamoDB in ways the tests must see:
 every node listens on its own address and lists its peers at `GET /localnodes`, a
 BatchWriteItem is all-or-error (at most 100 items, no duplicate keys, never
-UnprocessedItems), overload shows up as `RequestLimitExceeded`, and number keys are kept
-exactly as written (`exact_number_keys`). A request body over 16 MiB is refused with HTTP
+UnprocessedItems), overload shows up as `RequestLimitExceeded`, number keys are kept
+exactly as written (`exact_number_keys`), and new tables use tablets, on which Streams
+cannot be enabled, unless tagged for vnodes (`alternator_tablets`, ScyllaDB 2026.1; or
+2025.3 with `set_release`). A request body over 16 MiB is refused with HTTP
 413 `PayloadTooLarge` before it is read (`request_content_length_limit = 16*MB` in
 scylladb's alternator/server.hh; alternator/server.cc `handle_api_request` and
 `read_entire_stream`, the error body as its `generate_error_reply` writes it); tests may
@@ -17,6 +19,11 @@ reproduces those differences on several loopback addresses sharing one port and 
 everything else to moto, which stores the data. It can also inject throttling, server
 errors, slowness and dropped connections, and counts what it saw, so tests can check
 retries and load balancing against a real HTTP server.
+
+Alternator does not enforce DynamoDB's 400 KB item limit (scylladb test/alternator/test_item.py),
+and the front adds none; moto behind it refuses an item over its own count of 405,000 bytes
+(names and values; no list or map overheads, a number by its text), so a test that needs an
+item over DynamoDB's limit in it builds one from many small list elements.
 
 It is a test fixture, not a proxy: NEVER point it at a real DynamoDB or Alternator
 holding real data.
@@ -42,6 +49,7 @@ from typing import Callable
 
 from aiohttp import ClientSession, ClientTimeout, web
 
+from tests.support.alternator_tablets import TabletRules
 from tests.support.exact_number_keys import ExactNumberKeys
 from tests.support.signatures import check_signature
 from tests.support.threaded_server import ThreadedServer
@@ -111,6 +119,7 @@ class AlternatorFront(ThreadedServer):
         self._rng = random.Random()
         self._key_names: dict[str, tuple[str, ...]] = {}  # table -> key attribute names
         self._number_keys = ExactNumberKeys()
+        self._tablets = TabletRules()
         self._stats_lock = threading.Lock()
         self._by_address: Counter[str] = Counter()
         self._by_operation: Counter[str] = Counter()
@@ -141,6 +150,14 @@ class AlternatorFront(ThreadedServer):
         """Refuse request bodies over `limit` bytes (413), as Alternator does over 16 MiB."""
         self._max_request_bytes = limit
 
+    def set_release(self, release: str = "2026.1") -> None:
+        """Which ScyllaDB's tablet rules to follow (`alternator_tablets.RELEASES`); no argument: 2026.1."""
+        self._tablets.release = release
+
+    def uses_tablets(self, table: str) -> bool:
+        """Whether a table created through the front uses tablets."""
+        return self._tablets.uses_tablets(table)
+
     def require_signatures(self, users: dict[str, str] | None) -> None:
         """Enforce authorization as Alternator does (`alternator_enforce_authorization`): every
         DynamoDB API request must be SigV4-signed with one of `users` (key id -> secret);
@@ -170,7 +187,7 @@ class AlternatorFront(ThreadedServer):
 
     async def serve(self, stop: asyncio.Event, on_ready: Callable[[], None] = lambda: None) -> None:
         """Listen on every address until `stop` is set; call `on_ready` once listening."""
-        app = web.Application()
+        app = web.Application(client_max_size=MAX_REQUEST_BYTES)
         app.router.add_get("/", self._health)
         app.router.add_get("/localnodes", self._localnodes)
         app.router.add_post("/", self._dynamodb)
@@ -240,9 +257,7 @@ class AlternatorFront(ThreadedServer):
         elif op == "BatchGetItem":
             response = await self._batch_get_item(request, body)
         else:
-            if op in ("CreateTable", "DeleteTable"):
-                self._key_names.pop(_json(body).get("TableName"), None)
-            response = await self._forward(request, body)
+            response = await self._table_op(request, op, body)
         if self._faults.corrupt and self._faults.applies_to(op) and self._rng.random() < self._faults.corrupt:
             self._count_fault("corrupt")
             response.headers["x-amz-crc32"] = str((zlib.crc32(response.body or b"") + 1) % 2**32)
@@ -261,6 +276,23 @@ class AlternatorFront(ThreadedServer):
                 return None
             chunks.append(chunk)
         return b"".join(chunks)
+
+    async def _table_op(self, request: web.Request, op: str, body: bytes) -> web.Response:
+        """Any operation but BatchWriteItem; table creation and deletion under Alternator's rules."""
+        if op not in ("CreateTable", "DeleteTable", "UpdateTable", "TagResource"):
+            return await self._forward(request, body)
+        parsed = _json(body)
+        refusal = self._tablets.refusal(op, parsed)
+        if refusal:
+            return dynamodb_error(400, "ValidationException", refusal)
+        if op in ("CreateTable", "DeleteTable"):
+            self._key_names.pop(parsed.get("TableName"), None)
+        response = await self._forward(request, body)
+        if response.status == 200 and op == "CreateTable":
+            self._tablets.created(parsed)
+        elif response.status == 200 and op == "DeleteTable":
+            self._tablets.deleted(parsed.get("TableName", ""))
+        return response
 
     async def _inject_fault(self, request: web.Request, op: str) -> web.StreamResponse | None:
         faults, rng = self._faults, self._rng

@@ -240,6 +240,7 @@ class ShardReader:
                 paths = write_dead_letters(self._io.dead_letter_dir, failures + refused,
                                            name=f"{shard.task.shard_id}-{first['SequenceNumber']}")
                 self._io.stats[table.source].dead_lettered += len(failures) + len(refused)
+            failures = [failure for failure in failures if not failure.permanent]  # (too big: no retry helps)
             if failures:
                 raise WritesFailed(f"{table.source}: {len(failures)} changes could not be written after "
                                    f"{self._io.write_attempts} attempts (in {', '.join(paths)}); replication of "
