@@ -13,7 +13,7 @@ import pytest
 
 from tests.support import seed
 from tests.support.cli_runs import unique
-from transforms.dynamo.endpoints import TargetSpec
+from transforms.dynamo.endpoints import Credentials, TargetSpec
 from transforms.dynamo.writer import WriterSettings, open_writer, put, refuse_oversized
 from transforms.items.item_size import MAX_ITEM_BYTES, item_size
 from transforms.items.wire_encode import request_row
@@ -43,7 +43,8 @@ def test_an_item_over_400_kb_is_dead_lettered_without_a_request(dynamodb_local):
     seed.create_table(dynamodb_local.endpoint, table, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
                       AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
                       BillingMode="PAY_PER_REQUEST")
-    target = TargetSpec(endpoint=dynamodb_local.endpoint, credentials=None)
+    # DynamoDB Local wants signed requests; a non-AWS endpoint is signed only with target.credentials
+    target = TargetSpec(endpoint=dynamodb_local.endpoint, credentials=Credentials("test", "test"))
     requests = [put(_small(n)) for n in range(30)] + [put(BIG)]
 
     async def write():
