@@ -31,6 +31,10 @@ VNODES = {"Key": "system:initial_tablets", "Value": "none"}
 # of N "1" for 1 byte where DynamoDB takes 3: 1 for the element, 2 for the number).
 OVER_400_KB = {"id": {"S": "big"}, "pad": {"S": "x" * 400_000}, "ones": {"L": [{"N": "1"}] * 3_300}}
 
+# DynamoDB Local as the rollback target wants signed requests; a non-AWS endpoint is signed
+# only with `target.credentials` (the README's rule), so the test gives them.
+LOCAL_KEYS = {"credentials": {"access_key_id": "test", "secret_access_key": "test"}}
+
 
 def _tags(endpoint: str, table: str) -> list[dict]:
     client = seed.client_for(endpoint)
@@ -81,7 +85,7 @@ def test_plan_warns_when_a_rollback_reads_a_table_that_cannot_stream(dynamodb_lo
     seed.create_table(front, counted, **TABLE, Tags=[{"Key": "system:initial_tablets", "Value": "4"}])
     seed.create_table(front, off, **TABLE, Tags=[VNODES])
     tables = [{"source": t, "create": "never"} for t in (ready, tablets, counted, off)]
-    rollback = write_config(tmp_path, front, {"endpoint": dynamodb_local.endpoint}, tables)
+    rollback = write_config(tmp_path, front, {"endpoint": dynamodb_local.endpoint, **LOCAL_KEYS}, tables)
     for table in (tablets, off):
         seed.create_table(dynamodb_local.endpoint, table, **TABLE)
     (tmp_path / "forward").mkdir()
@@ -109,7 +113,7 @@ def test_enabling_the_stream_of_a_tablets_table_stops_with_alternators_reason(dy
     seed.create_table(alternator_clean.url, table, **TABLE)
     seed.put_items(alternator_clean.url, table, [image("a", 1)])
     seed.create_table(dynamodb_local.endpoint, table, **TABLE)
-    config = write_config(tmp_path, alternator_clean.url, {"endpoint": dynamodb_local.endpoint},
+    config = write_config(tmp_path, alternator_clean.url, {"endpoint": dynamodb_local.endpoint, **LOCAL_KEYS},
                           [{"source": table, "create": "never"}])
 
     result = run_cli("migrate", "--config", str(config), "--streams", "--enable-streams", "--until-caught-up",
@@ -142,7 +146,7 @@ def test_rollback_applies_alternator_records_and_dead_letters_an_item_over_400_k
     last = stream.put_record(shard, "MODIFY", key("a"), new_image=image("a", 2))
     with FakeStreamsServer() as server:
         server.add_stream(stream)
-        config = write_config(tmp_path, front, {"endpoint": dynamodb}, [{"source": table, "create": "never"}],
+        config = write_config(tmp_path, front, {"endpoint": dynamodb, **LOCAL_KEYS}, [{"source": table, "create": "never"}],
                               source={"endpoint": front, "streams_endpoint": server.url, "region": "us-east-1",
                                       "credentials": {"access_key_id": "test", "secret_access_key": "test"}})
 
