@@ -288,7 +288,8 @@ def test_a_workers_unexpected_error_reaches_the_runs_log_with_its_traceback(dyna
                                                                             tmp_path, request, runner):
     """A shard that fails unexpectedly, wherever it ran: one error line, exit 4, and the
     traceback in the run's log file. The fault is a record whose key has a value without a
-    type, which no Streams service sends, served by the test Streams server."""
+    type, which no Streams service sends, served by the test Streams server: a page that does
+    not decode, retried as a damaged reply until the attempts run out."""
     options = _on_dask(request.getfixturevalue("dask_cluster")) if runner == "dask" else {}
     with controlled_stream(dynamodb_local, alternator_clean, tmp_path, **options) as controlled:
         controlled.stream.add_shard(shard_id(1))
@@ -299,7 +300,8 @@ def test_a_workers_unexpected_error_reaches_the_runs_log_with_its_traceback(dyna
 
     assert replicated.returncode == 4, replicated.stderr
     error, = error_lines(replicated.stderr)
-    assert f"replication of shard {shard_id(1)} stopped: ValueError: not enough values to unpack" in error
+    assert f"replication of shard {shard_id(1)} stopped: CorruptResponse: " in error
+    assert "(ValueError: not enough values to unpack" in error
     assert "Traceback" not in replicated.stderr
     log_file, = (tmp_path / "checkpoints" / "logs").glob("replicate-*.log")
     assert f"  the full error is in {log_file}" in replicated.stderr.splitlines()
