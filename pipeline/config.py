@@ -20,7 +20,10 @@ from transforms.dynamo.endpoints import Credentials, SourceSpec, TargetSpec, Tls
 from transforms.dynamo.rate_limit import share_of
 from transforms.dynamo.writer import WriterSettings
 from transforms.errors import MigrateError
-from transforms.scan import ScanSettings
+from transforms.scan import PAGES_IN_FLIGHT, ScanSettings
+
+
+MAX_PAGES_IN_FLIGHT = 1000
 
 
 class ConfigError(MigrateError):
@@ -48,6 +51,7 @@ class ScanConfig:
     consistent_read: bool = False
     max_read_units_per_second: float | None = None
     max_attempts: int = 10
+    pages_in_flight: int = PAGES_IN_FLIGHT  # per worker
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,8 @@ class RunConfig:
     dead_letter_dir: str
     pipeline_options: Mapping[str, Any]
     checkpoint_interval_seconds: float = 5.0
-    cluster_workers: int | None = None  # worker threads found on the cluster (Dask), not in the YAML
+    # Worker threads found on the cluster (Dask, whose tasks hold all their output in memory), not in the YAML.
+    cluster_workers: int | None = None
 
     @property
     def batch_size(self) -> int:
@@ -93,7 +98,8 @@ class RunConfig:
         """What each worker's scans use: the read rate is its share of the job's."""
         return ScanSettings(page_size=self.scan.page_size, consistent_read=self.scan.consistent_read,
                             read_units_per_second=share_of(self.scan.max_read_units_per_second, self.workers),
-                            max_attempts=self.scan.max_attempts)
+                            max_attempts=self.scan.max_attempts, pages_in_flight=self.scan.pages_in_flight,
+                            workers=self.workers)
 
     def writer_settings(self) -> WriterSettings:
         """What each worker's writer uses: the write rate is its share of the job's."""
@@ -338,7 +344,11 @@ def _scan(section: _Section) -> ScanConfig:
         consistent_read=section.get("consistent_read", False, kind=bool),
         max_read_units_per_second=section.positive("max_read_units_per_second", None, (int, float)),
         max_attempts=section.positive("max_attempts", 10),
+        pages_in_flight=section.positive("pages_in_flight", PAGES_IN_FLIGHT),
     )
+    if settings.pages_in_flight > MAX_PAGES_IN_FLIGHT:
+        raise ConfigError(f"scan.pages_in_flight is {settings.pages_in_flight}, at most {MAX_PAGES_IN_FLIGHT}: each "
+                          f"page in flight is a connection and up to two pages held in memory per worker")
     section.done()
     return settings
 

@@ -21,6 +21,7 @@ from transforms.dynamo.endpoints import source_client, target_client
 from transforms.dynamo.retry import error_code
 from transforms.errors import MigrateError
 from transforms.items.expiry import Expiry
+from transforms.scan import PAGES_IN_FLIGHT
 from transforms.table_pair import TablePair
 
 log = logging.getLogger(__name__)
@@ -54,11 +55,15 @@ class TablePlan:
                          self.expiry)
 
 
-def auto_segments(item_count: int, size_bytes: int, page_size: int, workers: int) -> int:
-    """Enough segments to keep every worker busy and each segment near 64 MiB, but no empty
-    ones. DynamoDB refreshes ItemCount only every few hours, so a count of 0 says nothing:
-    then every worker gets its 4 segments (an empty segment costs one Scan call)."""
-    wanted = max(workers * 4, math.ceil(size_bytes / BYTES_PER_SEGMENT))
+def auto_segments(item_count: int, size_bytes: int, page_size: int, workers: int,
+                  pages_in_flight: int = PAGES_IN_FLIGHT, task_holds_output: bool = False) -> int:
+    """Enough segments to give every worker `pages_in_flight` of them (one page of each in
+    flight: what hides a far source's latency) and each segment near 64 MiB, but no empty
+    ones. Where a task holds all its output in memory (Dask), a task's group of segments is
+    kept near 64 MiB instead. DynamoDB refreshes ItemCount only every few hours, so a count
+    of 0 says nothing: then every worker gets its segments (an empty one costs one Scan call)."""
+    segment_bytes = BYTES_PER_SEGMENT // pages_in_flight if task_holds_output else BYTES_PER_SEGMENT
+    wanted = max(workers * pages_in_flight, math.ceil(size_bytes / segment_bytes))
     useful = math.ceil(item_count / page_size) if item_count else wanted
     return max(1, min(wanted, useful, MAX_SEGMENTS))
 
@@ -155,7 +160,8 @@ async def _plan_tables(config: RunConfig, create: bool, cutoff: float) -> list[T
             item_count = int(description.get("ItemCount", 0))
             size_bytes = int(description.get("TableSizeBytes", 0))
             segments = config.scan.segments or auto_segments(
-                item_count, size_bytes, config.scan.page_size, config.workers)
+                item_count, size_bytes, config.scan.page_size, config.workers, config.scan.pages_in_flight,
+                task_holds_output=config.cluster_workers is not None)
             indexes = tuple(ix["IndexName"] for kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes")
                             for ix in description.get(kind) or [])
             plans.append(TablePlan(spec, schema.key_schema(description),

@@ -7,8 +7,9 @@ so what bounds a far copy is the Scan pages it keeps in flight. This aiohttp ser
 forwards every DynamoDB request to a backend (DynamoDB Local) unchanged and holds each
 Scan's answer `scan_delay` seconds, any number of them at once, so tests can compress a
 long copy into seconds (a snapshot that outlasts a stream's retention) and benchmarks
-can measure the pages a copy keeps in flight (`scans_in_flight`, sampled). Other
-operations pass through at once. It listens on 127.0.0.1 only.
+can measure the pages a copy keeps in flight (`scan_concurrency`: Scans in flight,
+averaged over the time any was) and what a Scan took (`scan_latency`). Other operations
+pass through at once. It listens on 127.0.0.1 only.
 """
 from __future__ import annotations
 
@@ -37,11 +38,17 @@ class SlowSource(ThreadedServer):
         self.port = 0
         self._lock = threading.Lock()
         self._in_flight = 0
-        self._scans = 0
-        self._busy_since: float | None = None
-        self._in_flight_seconds = 0.0  # the integral of Scans in flight over time
-        self._busy_seconds = 0.0       # time with at least one Scan in flight
-        self._last_change = time.monotonic()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the Scans counted so far (those in flight now are counted from now on)."""
+        with self._lock:
+            self._scans = 0
+            self._most_in_flight = self._in_flight
+            self._in_flight_seconds = 0.0  # the integral of Scans in flight over time
+            self._busy_seconds = 0.0       # time with at least one Scan in flight
+            self._scan_seconds = 0.0       # the sum of the Scans' times, arrival to answer
+            self._last_change = time.monotonic()
 
     @property
     def url(self) -> str:
@@ -59,22 +66,43 @@ class SlowSource(ThreadedServer):
             self._account(time.monotonic())
             return self._in_flight_seconds / self._busy_seconds if self._busy_seconds else 0.0
 
+    def most_in_flight(self) -> int:
+        """The most Scans in flight at once."""
+        with self._lock:
+            return self._most_in_flight
+
+    def scan_latency(self) -> float:
+        """The average time from a Scan's arrival to its answer (0 before the first)."""
+        with self._lock:
+            return self._scan_seconds / self._scans if self._scans else 0.0
+
+    def scan_busy_seconds(self) -> float:
+        """How long at least one Scan was in flight."""
+        with self._lock:
+            self._account(time.monotonic())
+            return self._busy_seconds
+
     def _account(self, now: float) -> None:
         if self._in_flight:
             self._in_flight_seconds += self._in_flight * (now - self._last_change)
             self._busy_seconds += now - self._last_change
         self._last_change = now
 
-    def _scan_started(self) -> None:
+    def _scan_started(self) -> float:
         with self._lock:
-            self._account(time.monotonic())
+            now = time.monotonic()
+            self._account(now)
             self._in_flight += 1
+            self._most_in_flight = max(self._most_in_flight, self._in_flight)
+            return now
 
-    def _scan_ended(self) -> None:
+    def _scan_ended(self, started: float) -> None:
         with self._lock:
-            self._account(time.monotonic())
+            now = time.monotonic()
+            self._account(now)
             self._in_flight -= 1
             self._scans += 1
+            self._scan_seconds += now - started
 
     async def serve(self, stop: asyncio.Event, on_ready: Callable[[], None] = lambda: None) -> None:
         app = web.Application(client_max_size=64 << 20)
@@ -95,8 +123,7 @@ class SlowSource(ThreadedServer):
     async def _forward(self, request: web.Request) -> web.Response:
         body = await request.read()
         scan = request.headers.get("X-Amz-Target") == _SCAN
-        if scan:
-            self._scan_started()
+        started = self._scan_started() if scan else 0.0
         try:
             headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
             async with self._http.request(request.method, self.backend + request.path_qs, data=body,
@@ -109,4 +136,4 @@ class SlowSource(ThreadedServer):
             return web.Response(status=status, body=payload, headers=reply_headers)
         finally:
             if scan:
-                self._scan_ended()
+                self._scan_ended(started)
