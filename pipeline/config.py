@@ -75,8 +75,7 @@ class RunConfig:
     dead_letter_dir: str
     pipeline_options: Mapping[str, Any]
     checkpoint_interval_seconds: float = 5.0
-    # Worker threads found on the cluster (Dask, whose tasks hold all their output in memory), not in the YAML.
-    cluster_workers: int | None = None
+    cluster_workers: int | None = None  # worker threads found on the cluster (Dask), not in the YAML
 
     @property
     def batch_size(self) -> int:
@@ -93,6 +92,18 @@ class RunConfig:
             if isinstance(value, int) and value > 0:
                 return value
         return self.cluster_workers or 1
+
+    @property
+    def task_holds_output(self) -> bool:
+        """Whether a task's output is held in memory until the task ends: on Dask (the only
+        runner with `cluster_workers`), which hands a partition's output on as a list."""
+        return self.cluster_workers is not None
+
+    @property
+    def files_in_flight(self) -> int:
+        """Export data files a worker copies at once: its pages in flight, or one file where a
+        task holds its output (a group of whole files would be in memory at once)."""
+        return 1 if self.task_holds_output else self.scan.pages_in_flight
 
     def scan_settings(self) -> ScanSettings:
         """What each worker's scans use: the read rate is its share of the job's."""

@@ -47,6 +47,7 @@ class TablePlan:
     created: bool = False  # this run created the target table
     exports: object = None  # pipeline.exports.TableExports when the table is read from exports
     expiry: Expiry | None = None  # with skip_expired: the source's TTL attribute and the run's cut-off
+    scan_latency: float | None = None  # seconds a small Scan of the source took (`plan` measures it)
 
     @property
     def pair(self) -> TablePair:
@@ -133,7 +134,18 @@ async def _expiry(config: RunConfig, source, index: int, cutoff: float) -> Expir
     return Expiry(ttl["AttributeName"], cutoff)
 
 
-async def _plan_tables(config: RunConfig, create: bool, cutoff: float) -> list[TablePlan]:
+async def _scan_latency(config: RunConfig, source, table: str) -> float:
+    """How long one small Scan (Limit 1) of the source takes: what every Scan page waits on
+    besides its own size, once the connection is open (DescribeTable opened it)."""
+    try:
+        started = time.perf_counter()
+        await source.scan(TableName=table, Limit=1)
+        return time.perf_counter() - started
+    except (BotoCoreError, ClientError, OSError) as exc:
+        raise _describe_error(f"source {config.source.describe()}", exc) from None
+
+
+async def _plan_tables(config: RunConfig, create: bool, cutoff: float, measure_latency: bool) -> list[TablePlan]:
     plans = []
     async with source_client(config.source) as source, target_client(config.target) as target:
         descriptions = await _describe_sources(config, source)
@@ -161,17 +173,22 @@ async def _plan_tables(config: RunConfig, create: bool, cutoff: float) -> list[T
             size_bytes = int(description.get("TableSizeBytes", 0))
             segments = config.scan.segments or auto_segments(
                 item_count, size_bytes, config.scan.page_size, config.workers, config.scan.pages_in_flight,
-                task_holds_output=config.cluster_workers is not None)
+                task_holds_output=config.task_holds_output)
             indexes = tuple(ix["IndexName"] for kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes")
                             for ix in description.get(kind) or [])
+            latency = await _scan_latency(config, source, spec.source) if measure_latency else None
             plans.append(TablePlan(spec, schema.key_schema(description),
                                    schema.key_schema(description, spec.renames),
-                                   item_count, size_bytes, segments, exists, indexes, created, expiry=expiry))
+                                   item_count, size_bytes, segments, exists, indexes, created, expiry=expiry,
+                                   scan_latency=latency))
     return plans
 
 
-def plan_tables(config: RunConfig, *, create: bool, cutoff: float | None = None) -> list[TablePlan]:
+def plan_tables(config: RunConfig, *, create: bool, cutoff: float | None = None,
+                measure_latency: bool = False) -> list[TablePlan]:
     """Describe every table; with `create`, also make the target tables ready. `cutoff`: the
     epoch second before which TTL expiries count as expired (default: now, whole seconds), fixed
-    here once for the run so that its bulk copy, replication and validation agree."""
-    return asyncio.run(_plan_tables(config, create, int(time.time()) if cutoff is None else cutoff))
+    here once for the run so that its bulk copy, replication and validation agree.
+    `measure_latency`: time one small Scan of each source table (`TablePlan.scan_latency`)."""
+    return asyncio.run(_plan_tables(config, create, int(time.time()) if cutoff is None else cutoff,
+                                    measure_latency))

@@ -18,7 +18,7 @@ import asyncio
 import math
 import queue
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, TypeVar
 
 import apache_beam as beam
 import orjson
@@ -35,6 +35,8 @@ from transforms.items.ddb_json import encode_item
 from transforms.items.wire_decode import decode_scan
 
 __all__ = ["PAGES_IN_FLIGHT", "ScanSettings", "SegmentSpec", "Page", "ScanTables", "segment_groups"]
+
+T = TypeVar("T")
 
 #: Scan pages a worker keeps in flight by default: at 250 ms a page, 64 pages a second,
 #: more than a worker's CPU writes (~15-20 pages of 1,000 items a second).
@@ -78,10 +80,10 @@ class Page:
     batch: pa.RecordBatch
 
 
-def segment_groups(segments: Sequence[SegmentSpec], pages_in_flight: int, workers: int
-                   ) -> list[tuple[SegmentSpec, ...]]:
-    """The segments in groups that one DoFn call scans side by side: `pages_in_flight` a group
-    at most, and fewer where that leaves every worker a group (16 segments on 2 workers: 2 of 8)."""
+def segment_groups(segments: Sequence[T], pages_in_flight: int, workers: int) -> list[tuple[T, ...]]:
+    """The segments (or export data files) in groups that one DoFn call reads side by side:
+    `pages_in_flight` a group at most, and fewer where that leaves every worker a group (16
+    segments on 2 workers: 2 of 8)."""
     size = max(1, min(pages_in_flight, math.ceil(len(segments) / max(1, workers))))
     return [tuple(segments[i:i + size]) for i in range(0, len(segments), size)]
 

@@ -8,6 +8,7 @@ does not make them flaky.
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -107,3 +108,26 @@ def test_a_far_copy_killed_mid_way_resumes_from_its_checkpoints(dynamodb_local, 
     assert json.loads((tmp_path / "r.json").read_text())["tables"][table]["read"] == 1600 - recorded.items
     assert written_before_resume - recorded.items <= 2 * concurrency * batch + page_size
     assert seed.assert_same_items(source, target, table) == 1600
+
+
+def test_plan_estimates_the_time_from_the_latency_it_measures(dynamodb_local, far_source, alternator_clean,
+                                                              tmp_path):
+    table = unique("far_planned")
+    seed.seed_all_types(dynamodb_local.endpoint, table, count=400)
+    config = write_config(tmp_path, far_source.url, alternator_target(alternator_clean), [{"source": table}],
+                          scan={"segments": 4, "page_size": 10})
+    far_source.reset()
+
+    result = run_cli("plan", "--config", str(config))
+
+    assert result.exit_code == 0, result.output
+    assert far_source.scans == 1  # one small Scan measures the latency
+    found = re.search(r"reading at the source's Scan latency, (\d+) ms measured: ~(\d+) pages, 4 in flight "
+                      r"\(16 a worker x 1 worker\): ~(\d+) s", result.output)
+    assert found, result.output
+    latency_ms, pages, seconds = map(int, found.groups())
+    assert latency_ms >= DELAY * 1000
+    assert pages == 400 // 10 + 4  # 10 items a page, and each segment's last page
+    assert abs(seconds - pages * latency_ms / 1000 / 4) <= 1  # pages x latency / pages in flight
+    assert f"the copy takes at least ~{seconds} s" in result.output
+    assert "no read or write cap is set" in result.output
