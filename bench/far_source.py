@@ -66,7 +66,7 @@ def _migrate(config: Path, table: str):
     return measured, json.loads(report.read_text())["tables"][table]["written"]
 
 
-def main(items: int = 20_000, rounds: int = 2) -> dict:
+def main(items: int = 20_000, rounds: int = 3) -> dict:
     runs = []
     with DynamoDBLocal() as local, SlowSource(local.endpoint, DELAY) as far, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -82,9 +82,9 @@ def main(items: int = 20_000, rounds: int = 2) -> dict:
             assert written == items, f"bench: the far copy wrote {written} of {items} items"
             config = load_config(full)
             in_flight = config.scan.pages_in_flight * config.workers
-            runs.append({"copy_seconds": run.seconds - start.seconds, "pages": far.scans,
-                         "latency": far.scan_latency(), "concurrency": far.scan_concurrency(),
-                         "scan_seconds": far.scan_busy_seconds(), "in_flight": in_flight})
+            runs.append({"copy_seconds": run.seconds - start.seconds, "pages": far.scans.answered,
+                         "latency": far.scans.latency(), "concurrency": far.scans.concurrency(),
+                         "scan_seconds": far.scans.busy_seconds(), "in_flight": in_flight})
     figures = _figures(runs)
     _print(figures, items, rounds)
     return figures

@@ -1,5 +1,6 @@
 """A far source: many segments' Scan pages in flight at once, against `SlowSource` (DynamoDB
-Local whose Scan answers each wait 0.3 s, any number at once, as a table in another region).
+Local whose Scan answers each wait 0.3 s, any number at once, as a table in another region;
+or moto's S3 whose GETs of export data files wait as long).
 
 Scanned one page at a time, a copy has exactly 1 Scan in flight whenever any is; these
 tests assert the concurrency the source itself saw, not wall time, so a loaded machine
@@ -16,7 +17,9 @@ import pytest
 from tests.support import seed
 from tests.support.cli_runs import (alternator_target, interrupt, items_copied, run_cli, start_script, unique,
                                     write_config)
+from tests.support.exports import s3_client, write_full_export
 from tests.support.slow_source import SlowSource
+from tests.support.stores import s3_store
 from transforms.scan import SegmentSpec, segment_groups
 from transforms.state import bulk_checkpoints
 
@@ -50,10 +53,10 @@ def test_a_copy_keeps_many_pages_in_flight_and_every_item_arrives(dynamodb_local
 
     assert result.exit_code == 0, result.output
     assert seed.assert_same_items(dynamodb_local.endpoint, alternator_clean.url, table) == 1600
-    assert far_source.scans >= 160  # pages of 10 items
+    assert far_source.scans.answered >= 160  # pages of 10 items
     # One worker (the default runner's), 16 segments side by side: one page at a time would be 1.0.
-    assert far_source.scan_concurrency() >= 4, far_source.scan_concurrency()
-    assert far_source.most_in_flight() <= 16
+    assert far_source.scans.concurrency() >= 4, far_source.scans.concurrency()
+    assert far_source.scans.most() <= 16
     entry = json.loads((tmp_path / "r.json").read_text())["tables"][table]
     assert entry["read"] == entry["written"] == 1600
     assert len(list((tmp_path / "checkpoints" / "bulk" / table).glob("seg-*"))) == 16  # one range per segment
@@ -72,10 +75,10 @@ def test_pages_in_flight_caps_the_scans_of_a_validation(dynamodb_local, far_sour
     result = run_cli("validate", "--config", str(far))
 
     assert result.exit_code == 0, result.output
-    assert far_source.scans >= 60
+    assert far_source.scans.answered >= 60
     # Groups of 4 segments: up to 4 Scans in flight, never more, and more than one at a time.
-    assert far_source.most_in_flight() == 4
-    assert 2 <= far_source.scan_concurrency() <= 4, far_source.scan_concurrency()
+    assert far_source.scans.most() == 4
+    assert 2 <= far_source.scans.concurrency() <= 4, far_source.scans.concurrency()
 
 
 def test_a_far_copy_killed_mid_way_resumes_from_its_checkpoints(dynamodb_local, far_source, alternator_clean,
@@ -94,7 +97,7 @@ def test_a_far_copy_killed_mid_way_resumes_from_its_checkpoints(dynamodb_local, 
     interrupt(process, lambda: items_copied(checkpoint_dir, table) >= 300)
     time.sleep(0.5)  # writes the target took before the kill finish (they were in flight)
 
-    assert far_source.scan_concurrency() >= 2, far_source.scan_concurrency()  # the killed run had pages in flight
+    assert far_source.scans.concurrency() >= 2, far_source.scans.concurrency()  # the killed run had pages in flight
     recorded = bulk_checkpoints.progress(str(checkpoint_dir), table)
     written_before_resume = len(seed.scan_all(target, table))
     assert recorded.items < 1600 and recorded.segments_done < 16
@@ -121,7 +124,7 @@ def test_plan_estimates_the_time_from_the_latency_it_measures(dynamodb_local, fa
     result = run_cli("plan", "--config", str(config))
 
     assert result.exit_code == 0, result.output
-    assert far_source.scans == 1  # one small Scan measures the latency
+    assert far_source.scans.answered == 1  # one small Scan measures the latency
     found = re.search(r"reading at the source's Scan latency, (\d+) ms measured: ~(\d+) pages, 4 in flight "
                       r"\(16 a worker x 1 worker\): ~(\d+) s", result.output)
     assert found, result.output
@@ -131,3 +134,25 @@ def test_plan_estimates_the_time_from_the_latency_it_measures(dynamodb_local, fa
     assert abs(seconds - pages * latency_ms / 1000 / 4) <= 1  # pages x latency / pages in flight
     assert f"the copy takes at least ~{seconds} s" in result.output
     assert "no read or write cap is set" in result.output
+
+
+def test_a_worker_fetches_the_data_files_of_a_far_export_at_once(dynamodb_local, alternator, alternator_clean,
+                                                                 tmp_path, monkeypatch):
+    with SlowSource(alternator.moto.endpoint, get_delay=DELAY, get_path="/data/") as far_s3:
+        store = s3_store(far_s3.url)
+        store.use_here(monkeypatch)
+        table = unique("far_export")
+        seed.seed_all_types(dynamodb_local.endpoint, table, count=600)
+        full = write_full_export(s3_client(far_s3.url), store.root.split("/")[2], "exports",
+                                 seed.scan_all(dynamodb_local.endpoint, table), files=6)
+        config = write_config(tmp_path, dynamodb_local.endpoint, alternator_target(alternator_clean),
+                              [{"source": table, "export": full}], **store.config_sections())
+        far_s3.reset()
+
+        result = run_cli("migrate", "--config", str(config), "--no-progress")
+
+        assert result.exit_code == 0, result.output
+        assert seed.assert_same_items(dynamodb_local.endpoint, alternator_clean.url, table) == 600
+        assert far_s3.gets.answered >= 6  # each data file read through the far front
+        # One worker, one group of the 6 files: they are fetched side by side, not one after another.
+        assert far_s3.gets.most() >= 3, far_s3.gets.most()
