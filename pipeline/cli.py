@@ -148,7 +148,7 @@ def plan(config_path: str) -> None:
 def _plan(config_path: str) -> None:
     config = _load(config_path, "plan")
     found = exports.read_exports(config)
-    plans = exports.with_exports(tables.plan_tables(config, create=False), found)
+    plans = exports.with_exports(tables.plan_tables(config, create=False, measure_latency=True), found)
     click.echo(f"source: {config.source.describe()}\ntarget: {config.target.describe()}")
     click.echo(report.plan_table(plans, config))
     for warning in rollback.stream_warnings(config):

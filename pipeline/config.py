@@ -21,7 +21,10 @@ from transforms.dynamo.rate_limit import share_of
 from transforms.dynamo.writer import WriterSettings
 from transforms.errors import MigrateError
 from transforms.items.item_size import MAX_ITEM_BYTES
-from transforms.scan import ScanSettings
+from transforms.scan import PAGES_IN_FLIGHT, ScanSettings
+
+
+MAX_PAGES_IN_FLIGHT = 1000
 
 
 class ConfigError(MigrateError):
@@ -49,6 +52,7 @@ class ScanConfig:
     consistent_read: bool = False
     max_read_units_per_second: float | None = None
     max_attempts: int = 10
+    pages_in_flight: int = PAGES_IN_FLIGHT  # per worker
 
 
 @dataclass(frozen=True)
@@ -90,11 +94,24 @@ class RunConfig:
                 return value
         return self.cluster_workers or 1
 
+    @property
+    def task_holds_output(self) -> bool:
+        """Whether a task's output is held in memory until the task ends: on Dask (the only
+        runner with `cluster_workers`), which hands a partition's output on as a list."""
+        return self.cluster_workers is not None
+
+    @property
+    def files_in_flight(self) -> int:
+        """Export data files a worker copies at once: its pages in flight, or one file where a
+        task holds its output (a group of whole files would be in memory at once)."""
+        return 1 if self.task_holds_output else self.scan.pages_in_flight
+
     def scan_settings(self) -> ScanSettings:
         """What each worker's scans use: the read rate is its share of the job's."""
         return ScanSettings(page_size=self.scan.page_size, consistent_read=self.scan.consistent_read,
                             read_units_per_second=share_of(self.scan.max_read_units_per_second, self.workers),
-                            max_attempts=self.scan.max_attempts)
+                            max_attempts=self.scan.max_attempts, pages_in_flight=self.scan.pages_in_flight,
+                            workers=self.workers)
 
     def writer_settings(self) -> WriterSettings:
         """What each worker's writer uses: the write rate is its share of the job's."""
@@ -343,7 +360,11 @@ def _scan(section: _Section) -> ScanConfig:
         consistent_read=section.get("consistent_read", False, kind=bool),
         max_read_units_per_second=section.positive("max_read_units_per_second", None, (int, float)),
         max_attempts=section.positive("max_attempts", 10),
+        pages_in_flight=section.positive("pages_in_flight", PAGES_IN_FLIGHT),
     )
+    if settings.pages_in_flight > MAX_PAGES_IN_FLIGHT:
+        raise ConfigError(f"scan.pages_in_flight is {settings.pages_in_flight}, at most {MAX_PAGES_IN_FLIGHT}: each "
+                          f"page in flight is a connection and up to two pages held in memory per worker")
     section.done()
     return settings
 

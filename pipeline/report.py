@@ -79,6 +79,7 @@ def write_json(path: str, report: dict) -> None:
 
 
 READ_UNIT_BYTES = 4096  # a Scan consumes one read unit per 4 KB read (half with eventual consistency)
+SCAN_PAGE_BYTES = 1 << 20  # a Scan page holds at most 1 MB of items, whatever its Limit
 
 
 def _duration(seconds: float) -> str:
@@ -89,8 +90,21 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:,.1f} h"
 
 
+def _latency_bound(plan: TablePlan, config: RunConfig) -> tuple[str, float, str]:
+    """How long the scan waits on the source's latency: pages x latency / pages in flight
+    (each segment has one page in flight at a time, each worker `pages_in_flight` segments)."""
+    pages = max(math.ceil(plan.item_count / config.scan.page_size), math.ceil(plan.size_bytes / SCAN_PAGE_BYTES))
+    pages += plan.segments  # a segment's last page may hold nothing
+    in_flight = min(plan.segments, config.scan.pages_in_flight * config.workers)
+    return ("reading", pages * plan.scan_latency / in_flight,
+            f"the source's Scan latency, {plan.scan_latency * 1000:,.0f} ms measured: ~{pages:,} pages, "
+            f"{in_flight:,} in flight ({config.scan.pages_in_flight} a worker x {config.workers} "
+            f"worker{'s' if config.workers > 1 else ''})")
+
+
 def estimate_lines(plan: TablePlan, config: RunConfig) -> list[str]:
-    """What a copy of the table costs in read units, and how long the configured caps make it take.
+    """What a copy of the table costs in read units, and how long the configured caps and the
+    source's latency (where `plan` measured it) make it take.
 
     From DescribeTable's size, which DynamoDB refreshes every few hours: an estimate."""
     units = math.ceil(plan.size_bytes / READ_UNIT_BYTES) * (1.0 if config.scan.consistent_read else 0.5)
@@ -102,16 +116,19 @@ def estimate_lines(plan: TablePlan, config: RunConfig) -> list[str]:
     times = []
     if config.scan.max_read_units_per_second and plan.exports is None:
         times.append(("reading", units / config.scan.max_read_units_per_second,
-                      f"{config.scan.max_read_units_per_second:,g} read units/s"))
+                      f"the cap of {config.scan.max_read_units_per_second:,g} read units/s"))
     if config.write.max_items_per_second:
         times.append(("writing", plan.item_count / config.write.max_items_per_second,
-                      f"{config.write.max_items_per_second:,g} items/s"))
-    for what, seconds, cap in times:
-        lines.append(f"  {what} at the cap of {cap}: ~{_duration(seconds)}")
+                      f"the cap of {config.write.max_items_per_second:,g} items/s"))
+    capped = bool(times)
+    if plan.scan_latency is not None and plan.exports is None:
+        times.append(_latency_bound(plan, config))
+    for what, seconds, bound in times:
+        lines.append(f"  {what} at {bound}: ~{_duration(seconds)}")
     if times:
         lines.append(f"  the copy takes at least ~{_duration(max(seconds for _, seconds, _ in times))} "
                      f"(reading and writing overlap)")
-    else:
+    if not capped:
         lines.append("  no read or write cap is set: the copy runs as fast as the source and target allow "
                      "(scan.max_read_units_per_second, write.max_items_per_second)")
     return lines

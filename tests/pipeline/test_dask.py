@@ -48,7 +48,7 @@ def test_migrate_killed_and_resumed_on_dask_equals_the_direct_runner(dynamodb_lo
     source, target = dynamodb_local.endpoint, alternator_clean.url
     table = unique("dasked")
     seed.seed_all_types(source, table, count=1200)
-    scan = {"segments": 6, "page_size": 25}
+    scan = {"segments": 12, "page_size": 25, "pages_in_flight": 2}  # 6 groups of 2: some still wait at the kill
     (tmp_path / "direct").mkdir()
     (tmp_path / "dask").mkdir()
     direct = write_config(tmp_path / "direct", source, alternator_target(alternator_clean),
@@ -87,7 +87,7 @@ def test_migrate_killed_and_resumed_on_dask_equals_the_direct_runner(dynamodb_lo
     figures = json.loads((tmp_path / "r.json").read_text())["tables"][table]
     assert 0 < figures["read"] <= 1200 - recorded and figures["written"] == figures["read"]
     assert figures["dead_lettered"] == 0 and figures["retried"] is None and figures["bytes"] is None
-    assert f"  {table}: 1,200 items, " in resumed.stderr and "segments 6/6" in resumed.stderr
+    assert f"  {table}: 1,200 items, " in resumed.stderr and "segments 12/12" in resumed.stderr
     # Every worker ran part of the copy (one partition per segment).
     spread = _tasks_by_worker(client, started)
     client.close()
