@@ -181,6 +181,8 @@ def test_each_action_of_a_policy_is_needed(account, alternator_clean, tmp_path, 
     if action.startswith("dynamodb:"):
         assert f"not authorized to perform: {action} on resource: arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}" \
                in line
+        if code == 2:  # found by the table step: the line says where the permissions are listed
+            assert "docs/permissions.md" in line
     else:  # S3 says "Access Denied" (403) without naming the action
         assert f"s3://{bucket}/run/" in line or f"S3 bucket {bucket}" in line
         assert "Access Denied" in line or "access denied" in line or "Forbidden" in line
@@ -268,7 +270,7 @@ def test_a_role_assumed_with_the_documented_trust_and_permission_policies(accoun
     for refused in (wrong_id, forbidden):
         assert refused.exit_code == 2, refused.output
         line, = error_lines(refused.output)
-        assert "AssumeRole" in line and "AccessDenied" in line
+        assert "sts:AssumeRole" in line and "AccessDenied" in line and "docs/permissions.md" in line
     assert allowed["secret_access_key"] not in planned.output + wrong_id.output
 
 
