@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Mapping
 
+from botocore.exceptions import ClientError
+
 from transforms.dynamo.retry import error_code
 from transforms.errors import MigrateError
 
@@ -150,23 +152,53 @@ async def wait_active(client, table: str, timeout: float = 300.0) -> dict:
         await asyncio.sleep(0.5)
 
 
-async def _copy_ttl(source, target, source_table: str, target_table: str, renames: Mapping[str, str]) -> None:
-    ttl = (await source.describe_time_to_live(TableName=source_table))["TimeToLiveDescription"]
-    if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and ttl.get("AttributeName"):
-        attribute = renames.get(ttl["AttributeName"], ttl["AttributeName"])
+@dataclass(frozen=True)
+class SourceSettings:
+    """What a new target table copies from its source besides keys and indexes."""
+
+    ttl_attribute: str | None  # the TTL attribute, when TTL is on
+    tags: list[dict]
+
+
+async def source_settings(source, description: dict) -> SourceSettings:
+    """The source's TTL and tags, read before the target table is created: a source that
+    refuses them (DescribeTimeToLive, ListTagsOfResource) stops the run with nothing created,
+    and the error names the source, not the target being created."""
+    table = description["TableName"]
+    try:
+        ttl = (await source.describe_time_to_live(TableName=table))["TimeToLiveDescription"]
+        tags = await _source_tags(source, description.get("TableArn"), table)
+    except ClientError as exc:
+        raise SchemaError(
+            f"source table {table} refused {exc.operation_name}: {error_code(exc)}: "
+            f"{exc.response.get('Error', {}).get('Message', '')}; creating its target table copies its TTL and tags, "
+            f"so the source's credentials need dynamodb:DescribeTimeToLive and dynamodb:ListTagsOfResource on it "
+            f"(see docs/permissions.md)") from None
+    enabled = ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and ttl.get("AttributeName")
+    return SourceSettings(ttl["AttributeName"] if enabled else None, tags)
+
+
+async def _source_tags(source, arn: str | None, table: str) -> list[dict]:
+    if not arn:
+        return []
+    try:
+        return (await source.list_tags_of_resource(ResourceArn=arn)).get("Tags", [])
+    except ClientError as exc:
+        if error_code(exc) != "UnknownOperationException":  # DynamoDB Local has no tagging
+            raise
+        log.info("source of %s does not support tags; none copied", table)
+        return []
+
+
+async def _copy_ttl(target, target_table: str, settings: SourceSettings, renames: Mapping[str, str]) -> None:
+    if settings.ttl_attribute:
+        attribute = renames.get(settings.ttl_attribute, settings.ttl_attribute)
         await target.update_time_to_live(TableName=target_table,
                                           TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute})
 
 
-async def _copy_tags(source, target, source_arn: str, target_arn: str, target_table: str) -> None:
-    try:
-        tags = (await source.list_tags_of_resource(ResourceArn=source_arn)).get("Tags", [])
-    except Exception as exc:  # noqa: BLE001 - botocore builds exception classes per client
-        if error_code(exc) != "UnknownOperationException":  # DynamoDB Local has no tagging
-            raise
-        log.info("source of %s does not support tags; none copied", target_table)
-        return
-    kept, dropped = portable_tags(tags)
+async def _copy_tags(target, target_arn: str, target_table: str, settings: SourceSettings) -> None:
+    kept, dropped = portable_tags(settings.tags)
     if dropped:
         log.warning("table %s: not copying tags %s (reserved prefix or over Alternator's limit of %d)",
                     target_table, ", ".join(dropped), MAX_TAGS)
@@ -201,13 +233,14 @@ async def ensure_target_table(source, target, source_description: dict, target_t
     if create == "never":
         raise SchemaError(f"target table {target_table} does not exist and create is 'never'; create it "
                           f"or set create: if_missing")
+    settings = await source_settings(source, source_description)
     created = await _create_table(target, create_table_request(source_description, target_table, renames,
                                                                stream=stream, vnodes=vnodes))
     description = await wait_active(target, target_table)
-    await _copy_ttl(source, target, source_description["TableName"], target_table, renames)
+    await _copy_ttl(target, target_table, settings, renames)
     target_arn = created["TableDescription"].get("TableArn") or description.get("TableArn")
-    if source_description.get("TableArn") and target_arn:
-        await _copy_tags(source, target, source_description["TableArn"], target_arn, target_table)
+    if target_arn:
+        await _copy_tags(target, target_arn, target_table, settings)
     return description, True
 
 

@@ -70,7 +70,8 @@ def auto_segments(item_count: int, size_bytes: int, page_size: int, workers: int
 
 
 _AUTH_ERRORS = {"UnrecognizedClientException", "MissingAuthenticationTokenException", "InvalidSignatureException",
-                "AccessDeniedException", "IncompleteSignatureException"}
+                "IncompleteSignatureException"}
+_DENIED = {"AccessDeniedException", "AccessDenied"}  # known credentials, lacking a permission (IAM or a GRANT)
 
 
 def _describe_error(where: str, exc: BaseException) -> TableStepError:
@@ -92,6 +93,9 @@ def _describe_error(where: str, exc: BaseException) -> TableStepError:
         if code in _AUTH_ERRORS:
             message += (f"; check {side}.credentials: a wrong key id or secret, or (without credentials) the "
                         f"cluster enforces authorization and needs them")
+        elif code in _DENIED:
+            message += (f"; grant the permission to {side}.credentials (docs/permissions.md for AWS, "
+                        f"docs/alternator-auth.md for Alternator)")
         return TableStepError(message)
     return TableStepError(f"cannot reach {where}: {exc}; check the endpoint, port and network")
 

@@ -18,7 +18,9 @@ so the front asks moto again for what it left. This aiohttp server
 reproduces those differences on several loopback addresses sharing one port and forwards
 everything else to moto, which stores the data. It can also inject throttling, server
 errors, slowness and dropped connections, and counts what it saw, so tests can check
-retries and load balancing against a real HTTP server.
+retries and load balancing against a real HTTP server. With `require_signatures` it
+enforces authorization as Alternator does: SigV4 signatures (`signatures`) and, given the
+roles' GRANTs, each operation's CQL permission (`alternator_grants`).
 
 Alternator does not enforce DynamoDB's 400 KB item limit (scylladb test/alternator/test_item.py),
 and the front adds none; moto behind it refuses an item over its own count of 405,000 bytes
@@ -50,8 +52,9 @@ from typing import Callable
 from aiohttp import ClientSession, ClientTimeout, web
 
 from tests.support.alternator_tablets import TabletRules
+from tests.support.alternator_grants import Grants, tables_of
 from tests.support.exact_number_keys import ExactNumberKeys
-from tests.support.signatures import check_signature
+from tests.support.signatures import check_signature, signing_key
 from tests.support.threaded_server import ThreadedServer
 
 DEFAULT_ADDRESSES = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
@@ -114,6 +117,7 @@ class AlternatorFront(ThreadedServer):
         self.port = port
         self._ssl_context = ssl_context  # serve HTTPS with it
         self._users: dict[str, str] | None = None  # access key id -> secret; None: unsigned requests welcome
+        self._grants: Grants | None = None  # the roles' permissions; None: every signed role may do anything
         self._faults = Faults()
         self._max_request_bytes = MAX_REQUEST_BYTES
         self._rng = random.Random()
@@ -158,11 +162,14 @@ class AlternatorFront(ThreadedServer):
         """Whether a table created through the front uses tablets."""
         return self._tablets.uses_tablets(table)
 
-    def require_signatures(self, users: dict[str, str] | None) -> None:
+    def require_signatures(self, users: dict[str, str] | None, grants: list[str] | None = None) -> None:
         """Enforce authorization as Alternator does (`alternator_enforce_authorization`): every
-        DynamoDB API request must be SigV4-signed with one of `users` (key id -> secret);
-        None accepts unsigned requests again. `/localnodes` never needs a signature."""
+        DynamoDB API request must be SigV4-signed with one of `users` (role -> secret); with
+        `grants` (CQL GRANT statements) each operation also needs its permission
+        (`alternator_grants`), else every signed role may do anything. None accepts unsigned
+        requests again. `/localnodes` never needs a signature."""
         self._users = dict(users) if users is not None else None
+        self._grants = Grants(grants) if users is not None and grants is not None else None
 
     def stats(self) -> dict:
         """Counts of DynamoDB API requests (control and health requests are not counted)."""
@@ -249,6 +256,11 @@ class AlternatorFront(ThreadedServer):
             refused = check_signature(request, body, self._users)
             if refused is not None:
                 return dynamodb_error(400, *refused)
+        grants = self._grants
+        if grants is not None:
+            denied = grants.refusal(signing_key(request), op, tables_of(op, _json(body)), request.remote or "")
+            if denied is not None:
+                return dynamodb_error(400, "AccessDeniedException", denied)
         faulty = await self._inject_fault(request, op)
         if faulty is not None:
             return faulty
@@ -258,6 +270,8 @@ class AlternatorFront(ThreadedServer):
             response = await self._batch_get_item(request, body)
         else:
             response = await self._table_op(request, op, body)
+            if op == "CreateTable" and response.status == 200 and grants is not None:
+                grants.auto_grant(signing_key(request), _json(body))
         if self._faults.corrupt and self._faults.applies_to(op) and self._rng.random() < self._faults.corrupt:
             self._count_fault("corrupt")
             response.headers["x-amz-crc32"] = str((zlib.crc32(response.body or b"") + 1) % 2**32)
