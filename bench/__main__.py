@@ -1,7 +1,7 @@
 """`make bench`: every benchmark, one after the other, figures printed (no pass/fail on time)."""
 import os
 
-from bench import bulk, capture, codec, export_read, replicate, state, validate
+from bench import bulk, capture, codec, export_read, far_source, replicate, state, validate
 
 if __name__ == "__main__":
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
@@ -10,6 +10,8 @@ if __name__ == "__main__":
     codec.main(50_000)
     print("\n== Bulk copy ==")
     bulk.main(100_000)
+    print("\n== Bulk copy from a far source (250 ms a Scan page) ==")
+    far_source.main(20_000)
     print("\n== Read side: DynamoDB export vs Scan ==")
     export_read.main(100_000)
     print("\n== Bulk-copy state (checkpoints) ==")

@@ -122,7 +122,8 @@ def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePla
     if segments or not files:
         sources.append(p | "Scan" >> ScanTables(config.source, segments, config.scan_settings()))
     if files:
-        sources.append(p | "ReadExports" >> ReadExportFiles(files, storage, config.scan.page_size))
+        sources.append(p | "ReadExports" >> ReadExportFiles(files, storage, config.scan.page_size,
+                                                            config.files_in_flight, config.workers))
     pages = sources[0] if len(sources) == 1 else tuple(sources) | "Pages" >> beam.Flatten()
     _ = (pages
          | "Write" >> WriteTables(config.target, pairs, config.writer_settings(),

@@ -19,7 +19,7 @@ import click
 from botocore.exceptions import BotoCoreError
 
 from pipeline import (bulk, capture as capturing, dry_run as dry_runs, exports, parquet_export, repair,
-                      replicate as replication, report, runner, tables)
+                      replicate as replication, report, rollback, runner, tables)
 from pipeline.config import ConfigError, RunConfig, load_config
 from pipeline.logs import RUN_LOG
 from pipeline.metrics_server import RunMetrics, serve_metrics
@@ -152,11 +152,13 @@ def plan(config_path: str, sample_seconds: float) -> None:
 def _plan(config_path: str, sample_seconds: float) -> None:
     config = _load(config_path, "plan")
     found = exports.read_exports(config)
-    plans = exports.with_exports(tables.plan_tables(config, create=False), found)
+    plans = exports.with_exports(tables.plan_tables(config, create=False, measure_latency=True), found)
     samples = capturing.sample_streams(config, [plan.spec.source for plan in plans], sample_seconds) \
         if sample_seconds else None
     click.echo(f"source: {config.source.describe()}\ntarget: {config.target.describe()}")
     click.echo(report.plan_table(plans, config, samples, sample_seconds))
+    for warning in rollback.stream_warnings(config):
+        click.echo(f"warning: {warning}")
 
 
 @main.command("create-tables")

@@ -20,7 +20,11 @@ from transforms.dynamo.endpoints import Credentials, SourceSpec, TargetSpec, Tls
 from transforms.dynamo.rate_limit import share_of
 from transforms.dynamo.writer import WriterSettings
 from transforms.errors import MigrateError
-from transforms.scan import ScanSettings
+from transforms.items.item_size import MAX_ITEM_BYTES
+from transforms.scan import PAGES_IN_FLIGHT, ScanSettings
+
+
+MAX_PAGES_IN_FLIGHT = 1000
 
 
 class ConfigError(MigrateError):
@@ -48,6 +52,7 @@ class ScanConfig:
     consistent_read: bool = False
     max_read_units_per_second: float | None = None
     max_attempts: int = 10
+    pages_in_flight: int = PAGES_IN_FLIGHT  # per worker
 
 
 @dataclass(frozen=True)
@@ -89,17 +94,31 @@ class RunConfig:
                 return value
         return self.cluster_workers or 1
 
+    @property
+    def task_holds_output(self) -> bool:
+        """Whether a task's output is held in memory until the task ends: on Dask (the only
+        runner with `cluster_workers`), which hands a partition's output on as a list."""
+        return self.cluster_workers is not None
+
+    @property
+    def files_in_flight(self) -> int:
+        """Export data files a worker copies at once: its pages in flight, or one file where a
+        task holds its output (a group of whole files would be in memory at once)."""
+        return 1 if self.task_holds_output else self.scan.pages_in_flight
+
     def scan_settings(self) -> ScanSettings:
         """What each worker's scans use: the read rate is its share of the job's."""
         return ScanSettings(page_size=self.scan.page_size, consistent_read=self.scan.consistent_read,
                             read_units_per_second=share_of(self.scan.max_read_units_per_second, self.workers),
-                            max_attempts=self.scan.max_attempts)
+                            max_attempts=self.scan.max_attempts, pages_in_flight=self.scan.pages_in_flight,
+                            workers=self.workers)
 
     def writer_settings(self) -> WriterSettings:
         """What each worker's writer uses: the write rate is its share of the job's."""
         return WriterSettings(batch_size=self.batch_size, concurrency=self.write.concurrency,
                               max_attempts=self.write.max_attempts,
-                              items_per_second=share_of(self.write.max_items_per_second, self.workers))
+                              items_per_second=share_of(self.write.max_items_per_second, self.workers),
+                              max_item_bytes=MAX_ITEM_BYTES if self.target.is_dynamodb else None)
 
 
 _SECRET_KEYS = frozenset({"secret_access_key", "session_token", "external_id"})
@@ -252,6 +271,7 @@ def _target(section: _Section, base_dir: Path | None) -> TargetSpec:
     endpoint = _endpoint(section, "endpoint")
     credentials = _credentials(section.section("credentials"))
     tls = _tls(section, base_dir)
+    streams = section.get("streams", False, kind=bool)
     alt = section.section("alternator")
     section.done()
     if alt.raw and endpoint:
@@ -261,7 +281,7 @@ def _target(section: _Section, base_dir: Path | None) -> TargetSpec:
                           "or target.endpoint (one DynamoDB-API URL)")
     if not alt.raw:
         alt.done()
-        return TargetSpec(region=region, endpoint=endpoint, credentials=credentials, tls=tls)
+        return TargetSpec(region=region, endpoint=endpoint, credentials=credentials, tls=tls, streams=streams)
     if credentials and (credentials.profile or credentials.role_arn):
         raise ConfigError("target.credentials: Alternator takes access_key_id/secret_access_key, not a profile "
                           "or a role")
@@ -282,7 +302,7 @@ def _target(section: _Section, base_dir: Path | None) -> TargetSpec:
                           "a rack is only unique within its datacenter")
     return TargetSpec(region=region, credentials=credentials, alternator_seeds=tuple(seeds),
                       alternator_port=port, alternator_scheme=scheme,
-                      datacenter=datacenter, rack=rack, tls=tls)
+                      datacenter=datacenter, rack=rack, tls=tls, streams=streams)
 
 
 def _tables(raw: Any, base_dir: Path | None) -> tuple[TableSpec, ...]:
@@ -341,7 +361,11 @@ def _scan(section: _Section) -> ScanConfig:
         consistent_read=section.get("consistent_read", False, kind=bool),
         max_read_units_per_second=section.positive("max_read_units_per_second", None, (int, float)),
         max_attempts=section.positive("max_attempts", 10),
+        pages_in_flight=section.positive("pages_in_flight", PAGES_IN_FLIGHT),
     )
+    if settings.pages_in_flight > MAX_PAGES_IN_FLIGHT:
+        raise ConfigError(f"scan.pages_in_flight is {settings.pages_in_flight}, at most {MAX_PAGES_IN_FLIGHT}: each "
+                          f"page in flight is a connection and up to two pages held in memory per worker")
     section.done()
     return settings
 

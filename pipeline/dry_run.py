@@ -38,7 +38,8 @@ PLACEHOLDER_FILE = DataFile("<data file, found at run time>", 0, "")
 
 def offline_plans(config: RunConfig) -> list[TablePlan]:
     """A plan per table without asking the source: placeholder key, the configured segments."""
-    segments = config.scan.segments or auto_segments(0, 0, config.scan.page_size, config.workers)
+    segments = config.scan.segments or auto_segments(0, 0, config.scan.page_size, config.workers,
+                                                        config.scan.pages_in_flight)
     return [TablePlan(spec, PLACEHOLDER_KEY, PLACEHOLDER_KEY, 0, 0, segments, True, ()) for spec in config.tables]
 
 

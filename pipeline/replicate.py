@@ -34,6 +34,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import StandardOptions
+from botocore.exceptions import ClientError
 
 from pipeline import capture as capturing, schema
 from pipeline.config import RunConfig
@@ -42,6 +43,7 @@ from pipeline.metrics_server import RunMetrics
 from pipeline.runner import pipeline_options, run_pipeline, runs_locally
 from pipeline.tables import TablePlan, TableStepError
 from transforms.dynamo.endpoints import source_client, streams_client
+from transforms.dynamo.retry import error_code
 from transforms.errors import ExitCode
 from transforms.replicate import FollowStreams, ReplicateShards
 from transforms.state import stream_checkpoints
@@ -79,12 +81,25 @@ async def _ensure_streams(config: RunConfig, tables: Sequence[str], enable: bool
                         f"source table {table} has no stream; enable it with NEW_AND_OLD_IMAGES (aws dynamodb "
                         f"update-table --table-name {table} --stream-specification "
                         f"StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES) or pass --enable-streams")
-                await source.update_table(TableName=table, StreamSpecification={
-                    "StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+                await _enable_stream(source, table)
                 description = await schema.wait_active(source, table)
                 log.info("%s: stream enabled (NEW_AND_OLD_IMAGES)", table)
             streams.append(Stream(table, description["LatestStreamArn"]))
     return streams
+
+
+async def _enable_stream(source, table: str) -> None:
+    """Turn the stream on; a table that cannot stream (an Alternator tablets table, ScyllaDB
+    2025.4-2026.1) is the user's to re-create, said in one line with Alternator's reason."""
+    try:
+        await source.update_table(TableName=table, StreamSpecification=schema.NEW_AND_OLD_IMAGES)
+    except ClientError as exc:
+        reason = exc.response.get("Error", {}).get("Message", "")
+        if error_code(exc) != "ValidationException" or "tablets" not in reason:
+            raise
+        raise TableStepError(f"cannot enable the stream of source table {table}: {reason}; a rollback needs "
+                             f"Alternator tables created by a config with target.streams: true (see the "
+                             f"README's rollback runbook)") from None
 
 
 def ensure_streams(config: RunConfig, tables: Sequence[str], *, enable: bool) -> list[Stream]:

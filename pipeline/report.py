@@ -80,6 +80,7 @@ def write_json(path: str, report: dict) -> None:
 
 
 READ_UNIT_BYTES = 4096  # a Scan consumes one read unit per 4 KB read (half with eventual consistency)
+SCAN_PAGE_BYTES = 1 << 20  # a Scan page holds at most 1 MB of items, whatever its Limit
 
 
 def _duration(seconds: float) -> str:
@@ -90,17 +91,33 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:,.1f} h"
 
 
-def _times_at_caps(plan: TablePlan, config: RunConfig) -> list[tuple[str, float, str]]:
-    """(what, seconds, which cap) for reading and writing the table at the configured caps."""
+def _latency_bound(plan: TablePlan, config: RunConfig) -> tuple[str, float, str]:
+    """How long the scan waits on the source's latency: pages x latency / pages in flight
+    (each segment has one page in flight at a time, each worker `pages_in_flight` segments)."""
+    pages = max(math.ceil(plan.item_count / config.scan.page_size), math.ceil(plan.size_bytes / SCAN_PAGE_BYTES))
+    pages += plan.segments  # a segment's last page may hold nothing
+    in_flight = min(plan.segments, config.scan.pages_in_flight * config.workers)
+    return ("reading", pages * plan.scan_latency / in_flight,
+            f"the source's Scan latency, {plan.scan_latency * 1000:,.0f} ms measured: ~{pages:,} pages, "
+            f"{in_flight:,} in flight ({config.scan.pages_in_flight} a worker x {config.workers} "
+            f"worker{'s' if config.workers > 1 else ''})")
+
+
+def _copy_times(plan: TablePlan, config: RunConfig) -> tuple[list[tuple[str, float, str]], bool]:
+    """(what, seconds, what bounds it) for reading and writing the table: at the configured caps,
+    and at the source's measured latency; and whether a cap was set."""
     units = math.ceil(plan.size_bytes / READ_UNIT_BYTES) * (1.0 if config.scan.consistent_read else 0.5)
     times = []
     if config.scan.max_read_units_per_second and plan.exports is None:
         times.append(("reading", units / config.scan.max_read_units_per_second,
-                      f"{config.scan.max_read_units_per_second:,g} read units/s"))
+                      f"the cap of {config.scan.max_read_units_per_second:,g} read units/s"))
     if config.write.max_items_per_second:
         times.append(("writing", plan.item_count / config.write.max_items_per_second,
-                      f"{config.write.max_items_per_second:,g} items/s"))
-    return times
+                      f"the cap of {config.write.max_items_per_second:,g} items/s"))
+    capped = bool(times)
+    if plan.scan_latency is not None and plan.exports is None:
+        times.append(_latency_bound(plan, config))
+    return times, capped
 
 
 def spool_lines(plan: TablePlan, config: RunConfig, sample: ChangeSample | None, seconds: float) -> list[str]:
@@ -113,16 +130,16 @@ def spool_lines(plan: TablePlan, config: RunConfig, sample: ChangeSample | None,
     per_hour = sample.per_second * 3600 * sample.bytes_per_change
     lines = [rate + f"; the spool grows ~{per_hour / 2**20:,.1f} MiB an hour of copy "
                     f"(~{sample.bytes_per_change:,.0f} bytes a change, compressed), assuming that rate holds"]
-    times = _times_at_caps(plan, config)
+    times, _ = _copy_times(plan, config)
     if times:
         longest = max(seconds for _, seconds, _ in times)
-        lines.append(f"  spool over the copy's ~{_duration(longest)} at the caps: ~{per_hour * longest / 3600 / 2**20:,.1f} "
+        lines.append(f"  spool over the copy's estimated ~{_duration(longest)}: ~{per_hour * longest / 3600 / 2**20:,.1f} "
                      f"MiB under checkpoint_dir, deleted once applied")
     return lines
 
-
 def estimate_lines(plan: TablePlan, config: RunConfig) -> list[str]:
-    """What a copy of the table costs in read units, and how long the configured caps make it take.
+    """What a copy of the table costs in read units, and how long the configured caps and the
+    source's latency (where `plan` measured it) make it take.
 
     From DescribeTable's size, which DynamoDB refreshes every few hours: an estimate."""
     units = math.ceil(plan.size_bytes / READ_UNIT_BYTES) * (1.0 if config.scan.consistent_read else 0.5)
@@ -131,13 +148,13 @@ def estimate_lines(plan: TablePlan, config: RunConfig) -> list[str]:
              f"{'' if config.scan.consistent_read else ', half a unit each'})"]
     if plan.exports is not None:
         lines = ["  estimate: read from the export, the source table's read units are not used"]
-    times = _times_at_caps(plan, config)
-    for what, seconds, cap in times:
-        lines.append(f"  {what} at the cap of {cap}: ~{_duration(seconds)}")
+    times, capped = _copy_times(plan, config)
+    for what, seconds, bound in times:
+        lines.append(f"  {what} at {bound}: ~{_duration(seconds)}")
     if times:
         lines.append(f"  the copy takes at least ~{_duration(max(seconds for _, seconds, _ in times))} "
                      f"(reading and writing overlap)")
-    else:
+    if not capped:
         lines.append("  no read or write cap is set: the copy runs as fast as the source and target allow "
                      "(scan.max_read_units_per_second, write.max_items_per_second)")
     return lines
@@ -184,14 +201,20 @@ def _show_key(key: dict) -> str:
 
 
 #: The counts a validation shows per table, in its table and its JSON report.
-_SHOWN_COUNTS = ("matched", "missing", "extra", "different", "lagging", "expired")
+_SHOWN_COUNTS = ("matched", "missing", "extra", "different", "lagging", "expired", "over_400kb")
+
+
+def _cell(text: str, column: str) -> str:
+    """`text` right-aligned in a column at least as wide as its name."""
+    return text.rjust(max(9, len(column)))
 
 
 def validation_table(result: ValidationResult) -> str:
     width = max([5] + [len(name) for name in result.tables])
-    lines = [f"{'table'.ljust(width)}  " + "  ".join(k.rjust(9) for k in _SHOWN_COUNTS)]
-    for name, table in result.tables.items():
-        lines.append(f"{name.ljust(width)}  " + "  ".join(f"{table.counts[k]:>9,}" for k in _SHOWN_COUNTS))
+    lines = [f"{'table'.ljust(width)}  " + "  ".join(_cell(k, k) for k in _SHOWN_COUNTS)]
+    for name, table in result.tables.items():  # a count not taken (over_400kb in a sample) shows as "-"
+        lines.append(f"{name.ljust(width)}  " + "  ".join(
+            _cell("-" if table.counts[k] is None else f"{table.counts[k]:,}", k) for k in _SHOWN_COUNTS))
         for kind, examples in table.examples.items():
             for finding in examples:
                 line = f"  {kind:<9} {_show_key(finding['key'])}"

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Mapping
 
+from botocore.exceptions import ClientError
+
 from transforms.dynamo.retry import error_code
 from transforms.errors import MigrateError
 
@@ -19,6 +21,10 @@ log = logging.getLogger(__name__)
 
 MAX_TAGS = 50
 WRITE_ISOLATION_TAG = "system:write_isolation"
+# ScyllaDB 2025.4+ creates Alternator tables with tablets unless this tag says "none", and
+# 2026.1 cannot enable Streams on a tablets table (docs/alternator/new-apis.md, "Tablets").
+INITIAL_TABLETS_TAG = "system:initial_tablets"
+NEW_AND_OLD_IMAGES = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
 
 
 class SchemaError(MigrateError):
@@ -73,8 +79,10 @@ def _renamed_projection(projection: dict, renames: Mapping[str, str]) -> dict:
     return out
 
 
-def create_table_request(description: dict, target_name: str, renames: Mapping[str, str]) -> dict:
-    """A CreateTable request for the target: same keys and indexes, on-demand billing."""
+def create_table_request(description: dict, target_name: str, renames: Mapping[str, str], *,
+                         stream: bool = False, vnodes: bool = False) -> dict:
+    """A CreateTable request for the target: same keys and indexes, on-demand billing; with
+    `stream`, its stream on (NEW_AND_OLD_IMAGES); with `vnodes`, tagged for Alternator vnodes."""
     request = {
         "TableName": target_name,
         "KeySchema": _renamed_keys(description["KeySchema"], renames),
@@ -90,7 +98,25 @@ def create_table_request(description: dict, target_name: str, renames: Mapping[s
                               "KeySchema": _renamed_keys(ix["KeySchema"], renames),
                               "Projection": _renamed_projection(ix.get("Projection", {}), renames)}
                              for ix in indexes]
+    if stream:
+        request["StreamSpecification"] = dict(NEW_AND_OLD_IMAGES)
+    if vnodes:
+        request["Tags"] = [{"Key": INITIAL_TABLETS_TAG, "Value": "none"}]
     return request
+
+
+async def _create_table(target, request: dict) -> dict:
+    """CreateTable. ScyllaDB before 2025.4 reserves the `system:initial_tablets` tag (its new
+    tables use vnodes anyway, alternator/executor.cc of branch-2025.3), so there the table is
+    created without it."""
+    try:
+        return await target.create_table(**request)
+    except Exception as exc:  # noqa: BLE001 - botocore builds exception classes per client
+        if "Tags" not in request or f"'{INITIAL_TABLETS_TAG}' is reserved" not in str(exc):
+            raise
+    log.info("table %s: this Alternator predates %s (its tables use vnodes); created without the tag",
+             request["TableName"], INITIAL_TABLETS_TAG)
+    return await target.create_table(**{key: value for key, value in request.items() if key != "Tags"})
 
 
 def portable_tags(tags: list[dict]) -> tuple[list[dict], list[str]]:
@@ -126,23 +152,53 @@ async def wait_active(client, table: str, timeout: float = 300.0) -> dict:
         await asyncio.sleep(0.5)
 
 
-async def _copy_ttl(source, target, source_table: str, target_table: str, renames: Mapping[str, str]) -> None:
-    ttl = (await source.describe_time_to_live(TableName=source_table))["TimeToLiveDescription"]
-    if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and ttl.get("AttributeName"):
-        attribute = renames.get(ttl["AttributeName"], ttl["AttributeName"])
+@dataclass(frozen=True)
+class SourceSettings:
+    """What a new target table copies from its source besides keys and indexes."""
+
+    ttl_attribute: str | None  # the TTL attribute, when TTL is on
+    tags: list[dict]
+
+
+async def source_settings(source, description: dict) -> SourceSettings:
+    """The source's TTL and tags, read before the target table is created: a source that
+    refuses them (DescribeTimeToLive, ListTagsOfResource) stops the run with nothing created,
+    and the error names the source, not the target being created."""
+    table = description["TableName"]
+    try:
+        ttl = (await source.describe_time_to_live(TableName=table))["TimeToLiveDescription"]
+        tags = await _source_tags(source, description.get("TableArn"), table)
+    except ClientError as exc:
+        raise SchemaError(
+            f"source table {table} refused {exc.operation_name}: {error_code(exc)}: "
+            f"{exc.response.get('Error', {}).get('Message', '')}; creating its target table copies its TTL and tags, "
+            f"so the source's credentials need dynamodb:DescribeTimeToLive and dynamodb:ListTagsOfResource on it "
+            f"(see docs/permissions.md)") from None
+    enabled = ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and ttl.get("AttributeName")
+    return SourceSettings(ttl["AttributeName"] if enabled else None, tags)
+
+
+async def _source_tags(source, arn: str | None, table: str) -> list[dict]:
+    if not arn:
+        return []
+    try:
+        return (await source.list_tags_of_resource(ResourceArn=arn)).get("Tags", [])
+    except ClientError as exc:
+        if error_code(exc) != "UnknownOperationException":  # DynamoDB Local has no tagging
+            raise
+        log.info("source of %s does not support tags; none copied", table)
+        return []
+
+
+async def _copy_ttl(target, target_table: str, settings: SourceSettings, renames: Mapping[str, str]) -> None:
+    if settings.ttl_attribute:
+        attribute = renames.get(settings.ttl_attribute, settings.ttl_attribute)
         await target.update_time_to_live(TableName=target_table,
                                           TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute})
 
 
-async def _copy_tags(source, target, source_arn: str, target_arn: str, target_table: str) -> None:
-    try:
-        tags = (await source.list_tags_of_resource(ResourceArn=source_arn)).get("Tags", [])
-    except Exception as exc:  # noqa: BLE001 - botocore builds exception classes per client
-        if error_code(exc) != "UnknownOperationException":  # DynamoDB Local has no tagging
-            raise
-        log.info("source of %s does not support tags; none copied", target_table)
-        return
-    kept, dropped = portable_tags(tags)
+async def _copy_tags(target, target_arn: str, target_table: str, settings: SourceSettings) -> None:
+    kept, dropped = portable_tags(settings.tags)
     if dropped:
         log.warning("table %s: not copying tags %s (reserved prefix or over Alternator's limit of %d)",
                     target_table, ", ".join(dropped), MAX_TAGS)
@@ -151,8 +207,10 @@ async def _copy_tags(source, target, source_arn: str, target_arn: str, target_ta
 
 
 async def ensure_target_table(source, target, source_description: dict, target_table: str,
-                              renames: Mapping[str, str], create: str) -> tuple[dict, bool]:
+                              renames: Mapping[str, str], create: str, *, stream: bool = False,
+                              vnodes: bool = False) -> tuple[dict, bool]:
     """Make sure the target table exists with the source's key; returns (description, created).
+    `stream` and `vnodes` shape a table it creates (see `create_table_request`).
 
     Raises SchemaError when the target is missing under `create: never`, or exists with
     another key schema (showing both).
@@ -166,16 +224,23 @@ async def ensure_target_table(source, target, source_description: dict, target_t
                 f"target table {target_table} exists with key schema [{found}], but the source "
                 f"{source_description['TableName']} needs [{wanted}]; drop or rename the target table, "
                 f"or set tables[].target to another name")
+        if stream and not (existing.get("StreamSpecification") or {}).get("StreamEnabled"):
+            log.warning("target table %s exists without a stream; target.streams only shapes the tables it "
+                        "creates: enable its stream, or (on ScyllaDB 2025.4-2026.1, where a table created without "
+                        "the tag %s: none uses tablets and cannot stream) drop it and run create-tables again",
+                        target_table, INITIAL_TABLETS_TAG)
         return await wait_active(target, target_table), False
     if create == "never":
         raise SchemaError(f"target table {target_table} does not exist and create is 'never'; create it "
                           f"or set create: if_missing")
-    created = await target.create_table(**create_table_request(source_description, target_table, renames))
+    settings = await source_settings(source, source_description)
+    created = await _create_table(target, create_table_request(source_description, target_table, renames,
+                                                               stream=stream, vnodes=vnodes))
     description = await wait_active(target, target_table)
-    await _copy_ttl(source, target, source_description["TableName"], target_table, renames)
+    await _copy_ttl(target, target_table, settings, renames)
     target_arn = created["TableDescription"].get("TableArn") or description.get("TableArn")
-    if source_description.get("TableArn") and target_arn:
-        await _copy_tags(source, target, source_description["TableArn"], target_arn, target_table)
+    if target_arn:
+        await _copy_tags(target, target_arn, target_table, settings)
     return description, True
 
 

@@ -21,6 +21,7 @@ from transforms.dynamo.endpoints import source_client, target_client
 from transforms.dynamo.retry import error_code
 from transforms.errors import MigrateError
 from transforms.items.expiry import Expiry
+from transforms.scan import PAGES_IN_FLIGHT
 from transforms.table_pair import TablePair
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class TablePlan:
     created: bool = False  # this run created the target table
     exports: object = None  # pipeline.exports.TableExports when the table is read from exports
     expiry: Expiry | None = None  # with skip_expired: the source's TTL attribute and the run's cut-off
+    scan_latency: float | None = None  # seconds a small Scan of the source took (`plan` measures it)
 
     @property
     def pair(self) -> TablePair:
@@ -54,17 +56,22 @@ class TablePlan:
                          self.expiry)
 
 
-def auto_segments(item_count: int, size_bytes: int, page_size: int, workers: int) -> int:
-    """Enough segments to keep every worker busy and each segment near 64 MiB, but no empty
-    ones. DynamoDB refreshes ItemCount only every few hours, so a count of 0 says nothing:
-    then every worker gets its 4 segments (an empty segment costs one Scan call)."""
-    wanted = max(workers * 4, math.ceil(size_bytes / BYTES_PER_SEGMENT))
+def auto_segments(item_count: int, size_bytes: int, page_size: int, workers: int,
+                  pages_in_flight: int = PAGES_IN_FLIGHT, task_holds_output: bool = False) -> int:
+    """Enough segments to give every worker `pages_in_flight` of them (one page of each in
+    flight: what hides a far source's latency) and each segment near 64 MiB, but no empty
+    ones. Where a task holds all its output in memory (Dask), a task's group of segments is
+    kept near 64 MiB instead. DynamoDB refreshes ItemCount only every few hours, so a count
+    of 0 says nothing: then every worker gets its segments (an empty one costs one Scan call)."""
+    segment_bytes = BYTES_PER_SEGMENT // pages_in_flight if task_holds_output else BYTES_PER_SEGMENT
+    wanted = max(workers * pages_in_flight, math.ceil(size_bytes / segment_bytes))
     useful = math.ceil(item_count / page_size) if item_count else wanted
     return max(1, min(wanted, useful, MAX_SEGMENTS))
 
 
 _AUTH_ERRORS = {"UnrecognizedClientException", "MissingAuthenticationTokenException", "InvalidSignatureException",
-                "AccessDeniedException", "IncompleteSignatureException"}
+                "IncompleteSignatureException"}
+_DENIED = {"AccessDeniedException", "AccessDenied"}  # known credentials, lacking a permission (IAM or a GRANT)
 
 
 def _describe_error(where: str, exc: BaseException) -> TableStepError:
@@ -86,6 +93,9 @@ def _describe_error(where: str, exc: BaseException) -> TableStepError:
         if code in _AUTH_ERRORS:
             message += (f"; check {side}.credentials: a wrong key id or secret, or (without credentials) the "
                         f"cluster enforces authorization and needs them")
+        elif code in _DENIED:
+            message += (f"; grant the permission to {side}.credentials (docs/permissions.md for AWS, "
+                        f"docs/alternator-auth.md for Alternator)")
         return TableStepError(message)
     return TableStepError(f"cannot reach {where}: {exc}; check the endpoint, port and network")
 
@@ -128,7 +138,18 @@ async def _expiry(config: RunConfig, source, index: int, cutoff: float) -> Expir
     return Expiry(ttl["AttributeName"], cutoff)
 
 
-async def _plan_tables(config: RunConfig, create: bool, cutoff: float) -> list[TablePlan]:
+async def _scan_latency(config: RunConfig, source, table: str) -> float:
+    """How long one small Scan (Limit 1) of the source takes: what every Scan page waits on
+    besides its own size, once the connection is open (DescribeTable opened it)."""
+    try:
+        started = time.perf_counter()
+        await source.scan(TableName=table, Limit=1)
+        return time.perf_counter() - started
+    except (BotoCoreError, ClientError, OSError) as exc:
+        raise _describe_error(f"source {config.source.describe()}", exc) from None
+
+
+async def _plan_tables(config: RunConfig, create: bool, cutoff: float, measure_latency: bool) -> list[TablePlan]:
     plans = []
     async with source_client(config.source) as source, target_client(config.target) as target:
         descriptions = await _describe_sources(config, source)
@@ -138,7 +159,8 @@ async def _plan_tables(config: RunConfig, create: bool, cutoff: float) -> list[T
             try:
                 if create:
                     target_description, created = await schema.ensure_target_table(
-                        source, target, description, spec.target, spec.renames, spec.create)
+                        source, target, description, spec.target, spec.renames, spec.create,
+                        stream=config.target.streams, vnodes=config.target.streams and not config.target.is_dynamodb)
                     if created:
                         log.info("created target table %s", spec.target)
                     isolation = await schema.write_isolation(target, target_description)
@@ -155,17 +177,23 @@ async def _plan_tables(config: RunConfig, create: bool, cutoff: float) -> list[T
             item_count = int(description.get("ItemCount", 0))
             size_bytes = int(description.get("TableSizeBytes", 0))
             segments = config.scan.segments or auto_segments(
-                item_count, size_bytes, config.scan.page_size, config.workers)
+                item_count, size_bytes, config.scan.page_size, config.workers, config.scan.pages_in_flight,
+                task_holds_output=config.task_holds_output)
             indexes = tuple(ix["IndexName"] for kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes")
                             for ix in description.get(kind) or [])
+            latency = await _scan_latency(config, source, spec.source) if measure_latency else None
             plans.append(TablePlan(spec, schema.key_schema(description),
                                    schema.key_schema(description, spec.renames),
-                                   item_count, size_bytes, segments, exists, indexes, created, expiry=expiry))
+                                   item_count, size_bytes, segments, exists, indexes, created, expiry=expiry,
+                                   scan_latency=latency))
     return plans
 
 
-def plan_tables(config: RunConfig, *, create: bool, cutoff: float | None = None) -> list[TablePlan]:
+def plan_tables(config: RunConfig, *, create: bool, cutoff: float | None = None,
+                measure_latency: bool = False) -> list[TablePlan]:
     """Describe every table; with `create`, also make the target tables ready. `cutoff`: the
     epoch second before which TTL expiries count as expired (default: now, whole seconds), fixed
-    here once for the run so that its bulk copy, replication and validation agree."""
-    return asyncio.run(_plan_tables(config, create, int(time.time()) if cutoff is None else cutoff))
+    here once for the run so that its bulk copy, replication and validation agree.
+    `measure_latency`: time one small Scan of each source table (`TablePlan.scan_latency`)."""
+    return asyncio.run(_plan_tables(config, create, int(time.time()) if cutoff is None else cutoff,
+                                    measure_latency))

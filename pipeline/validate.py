@@ -35,12 +35,13 @@ log = logging.getLogger(__name__)
 
 ITEMS_PER_BUCKET = 5000  # grouped by the runner's shuffle: many small buckets spread the work
 ITEMS_PER_SPILLED_BUCKET = 50_000  # spilled: fewer files; one bucket (~10 MB) is held at a time
-COUNTS = ("matched", *KINDS, "lagging", "sampled", "expired")  # expired: left out by skip_expired
+COUNTS = ("matched", *KINDS, "lagging", "sampled", "expired",  # expired: left out by skip_expired
+          "over_400kb")  # target items over DynamoDB's item size limit (not counted by a sample)
 
 
 @dataclass
 class TableValidation:
-    counts: dict[str, int]
+    counts: dict[str, int | None]
     examples: dict[str, list[dict]] = field(default_factory=dict)
 
     @property
@@ -164,5 +165,8 @@ def run_validate(config: RunConfig, plans: Sequence[TablePlan], *, sample_rate: 
             shutil.rmtree(spill_dir, ignore_errors=True)
     counts = _read_counts(findings_dir, names)
     examples = _examples(findings_dir, names, max_examples, counts)
+    if sample_rate is not None:  # the target is not scanned
+        for table_counts in counts.values():
+            table_counts["over_400kb"] = None
     tables = {name: TableValidation(counts[name], examples[name]) for name in names}
     return ValidationResult(tables, sample_rate, findings_dir, time.monotonic() - started)

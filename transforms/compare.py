@@ -21,6 +21,9 @@ real differences (missing, extra, different, with an attribute diff) from replic
 lag (different at scan time, equal now). Sampling skips the target scan: a share of
 the source keys goes straight to ReadBothSides as point reads.
 
+Every target item DynamoDB would count over its 400 KB item limit is tallied
+(`over_400kb`): Alternator holds such items, a rollback cannot write them back.
+
 With a table's `expiry` (skip_expired), items its TTL would delete are left out on both
 sides (each side tested in its own naming) and the source's are counted as `expired`, not
 missing; a source item expired while the target holds a live copy is extra. The
@@ -49,6 +52,7 @@ from transforms.findings import Findings, Tally
 from transforms.items.arrow_codec import batch_to_items
 from transforms.items.ddb_json import encode_item, encode_value
 from transforms.items.digests import attribute_diff, content_digest, key_texts, page_digests, text_digest
+from transforms.items.item_size import oversized_rows
 from transforms.items.keys import key_of
 from transforms.items.renames import RenameConflict, rename_batch
 from transforms.scan import Page
@@ -196,6 +200,18 @@ class _CountExpiredFn(beam.DoFn):
             expired = table.expiry.split(page.batch)[1]
             if expired:
                 yield Tally(table.source, "expired", expired)
+
+
+class _CountOversizedFn(beam.DoFn):
+    """Target page -> a `Tally` of its items over DynamoDB's item size limit (`over_400kb`)."""
+
+    def __init__(self, tables: Mapping[str, TablePair]):
+        self._sources = {table.target: table.source for table in tables.values()}
+
+    def process(self, page: Page):
+        oversized = len(oversized_rows(page.batch))
+        if oversized:
+            yield Tally(self._sources[page.table], "over_400kb", oversized)
 
 
 def _with_expired_tally(source_pages, findings, tables: Mapping[str, TablePair]):
@@ -399,7 +415,9 @@ class CompareTables(beam.PTransform):
                      | "SpreadSuspects" >> beam.Reshuffle()
                      | "Confirm" >> beam.ParDo(_ReadBothSidesFn(self._source, self._target, self._pairs,
                                                                 self._recheck, False, self._read_attempts)))
-        return _with_expired_tally(source_pages, confirmed, self._pairs)
+        oversized = target_pages | "CountOver400KB" >> beam.ParDo(_CountOversizedFn(self._pairs))
+        findings = (confirmed, oversized) | "WithOver400KB" >> beam.Flatten()
+        return _with_expired_tally(source_pages, findings, self._pairs)
 
 
 class SampleTables(beam.PTransform):

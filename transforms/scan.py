@@ -1,15 +1,24 @@
 """Parallel segmented Scan of DynamoDB-API tables (the source, or the target) into Arrow pages.
 
-Like Java's DynamoDBIO: one element per (table, segment), a Reshuffle so segments
-spread over workers, then each segment is paged through with ExclusiveStartKey. The
-next page is requested before the current one is handed downstream, so reading and
-writing overlap. Each page's response body is read straight into an Arrow batch
+Like Java's DynamoDBIO, segments are spread over workers by a Reshuffle and each is paged
+through with ExclusiveStartKey; but an element is a group of segments, paged through side
+by side. A source far away (another region: 100 ms and more a page) makes a copy wait on
+its Scan pages, and one segment can only have one page in flight (the next page's key is
+in the answer), so a worker hides the latency only by scanning many segments at once:
+one `ScanSegments` call keeps one page of each segment of its group in flight on its event
+loop (`pages_in_flight` segments a group at most), hands pages downstream as they arrive,
+each segment's in its order, and asks for a segment's next page before handing on the one
+that came. Each page's response body is read straight into an Arrow batch
 (`items.wire_decode`) from the data plane (`dynamo.data_plane`: signed requests, no
 SDK shapes); an Alternator cluster's pages are read from its nodes in turn.
 """
 from __future__ import annotations
 
+import asyncio
+import math
+import queue
 from dataclasses import dataclass
+from typing import Sequence, TypeVar
 
 import apache_beam as beam
 import orjson
@@ -25,7 +34,13 @@ from transforms.dynamo.retry import call_with_retry
 from transforms.items.ddb_json import encode_item
 from transforms.items.wire_decode import decode_scan
 
-__all__ = ["ScanSettings", "SegmentSpec", "Page", "ScanTables"]
+__all__ = ["PAGES_IN_FLIGHT", "ScanSettings", "SegmentSpec", "Page", "ScanTables", "segment_groups"]
+
+T = TypeVar("T")
+
+#: Scan pages a worker keeps in flight by default: at 250 ms a page, 64 pages a second,
+#: more than a worker's CPU writes (~15-20 pages of 1,000 items a second).
+PAGES_IN_FLIGHT = 16
 
 
 @dataclass(frozen=True)
@@ -36,6 +51,8 @@ class ScanSettings:
     consistent_read: bool = False
     read_units_per_second: float | None = None
     max_attempts: int = 10
+    pages_in_flight: int = PAGES_IN_FLIGHT  # per worker: segments scanned side by side
+    workers: int = 1  # the job's workers, each given a group of segments where there are enough
 
 
 @dataclass(frozen=True)
@@ -63,14 +80,24 @@ class Page:
     batch: pa.RecordBatch
 
 
-class _ScanSegmentFn(LoopDoFn):
+def segment_groups(segments: Sequence[T], pages_in_flight: int, workers: int) -> list[tuple[T, ...]]:
+    """The segments (or export data files) in groups that one DoFn call reads side by side:
+    `pages_in_flight` a group at most, and fewer where that leaves every worker a group (16
+    segments on 2 workers: 2 of 8)."""
+    size = max(1, min(pages_in_flight, math.ceil(len(segments) / max(1, workers))))
+    return [tuple(segments[i:i + size]) for i in range(0, len(segments), size)]
+
+
+class _ScanSegmentsFn(LoopDoFn):
     def __init__(self, endpoint: SourceSpec | TargetSpec, settings: ScanSettings, counter_side: str):
         self._endpoint = endpoint
         self._settings = settings
         self._side = counter_side
 
     def open_clients(self):
-        self._cluster = self.loop.enter(open_cluster(self._endpoint))
+        # A connection per page in flight, so no page waits for another's connection.
+        self._cluster = self.loop.enter(open_cluster(self._endpoint,
+                                                     max_connections=max(32, self._settings.pages_in_flight)))
         rate = self._settings.read_units_per_second
         self._bucket = TokenBucket(rate) if rate else None
 
@@ -92,25 +119,53 @@ class _ScanSegmentFn(LoopDoFn):
         # Decoded inside the retries: a page that does not decode is retried like a dropped reply.
         batch, rest = await call_with_retry(lambda: self._cluster.call("Scan", body, decode_scan),
                                             max_attempts=self._settings.max_attempts, on_retry=count_retry)
-        if self._bucket is not None:
+        if self._bucket is not None:  # the bucket is the worker's: pages in flight share its rate
             await self._bucket.spend((rest.get("ConsumedCapacity") or {}).get("CapacityUnits", 0.0))
         return batch, rest, retries
 
-    def process(self, spec: SegmentSpec):
-        items_read = metrics.counter(spec.table, "items_read", self._side)
-        bytes_read = metrics.counter(spec.table, "bytes_read", self._side)
-        read_retries = metrics.counter(spec.table, "read_retries", self._side)
+    async def _scan_segment(self, spec: SegmentSpec, arrived: queue.Queue) -> None:
+        """Page through one segment, putting each page on `arrived` with the semaphore to release
+        once it is handed downstream: a segment holds two pages at most (in flight, or waiting),
+        and asks for its next page as soon as it holds fewer, whatever the Beam thread is doing."""
+        held = asyncio.Semaphore(2)
         index, start_key = spec.first_page, spec.start_key
-        pending = self.loop.submit(self._scan_page(spec, start_key))
-        while pending is not None:
-            batch, rest, retries = pending.result()
-            read_retries.inc(retries)
-            next_key = rest.get("LastEvaluatedKey")
-            pending = self.loop.submit(self._scan_page(spec, next_key)) if next_key else None
-            items_read.inc(batch.num_rows)
-            bytes_read.inc(batch.nbytes)
-            yield Page(spec.table, spec.segment, index, start_key, next_key, batch)
-            index, start_key = index + 1, next_key
+        try:
+            while True:
+                await held.acquire()
+                batch, rest, retries = await self._scan_page(spec, start_key)
+                next_key = rest.get("LastEvaluatedKey")
+                arrived.put((Page(spec.table, spec.segment, index, start_key, next_key, batch), retries, held))
+                if not next_key:
+                    return
+                index, start_key = index + 1, next_key
+        except Exception as exc:  # noqa: BLE001 - raised on the Beam thread, which fails the call
+            arrived.put(exc)
+
+    def process(self, group: tuple[SegmentSpec, ...]):
+        """Every page of the group's segments, handed on as they arrive (a segment's in its order)."""
+        arrived: queue.Queue = queue.Queue()
+        scans = [self.loop.submit(self._scan_segment(spec, arrived)) for spec in group]
+        counters = {}
+        try:
+            ended = 0
+            while ended < len(group):
+                entry = arrived.get()
+                if isinstance(entry, Exception):
+                    raise entry
+                page, retries, held = entry
+                if page.table not in counters:
+                    counters[page.table] = tuple(metrics.counter(page.table, name, self._side)
+                                                 for name in ("items_read", "bytes_read", "read_retries"))
+                items_read, bytes_read, read_retries = counters[page.table]
+                read_retries.inc(retries)
+                items_read.inc(page.batch.num_rows)
+                bytes_read.inc(page.batch.nbytes)
+                yield page
+                self.loop.call_soon(held.release)
+                ended += page.next_key is None
+        finally:  # a failed page ends the call (Beam retries it): the other segments stop
+            for scan in scans:
+                scan.cancel()
 
 
 class ScanTables(beam.PTransform):
@@ -119,7 +174,7 @@ class ScanTables(beam.PTransform):
     Args:
         endpoint: the source (`SourceSpec`) or the target (`TargetSpec`) to scan.
         segments: the segments to read, of one or many tables.
-        settings: page size, consistency, read rate and retries.
+        settings: page size, consistency, read rate, retries, and pages in flight per worker.
         counter_side: a prefix for the counters (`source:` / `target:`), so two scans in
             one pipeline of tables with the same name keep their figures apart.
     """
@@ -135,10 +190,12 @@ class ScanTables(beam.PTransform):
     def display_data(self):
         return {"endpoint": DisplayDataItem(self._endpoint.describe(), label="Endpoint"),
                 "segments": DisplayDataItem(len(self._segments), label="Segments"),
-                "page_size": DisplayDataItem(self._settings.page_size, label="Items per page")}
+                "page_size": DisplayDataItem(self._settings.page_size, label="Items per page"),
+                "pages_in_flight": DisplayDataItem(self._settings.pages_in_flight, label="Pages in flight per worker")}
 
     def expand(self, pbegin):
+        groups = segment_groups(self._segments, self._settings.pages_in_flight, self._settings.workers)
         return (pbegin
-                | "SegmentSpecs" >> beam.Create(self._segments)
+                | "SegmentSpecs" >> beam.Create(groups)
                 | "SpreadSegments" >> beam.Reshuffle()
-                | "ScanSegment" >> beam.ParDo(_ScanSegmentFn(self._endpoint, self._settings, self._side)))
+                | "ScanSegments" >> beam.ParDo(_ScanSegmentsFn(self._endpoint, self._settings, self._side)))

@@ -76,6 +76,19 @@ def test_defaults_for_an_alternator_target():
     assert config.target.endpoint is None
     assert config.write.concurrency == 16 and config.write.max_attempts == 10
     assert config.scan.segments is None and config.scan.page_size == 1000
+    assert config.scan.pages_in_flight == 16
+
+
+def test_a_dynamodb_target_has_the_400_kb_item_limit_and_streams_are_asked_for():
+    dynamodb, alternator = parse_config(endpoint_config()), parse_config(alternator_config())
+    streamed = alternator_config()
+    streamed["target"]["streams"] = True
+
+    assert dynamodb.writer_settings().max_item_bytes == 400 * 1024
+    assert alternator.writer_settings().max_item_bytes is None  # Alternator has no item size limit
+    assert not dynamodb.target.streams and parse_config(streamed).target.streams
+    streamed["target"]["streams"] = "yes"
+    assert error_of(streamed) == "target.streams must be bool, got 'yes'"
 
 
 def test_segments_auto_explicit_and_numeric():
@@ -260,10 +273,21 @@ def test_bad_segments(segments):
     ("write", "max_attempts", -1),
     ("write", "max_items_per_batch", 0),
     ("scan", "max_read_units_per_second", 0),
+    ("scan", "pages_in_flight", 0),
 ])
 def test_non_positive_numbers(section, key, value):
     message = error_of(endpoint_config(**{section: {key: value}}))
     assert f"{section}.{key} must be greater than 0" in message
+
+
+def test_pages_in_flight_reach_each_worker_and_have_a_ceiling():
+    config = parse_config(endpoint_config(scan={"pages_in_flight": 40, "max_read_units_per_second": 100},
+                                          pipeline_options={"direct_num_workers": 4}))
+    settings = config.scan_settings()
+    assert settings.pages_in_flight == 40 and settings.workers == 4
+    assert settings.read_units_per_second == 25  # the pages in flight of a worker share its part of the cap
+    message = error_of(endpoint_config(scan={"pages_in_flight": 1001}))
+    assert "scan.pages_in_flight is 1001, at most 1000" in message
 
 
 @pytest.mark.parametrize("section, key, value", [

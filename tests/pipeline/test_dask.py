@@ -48,7 +48,7 @@ def test_migrate_killed_and_resumed_on_dask_equals_the_direct_runner(dynamodb_lo
     source, target = dynamodb_local.endpoint, alternator_clean.url
     table = unique("dasked")
     seed.seed_all_types(source, table, count=1200)
-    scan = {"segments": 6, "page_size": 25}
+    scan = {"segments": 12, "page_size": 25, "pages_in_flight": 2}  # 6 groups of 2: some still wait at the kill
     (tmp_path / "direct").mkdir()
     (tmp_path / "dask").mkdir()
     direct = write_config(tmp_path / "direct", source, alternator_target(alternator_clean),
@@ -87,7 +87,7 @@ def test_migrate_killed_and_resumed_on_dask_equals_the_direct_runner(dynamodb_lo
     figures = json.loads((tmp_path / "r.json").read_text())["tables"][table]
     assert 0 < figures["read"] <= 1200 - recorded and figures["written"] == figures["read"]
     assert figures["dead_lettered"] == 0 and figures["retried"] is None and figures["bytes"] is None
-    assert f"  {table}: 1,200 items, " in resumed.stderr and "segments 6/6" in resumed.stderr
+    assert f"  {table}: 1,200 items, " in resumed.stderr and "segments 12/12" in resumed.stderr
     # Every worker ran part of the copy (one partition per segment).
     spread = _tasks_by_worker(client, started)
     client.close()
@@ -288,7 +288,8 @@ def test_a_workers_unexpected_error_reaches_the_runs_log_with_its_traceback(dyna
                                                                             tmp_path, request, runner):
     """A shard that fails unexpectedly, wherever it ran: one error line, exit 4, and the
     traceback in the run's log file. The fault is a record whose key has a value without a
-    type, which no Streams service sends, served by the test Streams server."""
+    type, which no Streams service sends, served by the test Streams server: a page that does
+    not decode, retried as a damaged reply until the attempts run out."""
     options = _on_dask(request.getfixturevalue("dask_cluster")) if runner == "dask" else {}
     with controlled_stream(dynamodb_local, alternator_clean, tmp_path, **options) as controlled:
         controlled.stream.add_shard(shard_id(1))
@@ -299,7 +300,8 @@ def test_a_workers_unexpected_error_reaches_the_runs_log_with_its_traceback(dyna
 
     assert replicated.returncode == 4, replicated.stderr
     error, = error_lines(replicated.stderr)
-    assert f"replication of shard {shard_id(1)} stopped: ValueError: not enough values to unpack" in error
+    assert f"replication of shard {shard_id(1)} stopped: CorruptResponse: " in error
+    assert "(ValueError: not enough values to unpack" in error
     assert "Traceback" not in replicated.stderr
     log_file, = (tmp_path / "checkpoints" / "logs").glob("replicate-*.log")
     assert f"  the full error is in {log_file}" in replicated.stderr.splitlines()

@@ -16,7 +16,7 @@ DATAFLOW_CONFIG = REPO_ROOT / "configs" / "dataflow.yaml"
 # configs/dataflow.yaml reads these from the environment.
 CONFIG_ENV = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "not-a-secret",
               "ALTERNATOR_USER": "alternator-role-x7", "ALTERNATOR_SALTED_HASH": "not-a-hash"}
-BULK = ["Scan/SegmentSpecs [create]", "Scan/SpreadSegments [Reshuffle]", "Scan/ScanSegment [ParDo]",
+BULK = ["Scan/SegmentSpecs [create]", "Scan/SpreadSegments [Reshuffle]", "Scan/ScanSegments [ParDo]",
         "Write/BatchWriteItem [ParDo]"]
 
 
@@ -38,7 +38,7 @@ def _offline(*args: str, config=DATAFLOW_CONFIG) -> subprocess.CompletedProcess:
     (["replicate", "--follow"], ["replication (one streaming pipeline): Dataflow job"],
      ["FollowStreams/Tick [composite]", "FollowStreams/FollowShard [ParDo]"]),
     (["validate"], ["validation: Dataflow job"],
-     ["ScanSource/ScanSegment [ParDo]", "ScanTarget/ScanSegment [ParDo]", "Compare/GroupByBucket [composite]",
+     ["ScanSource/ScanSegments [ParDo]", "ScanTarget/ScanSegments [ParDo]", "Compare/GroupByBucket [composite]",
       "Compare/Confirm [ParDo]", "WriteFindings/WriteFindings [ParDo]", "WriteFindings/SumCounts [CombinePerKey]",
       "WriteFindings/WriteCounts [ParDo]"]),
     (["validate", "--sample-rate", "0.01", "--recheck-seconds", "5"], ["validation (a 0.01 sample): Dataflow job"],

@@ -29,6 +29,16 @@ def test_create_request_copies_keys_and_indexes_with_renames_and_on_demand_billi
     assert "ProvisionedThroughput" not in request and "LocalSecondaryIndexes" not in request
 
 
+def test_a_target_able_to_stream_is_created_with_its_stream_on_and_tagged_for_vnodes():
+    plain = schema.create_table_request(DESCRIPTION, "dst", {})
+    streaming = schema.create_table_request(DESCRIPTION, "dst", {}, stream=True, vnodes=True)
+
+    assert "StreamSpecification" not in plain and "Tags" not in plain
+    assert streaming["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert streaming["Tags"] == [{"Key": "system:initial_tablets", "Value": "none"}]
+    assert {k: v for k, v in streaming.items() if k not in ("StreamSpecification", "Tags")} == plain
+
+
 def test_key_schema_puts_the_partition_key_first_and_shows_roles():
     key = schema.key_schema(DESCRIPTION)
     assert key.names == ("pk", "sk")
@@ -46,5 +56,11 @@ def test_portable_tags_drop_reserved_prefixes_and_keep_at_most_50():
 
 def test_auto_segments_scale_with_workers_and_size_but_skip_empty_segments():
     assert auto_segments(item_count=5, size_bytes=500, page_size=1000, workers=2) == 1
-    assert auto_segments(item_count=50_000, size_bytes=20 << 20, page_size=1000, workers=2) == 8
+    # Every worker gets a segment per page it keeps in flight (16 by default) ...
+    assert auto_segments(item_count=50_000, size_bytes=20 << 20, page_size=1000, workers=2) == 32
+    assert auto_segments(item_count=50_000, size_bytes=20 << 20, page_size=1000, workers=2, pages_in_flight=4) == 8
+    assert auto_segments(item_count=0, size_bytes=0, page_size=1000, workers=3) == 48  # count not known yet
+    # ... and segments of ~64 MiB; where a task holds its output (Dask), a task's group is ~64 MiB.
     assert auto_segments(item_count=10**9, size_bytes=1 << 40, page_size=1000, workers=10) == 16384
+    assert auto_segments(item_count=10**9, size_bytes=1 << 40, page_size=1000, workers=10,
+                         task_holds_output=True) == 16 * 16384

@@ -90,7 +90,7 @@ def test_equal_tables_exit_0(migrated, tmp_path):
     assert report["equal"] is True
     assert report["tables"][table] | {"examples": None} == {
         "matched": COUNT, "missing": 0, "extra": 0, "different": 0, "lagging": 0, "expired": 0,
-        "examples": None}
+        "over_400kb": 0, "examples": None}
     assert "every table matches" in result.output
 
 
@@ -105,7 +105,7 @@ def test_every_kind_of_damage_is_found_with_exact_counts_and_examples(migrated, 
     assert report["equal"] is False
     counts = {k: v for k, v in report["tables"][table].items() if k != "examples"}
     assert counts == {"matched": COUNT - 3 - 2, "missing": 3, "extra": 2, "different": 2, "lagging": 0,
-                      "expired": 0}
+                      "expired": 0, "over_400kb": 0}
     examples = report["tables"][table]["examples"]
     assert [e["key"] for e in examples["missing"]] == [_key(i) for i in (3, 4, 5)]
     assert [e["key"] for e in examples["extra"]] == [{"pk": {"S": f"zz-extra-{n}"}, "sk": {"N": "0"}}
@@ -150,7 +150,7 @@ def test_spilled_and_shuffled_digests_give_the_same_findings(migrated, monkeypat
     assert outcomes[True] == outcomes[False]
     counts, findings = outcomes[True]
     assert counts == {"matched": COUNT - 5, "missing": 3, "extra": 2, "different": 2, "lagging": 0, "sampled": 0,
-                      "expired": 0}
+                      "expired": 0, "over_400kb": 0}
     assert sorted(json.loads(f)["kind"] for f in findings) == ["different"] * 2 + ["extra"] * 2 + ["missing"] * 3
 
 

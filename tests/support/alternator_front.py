@@ -3,8 +3,10 @@
 The pipeline talks to Alternator, which differs from DynamoDB in ways the tests must see:
 every node listens on its own address and lists its peers at `GET /localnodes`, a
 BatchWriteItem is all-or-error (at most 100 items, no duplicate keys, never
-UnprocessedItems), overload shows up as `RequestLimitExceeded`, and number keys are kept
-exactly as written (`exact_number_keys`). A request body over 16 MiB is refused with HTTP
+UnprocessedItems), overload shows up as `RequestLimitExceeded`, number keys are kept
+exactly as written (`exact_number_keys`), and new tables use tablets, on which Streams
+cannot be enabled, unless tagged for vnodes (`alternator_tablets`, ScyllaDB 2026.1; or
+2025.3 with `set_release`). A request body over 16 MiB is refused with HTTP
 413 `PayloadTooLarge` before it is read (`request_content_length_limit = 16*MB` in
 scylladb's alternator/server.hh; alternator/server.cc `handle_api_request` and
 `read_entire_stream`, the error body as its `generate_error_reply` writes it); tests may
@@ -16,7 +18,14 @@ so the front asks moto again for what it left. This aiohttp server
 reproduces those differences on several loopback addresses sharing one port and forwards
 everything else to moto, which stores the data. It can also inject throttling, server
 errors, slowness and dropped connections, and counts what it saw, so tests can check
-retries and load balancing against a real HTTP server.
+retries and load balancing against a real HTTP server. With `require_signatures` it
+enforces authorization as Alternator does: SigV4 signatures (`signatures`) and, given the
+roles' GRANTs, each operation's CQL permission (`alternator_grants`).
+
+Alternator does not enforce DynamoDB's 400 KB item limit (scylladb test/alternator/test_item.py),
+and the front adds none; moto behind it refuses an item over its own count of 405,000 bytes
+(names and values; no list or map overheads, a number by its text), so a test that needs an
+item over DynamoDB's limit in it builds one from many small list elements.
 
 It is a test fixture, not a proxy: NEVER point it at a real DynamoDB or Alternator
 holding real data.
@@ -42,8 +51,10 @@ from typing import Callable
 
 from aiohttp import ClientSession, ClientTimeout, web
 
+from tests.support.alternator_tablets import TabletRules
+from tests.support.alternator_grants import Grants, tables_of
 from tests.support.exact_number_keys import ExactNumberKeys
-from tests.support.signatures import check_signature
+from tests.support.signatures import check_signature, signing_key
 from tests.support.threaded_server import ThreadedServer
 
 DEFAULT_ADDRESSES = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
@@ -106,11 +117,13 @@ class AlternatorFront(ThreadedServer):
         self.port = port
         self._ssl_context = ssl_context  # serve HTTPS with it
         self._users: dict[str, str] | None = None  # access key id -> secret; None: unsigned requests welcome
+        self._grants: Grants | None = None  # the roles' permissions; None: every signed role may do anything
         self._faults = Faults()
         self._max_request_bytes = MAX_REQUEST_BYTES
         self._rng = random.Random()
         self._key_names: dict[str, tuple[str, ...]] = {}  # table -> key attribute names
         self._number_keys = ExactNumberKeys()
+        self._tablets = TabletRules()
         self._stats_lock = threading.Lock()
         self._by_address: Counter[str] = Counter()
         self._by_operation: Counter[str] = Counter()
@@ -141,11 +154,22 @@ class AlternatorFront(ThreadedServer):
         """Refuse request bodies over `limit` bytes (413), as Alternator does over 16 MiB."""
         self._max_request_bytes = limit
 
-    def require_signatures(self, users: dict[str, str] | None) -> None:
+    def set_release(self, release: str = "2026.1") -> None:
+        """Which ScyllaDB's tablet rules to follow (`alternator_tablets.RELEASES`); no argument: 2026.1."""
+        self._tablets.release = release
+
+    def uses_tablets(self, table: str) -> bool:
+        """Whether a table created through the front uses tablets."""
+        return self._tablets.uses_tablets(table)
+
+    def require_signatures(self, users: dict[str, str] | None, grants: list[str] | None = None) -> None:
         """Enforce authorization as Alternator does (`alternator_enforce_authorization`): every
-        DynamoDB API request must be SigV4-signed with one of `users` (key id -> secret);
-        None accepts unsigned requests again. `/localnodes` never needs a signature."""
+        DynamoDB API request must be SigV4-signed with one of `users` (role -> secret); with
+        `grants` (CQL GRANT statements) each operation also needs its permission
+        (`alternator_grants`), else every signed role may do anything. None accepts unsigned
+        requests again. `/localnodes` never needs a signature."""
         self._users = dict(users) if users is not None else None
+        self._grants = Grants(grants) if users is not None and grants is not None else None
 
     def stats(self) -> dict:
         """Counts of DynamoDB API requests (control and health requests are not counted)."""
@@ -170,7 +194,7 @@ class AlternatorFront(ThreadedServer):
 
     async def serve(self, stop: asyncio.Event, on_ready: Callable[[], None] = lambda: None) -> None:
         """Listen on every address until `stop` is set; call `on_ready` once listening."""
-        app = web.Application()
+        app = web.Application(client_max_size=MAX_REQUEST_BYTES)
         app.router.add_get("/", self._health)
         app.router.add_get("/localnodes", self._localnodes)
         app.router.add_post("/", self._dynamodb)
@@ -232,6 +256,11 @@ class AlternatorFront(ThreadedServer):
             refused = check_signature(request, body, self._users)
             if refused is not None:
                 return dynamodb_error(400, *refused)
+        grants = self._grants
+        if grants is not None:
+            denied = grants.refusal(signing_key(request), op, tables_of(op, _json(body)), request.remote or "")
+            if denied is not None:
+                return dynamodb_error(400, "AccessDeniedException", denied)
         faulty = await self._inject_fault(request, op)
         if faulty is not None:
             return faulty
@@ -240,9 +269,9 @@ class AlternatorFront(ThreadedServer):
         elif op == "BatchGetItem":
             response = await self._batch_get_item(request, body)
         else:
-            if op in ("CreateTable", "DeleteTable"):
-                self._key_names.pop(_json(body).get("TableName"), None)
-            response = await self._forward(request, body)
+            response = await self._table_op(request, op, body)
+            if op == "CreateTable" and response.status == 200 and grants is not None:
+                grants.auto_grant(signing_key(request), _json(body))
         if self._faults.corrupt and self._faults.applies_to(op) and self._rng.random() < self._faults.corrupt:
             self._count_fault("corrupt")
             response.headers["x-amz-crc32"] = str((zlib.crc32(response.body or b"") + 1) % 2**32)
@@ -261,6 +290,23 @@ class AlternatorFront(ThreadedServer):
                 return None
             chunks.append(chunk)
         return b"".join(chunks)
+
+    async def _table_op(self, request: web.Request, op: str, body: bytes) -> web.Response:
+        """Any operation but BatchWriteItem; table creation and deletion under Alternator's rules."""
+        if op not in ("CreateTable", "DeleteTable", "UpdateTable", "TagResource"):
+            return await self._forward(request, body)
+        parsed = _json(body)
+        refusal = self._tablets.refusal(op, parsed)
+        if refusal:
+            return dynamodb_error(400, "ValidationException", refusal)
+        if op in ("CreateTable", "DeleteTable"):
+            self._key_names.pop(parsed.get("TableName"), None)
+        response = await self._forward(request, body)
+        if response.status == 200 and op == "CreateTable":
+            self._tablets.created(parsed)
+        elif response.status == 200 and op == "DeleteTable":
+            self._tablets.deleted(parsed.get("TableName", ""))
+        return response
 
     async def _inject_fault(self, request: web.Request, op: str) -> web.StreamResponse | None:
         faults, rng = self._faults, self._rng

@@ -19,7 +19,7 @@ from tests.support import seed
 from tests.support.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
 
 SOURCE_PORT, TARGET_PORT = 8001, 8000
-GENERATED_ITEMS = 50_000
+GENERATED_ITEMS = seed.DEMO_ITEMS
 
 
 def _port_in_use(port: int) -> bool:
@@ -47,8 +47,7 @@ def main() -> None:
         started = time.monotonic()
         print(f"source: DynamoDB Local at {source.endpoint}; target: Alternator stand-in at {target.url} "
               f"(nodes {', '.join(target.front.addresses)})")
-        seed.seed_lab_tables(source.endpoint)
-        seed.seed_all_types(source.endpoint, count=GENERATED_ITEMS)
+        seed.seed_demo_tables(source.endpoint, GENERATED_ITEMS)
         print(f"seeded MusicCollection, mutant_data and {GENERATED_ITEMS:,} items of demo_all_types "
               f"in {time.monotonic() - started:.0f} s", flush=True)
         (REPO_ROOT / "reports").mkdir(exist_ok=True)

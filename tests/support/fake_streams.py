@@ -158,11 +158,20 @@ class FakeStream:
 
     def __init__(self, stream_arn: str = DEFAULT_STREAM_ARN, table_name: str = "T",
                  key_schema: list[dict] | None = None, view_type: str = "NEW_AND_OLD_IMAGES",
-                 reads_per_second: float | None = None, retention_seconds: float | None = None):
+                 reads_per_second: float | None = None, retention_seconds: float | None = None,
+                 records_as: str = "dynamodb"):
         """`reads_per_second`: GetRecords calls a shard answers in any second (None: no limit);
-        `retention_seconds`: how long a record stays before it is trimmed (None: for ever)."""
+        `retention_seconds`: how long a record stays before it is trimmed (None: for ever).
+        `records_as`: "dynamodb", or "alternator" for records shaped as Alternator's GetRecords
+        writes them (alternator/streams.cc of scylla-2026.1.0; docs/alternator/compatibility.md):
+        `eventSource` "scylladb:alternator", `awsRegion` the datacenter's name, no `SizeBytes`.
+        Alternator calls every write MODIFY (or INSERT) whether the item existed or not, and a
+        PutItem a REMOVE then a MODIFY: the test puts those records as such."""
         if view_type not in VIEW_TYPES:
             raise ValueError(f"view_type must be one of {VIEW_TYPES}, got {view_type!r}")
+        if records_as not in ("dynamodb", "alternator"):
+            raise ValueError(f"records_as must be 'dynamodb' or 'alternator', got {records_as!r}")
+        self.records_as = records_as
         if "/stream/" not in stream_arn:
             raise ValueError(f"not a stream ARN (no '/stream/'): {stream_arn!r}")
         self.stream_arn = stream_arn
@@ -241,9 +250,13 @@ class FakeStream:
                 raise ValueError(f"stream {self.stream_arn} is {self._status}")
             self._last_sequence += 1
             sequence_number = format_sequence_number(self._last_sequence)
-            data.update(SequenceNumber=sequence_number, SizeBytes=size, StreamViewType=self.view_type)
-            record = {"eventID": uuid.uuid4().hex, "eventName": event_name, "eventVersion": "1.1",
-                      "eventSource": "aws:dynamodb", "awsRegion": "us-east-1", "dynamodb": data}
+            data.update(SequenceNumber=sequence_number, StreamViewType=self.view_type)
+            record = {"eventID": uuid.uuid4().hex, "eventName": event_name, "eventVersion": "1.1", "dynamodb": data}
+            if self.records_as == "alternator":
+                record.update(eventSource="scylladb:alternator", awsRegion="datacenter1")
+            else:
+                data["SizeBytes"] = size
+                record.update(eventSource="aws:dynamodb", awsRegion="us-east-1")
             shard.numbers.append(self._last_sequence)
             shard.records.append(record)
             if self._retention is not None:

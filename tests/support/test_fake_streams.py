@@ -473,3 +473,22 @@ def test_large_replies_are_gzipped_when_asked_with_the_crc_over_the_bytes_sent(s
     page = json.loads(gzip.decompress(sent) if gzipped else sent)
     assert len(page["Records"]) == (40 if large else 2)
     assert (len(json.dumps(page).encode()) > GZIP_ABOVE_BYTES) is large
+
+def test_records_can_be_shaped_as_alternators(server, streams):
+    """alternator/streams.cc (scylla-2026.1.0): eventSource scylladb:alternator, the datacenter
+    as awsRegion, no SizeBytes; DynamoDB-shaped records keep theirs."""
+    arn = "arn:aws:dynamodb:us-east-1:000000000000:table/Alt/stream/2026-01-01T00:00:00.000"
+    stream = server.add_stream(FakeStream(arn, table_name="Alt", records_as="alternator"))
+    try:
+        stream.add_shard(SHARD_A)
+        stream.put_record(SHARD_A, "MODIFY", key(1), new_image=item(1))
+        (record,), _ = read_all(streams, stream, SHARD_A)
+    finally:
+        server.remove_stream(arn)
+
+    assert (record["eventSource"], record["awsRegion"], record["eventName"]) == \
+        ("scylladb:alternator", "datacenter1", "MODIFY")
+    assert "SizeBytes" not in record["dynamodb"] and record["dynamodb"]["NewImage"] == {"pk": {"S": "k1"},
+                                                                                      "v": {"N": "0"}}
+    with pytest.raises(ValueError, match="records_as"):
+        FakeStream(arn, records_as="scylla")

@@ -185,6 +185,13 @@ class TargetSpec:
     datacenter: str | None = None
     rack: str | None = None
     tls: TlsSettings = TlsSettings()
+    streams: bool = False  # create its tables with a stream on (able to stream on Alternator: vnodes)
+
+    @property
+    def is_dynamodb(self) -> bool:
+        """A plain `endpoint` is taken for DynamoDB, with DynamoDB's limits (25 items a batch,
+        400 KB an item); an Alternator cluster is given by its seeds."""
+        return not self.alternator_seeds
 
     @property
     def signed(self) -> bool:

@@ -16,7 +16,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
-from typing import Any, AsyncContextManager, Awaitable, TypeVar
+from typing import Any, AsyncContextManager, Awaitable, Callable, TypeVar
 
 import apache_beam as beam
 
@@ -33,6 +33,10 @@ class LoopThread:
     def submit(self, coro: Awaitable[T]) -> concurrent.futures.Future:
         """Schedule a coroutine on the loop; the caller waits on the returned future."""
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def call_soon(self, callback: Callable[[], Any]) -> None:
+        """Have the loop call `callback` (e.g. release an asyncio primitive) from any thread."""
+        self._loop.call_soon_threadsafe(callback)
 
     def run(self, coro: Awaitable[T]) -> T:
         """Run a coroutine on the loop and wait for its result."""

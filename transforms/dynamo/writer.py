@@ -21,6 +21,9 @@ Every path that changes the target (bulk pages, stream windows, repairs) writes 
   retried with exponential backoff and full jitter; UnprocessedItems re-sent; a batch
   rejected as invalid or as too large split to isolate the bad requests. What still
   fails is returned, never dropped.
+- For a DynamoDB target (`max_item_bytes`), a put over DynamoDB's item size limit fails at
+  once, before batching (`refuse_oversized`): DynamoDB refuses it whatever is tried, and an
+  Alternator source can hold one (Alternator has no such limit).
 - Requests travel as their JSON text (`items.wire_encode`), written once: straight
   from an Arrow page (`write_batch`) or from request dicts (`write`), and sent through
   the data plane (`dynamo.data_plane`), signed by botocore's signer. Only a failed
@@ -43,6 +46,7 @@ from transforms.dynamo.rate_limit import TokenBucket
 from transforms.dynamo.request_size import MAX_REQUEST_BYTES, cut_by_size, too_large
 from transforms.dynamo.retry import UnprocessedItemsLeft, call_with_retry, error_code, is_retryable
 from transforms.items.digests import distinct_keys, key_digest, key_texts, text_digest
+from transforms.items.item_size import oversized_puts
 from transforms.items.keys import key_of
 from transforms.items.wire_encode import batch_write_body, put_rows, request_of, request_row
 
@@ -56,6 +60,7 @@ class WriterSettings:
     max_attempts: int = 10
     items_per_second: float | None = None
     max_request_bytes: int = MAX_REQUEST_BYTES
+    max_item_bytes: int | None = None  # a DynamoDB target's item size limit (None: Alternator, none)
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class FailedWrite:
     request: dict  # {"PutRequest": {"Item": ...}} or {"DeleteRequest": {"Key": ...}}
     error: str
     source_naming: bool = False  # the request holds the source's item (renames could not map it)
+    permanent: bool = False  # no retry can write it (over the target's item size limit)
 
 
 @dataclass
@@ -111,6 +117,20 @@ def last_per_key(batch: pa.RecordBatch, key_names: Sequence[str]) -> pa.RecordBa
     return batch.take(sorted(latest.values()))
 
 
+def refuse_oversized(table: str, rows: list[bytes], max_item_bytes: int | None
+                     ) -> tuple[list[bytes], list[FailedWrite]]:
+    """The request texts to send, and the puts over a DynamoDB target's item size limit as
+    permanent failures, never sent: no retry or split can make DynamoDB take them."""
+    oversized = oversized_puts(rows, max_item_bytes) if max_item_bytes else {}
+    if not oversized:
+        return rows, []
+    refused = [FailedWrite(table, request_of(rows[i]), f"ItemTooLarge: the item is {size:,} bytes as DynamoDB counts "
+                           f"them (attribute names and values), over DynamoDB's item size limit of 400 KB "
+                           f"({max_item_bytes:,} bytes); not sent", permanent=True)
+               for i, size in oversized.items()]
+    return [row for i, row in enumerate(rows) if i not in oversized], refused
+
+
 class TargetWriter:
     """Writes requests to target tables; use it on the event loop it was opened on."""
 
@@ -144,8 +164,11 @@ class TargetWriter:
             by_node = {}
             for row, node in zip(rows, nodes_for(partition_keys(), nodes)):
                 by_node.setdefault(node, []).append(row)
-        planes = {node: await self._cluster.node(node) for node in by_node}
         outcome = WriteOutcome()
+        for node, node_rows in by_node.items():
+            by_node[node], refused = refuse_oversized(table, node_rows, self._settings.max_item_bytes)
+            outcome.failures.extend(refused)
+        planes = {node: await self._cluster.node(node) for node in by_node}
         settings = self._settings
         await asyncio.gather(*(self._write_batch(planes[node], table, batch, outcome)
                                for node, node_rows in by_node.items()

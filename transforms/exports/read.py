@@ -1,7 +1,7 @@
 """Data files of DynamoDB exports -> the Arrow `Page`s a Scan gives, one file per element.
 
-Each data file is one element (a Reshuffle spreads them over workers) and one segment
-of its table's checkpoints: its pages are ranges of lines, keyed by line number (the
+Data files are grouped like a scan's segments (`scan.segment_groups`: a Reshuffle spreads
+the groups over workers) and each is one segment of its table's checkpoints: its pages are ranges of lines, keyed by line number (the
 `start_key`/`next_key` of a `Page`, `{"line": {"N": "1000"}}`), so `WriteTables` and
 `bulk_checkpoints` treat them exactly like Scan pages and a resume continues a file at
 the first line not written.
@@ -9,6 +9,10 @@ the first line not written.
 A file is checked before any of its items go downstream: it is copied to a local
 temporary file while its MD5 is computed (one read of the object, memory bounded by a
 page), and a checksum that differs from the manifest's stops the run naming the file.
+An export is usually far from the copier too (an S3 GET of another region), so a worker
+copies every file of its group at once, each in a thread (Beam's filesystems block),
+while it parses them in turn: a group holds `files_in_flight` files at most, so that
+many are on local disk at once.
 Its line count is checked when the file ends, before its last page goes downstream, so
 a file whose count differs is never recorded as done. Lines are decoded by the scan's
 own wire decoder (`items.wire_decode.wire_items_to_batch`): a page of lines is joined
@@ -17,6 +21,7 @@ into one JSON array and parsed by orjson in one call.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import gzip
 import hashlib
 import itertools
@@ -37,11 +42,11 @@ from transforms.exports.manifest import DataFile, ExportMismatch
 from transforms.exports.parquet import PARQUET, parquet_pages
 from transforms.items.gc_pause import gc_paused
 from transforms.items.wire_decode import wire_items_to_batch
-from transforms.scan import Page
+from transforms.scan import PAGES_IN_FLIGHT, Page, segment_groups
 from transforms.state.storage import StorageOptions
 
 __all__ = ["ExportFileSpec", "ReadExportFiles", "DataFileFn", "line_key", "line_of",
-           "spool_checked", "line_pages"]
+           "spooled", "spool_checked", "line_pages"]
 
 _COPY_CHUNK = 1 << 20
 
@@ -68,6 +73,17 @@ def line_key(line: int) -> dict | None:
 def line_of(key: dict | None) -> int:
     """The line a checkpoint key names (0 for None)."""
     return int(key["line"]["N"]) if key else 0
+
+
+def spooled(data_file: DataFile) -> IO[bytes]:
+    """A temporary file holding the data file's gzipped bytes, checked (`spool_checked`)."""
+    spool = tempfile.TemporaryFile(prefix="export-")
+    try:
+        spool_checked(data_file, spool)
+    except BaseException:
+        spool.close()
+        raise
+    return spool
 
 
 def spool_checked(data_file: DataFile, spool: IO[bytes]) -> None:
@@ -165,21 +181,35 @@ class DataFileFn(beam.DoFn):
 
     def pages(self, data_file: DataFile, start_line: int = 0) -> Iterator[tuple[int, int, bool, list]]:
         """`line_pages` of the data file, after its checksum was checked."""
-        with tempfile.TemporaryFile(prefix="export-") as spool:
-            spool_checked(data_file, spool)
+        with spooled(data_file) as spool:
             yield from line_pages(data_file, spool, self._page_size, start_line)
 
 
-class _ReadDataFileFn(DataFileFn):
-    def process(self, spec: ExportFileSpec):
+class _ReadDataFilesFn(DataFileFn):
+    def process(self, group: tuple[ExportFileSpec, ...]):
+        """The pages of the group's files, file after file, while the later ones are copied."""
+        copying = [spec for spec in group if spec.format != PARQUET]  # Parquet files are read in place
+        pool = concurrent.futures.ThreadPoolExecutor(max(1, len(copying)), thread_name_prefix="export-copy")
+        spools = {spec: pool.submit(spooled, spec.file) for spec in copying}
+        try:
+            for spec in group:
+                yield from self._file_pages(spec, spools.get(spec))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            for future in spools.values():  # the files not read (a failed call) are deleted too
+                if not future.cancelled() and future.exception() is None:
+                    future.result().close()
+
+    def _file_pages(self, spec: ExportFileSpec, spool: concurrent.futures.Future | None):
         items_read = metrics.counter(spec.table, "items_read")
         bytes_read = metrics.counter(spec.table, "bytes_read")
-        if spec.format == PARQUET:
+        if spool is None:
             pages = ((first, end, last, parse_lines(spec.file, first, texts))
                      for first, end, last, texts in parquet_pages(spec.file, self._page_size, spec.start_line))
         else:
             pages = ((first, end, last, _items_of(spec.file, first, entries))
-                     for first, end, last, entries in self.pages(spec.file, spec.start_line))
+                     for first, end, last, entries in line_pages(spec.file, spool.result(), self._page_size,
+                                                                 spec.start_line))
         index = spec.first_page
         for first, end, last, items in pages:
             batch = _batch_of(spec.file, first, items)
@@ -187,29 +217,37 @@ class _ReadDataFileFn(DataFileFn):
             bytes_read.inc(batch.nbytes)
             yield Page(spec.table, spec.segment, index, line_key(first), None if last else line_key(end), batch)
             index += 1
+        if spool is not None:
+            spool.result().close()  # its disk space is free before the next file is parsed
 
 
 class ReadExportFiles(beam.PTransform):
-    """Read data files of full DynamoDB exports (DYNAMODB_JSON) into `Page`s, one file per element.
+    """Read data files of full DynamoDB exports (DYNAMODB_JSON) into `Page`s.
 
     Args:
         files: the data files to read, each with its table and its place in the checkpoints.
         storage: the filesystem options that reach the export (S3 endpoint and keys...).
         page_size: lines per page (the scan's page size).
+        files_in_flight: files a worker copies at once (`scan.pages_in_flight`).
+        workers: the job's workers, each given a group of files where there are enough.
     """
 
-    def __init__(self, files: list[ExportFileSpec], storage: StorageOptions, page_size: int = 1000):
+    def __init__(self, files: list[ExportFileSpec], storage: StorageOptions, page_size: int = 1000,
+                 files_in_flight: int = PAGES_IN_FLIGHT, workers: int = 1):
         super().__init__()
         self._files = files
         self._storage = storage
         self._page_size = page_size
+        self._files_in_flight = files_in_flight
+        self._workers = workers
 
     def display_data(self):
         return {"files": DisplayDataItem(len(self._files), label="Export data files"),
-                "page_size": DisplayDataItem(self._page_size, label="Lines per page")}
+                "page_size": DisplayDataItem(self._page_size, label="Lines per page"),
+                "files_in_flight": DisplayDataItem(self._files_in_flight, label="Files copied at once per worker")}
 
     def expand(self, pbegin):
         return (pbegin
-                | "DataFiles" >> beam.Create(self._files)
+                | "DataFiles" >> beam.Create(segment_groups(self._files, self._files_in_flight, self._workers))
                 | "SpreadFiles" >> beam.Reshuffle()
-                | "ReadDataFile" >> beam.ParDo(_ReadDataFileFn(self._storage, self._page_size)))
+                | "ReadDataFiles" >> beam.ParDo(_ReadDataFilesFn(self._storage, self._page_size)))

@@ -269,6 +269,7 @@ class SpoolApplier:
                 paths = write_dead_letters(self._settings.dead_letter_dir, failures + refused,
                                            name=f"spool-{chunk.number}")
                 figures.dead_lettered += len(failures) + len(refused)
+                failures = [failure for failure in failures if not failure.permanent]  # too big: no retry helps
                 if failures:
                     raise WritesFailed(
                         f"{pair.source}: {len(failures)} captured changes could not be written after "

@@ -317,6 +317,7 @@ class TargetSink:
             paths = write_dead_letters(self._dead_letter_dir, failures + refused,
                                        name=f"{task.shard_id}-{records[0]['dynamodb']['SequenceNumber']}")
             self._stats[table.source].dead_lettered += len(failures) + len(refused)
+        failures = [failure for failure in failures if not failure.permanent]  # (too big: no retry helps)
         if failures:
             raise WritesFailed(f"{table.source}: {len(failures)} changes could not be written after "
                                f"{self._write_attempts} attempts (in {', '.join(paths)}); replication of "
