@@ -21,9 +21,12 @@ import threading
 import time
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from botocore.exceptions import ClientError
+
 from pipeline import schema
 from pipeline.config import RunConfig
 from transforms.dynamo.endpoints import source_client
+from transforms.dynamo.retry import error_code
 from transforms.errors import MigrateError
 from transforms.state import bulk_checkpoints, change_spool, stream_checkpoints
 from transforms.streams.capture import SpoolFigures, open_capture, open_spool_applier
@@ -257,16 +260,24 @@ def _capture_line(table: str, status: TableStatus, spool: SpoolFigures, new: int
             f"spooled in {spool.chunks:,} chunks, {lag}, {status.open_shards:,} open shards")
 
 
-def sample_streams(config: RunConfig, tables: Sequence[str], seconds: float) -> dict[str, ChangeSample | None]:
-    """Per table, its changes sampled from its stream for `seconds` (None: the stream is off)."""
-    async def run() -> dict[str, ChangeSample | None]:
+def sample_streams(config: RunConfig, tables: Sequence[str], seconds: float
+                   ) -> dict[str, ChangeSample | str | None]:
+    """Per table, its changes sampled from its stream for `seconds`: None when the stream is off,
+    the reason when it could not be sampled (no permission to read it: `plan` goes on)."""
+    async def sample(table: str, arn: str) -> ChangeSample | str:
+        try:
+            return await sample_changes(config.source, table, arn, seconds)
+        except ClientError as exc:
+            return f"{error_code(exc)}: {exc.response.get('Error', {}).get('Message', '')}"
+
+    async def run() -> dict[str, ChangeSample | str | None]:
         async with source_client(config.source) as source:
             descriptions = [await schema.describe(source, table) for table in tables]
         arns = {table: (d or {}).get("LatestStreamArn") if ((d or {}).get("StreamSpecification") or {}).get(
             "StreamEnabled") else None for table, d in zip(tables, descriptions)}
-        samples = await asyncio.gather(*(sample_changes(config.source, table, arn, seconds)
-                                         for table, arn in arns.items() if arn))
-        found = dict(zip([table for table, arn in arns.items() if arn], samples))
+        streamed = [table for table, arn in arns.items() if arn]
+        samples = await asyncio.gather(*(sample(table, arns[table]) for table in streamed))
+        found = dict(zip(streamed, samples))
         return {table: found.get(table) for table in tables}
 
     return asyncio.run(run())

@@ -120,10 +120,14 @@ def _copy_times(plan: TablePlan, config: RunConfig) -> tuple[list[tuple[str, flo
     return times, capped
 
 
-def spool_lines(plan: TablePlan, config: RunConfig, sample: ChangeSample | None, seconds: float) -> list[str]:
-    """What capturing the table's changes during its copy costs in the spool, from a sample of its stream."""
+def spool_lines(plan: TablePlan, config: RunConfig, sample: ChangeSample | str | None, seconds: float) -> list[str]:
+    """What capturing the table's changes during its copy costs in the spool, from a sample of its
+    stream (None: the stream is off; a text: why it could not be sampled)."""
     if sample is None:
         return ["  changes during the copy: its stream is off (migrate --streams --enable-streams turns it on)"]
+    if isinstance(sample, str):
+        return [f"  changes during the copy: its stream could not be sampled ({sample}); migrate --streams needs "
+                f"to read it (docs/permissions.md, source-streams)"]
     rate = f"  changes during the copy: ~{sample.per_second:,.1f}/s (its stream sampled for {seconds:g} s)"
     if not sample.changes:
         return [rate + "; none arrived: the spool stays small unless the table gets busier"]
@@ -161,7 +165,7 @@ def estimate_lines(plan: TablePlan, config: RunConfig) -> list[str]:
 
 
 def plan_table(plans: list[TablePlan], config: RunConfig,
-               samples: dict[str, ChangeSample | None] | None = None, sample_seconds: float = 0.0) -> str:
+               samples: dict[str, ChangeSample | str | None] | None = None, sample_seconds: float = 0.0) -> str:
     """What a run would do, table by table; `samples`: each table's changes sampled from its stream."""
     lines = []
     for plan in plans:

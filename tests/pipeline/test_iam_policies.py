@@ -267,6 +267,8 @@ def test_a_role_assumed_with_the_documented_trust_and_permission_policies(accoun
 
     assert planned.exit_code == 0, planned.output
     assert f"{table} -> {table}" in planned.output
+    # Without source-streams, plan cannot sample the table's stream: it says so and goes on.
+    assert "its stream could not be sampled (AccessDeniedException: " in planned.output
     for refused in (wrong_id, forbidden):
         assert refused.exit_code == 2, refused.output
         line, = error_lines(refused.output)
