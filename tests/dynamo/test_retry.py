@@ -58,3 +58,30 @@ def test_call_with_retry_does_not_retry_a_validation_error():
     with pytest.raises(ClientError):
         asyncio.run(call_with_retry(invalid, max_attempts=5, initial_wait=0.001))
     assert len(calls) == 1
+
+
+def test_call_with_retry_returns_what_a_later_try_gives():
+    """The first try is made outside tenacity; a retryable failure there hands over to it."""
+    calls, retried = [], []
+
+    async def fails_twice():
+        calls.append(1)
+        if len(calls) < 3:
+            raise UnprocessedItemsLeft(2)
+        return "written"
+
+    assert asyncio.run(call_with_retry(fails_twice, max_attempts=3, on_retry=retried.append,
+                                       initial_wait=0.001)) == "written"
+    assert len(calls) == 3 and [type(exc) for exc in retried] == [UnprocessedItemsLeft, UnprocessedItemsLeft]
+
+
+def test_call_with_retry_with_one_attempt_never_retries():
+    calls = []
+
+    async def throttled():
+        calls.append(1)
+        raise _client_error("ThrottlingException", 400)
+
+    with pytest.raises(ClientError):
+        asyncio.run(call_with_retry(throttled, max_attempts=1, initial_wait=0.001))
+    assert len(calls) == 1
