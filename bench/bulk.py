@@ -1,25 +1,38 @@
 """Bulk copy: CPU per item, throughput and memory of the tool, a naive copy and the ceiling.
 
-Starts DynamoDB Local (the source) and the local Alternator stand-in (the target), seeds
-a table of ~0.5 KB items, then, in each of `rounds` rounds, copies it to a fresh target
-table with:
+Starts DynamoDB Local (the source) and two targets, seeds a table of ~0.5 KB items,
+then, for each target, in each of `rounds` rounds, copies it to a fresh target table with:
 
 - the tool: `alternator-migrate migrate` as a user runs it (DirectRunner, two worker
   processes); with `--before`, also the same command from the revision before the data
-  plane (`measure.BASELINE_REVISION`), when git can give it;
+  plane (`measure.BASELINE_REVISION`), when git can give it (stand-in only);
 - a naive copy: boto3, one thread, Scan pages and BatchWriteItem of 25 (`naive_copy`);
-- the ceiling: the same items as pre-built requests of 100, sent at the best concurrency
+- the ceiling: the same items as pre-built requests, sent at the best concurrency
   (found on a sample before the rounds; `intake`); its rate is the target's raw intake.
+
+The targets:
+
+- the local Alternator stand-in (`target.alternator`, 100 items a request): moto behind
+  tests/support/alternator_front.py. Its backend is one Python process, the limit of
+  every copy to it; the tool also runs there with as many requests in flight as the
+  ceiling (its best concurrency over the workers).
+- a fast target (`target.endpoint`, signed, 25 items a request, as DynamoDB takes):
+  a second DynamoDB Local, in memory. Chosen over dynalite (npm; Node and LevelDB in
+  memory) by its intake of these items from pre-built signed requests of 25, measured
+  side by side on this machine (load 8-16, 50,000 items, 3 rounds at 64 in flight):
+  4,300, 6,900 and 6,000 items/s (the first with a cold JVM; the concurrency sample
+  warms it before the rounds here) against 2,300, 5,300 and 5,900 for dynalite, which
+  was ahead only at 8 in flight; and it is already installed. It is multi-threaded (it used
+  1.2-1.4 cores under the ceiling): on a 2-core machine, what the copy's own processes
+  and the source use comes out of the target's share, which the CPU figures show.
 
 The naive copy copies the first `SAMPLE` items only: its cost per item does not depend
 on the table's size, and it is slow. The ceiling copies every item, right after the
 tool in the same round, and the tool's rate is compared with it round by round: on a
 shared machine the target's speed drifts between minutes, and against a ceiling taken
 on 20,000 items at another moment the same code's rate came out at 0.66 to 1.16 of it.
-The tool runs twice a round: with the default write.concurrency, and with as many
-requests in flight as the ceiling (its best concurrency over the workers). The target's
-busy share (CPU seconds of the stand-in's backend process per second of copying) shows
-what limits both: that backend is one Python process.
+The target's busy share (CPU seconds of its server process per second of copying) shows
+whether a low rate is the tool's fault (target idle) or the target's (busy).
 
 CPU is user + sys of every process of a run; start-up (the same command on an empty
 table) is measured apart and subtracted, and so is its wall time for the rates. Figures
@@ -181,7 +194,7 @@ def _best_concurrency(items_file: Path, sample: int, target: Target) -> tuple[in
     return max(rates, key=rates.get), rates
 
 
-def copy_rounds(source: str, target: Target, tools: dict[str, Path], matched: bool, items_file: Path, items: int,
+def copy_rounds(source: DynamoDBLocal, target: Target, tools: dict[str, Path], matched: bool, items_file: Path, items: int,
                 sample: int, rounds: int, workdir: Path) -> dict:
     """Each round: every tool (name -> source tree, default settings; with `matched`, also this
     tree with as many requests in flight as the ceiling), the ceiling on the same items, then
@@ -194,22 +207,22 @@ def copy_rounds(source: str, target: Target, tools: dict[str, Path], matched: bo
     runs: dict[str, list] = {name: [] for name in (*runners, "naive", "ceiling")}
     for round_ in range(rounds):
         for name, (root, write_concurrency) in runners.items():
-            start, _ = _migrate(root, source, target, "bench_empty", f"{name}_empty_{round_}", workdir,
+            start, _ = _migrate(root, source.endpoint, target, "bench_empty", f"{name}_empty_{round_}", workdir,
                                 write_concurrency)
-            with _BusyShare(target.pid) as backend:
-                full, written = _migrate(root, source, target, "bench_bulk", f"{name}_{round_}", workdir,
+            with _BusyShare(target.pid) as backend, _BusyShare(source.pid) as reader:
+                full, written = _migrate(root, source.endpoint, target, "bench_bulk", f"{name}_{round_}", workdir,
                                          write_concurrency)
             assert written == items, f"bench: {name} wrote {written} of {items} items"
             runs[name].append({"start": start, "full": full, "items": items,
-                               "target_cpu_seconds": backend.cpu_seconds})
+                               "target_cpu_seconds": backend.cpu_seconds, "source_cpu_seconds": reader.cpu_seconds})
             for done in (f"{name}_empty_{round_}", f"{name}_{round_}"):
                 _drop(target.url, done)
         with _BusyShare(target.pid) as backend:
             ceiling = _intake(items_file, items, target, f"ceiling_{round_}", concurrency)
         runs["ceiling"].append({**ceiling, "target_cpu_seconds": backend.cpu_seconds})
         _drop(target.url, f"ceiling_{round_}")
-        start = _naive(source, target.url, "bench_empty", f"naive_empty_{round_}")
-        full = _naive(source, target.url, "bench_sample", f"naive_{round_}")
+        start = _naive(source.endpoint, target.url, "bench_empty", f"naive_empty_{round_}")
+        full = _naive(source.endpoint, target.url, "bench_sample", f"naive_{round_}")
         runs["naive"].append({"start": start, "full": full, "items": sample})
         for done in (f"naive_empty_{round_}", f"naive_{round_}"):
             _drop(target.url, done)
@@ -238,7 +251,7 @@ def main(items: int = 100_000, rounds: int = 3, before: bool = False) -> dict:
         for target, target_tools, matched, rate_goal in (
                 (stand_in_target(stand_in), tools, True, STAND_IN_RATE_GOAL),
                 (fast_target(fast), {"tool": REPO_ROOT}, False, FAST_RATE_GOAL)):
-            figures[target.label] = copy_rounds(source.endpoint, target, target_tools, matched, items_file, items,
+            figures[target.label] = copy_rounds(source, target, target_tools, matched, items_file, items,
                                                 sample, rounds, workdir)
             _print(target, figures[target.label], sample, rate_goal)
     return figures
@@ -253,7 +266,8 @@ def _figures(runs: dict) -> dict:
         run["target_busy"] = run["target_cpu_seconds"] / run["seconds"]
     figures["ceiling"] = {"cpu_us_per_item": median(r["cpu_seconds"] / r["items"] * 1e6 for r in ceilings),
                           "items_per_s": median(r["items_per_s"] for r in ceilings),
-                          "target_busy": median(r["target_busy"] for r in ceilings)}
+                          "target_busy": median(r["target_busy"] for r in ceilings),
+                          "target_us_per_item": median(r["target_cpu_seconds"] / r["items"] * 1e6 for r in ceilings)}
     for name, measured in runs.items():
         if name == "ceiling":
             continue
@@ -271,6 +285,9 @@ def _figures(runs: dict) -> dict:
                                                     for r, c in zip(measured, ceilings)]
             figures[name]["vs_ceiling"] = median(figures[name]["vs_ceiling_by_round"])
             figures[name]["target_busy"] = median(r["target_cpu_seconds"] / r["copy_seconds"] for r in measured)
+            for server in ("target", "source"):
+                figures[name][f"{server}_us_per_item"] = median(r[f"{server}_cpu_seconds"] / r["items"] * 1e6
+                                                                for r in measured)
     return figures
 
 
@@ -300,6 +317,9 @@ def _print(target: Target, figures: dict, sample: int, rate_goal: float) -> None
     busy = " and ".join(f"{figures[name]['target_busy']:.0%}" for name in ("matched", "tool") if name in figures)
     print(f"  target server's process busy (a core = 100%): {busy} during the tool's copies, "
           f"{ceiling['target_busy']:.0%} under the ceiling")
+    print(f"  CPU per item of every process at work (us): the tool's copy {tool['cpu_us_per_item']:.0f} + source "
+          f"server {tool['source_us_per_item']:.0f} + target server {tool['target_us_per_item']:.0f}; the ceiling "
+          f"{ceiling['cpu_us_per_item']:.0f} + target server {ceiling['target_us_per_item']:.0f}")
     print("  intake of the first {:,} items by concurrency: ".format(sample)
           + ", ".join(f"{c}: {r:,.0f}/s" for c, r in setup["rates"].items()))
     if "before" in figures:
