@@ -8,7 +8,7 @@ if __name__ == "__main__":
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     print("== Item codec vs boto3 (50,000 items) ==")
     codec.main(50_000)
-    print("\n== Bulk copy ==")
+    print("\n== Bulk copy, to the Alternator stand-in and to a fast target (DynamoDB Local) ==")
     bulk.main(100_000)
     print("\n== Bulk copy from a far source (250 ms a Scan page) ==")
     far_source.main(20_000)

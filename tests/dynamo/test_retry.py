@@ -48,13 +48,33 @@ def test_call_with_retry_retries_transient_errors_then_gives_up_with_the_last_er
     assert len(calls) == 4 and len(retried) == 3
 
 
-def test_call_with_retry_does_not_retry_a_validation_error():
+@pytest.mark.parametrize("code, max_attempts", [
+    ("ValidationException", 5),  # not retryable
+    ("ThrottlingException", 1),  # retryable, but one attempt was allowed
+])
+def test_call_with_retry_tries_once(code, max_attempts):
     calls = []
 
-    async def invalid():
+    async def failing():
         calls.append(1)
-        raise _client_error("ValidationException", 400)
+        raise _client_error(code, 400)
 
     with pytest.raises(ClientError):
-        asyncio.run(call_with_retry(invalid, max_attempts=5, initial_wait=0.001))
+        asyncio.run(call_with_retry(failing, max_attempts=max_attempts, initial_wait=0.001))
     assert len(calls) == 1
+
+
+def test_call_with_retry_returns_what_a_later_try_gives():
+    """The first try is made outside tenacity; a retryable failure there hands over to it."""
+    calls, retried = [], []
+
+    async def fails_twice():
+        calls.append(1)
+        if len(calls) < 3:
+            raise UnprocessedItemsLeft(2)
+        return "written"
+
+    assert asyncio.run(call_with_retry(fails_twice, max_attempts=3, on_retry=retried.append,
+                                       initial_wait=0.001)) == "written"
+    assert len(calls) == 3 and [type(exc) for exc in retried] == [UnprocessedItemsLeft, UnprocessedItemsLeft]
+

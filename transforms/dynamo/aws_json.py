@@ -10,8 +10,9 @@ caller writes the body and decodes the reply. Control-plane calls stay on the SD
 
 What is the same as through the SDK, by construction:
 
-* Signing: botocore's own `SigV4Auth` (service `dynamodb`, which DynamoDB Streams signs
-  as too), with credentials from the same chain as the SDK clients
+* Signing: SigV4 (service `dynamodb`, which DynamoDB Streams signs as too) by
+  `sigv4.RequestSigner`, tested equal to botocore's `SigV4Auth` and ~8x cheaper (see
+  there), with credentials from the same chain as the SDK clients
   (`signing_credentials`), frozen once per request so a refresh never mixes an old key
   with a new token. Unsigned when the caller passes no credentials.
 * TLS: `TlsSettings.ssl_context(session)`, the context botocore builds: `ca_file` or
@@ -47,12 +48,11 @@ import botocore.parsers
 import orjson
 from aiobotocore.credentials import AioCredentials
 from aiohttp.helpers import get_env_proxy_for_url
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.exceptions import ClientError, NoCredentialsError
 from yarl import URL
 
 from transforms.dynamo.endpoints import Credentials, aio_session
+from transforms.dynamo.sigv4 import RequestSigner
 
 __all__ = ["CorruptResponse", "JsonEndpoint", "open_endpoint", "signing_credentials",
            "TABLE_TARGET_PREFIX", "STREAMS_TARGET_PREFIX"]
@@ -81,9 +81,8 @@ class JsonEndpoint:
         self._http = http
         self._url = url.rstrip("/") + "/"
         self._target_prefix = target_prefix
-        self._region = region
         self._credentials = credentials  # aiobotocore credentials, or None: unsigned
-        self._signer: SigV4Auth | None = None
+        self._signer = RequestSigner(self._url, region, _SIGNING_NAME)
         try:
             self._proxy, self._proxy_auth = get_env_proxy_for_url(URL(self._url))
         except LookupError:
@@ -94,12 +93,7 @@ class JsonEndpoint:
                    "Accept-Encoding": "identity"}
         if self._credentials is None:
             return headers
-        frozen = await self._credentials.get_frozen_credentials()
-        if self._signer is None or self._signer.credentials != frozen:
-            self._signer = SigV4Auth(frozen, _SIGNING_NAME, self._region)
-        request = AWSRequest(method="POST", url=self._url, data=body, headers=headers)
-        self._signer.add_auth(request)
-        return dict(request.headers.items())
+        return self._signer.sign(headers, body, await self._credentials.get_frozen_credentials())
 
     async def call(self, operation: str, body: bytes, decode: Callable[[bytes], T] = orjson.loads) -> T:
         """POST one request; `decode` of the reply's body, or the `ClientError` the SDK would raise."""

@@ -25,12 +25,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import random
 import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Mapping, Protocol, TypeVar
 
-from transforms.dynamo.retry import call_with_retry, error_code, is_retryable
+from transforms.dynamo.retry import call_with_retry, error_code
 from transforms.errors import ChangesLost, MigrateError, WritesFailed
 from transforms.state.dead_letters import write_dead_letters
 from transforms.state.stream_checkpoints import CheckpointWriter, ShardCheckpoint
@@ -200,17 +199,8 @@ class ShardReader:
 
     async def _retrying(self, call: Callable[[], Awaitable[T]],
                         on_retry: Callable[[BaseException], None] | None = None) -> T:
-        """`call_with_retry` for Streams reads, with the first try made directly: nearly every
-        call succeeds, and setting up a retry loop costs about 0.1 ms a call (measured)."""
-        try:
-            return await call()
-        except Exception as exc:  # noqa: BLE001 - classified as the retry policy says
-            if not is_retryable(exc) or self._io.read_attempts <= 1:
-                raise
-            if on_retry is not None:
-                on_retry(exc)
-        await asyncio.sleep(random.uniform(0, MIN_SECONDS_BETWEEN_READS))
-        return await call_with_retry(call, max_attempts=self._io.read_attempts - 1, on_retry=on_retry,
+        """`call_with_retry` for Streams reads: waits start at the shard's minimum between reads."""
+        return await call_with_retry(call, max_attempts=self._io.read_attempts, on_retry=on_retry,
                                      initial_wait=MIN_SECONDS_BETWEEN_READS)
 
     async def _iterator(self, shard: ShardState) -> str:
