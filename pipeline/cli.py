@@ -3,6 +3,9 @@
 Every command ends with one `ExitCode` (see `transforms.errors`; the README lists them).
 User mistakes print one `error:` line, never a traceback; `_run` is the one place that
 turns errors into messages and exit codes.
+
+Each command imports what it runs when it runs (Beam, Arrow, the AWS SDK: about 2 s of
+CPU together), so `--help`, a usage error or a config error answer at once.
 """
 from __future__ import annotations
 
@@ -18,13 +21,8 @@ from typing import Callable
 import click
 from botocore.exceptions import BotoCoreError
 
-from pipeline import (bulk, capture as capturing, dry_run as dry_runs, exports, parquet_export, repair,
-                      replicate as replication, report, rollback, runner, tables)
 from pipeline.config import ConfigError, RunConfig, load_config
 from pipeline.logs import RUN_LOG
-from pipeline.metrics_server import RunMetrics, serve_metrics
-from pipeline.retry_dead_letters import retry_dead_letters
-from pipeline.validate import run_validate
 from transforms.errors import ExitCode, MigrateError
 
 log = logging.getLogger("alternator_migrate")
@@ -83,6 +81,8 @@ def _failure_summary(exc: BaseException) -> str:
 def _load(config_path: str, command: str, beam_args=()) -> RunConfig:
     """The run's config, its Beam options checked; from here on the runner's own log lines go
     to the run's log file."""
+    from pipeline import runner  # noqa: PLC0415 - see the module docstring
+
     config = load_config(config_path)
     runner.check_options(config, beam_args)
     RUN_LOG.to_folder(config.checkpoint_dir, command)
@@ -121,6 +121,8 @@ class _Commands(click.Group):
 
 
 def _unknown_option_message(exc: click.exceptions.NoSuchOption) -> str:
+    from pipeline import runner  # noqa: PLC0415 - Beam's option names, on this error only
+
     name = exc.option_name.split("=", 1)[0]
     if name.lstrip("-") in runner.known_option_names():
         return (f"{name} is a Beam option: put Beam options after `--`, e.g. "
@@ -150,6 +152,8 @@ def plan(config_path: str, sample_seconds: float) -> None:
 
 
 def _plan(config_path: str, sample_seconds: float) -> None:
+    from pipeline import capture as capturing, exports, report, rollback, tables  # noqa: PLC0415
+
     config = _load(config_path, "plan")
     found = exports.read_exports(config)
     plans = exports.with_exports(tables.plan_tables(config, create=False, measure_latency=True), found)
@@ -169,6 +173,8 @@ def create_tables(config_path: str) -> None:
 
 
 def _create_tables(config_path: str) -> None:
+    from pipeline import tables  # noqa: PLC0415
+
     config = _load(config_path, "create-tables")
     plans = tables.plan_tables(config, create=True)
     for plan in plans:
@@ -194,8 +200,12 @@ def _metrics_options(command):
                              "/healthz while it runs.")(command)
 
 
-def _serving(host: str, port: int | None, body: Callable[[RunMetrics | None], ExitCode | None]) -> ExitCode | None:
+def _serving(host: str, port: int | None, body: Callable[..., ExitCode | None]) -> ExitCode | None:
     """Run a command body with its metrics served (the port is bound first: in use = exit 2)."""
+    if port is None:
+        return body(None)
+    from pipeline.metrics_server import serve_metrics  # noqa: PLC0415
+
     with serve_metrics(host, port) as metrics:
         code = body(metrics)
         if metrics is not None and code not in (None, ExitCode.OK, ExitCode.INCOMPLETE):
@@ -211,6 +221,8 @@ dry_run_option = click.option(
 
 def _run_replication(config, plans, streams, follow, until_caught_up, max_lag, beam_args, metrics,
                      capture=None) -> ExitCode:
+    from pipeline import replicate as replication  # noqa: PLC0415
+
     return replication.replicate(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
                                  max_lag=max_lag, beam_args=beam_args, echo=lambda line: click.echo(line, err=True),
                                  metrics=metrics, capture=capture)
@@ -245,6 +257,9 @@ def migrate(config_path: str, resume: bool, restart: bool, report_path: str | No
 
 def _migrate(config_path, resume, restart, report_path, no_progress, streams, enable_streams, follow,
              until_caught_up, max_lag, dry_run, beam_args, metrics=None) -> ExitCode:
+    from pipeline import (bulk, capture as capturing, exports, replicate as replication,  # noqa: PLC0415
+                          report, runner, tables)
+
     if (enable_streams or follow or until_caught_up) and not streams:
         raise click.UsageError("--enable-streams, --follow and --until-caught-up go with --streams")
     if resume and restart:
@@ -254,6 +269,8 @@ def _migrate(config_path, resume, restart, report_path, no_progress, streams, en
     _check_report_path(report_path)
     config = _load(config_path, "migrate", beam_args)
     if dry_run:
+        from pipeline import dry_run as dry_runs  # noqa: PLC0415 - imports Beam
+
         click.echo(dry_runs.describe_migrate(config, beam_args, streams=streams, follow=follow or not until_caught_up))
         return ExitCode.OK
     config = runner.prepare(config, beam_args, follow_streams=streams and not until_caught_up)
@@ -322,15 +339,19 @@ def replicate(config_path: str, follow: bool, until_caught_up: bool, max_lag: fl
 
 
 def _replicate(config_path, follow, until_caught_up, max_lag, dry_run, beam_args, metrics=None) -> ExitCode:
+    from pipeline import capture as capturing, replicate as replication, runner, tables  # noqa: PLC0415
+
     if follow and until_caught_up:
         raise click.UsageError("choose one of --follow and --until-caught-up")
     config = _load(config_path, "replicate", beam_args)
     if dry_run:
+        from pipeline import dry_run as dry_runs  # noqa: PLC0415 - imports Beam
+
         click.echo(dry_runs.describe_replicate(config, beam_args, follow=follow))
         return ExitCode.OK
-    config = runner.prepare(config, beam_args, follow_streams=follow)
+    config = runner.prepare(config, beam_args, follow_streams=follow, pipelines=False)
     plans = tables.plan_tables(config, create=False)
-    table_streams = replication.ensure_streams(config, [plan.spec.source for plan in plans], enable=False)
+    table_streams = replication.streams_of(plans)
     replication.bind_checkpoints(config, table_streams, fresh=False)
     captured, capture = capturing.pending(config, table_streams), None
     if captured:  # a snapshot copied under a capture whose spool is not applied yet: apply it first
@@ -357,8 +378,10 @@ def capture(config_path: str, enable_streams: bool, restart: bool) -> None:
 
 
 def _capture(config_path: str, enable_streams: bool, restart: bool) -> ExitCode:
+    from pipeline import capture as capturing, replicate as replication, runner  # noqa: PLC0415
+
     config = _load(config_path, "capture")
-    config = runner.prepare(config, ())
+    config = runner.prepare(config, (), pipelines=False)
     names = [spec.source for spec in config.tables]
     capturing.check_not_replicating(config, names)
     table_streams = replication.ensure_streams(config, names, enable=enable_streams)
@@ -385,6 +408,8 @@ def export_command(config_path: str, to: str, from_target: bool, beam_args: tupl
 
 
 def _export(config_path: str, to: str, from_target: bool, beam_args) -> None:
+    from pipeline import parquet_export, runner  # noqa: PLC0415
+
     config = _load(config_path, "export", beam_args)
     config = runner.prepare(config, beam_args)
     folder = to if "://" in to else os.path.abspath(to)
@@ -422,11 +447,16 @@ def validate(config_path, report_path, sample_rate, recheck_seconds, max_example
 
 def _validate(config_path, report_path, sample_rate, recheck_seconds, max_examples, repair_target, yes,
               dry_run, beam_args, metrics=None) -> ExitCode:
+    from pipeline import repair, report, runner, tables  # noqa: PLC0415
+    from pipeline.validate import run_validate  # noqa: PLC0415
+
     if repair_target and sample_rate is not None:
         raise click.UsageError("--repair needs a full comparison; drop --sample-rate")
     _check_report_path(report_path)
     config = _load(config_path, "validate", beam_args)
     if dry_run:
+        from pipeline import dry_run as dry_runs  # noqa: PLC0415 - imports Beam
+
         click.echo(dry_runs.describe_validate(config, beam_args, sample_rate=sample_rate,
                                               recheck_seconds=recheck_seconds))
         return ExitCode.OK
@@ -470,6 +500,9 @@ def retry_dead_letter(config_path: str, run: str | None) -> None:
 
 
 def _retry_dead_letter(config_path: str, run: str | None) -> ExitCode:
+    from pipeline import runner, tables  # noqa: PLC0415
+    from pipeline.retry_dead_letters import retry_dead_letters  # noqa: PLC0415
+
     config = _load(config_path, "retry-dead-letter")
     config = runner.prepare(config, ())
     plans = tables.plan_tables(config, create=False)

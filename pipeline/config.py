@@ -16,12 +16,10 @@ from typing import Any, Mapping
 
 import yaml
 
-from transforms.dynamo.endpoints import Credentials, SourceSpec, TargetSpec, TlsSettings
 from transforms.dynamo.rate_limit import share_of
-from transforms.dynamo.writer import WriterSettings
+from transforms.dynamo.specs import Credentials, SourceSpec, TargetSpec, TlsSettings
 from transforms.errors import MigrateError
-from transforms.items.item_size import MAX_ITEM_BYTES
-from transforms.scan import PAGES_IN_FLIGHT, ScanSettings
+from transforms.settings import MAX_ITEM_BYTES, PAGES_IN_FLIGHT, ScanSettings, WriterSettings
 
 
 MAX_PAGES_IN_FLIGHT = 1000

@@ -55,6 +55,12 @@ def key_schema(description: dict, renames: Mapping[str, str] | None = None) -> K
                            for k in ordered))
 
 
+def stream_arn(description: dict) -> str | None:
+    """The table's stream, if it is on."""
+    enabled = (description.get("StreamSpecification") or {}).get("StreamEnabled")
+    return description.get("LatestStreamArn") if enabled else None
+
+
 def key_attributes(description: dict) -> dict[str, str]:
     """Every attribute that is a key of the table or of one of its indexes, with what it keys."""
     keyed = {}

@@ -21,7 +21,7 @@ from transforms.dynamo.endpoints import source_client, target_client
 from transforms.dynamo.retry import error_code
 from transforms.errors import MigrateError
 from transforms.items.expiry import Expiry
-from transforms.scan import PAGES_IN_FLIGHT
+from transforms.settings import PAGES_IN_FLIGHT
 from transforms.table_pair import TablePair
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class TablePlan:
     exports: object = None  # pipeline.exports.TableExports when the table is read from exports
     expiry: Expiry | None = None  # with skip_expired: the source's TTL attribute and the run's cut-off
     scan_latency: float | None = None  # seconds a small Scan of the source took (`plan` measures it)
+    stream_arn: str | None = None  # the source's stream when it is on (its LatestStreamArn)
 
     @property
     def pair(self) -> TablePair:
@@ -185,7 +186,7 @@ async def _plan_tables(config: RunConfig, create: bool, cutoff: float, measure_l
             plans.append(TablePlan(spec, schema.key_schema(description),
                                    schema.key_schema(description, spec.renames),
                                    item_count, size_bytes, segments, exists, indexes, created, expiry=expiry,
-                                   scan_latency=latency))
+                                   scan_latency=latency, stream_arn=schema.stream_arn(description)))
     return plans
 
 
