@@ -10,6 +10,7 @@ CPU together), so `--help`, a usage error or a config error answer at once.
 from __future__ import annotations
 
 import _thread
+import json
 import logging
 import os
 import re
@@ -103,12 +104,28 @@ config_option = click.option("--config", "config_path", required=True, type=clic
                              help="YAML run config (see configs/local.yaml).")
 
 
+def _verbose_after_the_command(_ctx, _param, verbose: bool) -> None:
+    if verbose:
+        RUN_LOG.start(True)
+
+
 class _Commands(click.Group):
-    """Click's usage errors as one `error:` line (exit 2); Ctrl-C as exit 130, not 'Aborted!'."""
+    """Click's usage errors as one `error:` line (exit 2); no arguments at all as the help
+    (exit 2, no `error:`); Ctrl-C as exit 130, not 'Aborted!'. Every command also takes
+    `-v` after its name."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        cmd.params.append(click.Option(["-v", "--verbose"], is_flag=True, expose_value=False,
+                                       callback=_verbose_after_the_command,
+                                       help="As `alternator-migrate -v`: everything on the terminal."))
+        super().add_command(cmd, name)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help(), err=True)
+            sys.exit(ExitCode.USAGE)
         except click.exceptions.NoSuchOption as exc:
             click.echo(f"error: {_unknown_option_message(exc)}", err=True)
             sys.exit(ExitCode.USAGE)
@@ -134,6 +151,7 @@ def _unknown_option_message(exc: click.exceptions.NoSuchOption) -> str:
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True,
               help="Show everything on the terminal, Beam's and the workers' logs too, at debug level.")
+@click.version_option(package_name="alternator-migrate", prog_name="alternator-migrate")
 def main(verbose: bool) -> None:
     """Move DynamoDB tables into ScyllaDB Alternator."""
     # Dead letters, findings, reports and logs hold customer data: files 0600, folders 0700.
@@ -146,22 +164,33 @@ def main(verbose: bool) -> None:
 @click.option("--sample-seconds", type=click.FloatRange(min=0), default=5.0, show_default=True,
               help="Sample each table's stream this long to estimate the change spool of migrate --streams "
                    "(0: do not sample).")
-def plan(config_path: str, sample_seconds: float) -> None:
-    """Show what a run would do, without writing anything."""
-    _run(lambda: _plan(config_path, sample_seconds), interrupted="nothing was changed")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: the same as one JSON document on stdout.")
+def plan(config_path: str, sample_seconds: float, output: str) -> None:
+    """Show what a run would do, without writing anything: the preflight. It refuses (exit 2,
+    with the same message) whatever `migrate` would refuse before it starts."""
+    _run(lambda: _plan(config_path, sample_seconds, output), interrupted="nothing was changed")
 
 
-def _plan(config_path: str, sample_seconds: float) -> None:
-    from pipeline import capture as capturing, exports, report, rollback, tables  # noqa: PLC0415
-
+def _plan(config_path: str, sample_seconds: float, output: str) -> None:
     config = _load(config_path, "plan")
+    from pipeline import bulk, capture as capturing, exports, report, rollback, runner, tables  # noqa: PLC0415
+
+    config = runner.prepare(config, (), pipelines=False)
+    for line in bulk.check_earlier_runs(config, resume=False, restart=False, streams=False):
+        click.echo(line, err=True)
     found = exports.read_exports(config)
-    plans = exports.with_exports(tables.plan_tables(config, create=False, measure_latency=True), found)
+    plans = exports.with_exports(tables.plan_tables(config, create=False, measure_latency=True, check_target=True),
+                                 found)
     samples = capturing.sample_streams(config, [plan.spec.source for plan in plans], sample_seconds) \
         if sample_seconds else None
+    warnings = rollback.stream_warnings(config)
+    if output == "json":
+        click.echo(json.dumps(report.plan_json(plans, config, samples, warnings), indent=2))
+        return
     click.echo(f"source: {config.source.describe()}\ntarget: {config.target.describe()}")
     click.echo(report.plan_table(plans, config, samples, sample_seconds))
-    for warning in rollback.stream_warnings(config):
+    for warning in warnings:
         click.echo(f"warning: {warning}")
 
 
@@ -173,9 +202,9 @@ def create_tables(config_path: str) -> None:
 
 
 def _create_tables(config_path: str) -> None:
+    config = _load(config_path, "create-tables")
     from pipeline import tables  # noqa: PLC0415
 
-    config = _load(config_path, "create-tables")
     plans = tables.plan_tables(config, create=True)
     for plan in plans:
         state = "created" if plan.created else "already existed"
@@ -200,8 +229,22 @@ def _metrics_options(command):
                              "/healthz while it runs.")(command)
 
 
+def _given(option: str) -> bool:
+    """Whether the command line gave `--option` (not its default)."""
+    ctx = click.get_current_context(silent=True)
+    source = ctx.get_parameter_source(option.lstrip("-").replace("-", "_")) if ctx else None
+    return source is click.core.ParameterSource.COMMANDLINE
+
+
+def _goes_with(option: str, needed: str, present: bool) -> None:
+    """An option that means nothing without another is a usage error, not silently ignored."""
+    if _given(option) and not present:
+        raise click.UsageError(f"{option} goes with {needed}")
+
+
 def _serving(host: str, port: int | None, body: Callable[..., ExitCode | None]) -> ExitCode | None:
     """Run a command body with its metrics served (the port is bound first: in use = exit 2)."""
+    _goes_with("--metrics-host", "--metrics-port", port is not None)
     if port is None:
         return body(None)
     from pipeline.metrics_server import serve_metrics  # noqa: PLC0415
@@ -257,17 +300,18 @@ def migrate(config_path: str, resume: bool, restart: bool, report_path: str | No
 
 def _migrate(config_path, resume, restart, report_path, no_progress, streams, enable_streams, follow,
              until_caught_up, max_lag, dry_run, beam_args, metrics=None) -> ExitCode:
-    from pipeline import (bulk, capture as capturing, exports, replicate as replication,  # noqa: PLC0415
-                          report, runner, tables)
-
     if (enable_streams or follow or until_caught_up) and not streams:
         raise click.UsageError("--enable-streams, --follow and --until-caught-up go with --streams")
     if resume and restart:
         raise click.UsageError("choose one of --resume and --restart")
     if follow and until_caught_up:
         raise click.UsageError("choose one of --follow and --until-caught-up")
+    _goes_with("--max-lag", "--until-caught-up", until_caught_up)
     _check_report_path(report_path)
     config = _load(config_path, "migrate", beam_args)
+    from pipeline import (bulk, capture as capturing, exports, replicate as replication,  # noqa: PLC0415
+                          report, runner, tables)
+
     if dry_run:
         from pipeline import dry_run as dry_runs  # noqa: PLC0415 - imports Beam
 
@@ -339,18 +383,19 @@ def replicate(config_path: str, follow: bool, until_caught_up: bool, max_lag: fl
 
 
 def _replicate(config_path, follow, until_caught_up, max_lag, dry_run, beam_args, metrics=None) -> ExitCode:
-    from pipeline import capture as capturing, replicate as replication, runner, tables  # noqa: PLC0415
-
     if follow and until_caught_up:
         raise click.UsageError("choose one of --follow and --until-caught-up")
+    _goes_with("--max-lag", "--until-caught-up", until_caught_up)
     config = _load(config_path, "replicate", beam_args)
+    from pipeline import capture as capturing, replicate as replication, runner, tables  # noqa: PLC0415
+
     if dry_run:
         from pipeline import dry_run as dry_runs  # noqa: PLC0415 - imports Beam
 
         click.echo(dry_runs.describe_replicate(config, beam_args, follow=follow))
         return ExitCode.OK
     config = runner.prepare(config, beam_args, follow_streams=follow, pipelines=False)
-    plans = tables.plan_tables(config, create=False)
+    plans = tables.plan_tables(config, create=False, check_target=True)
     table_streams = replication.streams_of(plans)
     replication.bind_checkpoints(config, table_streams, fresh=False)
     captured, capture = capturing.pending(config, table_streams), None
@@ -378,9 +423,9 @@ def capture(config_path: str, enable_streams: bool, restart: bool) -> None:
 
 
 def _capture(config_path: str, enable_streams: bool, restart: bool) -> ExitCode:
+    config = _load(config_path, "capture")
     from pipeline import capture as capturing, replicate as replication, runner  # noqa: PLC0415
 
-    config = _load(config_path, "capture")
     config = runner.prepare(config, (), pipelines=False)
     names = [spec.source for spec in config.tables]
     capturing.check_not_replicating(config, names)
@@ -408,9 +453,9 @@ def export_command(config_path: str, to: str, from_target: bool, beam_args: tupl
 
 
 def _export(config_path: str, to: str, from_target: bool, beam_args) -> None:
+    config = _load(config_path, "export", beam_args)
     from pipeline import parquet_export, runner  # noqa: PLC0415
 
-    config = _load(config_path, "export", beam_args)
     config = runner.prepare(config, beam_args)
     folder = to if "://" in to else os.path.abspath(to)
     for table in parquet_export.run_export(config, folder, from_target=from_target, beam_args=beam_args):
@@ -447,13 +492,14 @@ def validate(config_path, report_path, sample_rate, recheck_seconds, max_example
 
 def _validate(config_path, report_path, sample_rate, recheck_seconds, max_examples, repair_target, yes,
               dry_run, beam_args, metrics=None) -> ExitCode:
+    if repair_target and sample_rate is not None:
+        raise click.UsageError("--repair needs a full comparison; drop --sample-rate")
+    _goes_with("--yes", "--repair", repair_target)
+    _check_report_path(report_path)
+    config = _load(config_path, "validate", beam_args)
     from pipeline import repair, report, runner, tables  # noqa: PLC0415
     from pipeline.validate import run_validate  # noqa: PLC0415
 
-    if repair_target and sample_rate is not None:
-        raise click.UsageError("--repair needs a full comparison; drop --sample-rate")
-    _check_report_path(report_path)
-    config = _load(config_path, "validate", beam_args)
     if dry_run:
         from pipeline import dry_run as dry_runs  # noqa: PLC0415 - imports Beam
 
@@ -461,7 +507,7 @@ def _validate(config_path, report_path, sample_rate, recheck_seconds, max_exampl
                                               recheck_seconds=recheck_seconds))
         return ExitCode.OK
     config = runner.prepare(config, beam_args)
-    plans = tables.plan_tables(config, create=False)
+    plans = tables.plan_tables(config, create=False, check_target=True)
 
     def validate_once():
         result = run_validate(config, plans, sample_rate=sample_rate, recheck_seconds=recheck_seconds,
@@ -500,12 +546,12 @@ def retry_dead_letter(config_path: str, run: str | None) -> None:
 
 
 def _retry_dead_letter(config_path: str, run: str | None) -> ExitCode:
+    config = _load(config_path, "retry-dead-letter")
     from pipeline import runner, tables  # noqa: PLC0415
     from pipeline.retry_dead_letters import retry_dead_letters  # noqa: PLC0415
 
-    config = _load(config_path, "retry-dead-letter")
     config = runner.prepare(config, ())
-    plans = tables.plan_tables(config, create=False)
+    plans = tables.plan_tables(config, create=False, check_target=True)
     return retry_dead_letters(config, plans, run, echo=click.echo)
 
 

@@ -41,6 +41,8 @@ RUNNER_ALIASES = {"dask": DASK_RUNNER, "daskrunner": DASK_RUNNER,
                       "direct", "directrunner", "switchingdirect", "switchingdirectrunner",
                       f"{_BEAM_DIRECT}directrunner", f"{_BEAM_DIRECT}switchingdirectrunner")}}
 _LOCAL_RUNNERS = frozenset({"direct", "switchingdirect", "bundlebaseddirect", "fnapi"})  # as `kind_of` names them
+# Options naming a file on this machine that Beam's stager reads when it builds the job.
+_LOCAL_FILE_OPTIONS = ("setup_file", "requirements_file")
 
 
 def kind_of(runner: str | None) -> str:
@@ -58,6 +60,7 @@ class CheckedOptions:
 
     runner: str  # as `resolve_runner` gives it
     streaming: bool
+    files: tuple[tuple[str, str], ...] = ()  # (option, path) of the local files the options name
 
     @property
     def kind(self) -> str:
@@ -131,6 +134,10 @@ def check_options(config: RunConfig, beam_args: Sequence[str]) -> CheckedOptions
     if checked is None:
         checked = _check_with_beam(config, beam_args)
         _VERDICTS.put(key, checked)
+    for option, path in checked.files:  # not part of the verdict: files come and go
+        if not os.path.isfile(path):
+            raise ConfigError(f"{option} {path} does not exist (a relative path is taken from the current folder, "
+                              f"{os.getcwd()}); run from the folder that holds it, or give its full path")
     return checked
 
 
@@ -153,9 +160,12 @@ def _check_with_beam(config: RunConfig, beam_args: Sequence[str]) -> CheckedOpti
         name = flags[0].split("=", 1)[0]
         hint = _closest(name, (f"--{k}" for k in known))
         raise ConfigError(f"unknown Beam option {flags[0]!r} after `--`{hint}")
-    standard = pipeline_options(config, beam_args).view_as(StandardOptions)
+    options = pipeline_options(config, beam_args)
+    standard = options.view_as(StandardOptions)
     _check_runner(standard.runner)
-    return CheckedOptions(standard.runner, bool(standard.streaming))
+    setup = options.get_all_options()
+    files = tuple((option, setup[option]) for option in _LOCAL_FILE_OPTIONS if isinstance(setup.get(option), str))
+    return CheckedOptions(standard.runner, bool(standard.streaming), files)
 
 
 def _check_value(parser: argparse.ArgumentParser, dest: str, key: str, value: Any) -> None:
@@ -175,7 +185,7 @@ def _check_value(parser: argparse.ArgumentParser, dest: str, key: str, value: An
         try:
             parser.parse_known_args([f"{flag}={text}"])
         except argparse.ArgumentError as exc:
-            raise ConfigError(f"pipeline_options.{key}: {exc.message}, got {one!r}") from None
+            raise ConfigError(f"pipeline_options.{key}: {exc.message}") from None
 
 
 def _check_runner(runner: Any) -> None:
@@ -192,9 +202,8 @@ def _check_runner(runner: Any) -> None:
         fix = f"pip install 'alternator-migrate[{extra}]'" if extra else "check the runner's class path"
         raise ConfigError(f"runner {runner} cannot be loaded ({exc}); {fix}") from None
     except (ValueError, AttributeError):
-        known = ["DirectRunner", "DataflowRunner", "dask"]
-        raise ConfigError(f"runner {runner} is not a Beam runner; use one of {', '.join(known)}"
-                          f"{_closest(runner, known)}") from None
+        raise ConfigError(f"runner {runner} is not a Beam runner; use DirectRunner (the default), DataflowRunner or "
+                          f"dask") from None
 
 
 class _Verdicts:
@@ -226,8 +235,9 @@ class _Verdicts:
             if not isinstance(found, dict):
                 return None
             try:
-                self._here[key] = CheckedOptions(str(found["runner"]), bool(found["streaming"]))
-            except KeyError:
+                self._here[key] = CheckedOptions(str(found["runner"]), bool(found["streaming"]),
+                                                 tuple((str(option), str(path)) for option, path in found["files"]))
+            except (KeyError, TypeError, ValueError):
                 return None
         return self._here[key]
 
