@@ -95,7 +95,8 @@ def _beam_parser() -> argparse.ArgumentParser:
 
 def known_option_names() -> set[str]:
     """The names (dests) of every Beam pipeline option."""
-    return {action.dest for action in _beam_parser()._actions if action.option_strings}  # noqa: SLF001
+    return {action.dest for action in _beam_parser()._actions  # noqa: SLF001 - argparse keeps no public list
+            if action.option_strings and action.default is not argparse.SUPPRESS}  # not --help
 
 
 def _closest(name: str, known: Iterable[str]) -> str:
@@ -289,11 +290,19 @@ def pipeline_options(config: RunConfig, beam_args: Sequence[str]):
     dests = _flag_dests()
     options = {"default_sdk_harness_log_level": "WARNING",
                **{dests.get(key, key): value for key, value in config.pipeline_options.items()}}
-    result = PipelineOptions(list(beam_args), **options)
+    given = _given_on_the_command_line(beam_args)  # a keyword would win over its flag in `PipelineOptions`
+    result = PipelineOptions(list(beam_args), **{dest: value for dest, value in options.items() if dest not in given})
     standard = result.view_as(StandardOptions)
     standard.runner = resolve_runner(standard.runner)
     engines.use_defaults(result)
     return result
+
+
+def _given_on_the_command_line(beam_args: Sequence[str]) -> set[str]:
+    """The options (dests) that Beam flags after `--` set: they override `pipeline_options`."""
+    actions = _beam_parser()._option_string_actions  # noqa: SLF001 - argparse keeps no public map
+    flags = (arg.split("=", 1)[0] for arg in beam_args if arg.startswith("--"))
+    return {actions[flag].dest for flag in flags if flag in actions}
 
 
 def prepare(config: RunConfig, beam_args: Sequence[str], *, follow_streams: bool = False,
