@@ -1,12 +1,14 @@
 """`make bench`: every benchmark, one after the other, figures printed (no pass/fail on time)."""
 import os
 
-from bench import bulk, capture, codec, export_read, far_source, replicate, state, validate
+from bench import bulk, capture, codec, export_read, far_source, replicate, startup, state, validate
 
 if __name__ == "__main__":
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-    print("== Item codec vs boto3 (50,000 items) ==")
+    print("== Start-up ==")
+    startup.main()
+    print("\n== Item codec vs boto3 (50,000 items) ==")
     codec.main(50_000)
     print("\n== Bulk copy, to the Alternator stand-in and to a fast target (DynamoDB Local) ==")
     bulk.main(100_000)

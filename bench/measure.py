@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-_WRAPPER = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, "
-            "stderr=subprocess.DEVNULL); u = resource.getrusage(resource.RUSAGE_CHILDREN); "
-            "print(u.ru_utime + u.ru_stime, u.ru_maxrss)")
+_WRAPPER = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, "
+            "stderr=subprocess.DEVNULL).returncode; u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+            "print(u.ru_utime + u.ru_stime, u.ru_maxrss); sys.exit(0 if code == int(sys.argv[1]) else 1)")
 
 #: The last revision before the data plane (issue 8): what "today's" tool means in `make bench`.
 BASELINE_REVISION = "b49f62a"
@@ -33,11 +33,11 @@ class Measured:
     max_rss_mib: float
 
 
-def run_counted(command: list[str], cwd, env: dict | None = None) -> Measured:
-    """Run `command` in `cwd` (stdout and stderr discarded) and measure it."""
+def run_counted(command: list[str], cwd, env: dict | None = None, exit_code: int = 0) -> Measured:
+    """Run `command` in `cwd` (stdout and stderr discarded) and measure it; it must end with `exit_code`."""
     started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", _WRAPPER, *command], cwd=cwd, capture_output=True, text=True,
-                         check=True, env=env)
+    out = subprocess.run([sys.executable, "-c", _WRAPPER, str(exit_code), *command], cwd=cwd, capture_output=True,
+                         text=True, check=True, env=env)
     cpu, rss_kib = out.stdout.split()
     return Measured(time.perf_counter() - started, float(cpu), int(rss_kib) / 1024)
 

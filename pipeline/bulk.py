@@ -74,7 +74,8 @@ def check_earlier_runs(config: RunConfig, *, resume: bool, restart: bool, stream
         if earlier is not None and not (earlier.finished and exports.incremental_applied(config.checkpoint_dir, spec)):
             raise MigrateError(
                 f"{spec.source}: an earlier run copied {earlier.items:,} items ({earlier.segments_done} of "
-                f"{earlier.total_segments} segments done) and did not finish; run the same command with --resume "
+                f"{earlier.total_segments} segment{'s' if earlier.total_segments != 1 else ''} done) and did not "
+                f"finish; run the same command with --resume "
                 f"to continue it, or with --restart to copy the table again from scratch")
         applied = stream_checkpoints.applied_changes(config.checkpoint_dir, spec.source) if streams else None
         if applied is not None:
@@ -211,8 +212,10 @@ def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, bea
             build_incremental_pipeline(p, config, plans, changes)
             metrics = _sum_figures(metrics, run_pipeline(p))
             exports.record_applied(config.checkpoint_dir, plans)
-    finally:
-        watcher.stop()
+    except BaseException:
+        watcher.stop(show=False)  # an interrupted or failed run ends on its own line, not on a "done"
+        raise
+    watcher.stop()
     duration = time.monotonic() - started
     dead_letters = count_dead_letters(config.dead_letter_dir)
     tables = [TableResult(plan.spec.source, plan.spec.target, plan.segments,

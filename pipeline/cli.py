@@ -3,10 +3,14 @@
 Every command ends with one `ExitCode` (see `transforms.errors`; the README lists them).
 User mistakes print one `error:` line, never a traceback; `_run` is the one place that
 turns errors into messages and exit codes.
+
+Each command imports what it runs when it runs (Beam, Arrow, the AWS SDK: about 2 s of
+CPU together), so `--help`, a usage error or a config error answer at once.
 """
 from __future__ import annotations
 
 import _thread
+import json
 import logging
 import os
 import re
@@ -18,13 +22,8 @@ from typing import Callable
 import click
 from botocore.exceptions import BotoCoreError
 
-from pipeline import (bulk, capture as capturing, dry_run as dry_runs, exports, parquet_export, repair,
-                      replicate as replication, report, rollback, runner, tables)
 from pipeline.config import ConfigError, RunConfig, load_config
 from pipeline.logs import RUN_LOG
-from pipeline.metrics_server import RunMetrics, serve_metrics
-from pipeline.retry_dead_letters import retry_dead_letters
-from pipeline.validate import run_validate
 from transforms.errors import ExitCode, MigrateError
 
 log = logging.getLogger("alternator_migrate")
@@ -83,6 +82,8 @@ def _failure_summary(exc: BaseException) -> str:
 def _load(config_path: str, command: str, beam_args=()) -> RunConfig:
     """The run's config, its Beam options checked; from here on the runner's own log lines go
     to the run's log file."""
+    from pipeline import runner  # noqa: PLC0415 - see the module docstring
+
     config = load_config(config_path)
     runner.check_options(config, beam_args)
     RUN_LOG.to_folder(config.checkpoint_dir, command)
@@ -103,12 +104,28 @@ config_option = click.option("--config", "config_path", required=True, type=clic
                              help="YAML run config (see configs/local.yaml).")
 
 
+def _verbose_after_the_command(_ctx, _param, verbose: bool) -> None:
+    if verbose:
+        RUN_LOG.start(True)
+
+
 class _Commands(click.Group):
-    """Click's usage errors as one `error:` line (exit 2); Ctrl-C as exit 130, not 'Aborted!'."""
+    """Click's usage errors as one `error:` line (exit 2); no arguments at all as the help
+    (exit 2, no `error:`); Ctrl-C as exit 130, not 'Aborted!'. Every command also takes
+    `-v` after its name."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        cmd.params.append(click.Option(["-v", "--verbose"], is_flag=True, expose_value=False,
+                                       callback=_verbose_after_the_command,
+                                       help="As `alternator-migrate -v`: everything on the terminal."))
+        super().add_command(cmd, name)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help(), err=True)
+            sys.exit(ExitCode.USAGE)
         except click.exceptions.NoSuchOption as exc:
             click.echo(f"error: {_unknown_option_message(exc)}", err=True)
             sys.exit(ExitCode.USAGE)
@@ -121,6 +138,8 @@ class _Commands(click.Group):
 
 
 def _unknown_option_message(exc: click.exceptions.NoSuchOption) -> str:
+    from pipeline import runner  # noqa: PLC0415 - Beam's option names, on this error only
+
     name = exc.option_name.split("=", 1)[0]
     if name.lstrip("-") in runner.known_option_names():
         return (f"{name} is a Beam option: put Beam options after `--`, e.g. "
@@ -132,6 +151,7 @@ def _unknown_option_message(exc: click.exceptions.NoSuchOption) -> str:
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True,
               help="Show everything on the terminal, Beam's and the workers' logs too, at debug level.")
+@click.version_option(package_name="alternator-migrate", prog_name="alternator-migrate")
 def main(verbose: bool) -> None:
     """Move DynamoDB tables into ScyllaDB Alternator."""
     # Dead letters, findings, reports and logs hold customer data: files 0600, folders 0700.
@@ -144,20 +164,33 @@ def main(verbose: bool) -> None:
 @click.option("--sample-seconds", type=click.FloatRange(min=0), default=5.0, show_default=True,
               help="Sample each table's stream this long to estimate the change spool of migrate --streams "
                    "(0: do not sample).")
-def plan(config_path: str, sample_seconds: float) -> None:
-    """Show what a run would do, without writing anything."""
-    _run(lambda: _plan(config_path, sample_seconds), interrupted="nothing was changed")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: the same as one JSON document on stdout.")
+def plan(config_path: str, sample_seconds: float, output: str) -> None:
+    """Show what a run would do, without writing anything: the preflight. It refuses (exit 2,
+    with the same message) whatever `migrate` would refuse before it starts."""
+    _run(lambda: _plan(config_path, sample_seconds, output), interrupted="nothing was changed")
 
 
-def _plan(config_path: str, sample_seconds: float) -> None:
+def _plan(config_path: str, sample_seconds: float, output: str) -> None:
     config = _load(config_path, "plan")
+    from pipeline import bulk, capture as capturing, exports, report, rollback, runner, tables  # noqa: PLC0415
+
+    config = runner.prepare(config, (), pipelines=False)
+    for line in bulk.check_earlier_runs(config, resume=False, restart=False, streams=False):
+        click.echo(line, err=True)
     found = exports.read_exports(config)
-    plans = exports.with_exports(tables.plan_tables(config, create=False, measure_latency=True), found)
+    plans = exports.with_exports(tables.plan_tables(config, create=False, measure_latency=True, check_target=True),
+                                 found)
     samples = capturing.sample_streams(config, [plan.spec.source for plan in plans], sample_seconds) \
         if sample_seconds else None
+    warnings = rollback.stream_warnings(config)
+    if output == "json":
+        click.echo(json.dumps(report.plan_json(plans, config, samples, warnings), indent=2))
+        return
     click.echo(f"source: {config.source.describe()}\ntarget: {config.target.describe()}")
     click.echo(report.plan_table(plans, config, samples, sample_seconds))
-    for warning in rollback.stream_warnings(config):
+    for warning in warnings:
         click.echo(f"warning: {warning}")
 
 
@@ -170,6 +203,8 @@ def create_tables(config_path: str) -> None:
 
 def _create_tables(config_path: str) -> None:
     config = _load(config_path, "create-tables")
+    from pipeline import tables  # noqa: PLC0415
+
     plans = tables.plan_tables(config, create=True)
     for plan in plans:
         state = "created" if plan.created else "already existed"
@@ -194,8 +229,26 @@ def _metrics_options(command):
                              "/healthz while it runs.")(command)
 
 
-def _serving(host: str, port: int | None, body: Callable[[RunMetrics | None], ExitCode | None]) -> ExitCode | None:
+def _given(option: str) -> bool:
+    """Whether the command line gave `--option` (not its default)."""
+    ctx = click.get_current_context(silent=True)
+    source = ctx.get_parameter_source(option.lstrip("-").replace("-", "_")) if ctx else None
+    return source is click.core.ParameterSource.COMMANDLINE
+
+
+def _goes_with(option: str, needed: str, present: bool) -> None:
+    """An option that means nothing without another is a usage error, not silently ignored."""
+    if _given(option) and not present:
+        raise click.UsageError(f"{option} goes with {needed}")
+
+
+def _serving(host: str, port: int | None, body: Callable[..., ExitCode | None]) -> ExitCode | None:
     """Run a command body with its metrics served (the port is bound first: in use = exit 2)."""
+    _goes_with("--metrics-host", "--metrics-port", port is not None)
+    if port is None:
+        return body(None)
+    from pipeline.metrics_server import serve_metrics  # noqa: PLC0415
+
     with serve_metrics(host, port) as metrics:
         code = body(metrics)
         if metrics is not None and code not in (None, ExitCode.OK, ExitCode.INCOMPLETE):
@@ -211,6 +264,8 @@ dry_run_option = click.option(
 
 def _run_replication(config, plans, streams, follow, until_caught_up, max_lag, beam_args, metrics,
                      capture=None) -> ExitCode:
+    from pipeline import replicate as replication  # noqa: PLC0415
+
     return replication.replicate(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
                                  max_lag=max_lag, beam_args=beam_args, echo=lambda line: click.echo(line, err=True),
                                  metrics=metrics, capture=capture)
@@ -251,9 +306,15 @@ def _migrate(config_path, resume, restart, report_path, no_progress, streams, en
         raise click.UsageError("choose one of --resume and --restart")
     if follow and until_caught_up:
         raise click.UsageError("choose one of --follow and --until-caught-up")
+    _goes_with("--max-lag", "--until-caught-up", until_caught_up)
     _check_report_path(report_path)
     config = _load(config_path, "migrate", beam_args)
+    from pipeline import (bulk, capture as capturing, exports, replicate as replication,  # noqa: PLC0415
+                          report, runner, tables)
+
     if dry_run:
+        from pipeline import dry_run as dry_runs  # noqa: PLC0415 - imports Beam
+
         click.echo(dry_runs.describe_migrate(config, beam_args, streams=streams, follow=follow or not until_caught_up))
         return ExitCode.OK
     config = runner.prepare(config, beam_args, follow_streams=streams and not until_caught_up)
@@ -324,13 +385,18 @@ def replicate(config_path: str, follow: bool, until_caught_up: bool, max_lag: fl
 def _replicate(config_path, follow, until_caught_up, max_lag, dry_run, beam_args, metrics=None) -> ExitCode:
     if follow and until_caught_up:
         raise click.UsageError("choose one of --follow and --until-caught-up")
+    _goes_with("--max-lag", "--until-caught-up", until_caught_up)
     config = _load(config_path, "replicate", beam_args)
+    from pipeline import capture as capturing, replicate as replication, runner, tables  # noqa: PLC0415
+
     if dry_run:
+        from pipeline import dry_run as dry_runs  # noqa: PLC0415 - imports Beam
+
         click.echo(dry_runs.describe_replicate(config, beam_args, follow=follow))
         return ExitCode.OK
-    config = runner.prepare(config, beam_args, follow_streams=follow)
-    plans = tables.plan_tables(config, create=False)
-    table_streams = replication.ensure_streams(config, [plan.spec.source for plan in plans], enable=False)
+    config = runner.prepare(config, beam_args, follow_streams=follow, pipelines=False)
+    plans = tables.plan_tables(config, create=False, check_target=True)
+    table_streams = replication.streams_of(plans)
     replication.bind_checkpoints(config, table_streams, fresh=False)
     captured, capture = capturing.pending(config, table_streams), None
     if captured:  # a snapshot copied under a capture whose spool is not applied yet: apply it first
@@ -358,7 +424,9 @@ def capture(config_path: str, enable_streams: bool, restart: bool) -> None:
 
 def _capture(config_path: str, enable_streams: bool, restart: bool) -> ExitCode:
     config = _load(config_path, "capture")
-    config = runner.prepare(config, ())
+    from pipeline import capture as capturing, replicate as replication, runner  # noqa: PLC0415
+
+    config = runner.prepare(config, (), pipelines=False)
     names = [spec.source for spec in config.tables]
     capturing.check_not_replicating(config, names)
     table_streams = replication.ensure_streams(config, names, enable=enable_streams)
@@ -386,6 +454,8 @@ def export_command(config_path: str, to: str, from_target: bool, beam_args: tupl
 
 def _export(config_path: str, to: str, from_target: bool, beam_args) -> None:
     config = _load(config_path, "export", beam_args)
+    from pipeline import parquet_export, runner  # noqa: PLC0415
+
     config = runner.prepare(config, beam_args)
     folder = to if "://" in to else os.path.abspath(to)
     for table in parquet_export.run_export(config, folder, from_target=from_target, beam_args=beam_args):
@@ -424,14 +494,20 @@ def _validate(config_path, report_path, sample_rate, recheck_seconds, max_exampl
               dry_run, beam_args, metrics=None) -> ExitCode:
     if repair_target and sample_rate is not None:
         raise click.UsageError("--repair needs a full comparison; drop --sample-rate")
+    _goes_with("--yes", "--repair", repair_target)
     _check_report_path(report_path)
     config = _load(config_path, "validate", beam_args)
+    from pipeline import repair, report, runner, tables  # noqa: PLC0415
+    from pipeline.validate import run_validate  # noqa: PLC0415
+
     if dry_run:
+        from pipeline import dry_run as dry_runs  # noqa: PLC0415 - imports Beam
+
         click.echo(dry_runs.describe_validate(config, beam_args, sample_rate=sample_rate,
                                               recheck_seconds=recheck_seconds))
         return ExitCode.OK
     config = runner.prepare(config, beam_args)
-    plans = tables.plan_tables(config, create=False)
+    plans = tables.plan_tables(config, create=False, check_target=True)
 
     def validate_once():
         result = run_validate(config, plans, sample_rate=sample_rate, recheck_seconds=recheck_seconds,
@@ -471,8 +547,11 @@ def retry_dead_letter(config_path: str, run: str | None) -> None:
 
 def _retry_dead_letter(config_path: str, run: str | None) -> ExitCode:
     config = _load(config_path, "retry-dead-letter")
+    from pipeline import runner, tables  # noqa: PLC0415
+    from pipeline.retry_dead_letters import retry_dead_letters  # noqa: PLC0415
+
     config = runner.prepare(config, ())
-    plans = tables.plan_tables(config, create=False)
+    plans = tables.plan_tables(config, create=False, check_target=True)
     return retry_dead_letters(config, plans, run, echo=click.echo)
 
 

@@ -16,12 +16,10 @@ from typing import Any, Mapping
 
 import yaml
 
-from transforms.dynamo.endpoints import Credentials, SourceSpec, TargetSpec, TlsSettings
 from transforms.dynamo.rate_limit import share_of
-from transforms.dynamo.writer import WriterSettings
+from transforms.dynamo.specs import Credentials, SourceSpec, TargetSpec, TlsSettings
 from transforms.errors import MigrateError
-from transforms.items.item_size import MAX_ITEM_BYTES
-from transforms.scan import PAGES_IN_FLIGHT, ScanSettings
+from transforms.settings import MAX_ITEM_BYTES, PAGES_IN_FLIGHT, ScanSettings, WriterSettings
 
 
 MAX_PAGES_IN_FLIGHT = 1000
@@ -413,6 +411,25 @@ def _local_or_uri(path: str, base_dir: Path | None) -> str:
     return str(p.resolve())
 
 
+class _UniqueKeysLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that holds a key twice: PyYAML keeps the last
+    one silently, so a second `source:` block would quietly replace the first."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base class says what is wrong with it
+                break
+            if first is not None:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice (first at line "
+                                                                    f"{first}); keep one", key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
 def load_config(path: str | Path) -> RunConfig:
     """Read a YAML file; relative paths in it are relative to the current directory."""
     path = Path(path)
@@ -423,7 +440,7 @@ def load_config(path: str | Path) -> RunConfig:
     except UnicodeDecodeError as e:
         raise ConfigError(f"cannot read config file {path}: it is not UTF-8 text (byte {e.start})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeysLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as e:
         # Only the problem and its position: str(e) quotes the offending line, which may hold a secret.
         mark = getattr(e, "problem_mark", None)

@@ -25,12 +25,11 @@ import time
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineRunner
 
+from pipeline.runner import LOCAL_RUNNER, kind_of
 from transforms.errors import ExitCode, MigrateError
 
 __all__ = ["EngineError", "LocalRunner", "LOCAL_RUNNER", "runner_kind", "use_defaults", "check_cluster",
            "cluster_is_here", "wait", "refuse_streaming"]
-
-LOCAL_RUNNER = "pipeline.engines.LocalRunner"
 
 DASK_CONNECT_SECONDS = 10
 WAIT_SLICE_SECONDS = 5.0
@@ -65,11 +64,7 @@ class LocalRunner(PipelineRunner):
 
 def runner_kind(options: PipelineOptions) -> str:
     """`direct` (also `LocalRunner`), `dataflow`, `dask`, or the runner's own name in lower case."""
-    runner = options.view_as(StandardOptions).runner or "DirectRunner"
-    if runner == LOCAL_RUNNER:
-        return "direct"
-    name = str(runner).rsplit(".", 1)[-1].lower()
-    return name[:-len("runner")] if name.endswith("runner") and name != "runner" else name
+    return kind_of(options.view_as(StandardOptions).runner)
 
 
 def use_defaults(options: PipelineOptions) -> None:

@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 import time
 
 _OWN_LOGGERS = ("alternator_migrate", "pipeline", "transforms")
@@ -83,6 +84,7 @@ class RunLog:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logging.getLogger().addHandler(handler)
         _redirect_descriptor_2(self.path)
+        threading.excepthook = _log_thread_failure
 
     def record_failure(self, exc: BaseException) -> str | None:
         """The full traceback of a failed run, for the log file (the terminal gets a summary);
@@ -99,6 +101,17 @@ class RunLog:
 
     def _see_the_log(self) -> str | None:
         return f"  the full error is in {self.path}" if self.path else None  # None with -v: on the terminal
+
+
+def _log_thread_failure(args: threading.ExceptHookArgs) -> None:
+    """A thread's uncaught exception goes to the log file, not the terminal: on Ctrl-C the
+    runner's own threads fail as its worker processes die (`read_grpc_client_inputs`,
+    "Worker subprocess exited with return code -2"), and the user is told once, by the CLI."""
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "a thread"
+    logging.getLogger("thread_failure").error("uncaught in %s", name,
+                                              exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
 
 
 def _is_plain_console(handler: logging.Handler) -> bool:

@@ -56,9 +56,13 @@ class ProgressWatcher:
             self._shown[table] = (self._started, self._baseline[table])
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, *, show: bool = True) -> None:
+        """Stop polling after a last poll; `show` False (the run was interrupted or failed):
+        without its final lines."""
         self._stop.set()
         self._thread.join(timeout=30)
+        if not show:
+            self._enabled = False
         self._poll(final=True)
 
     def copied(self, table: str) -> int:

@@ -30,28 +30,27 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
 
-import apache_beam as beam
-from apache_beam.options.pipeline_options import StandardOptions
 from botocore.exceptions import ClientError
 
 from pipeline import capture as capturing, schema
 from pipeline.config import RunConfig
 from pipeline.logs import RUN_LOG
-from pipeline.metrics_server import RunMetrics
-from pipeline.runner import pipeline_options, run_pipeline, runs_locally
+from pipeline.runner import check_options, pipeline_options, run_pipeline
 from pipeline.tables import TablePlan, TableStepError
 from transforms.dynamo.endpoints import source_client, streams_client
 from transforms.dynamo.retry import error_code
 from transforms.errors import ExitCode
-from transforms.replicate import FollowStreams, ReplicateShards
 from transforms.state import stream_checkpoints
 from transforms.state.dead_letters import count_dead_letters, run_folder
 from transforms.state.storage import StorageOptions
 from transforms.streams.engine import ReplicationSettings, StreamEngine, TableStatus, open_replicator
 from transforms.streams.shards import ShardPlan, ShardTask, describe_shards, plan_shards
 from transforms.table_pair import TablePair
+
+if TYPE_CHECKING:
+    from pipeline.metrics_server import RunMetrics  # served only with --metrics-port
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +73,20 @@ async def _ensure_streams(config: RunConfig, tables: Sequence[str], enable: bool
             description = await schema.describe(source, table)
             if description is None:
                 raise TableStepError(f"source table {table} does not exist at {config.source.describe()}")
-            spec = description.get("StreamSpecification") or {}
-            if not spec.get("StreamEnabled"):
+            if schema.stream_arn(description) is None:
                 if not enable:
-                    raise TableStepError(
-                        f"source table {table} has no stream; enable it with NEW_AND_OLD_IMAGES (aws dynamodb "
-                        f"update-table --table-name {table} --stream-specification "
-                        f"StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES) or pass --enable-streams")
+                    raise _stream_off(table)
                 await _enable_stream(source, table)
                 description = await schema.wait_active(source, table)
                 log.info("%s: stream enabled (NEW_AND_OLD_IMAGES)", table)
             streams.append(Stream(table, description["LatestStreamArn"]))
     return streams
+
+
+def _stream_off(table: str) -> TableStepError:
+    return TableStepError(f"source table {table} has no stream; enable it with NEW_AND_OLD_IMAGES (aws dynamodb "
+                          f"update-table --table-name {table} --stream-specification "
+                          f"StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES) or pass --enable-streams")
 
 
 async def _enable_stream(source, table: str) -> None:
@@ -105,6 +106,17 @@ async def _enable_stream(source, table: str) -> None:
 def ensure_streams(config: RunConfig, tables: Sequence[str], *, enable: bool) -> list[Stream]:
     """Each source table's stream, switched on first with `enable`; an error when it is off."""
     return asyncio.run(_ensure_streams(config, tables, enable))
+
+
+def streams_of(plans: Sequence[TablePlan]) -> list[Stream]:
+    """Each source table's stream as the table step described it (no DescribeTable again);
+    an error when one is off."""
+    streams = []
+    for plan in plans:
+        if plan.stream_arn is None:
+            raise _stream_off(plan.spec.source)
+        streams.append(Stream(plan.spec.source, plan.stream_arn))
+    return streams
 
 
 def bind_checkpoints(config: RunConfig, streams: Sequence[Stream], *, fresh: bool) -> None:
@@ -131,11 +143,11 @@ def replicate(config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[S
     config = dataclasses.replace(config, dead_letter_dir=run_folder(config.dead_letter_dir))
     if capture is not None:
         capturing.drain(replication_settings(config, plans), capture.streams, capture, echo)
-    options = pipeline_options(config, beam_args)
-    if runs_locally(options):
+    options = check_options(config, beam_args)
+    if options.local:
         code = follow_locally(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
                               max_lag=max_lag, echo=echo, metrics=metrics)
-    elif follow and options.view_as(StandardOptions).streaming:
+    elif follow and options.streaming:
         code = follow_streaming(config, plans, streams, beam_args, echo=echo)
     else:
         code = replicate_in_rounds(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
@@ -292,24 +304,27 @@ class _Reporter:
         self._shown_at, self._shown_applied = now, {table: s.applied for table, s in statuses.items()}
 
 
-# --- other runners: Beam pipelines on the same engine ---------------------------------------
+# --- other runners: Beam pipelines on the same engine (Beam imported here only) -------------
 
-def _shard_args(p: beam.Pipeline, config: RunConfig) -> dict:
+def _shard_args(p, config: RunConfig) -> dict:
     """What both Beam replication transforms take from the config (and the pipeline's storage options)."""
     return dict(checkpoint_dir=config.checkpoint_dir, dead_letter_dir=config.dead_letter_dir,
                 writer=config.writer_settings(), read_attempts=config.scan.max_attempts,
                 storage=StorageOptions.of(p.options))
 
 
-def build_round(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePlan], tasks: Sequence[ShardTask]) -> None:
-    """One round's pipeline: every task applied up to its shard's current end."""
+def build_round(p, config: RunConfig, plans: Sequence[TablePlan], tasks: Sequence[ShardTask]) -> None:
+    """One round's pipeline (`p`, a Beam pipeline): every task applied up to its shard's current end."""
+    from transforms.replicate import ReplicateShards  # noqa: PLC0415 - imports Beam
+
     _ = p | "Replicate" >> ReplicateShards(config.source, config.target, {plan.spec.source: plan.pair for plan in plans},
                                            tasks, **_shard_args(p, config))
 
 
-def build_follow(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[Stream],
-                 **bounds) -> None:
+def build_follow(p, config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[Stream], **bounds) -> None:
     """The streaming pipeline; `bounds` (stop_after_seconds, max_polls, discover_seconds) as `FollowStreams`."""
+    from transforms.replicate import FollowStreams  # noqa: PLC0415 - imports Beam
+
     _ = p | "FollowStreams" >> FollowStreams(
         config.source, config.target, {plan.spec.source: plan.pair for plan in plans},
         [(s.table, s.arn) for s in streams], **bounds, **_shard_args(p, config))
@@ -337,6 +352,8 @@ def replicate_in_rounds(config: RunConfig, plans: Sequence[TablePlan], streams: 
     A round's lag is at most its own duration when it read every unfinished shard to its
     end (none left waiting on a parent, no new shard found after it); otherwise unknown.
     """
+    import apache_beam as beam  # noqa: PLC0415
+
     shard_plans = asyncio.run(_plan_shards(config, streams))
     number, began = 0, time.monotonic()
     applied_total: dict[str, int] = {}  # for the metrics: since the run started
@@ -385,6 +402,8 @@ def follow_streaming(config: RunConfig, plans: Sequence[TablePlan], streams: Seq
                      max_polls: int | None = None, discover_seconds: float = 10.0,
                      echo: Callable[[str], None] = print) -> ExitCode:
     """One long-running pipeline (`streaming` runners such as Dataflow); bounded only for tests."""
+    import apache_beam as beam  # noqa: PLC0415
+
     echo("following the streams in one streaming pipeline; progress is in the checkpoints")
     with beam.Pipeline(options=pipeline_options(config, beam_args)) as p:
         build_follow(p, config, plans, streams, stop_after_seconds=stop_after_seconds, max_polls=max_polls,

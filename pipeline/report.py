@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 from pipeline import exports
-from pipeline.bulk import RunResult
 from pipeline.config import RunConfig
 from pipeline.tables import TablePlan
-from pipeline.validate import ValidationResult
-from transforms.streams.sample import ChangeSample
+
+if TYPE_CHECKING:
+    from pipeline.bulk import RunResult
+    from pipeline.validate import ValidationResult
+    from transforms.streams.sample import ChangeSample
 
 _COLUMNS = (("table", "table"), ("target", "target"), ("read", "items_read"), ("written", "items_written"),
             ("retried", "write_retries"), ("dead-lettered", "items_dead_lettered"), ("MB", "bytes_read"),
@@ -81,47 +85,89 @@ def write_json(path: str, report: dict) -> None:
 
 READ_UNIT_BYTES = 4096  # a Scan consumes one read unit per 4 KB read (half with eventual consistency)
 SCAN_PAGE_BYTES = 1 << 20  # a Scan page holds at most 1 MB of items, whatever its Limit
+NO_CAP_NOTE = ("note: no read or write cap is set: the copy runs as fast as the source and target allow "
+               "(scan.max_read_units_per_second, write.max_items_per_second)")
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return "under 1 s"
     if seconds < 90:
-        return f"{seconds:,.0f} s"
+        return f"~{seconds:,.0f} s"
     if seconds < 90 * 60:
-        return f"{seconds / 60:,.0f} min"
-    return f"{seconds / 3600:,.1f} h"
+        return f"~{seconds / 60:,.0f} min"
+    return f"~{seconds / 3600:,.1f} h"
 
 
-def _latency_bound(plan: TablePlan, config: RunConfig) -> tuple[str, float, str]:
-    """How long the scan waits on the source's latency: pages x latency / pages in flight
-    (each segment has one page in flight at a time, each worker `pages_in_flight` segments)."""
+def _read_units(plan: TablePlan, config: RunConfig) -> float:
+    return math.ceil(plan.size_bytes / READ_UNIT_BYTES) * (1.0 if config.scan.consistent_read else 0.5)
+
+
+def _pages(plan: TablePlan, config: RunConfig) -> int:
+    """Scan pages of the table, a segment's last (maybe empty) page included."""
     pages = max(math.ceil(plan.item_count / config.scan.page_size), math.ceil(plan.size_bytes / SCAN_PAGE_BYTES))
-    pages += plan.segments  # a segment's last page may hold nothing
-    in_flight = min(plan.segments, config.scan.pages_in_flight * config.workers)
-    return ("reading", pages * plan.scan_latency / in_flight,
-            f"the source's Scan latency, {plan.scan_latency * 1000:,.0f} ms measured: ~{pages:,} pages, "
-            f"{in_flight:,} in flight ({config.scan.pages_in_flight} a worker x {config.workers} "
-            f"worker{'s' if config.workers > 1 else ''})")
+    return pages + plan.segments
 
 
-def _copy_times(plan: TablePlan, config: RunConfig) -> tuple[list[tuple[str, float, str]], bool]:
-    """(what, seconds, what bounds it) for reading and writing the table: at the configured caps,
-    and at the source's measured latency; and whether a cap was set."""
-    units = math.ceil(plan.size_bytes / READ_UNIT_BYTES) * (1.0 if config.scan.consistent_read else 0.5)
-    times = []
-    if config.scan.max_read_units_per_second and plan.exports is None:
-        times.append(("reading", units / config.scan.max_read_units_per_second,
-                      f"the cap of {config.scan.max_read_units_per_second:,g} read units/s"))
-    if config.write.max_items_per_second:
-        times.append(("writing", plan.item_count / config.write.max_items_per_second,
-                      f"the cap of {config.write.max_items_per_second:,g} items/s"))
-    capped = bool(times)
-    if plan.scan_latency is not None and plan.exports is None:
-        times.append(_latency_bound(plan, config))
-    return times, capped
+@dataclass(frozen=True)
+class CopyEstimate:
+    """How long the whole copy takes, from DescribeTable's sizes (refreshed every few hours).
+
+    Every table is copied by one job whose caps (`scan.max_read_units_per_second`,
+    `write.max_items_per_second`) and pages in flight are the job's, shared by its tables,
+    so the estimate is of the whole copy, not per table."""
+
+    read_units: float
+    bounds: tuple[tuple[str, float, str], ...]  # (what, seconds, what bounds it)
+    capped: bool
+
+    @property
+    def seconds(self) -> float | None:
+        """At least this long: reading and writing overlap, so the slowest bound."""
+        return max((seconds for _, seconds, _ in self.bounds), default=None)
 
 
-def spool_lines(plan: TablePlan, config: RunConfig, sample: ChangeSample | str | None, seconds: float) -> list[str]:
-    """What capturing the table's changes during its copy costs in the spool, from a sample of its
+def copy_estimate(plans: Sequence[TablePlan], config: RunConfig) -> CopyEstimate:
+    scanned = [plan for plan in plans if plan.exports is None]
+    units = sum(_read_units(plan, config) for plan in scanned)
+    bounds = []
+    read_cap, write_cap = config.scan.max_read_units_per_second, config.write.max_items_per_second
+    if read_cap and scanned:
+        bounds.append(("reading", units / read_cap, f"the cap of {read_cap:,g} read units/s"))
+    if write_cap:
+        bounds.append(("writing", sum(plan.item_count for plan in plans) / write_cap,
+                       f"the cap of {write_cap:,g} items/s"))
+    measured = [plan for plan in scanned if plan.scan_latency is not None]
+    if measured:
+        pages = sum(_pages(plan, config) for plan in measured)
+        in_flight = min(sum(plan.segments for plan in measured), config.scan.pages_in_flight * config.workers)
+        waited = sum(_pages(plan, config) * plan.scan_latency for plan in measured)
+        latencies = sorted({round(plan.scan_latency * 1000) for plan in measured})
+        shown = f"{latencies[0]:,}" if len(latencies) == 1 else f"{latencies[0]:,}-{latencies[-1]:,}"
+        bounds.append(("reading", waited / in_flight,
+                       f"the source's Scan latency, {shown} ms measured: ~{pages:,} pages, {in_flight:,} in flight "
+                       f"({config.scan.pages_in_flight} a worker x {config.workers} "
+                       f"worker{'s' if config.workers > 1 else ''})"))
+    return CopyEstimate(units, tuple(bounds), bool(read_cap and scanned) or bool(write_cap))
+
+
+def estimate_lines(estimate: CopyEstimate, tables: int) -> list[str]:
+    """The whole copy's estimate (see `CopyEstimate`)."""
+    lines = [f"estimate for the copy ({tables} table{'s' if tables != 1 else ''} in one job, which shares the caps):"]
+    if estimate.read_units:
+        lines.append(f"  the scans consume ~{estimate.read_units:,.0f} read units")
+    for what, seconds, bound in estimate.bounds:
+        lines.append(f"  {what} at {bound}: {_duration(seconds)}")
+    if estimate.seconds is not None:
+        least = "under 1 s" if estimate.seconds < 1 else f"at least {_duration(estimate.seconds)}"
+        lines.append(f"  the copy takes {least} (reading and writing overlap)")
+    if not estimate.capped:
+        lines.append(NO_CAP_NOTE)
+    return lines
+
+
+def spool_lines(sample: ChangeSample | str | None, seconds: float, copy_seconds: float | None) -> list[str]:
+    """What capturing a table's changes during the copy costs in the spool, from a sample of its
     stream (None: the stream is off; a text: why it could not be sampled)."""
     if sample is None:
         return ["  changes during the copy: its stream is off (migrate --streams --enable-streams turns it on)"]
@@ -134,45 +180,26 @@ def spool_lines(plan: TablePlan, config: RunConfig, sample: ChangeSample | str |
     per_hour = sample.per_second * 3600 * sample.bytes_per_change
     lines = [rate + f"; the spool grows ~{per_hour / 2**20:,.1f} MiB an hour of copy "
                     f"(~{sample.bytes_per_change:,.0f} bytes a change, compressed), assuming that rate holds"]
-    times, _ = _copy_times(plan, config)
-    if times:
-        longest = max(seconds for _, seconds, _ in times)
-        lines.append(f"  spool over the copy's estimated ~{_duration(longest)}: ~{per_hour * longest / 3600 / 2**20:,.1f} "
-                     f"MiB under checkpoint_dir, deleted once applied")
+    if copy_seconds is not None:
+        lines.append(f"  spool over the copy's estimated {_duration(copy_seconds)}: "
+                     f"~{per_hour * copy_seconds / 3600 / 2**20:,.1f} MiB under checkpoint_dir, deleted once applied")
     return lines
 
-def estimate_lines(plan: TablePlan, config: RunConfig) -> list[str]:
-    """What a copy of the table costs in read units, and how long the configured caps and the
-    source's latency (where `plan` measured it) make it take.
 
-    From DescribeTable's size, which DynamoDB refreshes every few hours: an estimate."""
-    units = math.ceil(plan.size_bytes / READ_UNIT_BYTES) * (1.0 if config.scan.consistent_read else 0.5)
-    consistency = "strongly consistent" if config.scan.consistent_read else "eventually consistent"
-    lines = [f"  estimate: the scan consumes ~{units:,.0f} read units ({consistency}, 4 KB a unit"
-             f"{'' if config.scan.consistent_read else ', half a unit each'})"]
-    if plan.exports is not None:
-        lines = ["  estimate: read from the export, the source table's read units are not used"]
-    times, capped = _copy_times(plan, config)
-    for what, seconds, bound in times:
-        lines.append(f"  {what} at {bound}: ~{_duration(seconds)}")
-    if times:
-        lines.append(f"  the copy takes at least ~{_duration(max(seconds for _, seconds, _ in times))} "
-                     f"(reading and writing overlap)")
-    if not capped:
-        lines.append("  no read or write cap is set: the copy runs as fast as the source and target allow "
-                     "(scan.max_read_units_per_second, write.max_items_per_second)")
-    return lines
+def _target_state(plan: TablePlan) -> str:
+    return "exists" if plan.target_exists else (
+        "would be created" if plan.spec.create == "if_missing" else "MISSING (create: never)")
 
 
 def plan_table(plans: list[TablePlan], config: RunConfig,
                samples: dict[str, ChangeSample | str | None] | None = None, sample_seconds: float = 0.0) -> str:
-    """What a run would do, table by table; `samples`: each table's changes sampled from its stream."""
+    """What a run would do, table by table, then the copy's estimate; `samples`: each table's
+    changes sampled from its stream."""
+    estimate = copy_estimate(plans, config)
     lines = []
     for plan in plans:
         spec = plan.spec
-        action = "exists" if plan.target_exists else (
-            "would be created" if spec.create == "if_missing" else "MISSING (create: never)")
-        lines.append(f"{spec.source} -> {spec.target} (target {action})")
+        lines.append(f"{spec.source} -> {spec.target} (target {_target_state(plan)})")
         lines.append(f"  key: {plan.key}" + (f"  -> target key: {plan.target_key}" if plan.key != plan.target_key
                                                else ""))
         lines.append(f"  items: ~{plan.item_count:,}  size: ~{plan.size_bytes / 1e6:,.1f} MB  "
@@ -182,10 +209,52 @@ def plan_table(plans: list[TablePlan], config: RunConfig,
         if spec.renames:
             lines.append("  renames: " + ", ".join(f"{a} -> {b}" for a, b in spec.renames.items()))
         lines.extend(exports.plan_lines(plan))
-        lines.extend(estimate_lines(plan, config))
+        if plan.exports is None:
+            consistency = "strongly consistent" if config.scan.consistent_read else "eventually consistent"
+            lines.append(f"  scan: ~{_read_units(plan, config):,.0f} read units ({consistency}, 4 KB a unit"
+                         f"{'' if config.scan.consistent_read else ', half a unit each'})")
+        else:
+            lines.append("  read from the export: the source table's read units are not used")
         if samples is not None:
-            lines.extend(spool_lines(plan, config, samples.get(spec.source), sample_seconds))
+            lines.extend(spool_lines(samples.get(spec.source), sample_seconds, estimate.seconds))
+    lines.extend(estimate_lines(estimate, len(plans)))
     return "\n".join(lines)
+
+
+def plan_json(plans: list[TablePlan], config: RunConfig, samples: dict[str, ChangeSample | None] | None,
+              warnings: Sequence[str]) -> dict:
+    """`plan --output json`: what `plan_table` shows, for machines."""
+    estimate = copy_estimate(plans, config)
+
+    def key(schema) -> list[dict]:
+        return [{"name": name, "type": kind} for name, kind in schema.attributes]
+
+    def sampled(table: str) -> dict | None:
+        if samples is None:
+            return None
+        sample = samples.get(table)
+        return {"stream": sample is not None,
+                "changes_per_second": None if sample is None else round(sample.per_second, 3),
+                "bytes_per_change": None if sample is None else sample.bytes_per_change}
+
+    return {
+        "source": config.source.describe(), "target": config.target.describe(),
+        "tables": [{"source": plan.spec.source, "target": plan.spec.target,
+                    "target_table": "exists" if plan.target_exists else (
+                        "would_be_created" if plan.spec.create == "if_missing" else "missing"),
+                    "key": key(plan.key), "target_key": key(plan.target_key), "items": plan.item_count,
+                    "size_bytes": plan.size_bytes, "segments": plan.segments, "indexes": list(plan.indexes),
+                    "renames": dict(plan.spec.renames),
+                    "read_units": None if plan.exports is not None else _read_units(plan, config),
+                    "exports": [line.strip() for line in exports.plan_lines(plan)],
+                    "scan_latency_seconds": plan.scan_latency, "changes": sampled(plan.spec.source)}
+                   for plan in plans],
+        "estimate": {"read_units": estimate.read_units, "capped": estimate.capped,
+                     "bounds": [{"what": what, "seconds": round(seconds, 3), "bound": bound}
+                                for what, seconds, bound in estimate.bounds],
+                     "at_least_seconds": None if estimate.seconds is None else round(estimate.seconds, 3)},
+        "warnings": list(warnings),
+    }
 
 
 # --- validation ---------------------------------------------------------------------------

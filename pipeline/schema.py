@@ -55,6 +55,12 @@ def key_schema(description: dict, renames: Mapping[str, str] | None = None) -> K
                            for k in ordered))
 
 
+def stream_arn(description: dict) -> str | None:
+    """The table's stream, if it is on."""
+    enabled = (description.get("StreamSpecification") or {}).get("StreamEnabled")
+    return description.get("LatestStreamArn") if enabled else None
+
+
 def key_attributes(description: dict) -> dict[str, str]:
     """Every attribute that is a key of the table or of one of its indexes, with what it keys."""
     keyed = {}
@@ -186,7 +192,7 @@ async def _source_tags(source, arn: str | None, table: str) -> list[dict]:
     except ClientError as exc:
         if error_code(exc) != "UnknownOperationException":  # DynamoDB Local has no tagging
             raise
-        log.info("source of %s does not support tags; none copied", table)
+        log.info("source table %s: the source does not support tags (ListTagsOfResource); none copied", table)
         return []
 
 
@@ -206,6 +212,24 @@ async def _copy_tags(target, target_arn: str, target_table: str, settings: Sourc
         await target.tag_resource(ResourceArn=target_arn, Tags=kept)
 
 
+def check_target(existing: dict | None, source_description: dict, target_table: str, renames: Mapping[str, str],
+                 create: str) -> None:
+    """What stops a run at its table step, for `plan` as for `migrate`: a target table
+    (`existing`, its description) with another key schema than the source's after renames,
+    or none under `create: never`. Raises SchemaError showing both keys."""
+    if existing is None:
+        if create == "never":
+            raise SchemaError(f"target table {target_table} does not exist and create is 'never'; create it "
+                              f"or set create: if_missing")
+        return
+    found, wanted = key_schema(existing), key_schema(source_description, renames)
+    if found != wanted:
+        raise SchemaError(
+            f"target table {target_table} exists with key schema [{found}], but the source "
+            f"{source_description['TableName']} needs [{wanted}]; drop or rename the target table, "
+            f"or set tables[].target to another name")
+
+
 async def ensure_target_table(source, target, source_description: dict, target_table: str,
                               renames: Mapping[str, str], create: str, *, stream: bool = False,
                               vnodes: bool = False) -> tuple[dict, bool]:
@@ -215,24 +239,15 @@ async def ensure_target_table(source, target, source_description: dict, target_t
     Raises SchemaError when the target is missing under `create: never`, or exists with
     another key schema (showing both).
     """
-    wanted = key_schema(source_description, renames)
     existing = await describe(target, target_table)
+    check_target(existing, source_description, target_table, renames, create)
     if existing is not None:
-        found = key_schema(existing)
-        if found != wanted:
-            raise SchemaError(
-                f"target table {target_table} exists with key schema [{found}], but the source "
-                f"{source_description['TableName']} needs [{wanted}]; drop or rename the target table, "
-                f"or set tables[].target to another name")
         if stream and not (existing.get("StreamSpecification") or {}).get("StreamEnabled"):
             log.warning("target table %s exists without a stream; target.streams only shapes the tables it "
                         "creates: enable its stream, or (on ScyllaDB 2025.4-2026.1, where a table created without "
                         "the tag %s: none uses tablets and cannot stream) drop it and run create-tables again",
                         target_table, INITIAL_TABLETS_TAG)
         return await wait_active(target, target_table), False
-    if create == "never":
-        raise SchemaError(f"target table {target_table} does not exist and create is 'never'; create it "
-                          f"or set create: if_missing")
     settings = await source_settings(source, source_description)
     created = await _create_table(target, create_table_request(source_description, target_table, renames,
                                                                stream=stream, vnodes=vnodes))

@@ -10,14 +10,11 @@ or an unreachable endpoint is retried for about 9 minutes. A bad bucket is a usa
 """
 from __future__ import annotations
 
-from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, S3Options
-
 from pipeline.config import RunConfig
 from transforms.errors import MigrateError
 from transforms.state.storage import StorageOptions, bucket_of
 
-__all__ = ["StorageUnavailable", "open_storage", "refuse_local_state", "storage_keys"]
+__all__ = ["StorageUnavailable", "open_storage", "refuse_local_state", "storage_keys", "uses_object_storage"]
 
 CONNECT_SECONDS = 3
 READ_SECONDS = 10
@@ -32,7 +29,16 @@ def storage_keys(config: RunConfig) -> dict[str, str]:
     return {"checkpoint_dir": config.checkpoint_dir, "dead_letter_dir": config.dead_letter_dir}
 
 
-def open_storage(config: RunConfig, options: PipelineOptions, *, remote_workers: bool = False) -> None:
+def uses_object_storage(config: RunConfig) -> bool:
+    """Whether the run reads or writes anything on an object store (state, exports, Parquet
+    folders): then the launcher itself goes through Beam's filesystems."""
+    paths = [*storage_keys(config).values(), *(path for spec in config.tables
+                                               for path in (spec.export, spec.parquet, *spec.incremental_exports)
+                                               if path)]
+    return any(bucket_of(path) is not None for path in paths)
+
+
+def open_storage(config: RunConfig, options, *, remote_workers: bool = False) -> None:
     """Use the job's filesystem options in this process and check every bucket the run uses.
 
     `remote_workers`: the workers run on other machines (Dataflow), so a local folder
@@ -52,6 +58,8 @@ def open_storage(config: RunConfig, options: PipelineOptions, *, remote_workers:
         checked.add(bucket)
         scheme, name = bucket
         if scheme == "s3":
+            from apache_beam.options.pipeline_options import S3Options  # noqa: PLC0415 - object stores only
+
             _check_s3_bucket(key, name, options.view_as(S3Options))
         elif scheme == "gs":
             _check_gcs_bucket(key, name, options)
@@ -66,6 +74,8 @@ def refuse_local_state(config: RunConfig) -> None:
 
 
 def _check_filesystem(key: str, path: str) -> None:
+    from apache_beam.io.filesystems import FileSystems  # noqa: PLC0415 - object stores only
+
     try:
         FileSystems.get_filesystem(path)
     except ValueError:
@@ -74,7 +84,7 @@ def _check_filesystem(key: str, path: str) -> None:
         raise StorageUnavailable(f"{key}: {scheme}:// storage is not installed{extra}") from None
 
 
-def _check_s3_bucket(key: str, bucket: str, s3: S3Options) -> None:
+def _check_s3_bucket(key: str, bucket: str, s3) -> None:
     """HeadBucket once, with the client Beam's S3 filesystem would build (same options)."""
     import boto3  # noqa: PLC0415 - only for s3:// state
     from botocore.config import Config  # noqa: PLC0415
@@ -107,7 +117,7 @@ def _check_s3_bucket(key: str, bucket: str, s3: S3Options) -> None:
                                  f"network") from None
 
 
-def _check_gcs_bucket(key: str, bucket: str, options: PipelineOptions) -> None:
+def _check_gcs_bucket(key: str, bucket: str, options) -> None:
     """GetBucket once, with the client Beam's GCS filesystem builds (same credentials)."""
     from apache_beam.io.gcp.gcsio import create_storage_client  # noqa: PLC0415 - only for gs:// state
     from google.api_core import exceptions as google_errors  # noqa: PLC0415

@@ -19,9 +19,9 @@ from pipeline import schema
 from pipeline.config import RunConfig, TableSpec
 from transforms.dynamo.endpoints import source_client, target_client
 from transforms.dynamo.retry import error_code
-from transforms.errors import MigrateError
+from transforms.errors import MigrateError, service_message
 from transforms.items.expiry import Expiry
-from transforms.scan import PAGES_IN_FLIGHT
+from transforms.settings import PAGES_IN_FLIGHT
 from transforms.table_pair import TablePair
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class TablePlan:
     exports: object = None  # pipeline.exports.TableExports when the table is read from exports
     expiry: Expiry | None = None  # with skip_expired: the source's TTL attribute and the run's cut-off
     scan_latency: float | None = None  # seconds a small Scan of the source took (`plan` measures it)
+    stream_arn: str | None = None  # the source's stream when it is on (its LatestStreamArn)
 
     @property
     def pair(self) -> TablePair:
@@ -89,7 +90,8 @@ def _describe_error(where: str, exc: BaseException) -> TableStepError:
                               f"({side}.insecure_skip_verify: true turns the check off, for tests only)")
     if isinstance(exc, ClientError):
         code = error_code(exc)
-        message = f"{where} refused the request: {code}: {exc.response.get('Error', {}).get('Message', '')}"
+        reason = service_message(exc.response.get("Error", {}).get("Message", ""))
+        message = f"{where} refused the request: {code}: {reason}"
         if code in _AUTH_ERRORS:
             message += (f"; check {side}.credentials: a wrong key id or secret, or (without credentials) the "
                         f"cluster enforces authorization and needs them")
@@ -149,7 +151,8 @@ async def _scan_latency(config: RunConfig, source, table: str) -> float:
         raise _describe_error(f"source {config.source.describe()}", exc) from None
 
 
-async def _plan_tables(config: RunConfig, create: bool, cutoff: float, measure_latency: bool) -> list[TablePlan]:
+async def _plan_tables(config: RunConfig, create: bool, cutoff: float, measure_latency: bool,
+                       check_target: bool) -> list[TablePlan]:
     plans = []
     async with source_client(config.source) as source, target_client(config.target) as target:
         descriptions = await _describe_sources(config, source)
@@ -171,7 +174,10 @@ async def _plan_tables(config: RunConfig, create: bool, cutoff: float, measure_l
                     exists = not created
                 else:
                     created = False
-                    exists = await schema.describe(target, spec.target) is not None
+                    existing = await schema.describe(target, spec.target)
+                    exists = existing is not None
+                    if check_target:
+                        schema.check_target(existing, description, spec.target, spec.renames, spec.create)
             except (BotoCoreError, ClientError, OSError) as exc:
                 raise _describe_error(where, exc) from None
             item_count = int(description.get("ItemCount", 0))
@@ -185,15 +191,17 @@ async def _plan_tables(config: RunConfig, create: bool, cutoff: float, measure_l
             plans.append(TablePlan(spec, schema.key_schema(description),
                                    schema.key_schema(description, spec.renames),
                                    item_count, size_bytes, segments, exists, indexes, created, expiry=expiry,
-                                   scan_latency=latency))
+                                   scan_latency=latency, stream_arn=schema.stream_arn(description)))
     return plans
 
 
 def plan_tables(config: RunConfig, *, create: bool, cutoff: float | None = None,
-                measure_latency: bool = False) -> list[TablePlan]:
+                measure_latency: bool = False, check_target: bool = False) -> list[TablePlan]:
     """Describe every table; with `create`, also make the target tables ready. `cutoff`: the
     epoch second before which TTL expiries count as expired (default: now, whole seconds), fixed
     here once for the run so that its bulk copy, replication and validation agree.
-    `measure_latency`: time one small Scan of each source table (`TablePlan.scan_latency`)."""
+    `measure_latency`: time one small Scan of each source table (`TablePlan.scan_latency`).
+    `check_target` (without `create`): refuse what `create` would refuse, a target table with
+    another key schema or none under `create: never` (`schema.check_target`)."""
     return asyncio.run(_plan_tables(config, create, int(time.time()) if cutoff is None else cutoff,
-                                    measure_latency))
+                                    measure_latency, check_target))

@@ -9,6 +9,7 @@ whichever way the error travelled.
 from __future__ import annotations
 
 import enum
+import re
 
 
 class ExitCode(enum.IntEnum):
@@ -61,3 +62,13 @@ class StreamDisabled(MigrateError):
     """The table's stream no longer records changes."""
 
     code = ExitCode.USAGE
+
+
+def service_message(text: str, limit: int = 300) -> str:
+    """A service's error message fit for one `error:` line. Something other than DynamoDB or
+    Alternator answering (a proxy, a web server at a wrong port) sends an HTML page: its
+    words are kept, tags and line breaks dropped, and it is cut at `limit` characters."""
+    if "<" not in text or ">" not in text:
+        return " ".join(text.split())
+    words = " ".join(re.sub(r"<[^>]*>", " ", text).split())
+    return words if len(words) <= limit else words[:limit - 3] + "..."

@@ -33,26 +33,12 @@ from transforms.dynamo.rate_limit import TokenBucket
 from transforms.dynamo.retry import call_with_retry
 from transforms.items.ddb_json import encode_item
 from transforms.items.wire_decode import decode_scan
+from transforms.settings import PAGES_IN_FLIGHT, ScanSettings
 
 __all__ = ["PAGES_IN_FLIGHT", "ScanSettings", "SegmentSpec", "Page", "ScanTables", "segment_groups"]
 
 T = TypeVar("T")
 
-#: Scan pages a worker keeps in flight by default: at 250 ms a page, 64 pages a second,
-#: more than a worker's CPU writes (~15-20 pages of 1,000 items a second).
-PAGES_IN_FLIGHT = 16
-
-
-@dataclass(frozen=True)
-class ScanSettings:
-    """How one worker scans; built once by the launcher (the read rate is this worker's share)."""
-
-    page_size: int = 1000
-    consistent_read: bool = False
-    read_units_per_second: float | None = None
-    max_attempts: int = 10
-    pages_in_flight: int = PAGES_IN_FLIGHT  # per worker: segments scanned side by side
-    workers: int = 1  # the job's workers, each given a group of segments where there are enough
 
 
 @dataclass(frozen=True)

@@ -281,21 +281,6 @@ def test_create_never_with_a_missing_target_table(tmp_path, dynamodb_local, alte
     assert target_table not in seed.client_for(alternator_clean.url).list_tables()["TableNames"]
 
 
-@pytest.mark.integration
-def test_plan_with_create_never_and_missing_target_writes_nothing(tmp_path, dynamodb_local, alternator_clean):
-    # `plan` only describes: a missing target is shown, not an error, and nothing is created.
-    table = unique("plan_never")
-    seed.create_table(dynamodb_local.endpoint, table, **HASH_PK)
-    path = config_file(tmp_path, dynamodb_local.endpoint, alternator_target(alternator_clean),
-                       [{"source": table, "create": "never"}])
-
-    result = run_cli("plan", "--config", str(path))
-
-    assert result.exit_code == 0, result.output
-    assert SECRET not in result.output
-    assert not table_exists(alternator_clean.url, table)
-
-
 # --- the real console script -----------------------------------------------------------------
 
 

@@ -74,9 +74,9 @@ def test_the_offline_guard_refuses_a_real_run(tmp_path):
 
     completed = _offline("plan", config=path)
 
-    line, = error_lines(completed.stderr)
-    assert completed.returncode == 2 and "cannot reach source DynamoDB in us-east-1" in line
-    assert "offline run: refused to reach dynamodb.us-east-1.amazonaws.com" in completed.stderr
+    line, = error_lines(completed.stderr)  # plan checks the run's storage first, as migrate does
+    assert completed.returncode == 2 and "checkpoint_dir: GCS bucket my-bucket cannot be reached" in line
+    assert "offline run: refused to reach storage.googleapis.com" in completed.stderr
 
 
 def test_dry_run_needs_a_dataflow_config(tmp_path):

@@ -23,10 +23,10 @@ from typing import Sequence
 
 from transforms.dynamo.retry import error_code
 from transforms.items.wire_encode import batch_write_body
+from transforms.settings import MAX_REQUEST_BYTES
 
 __all__ = ["MAX_REQUEST_BYTES", "cut_by_size", "too_large"]
 
-MAX_REQUEST_BYTES = 16_000_000
 
 
 def cut_by_size(table: str, rows: Sequence[bytes], max_items: int, max_bytes: int) -> list[list[bytes]]:

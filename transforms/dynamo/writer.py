@@ -43,24 +43,13 @@ import pyarrow as pa
 from transforms.dynamo.data_plane import Cluster, DataPlane, open_cluster
 from transforms.dynamo.endpoints import TargetSpec
 from transforms.dynamo.rate_limit import TokenBucket
-from transforms.dynamo.request_size import MAX_REQUEST_BYTES, cut_by_size, too_large
+from transforms.dynamo.request_size import cut_by_size, too_large
 from transforms.dynamo.retry import UnprocessedItemsLeft, call_with_retry, error_code, is_retryable
 from transforms.items.digests import distinct_keys, key_digest, key_texts, text_digest
 from transforms.items.item_size import oversized_puts
 from transforms.items.keys import key_of
 from transforms.items.wire_encode import batch_write_body, put_rows, request_of, request_row
-
-
-@dataclass(frozen=True)
-class WriterSettings:
-    """How one worker writes; built once by the launcher (the rate is this worker's share)."""
-
-    batch_size: int = 100
-    concurrency: int = 16
-    max_attempts: int = 10
-    items_per_second: float | None = None
-    max_request_bytes: int = MAX_REQUEST_BYTES
-    max_item_bytes: int | None = None  # a DynamoDB target's item size limit (None: Alternator, none)
+from transforms.settings import WriterSettings
 
 
 @dataclass(frozen=True)

@@ -38,10 +38,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.items.arrow_codec import batch_to_items
+from transforms.settings import MAX_ITEM_BYTES
 
 __all__ = ["MAX_ITEM_BYTES", "item_size", "number_size", "oversized_rows", "oversized_puts"]
 
-MAX_ITEM_BYTES = 400 * 1024  # DynamoDB's item size limit, 400 KB of 1,024 bytes
 
 
 def number_size(text: str) -> int:

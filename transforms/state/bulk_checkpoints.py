@@ -34,10 +34,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from apache_beam.io.filesystems import FileSystems
 
 from transforms.items.ddb_json import decode_item, encode_item
-from transforms.state.files import delete, delete_tree, matching, read_json, write_json
+from transforms.state.files import delete, delete_tree, join, matching, read_json, write_json
 
 __all__ = ["START", "END", "RecordedRange", "SegmentResume", "TableProgress", "PageRecorder", "table_dir",
            "start_fresh", "recorded_segments", "list_ranges", "progress", "resume_points", "key_digest"]
@@ -96,26 +95,26 @@ class TableProgress:
 
 
 def table_dir(checkpoint_dir: str, table: str) -> str:
-    return FileSystems.join(checkpoint_dir, "bulk", table)
+    return join(checkpoint_dir, "bulk", table)
 
 
 def start_fresh(checkpoint_dir: str, table: str, total_segments: int) -> None:
     """Forget an earlier run of this table and record the segmentation of this one."""
     directory = table_dir(checkpoint_dir, table)
     delete_tree(directory)
-    write_json(FileSystems.join(directory, "segments.json"), {"total_segments": total_segments})
+    write_json(join(directory, "segments.json"), {"total_segments": total_segments})
 
 
 def recorded_segments(checkpoint_dir: str, table: str) -> int | None:
     """The segment count of an earlier run, which a resume must reuse; None if no run."""
-    recorded = read_json(FileSystems.join(table_dir(checkpoint_dir, table), "segments.json"))
+    recorded = read_json(join(table_dir(checkpoint_dir, table), "segments.json"))
     return None if recorded is None else int(recorded["total_segments"])
 
 
 def _listing(checkpoint_dir: str, table: str) -> tuple[dict[str, RecordedRange], list[str]]:
     """One listing of the table's state: range objects by path, and leftovers of killed writes."""
     ranges, leftovers = {}, []
-    for path in matching(FileSystems.join(table_dir(checkpoint_dir, table), "seg-*")):
+    for path in matching(join(table_dir(checkpoint_dir, table), "seg-*")):
         m = _RANGE.search(path.replace("\\", "/"))
         if m:
             ranges[path] = RecordedRange(int(m[1]), m[2], m[3], int(m[4]), int(m[5]), int(m[6]), int(m[7]))
@@ -278,7 +277,7 @@ class PageRecorder:
         self._segments.clear()
 
     def _record(self, table: str, r: _Range) -> None:
-        path = FileSystems.join(table_dir(self._dir, table), r.span.name)
+        path = join(table_dir(self._dir, table), r.span.name)
         if r.written == path:
             return
         write_json(path, {"next_key": encode_item(r.next_key)})  # the new object first: a reader always sees one

@@ -39,13 +39,12 @@ from dataclasses import asdict, dataclass, field
 
 import orjson
 import pyarrow as pa
-from apache_beam.io.filesystems import FileSystems
 
 from transforms.errors import MigrateError, StorageError
 from transforms.items.ddb_json import decode_item, encode_item
 from transforms.state import stream_checkpoints
 from transforms.state import files
-from transforms.state.files import delete, delete_tree, matching, read_bytes, read_json, write_bytes, write_json
+from transforms.state.files import delete, delete_tree, join, matching, read_bytes, read_json, write_bytes, write_json
 
 LEASE_SECONDS = 30.0  # a capture that has not renewed its lease for this long is gone
 
@@ -63,11 +62,11 @@ _CHUNK_DIGITS = 12
 
 def root(checkpoint_dir: str) -> str:
     """Where the capture keeps its shard positions (a `checkpoint_dir` for `stream_checkpoints`)."""
-    return FileSystems.join(checkpoint_dir, "capture")
+    return join(checkpoint_dir, "capture")
 
 
 def _dir(checkpoint_dir: str, table: str) -> str:
-    return FileSystems.join(checkpoint_dir, "capture", "spool", table)
+    return join(checkpoint_dir, "capture", "spool", table)
 
 
 # --- what the capture covers ----------------------------------------------------------------
@@ -102,12 +101,12 @@ def start(checkpoint_dir: str, table: str, stream_arn: str, retention_seconds: f
 
 def coverage_of(checkpoint_dir: str, table: str) -> Coverage | None:
     """The table's capture's coverage, or None when it has no capture."""
-    found = read_json(FileSystems.join(_dir(checkpoint_dir, table), "capture.json"))
+    found = read_json(join(_dir(checkpoint_dir, table), "capture.json"))
     return None if found is None else Coverage(**found)
 
 
 def record_coverage(checkpoint_dir: str, table: str, coverage: Coverage) -> None:
-    write_json(FileSystems.join(_dir(checkpoint_dir, table), "capture.json"), asdict(coverage))
+    write_json(join(_dir(checkpoint_dir, table), "capture.json"), asdict(coverage))
 
 
 def forget(checkpoint_dir: str, table: str) -> None:
@@ -185,7 +184,7 @@ def encode_chunk(batch: pa.RecordBatch) -> bytes:
 def write_chunk(checkpoint_dir: str, table: str, number: int, batch: pa.RecordBatch) -> int:
     """Write chunk `number` of the table's spool (whole or not at all); its size in bytes."""
     data = encode_chunk(batch)
-    write_bytes(FileSystems.join(_dir(checkpoint_dir, table), f"chunk-{number:0{_CHUNK_DIGITS}d}.arrow"), data)
+    write_bytes(join(_dir(checkpoint_dir, table), f"chunk-{number:0{_CHUNK_DIGITS}d}.arrow"), data)
     return len(data)
 
 
@@ -199,7 +198,7 @@ class Chunk:
 def chunks(checkpoint_dir: str, table: str, after: int = -1) -> list[Chunk]:
     """The table's chunks numbered above `after`, in order (one listing)."""
     found = []
-    for meta in files.listing(FileSystems.join(_dir(checkpoint_dir, table), "chunk-*.arrow")):
+    for meta in files.listing(join(_dir(checkpoint_dir, table), "chunk-*.arrow")):
         name = meta.path.replace("\\", "/").rsplit("/", 1)[-1]
         number = int(name[len("chunk-"):-len(".arrow")])
         if number > after:
@@ -230,12 +229,12 @@ class Applied:
 
 
 def applied(checkpoint_dir: str, table: str) -> Applied:
-    mark = read_json(FileSystems.join(_dir(checkpoint_dir, table), "applied.json"))
+    mark = read_json(join(_dir(checkpoint_dir, table), "applied.json"))
     return Applied() if mark is None else Applied(mark["chunk"], mark["positions"])
 
 
 def mark_applied(checkpoint_dir: str, table: str, mark: Applied) -> None:
-    write_json(FileSystems.join(_dir(checkpoint_dir, table), "applied.json"),
+    write_json(join(_dir(checkpoint_dir, table), "applied.json"),
                {"chunk": mark.chunk, "positions": mark.positions})
 
 
@@ -249,7 +248,7 @@ def take_lease(checkpoint_dir: str, table: str, now: float | None = None) -> Non
     """Claim the table's capture for this process (renew it with the same call), or a
     MigrateError (exit 2) naming the process that holds it."""
     now = time.time() if now is None else now
-    path = FileSystems.join(_dir(checkpoint_dir, table), "lease.json")
+    path = join(_dir(checkpoint_dir, table), "lease.json")
     lease = read_json(path)
     if lease is not None and lease["owner"] != owner() and now - lease["heartbeat"] < LEASE_SECONDS \
             and _alive(lease["owner"]):
@@ -275,7 +274,7 @@ def _alive(holder: str) -> bool:
 
 
 def release_lease(checkpoint_dir: str, table: str) -> None:
-    path = FileSystems.join(_dir(checkpoint_dir, table), "lease.json")
+    path = join(_dir(checkpoint_dir, table), "lease.json")
     lease = read_json(path)
     if lease is not None and lease["owner"] == owner():
         delete([path])
@@ -284,7 +283,7 @@ def release_lease(checkpoint_dir: str, table: str) -> None:
 def has_capture(checkpoint_dir: str, table: str) -> bool:
     """Whether the table has a capture not yet handed over to replication."""
     return coverage_of(checkpoint_dir, table) is not None or bool(matching(
-        FileSystems.join(_dir(checkpoint_dir, table), "chunk-*.arrow")))
+        join(_dir(checkpoint_dir, table), "chunk-*.arrow")))
 
 
 def hand_over(checkpoint_dir: str, table: str, stream_arn: str) -> None:

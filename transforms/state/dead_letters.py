@@ -20,18 +20,17 @@ import json
 import time
 import uuid
 
-from apache_beam.io.filesystems import FileSystems
 
 from transforms.dynamo.writer import FailedWrite, request_item
 from transforms.items.ddb_json import encode_item
-from transforms.state.files import matching, read_bytes, read_json, write_bytes, write_json
+from transforms.state.files import join, matching, read_bytes, read_json, write_bytes, write_json
 
 MARKER_SUFFIX = ".retried.json"
 
 
 def run_folder(dead_letter_dir: str) -> str:
     """The folder of a run that starts now."""
-    return FileSystems.join(dead_letter_dir, time.strftime("run-%Y%m%dT%H%M%S"))
+    return join(dead_letter_dir, time.strftime("run-%Y%m%dT%H%M%S"))
 
 
 def write_dead_letters(run_dir: str, failures: list[FailedWrite], name: str | None = None) -> list[str]:
@@ -42,7 +41,7 @@ def write_dead_letters(run_dir: str, failures: list[FailedWrite], name: str | No
         by_table.setdefault(failure.table, []).append(failure)
     paths = []
     for table, rows in by_table.items():
-        path = FileSystems.join(run_dir, table, f"{name or uuid.uuid4().hex}.jsonl")
+        path = join(run_dir, table, f"{name or uuid.uuid4().hex}.jsonl")
         lines = []
         for row in rows:
             what = "item" if "PutRequest" in row.request else "delete"
@@ -58,7 +57,7 @@ def write_dead_letters(run_dir: str, failures: list[FailedWrite], name: str | No
 def count_dead_letters(run_dir: str) -> dict[str, int]:
     """Lines per table in a run's dead-letter folder."""
     counts: dict[str, int] = {}
-    for path in matching(FileSystems.join(run_dir, "*", "*.jsonl")):
+    for path in matching(join(run_dir, "*", "*.jsonl")):
         table = path.replace("\\", "/").rstrip("/").split("/")[-2]
         counts[table] = counts.get(table, 0) + sum(1 for line in (read_bytes(path) or b"").splitlines()
                                                    if line.strip())
@@ -67,7 +66,7 @@ def count_dead_letters(run_dir: str) -> dict[str, int]:
 
 def letter_files(dead_letter_dir: str, run: str = "run-*") -> list[str]:
     """Every letter file of the runs matching `run` (a folder name or a glob), in name order."""
-    return sorted(matching(FileSystems.join(dead_letter_dir, run, "*", "*.jsonl")))
+    return sorted(matching(join(dead_letter_dir, run, "*", "*.jsonl")))
 
 
 def read_letters(path: str) -> list[dict]:

@@ -16,17 +16,11 @@ none (`_connect_anonymously`). Never without one: production keeps Google's cred
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
-from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import (GoogleCloudOptions, HadoopFileSystemOptions, PipelineOptions,
-                                                  S3Options)
-
 __all__ = ["StorageOptions", "bucket_of"]
-
-# The option groups Beam's filesystems read.
-_FILESYSTEM_VIEWS = (S3Options, GoogleCloudOptions, HadoopFileSystemOptions)
 
 
 @dataclass(frozen=True)
@@ -37,15 +31,25 @@ class StorageOptions:
     values: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
-    def of(cls, options: PipelineOptions) -> "StorageOptions":
-        """The filesystem options set in a job's pipeline options."""
+    def of(cls, options) -> "StorageOptions":
+        """The filesystem options set in a job's pipeline options (Beam's `PipelineOptions`)."""
+        from apache_beam.options.pipeline_options import (  # noqa: PLC0415 - Beam where it is used (files.py)
+            GoogleCloudOptions, HadoopFileSystemOptions, S3Options)
+
         values: dict[str, Any] = {}
-        for view in _FILESYSTEM_VIEWS:
+        for view in (S3Options, GoogleCloudOptions, HadoopFileSystemOptions):  # the groups Beam's filesystems read
             values.update(options.view_as(view).get_all_options(drop_default=True, current_only=True))
         return cls(tuple(sorted(values.items())))
 
     def install(self) -> None:
-        """Make this process's Beam filesystems use these options (call it in `DoFn.setup`)."""
+        """Make this process's Beam filesystems use these options (call it in `DoFn.setup`).
+        A process that has not imported Beam has no Beam filesystem to set up (its local
+        files need none: `transforms.state.files`), and with no options nothing imports it."""
+        if not self.values and "apache_beam" not in sys.modules:
+            return
+        from apache_beam.io.filesystems import FileSystems  # noqa: PLC0415
+        from apache_beam.options.pipeline_options import PipelineOptions  # noqa: PLC0415
+
         if os.environ.get("STORAGE_EMULATOR_HOST"):
             _connect_anonymously()
         FileSystems.set_options(PipelineOptions(flags=[], **dict(self.values)))

@@ -20,10 +20,9 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-from apache_beam.io.filesystems import FileSystems
 
 from transforms.errors import ChangesLost, ExitCode, MigrateError
-from transforms.state.files import delete, delete_tree, exists, matching, read_json, write_json
+from transforms.state.files import delete, delete_tree, exists, join, matching, read_json, write_json
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,7 @@ class ShardCheckpoint:
 
 
 def _dir(checkpoint_dir: str, table: str) -> str:
-    return FileSystems.join(checkpoint_dir, "streams", table)
+    return join(checkpoint_dir, "streams", table)
 
 
 def forget(checkpoint_dir: str, table: str) -> None:
@@ -45,7 +44,7 @@ def forget(checkpoint_dir: str, table: str) -> None:
 
 def bind_stream(checkpoint_dir: str, table: str, stream_arn: str) -> None:
     """Tie the table's checkpoints to its stream; refuse checkpoints of another stream."""
-    path = FileSystems.join(_dir(checkpoint_dir, table), "stream.json")
+    path = join(_dir(checkpoint_dir, table), "stream.json")
     recorded = read_json(path)
     if recorded is None:
         write_json(path, {"stream_arn": stream_arn})
@@ -57,12 +56,12 @@ def bind_stream(checkpoint_dir: str, table: str, stream_arn: str) -> None:
 
 
 def read_shard(checkpoint_dir: str, table: str, shard_id: str) -> ShardCheckpoint | None:
-    obj = read_json(FileSystems.join(_dir(checkpoint_dir, table), "shards", f"{shard_id}.json"))
+    obj = read_json(join(_dir(checkpoint_dir, table), "shards", f"{shard_id}.json"))
     return ShardCheckpoint(**obj) if obj is not None else None
 
 
 def write_shard(checkpoint_dir: str, table: str, shard_id: str, checkpoint: ShardCheckpoint) -> None:
-    write_json(FileSystems.join(_dir(checkpoint_dir, table), "shards", f"{shard_id}.json"), asdict(checkpoint))
+    write_json(join(_dir(checkpoint_dir, table), "shards", f"{shard_id}.json"), asdict(checkpoint))
 
 
 class CheckpointWriter:
@@ -119,7 +118,7 @@ class CheckpointWriter:
 
 def all_shards(checkpoint_dir: str, table: str) -> dict[str, ShardCheckpoint]:
     shards = {}
-    for path in matching(FileSystems.join(_dir(checkpoint_dir, table), "shards", "*.json")):
+    for path in matching(join(_dir(checkpoint_dir, table), "shards", "*.json")):
         shard_id = path.replace("\\", "/").rsplit("/", 1)[-1][:-len(".json")]
         shards[shard_id] = ShardCheckpoint(**read_json(path))
     return shards
@@ -128,13 +127,13 @@ def all_shards(checkpoint_dir: str, table: str) -> dict[str, ShardCheckpoint]:
 def applied_changes(checkpoint_dir: str, table: str) -> int | None:
     """Changes applied by earlier replication of the table, or None when it has no checkpoints."""
     shards = all_shards(checkpoint_dir, table)
-    if not shards and read_json(FileSystems.join(_dir(checkpoint_dir, table), "stream.json")) is None:
+    if not shards and read_json(join(_dir(checkpoint_dir, table), "stream.json")) is None:
         return None
     return sum(shard.applied for shard in shards.values())
 
 
 def _stop_path(checkpoint_dir: str, table: str) -> str:
-    return FileSystems.join(_dir(checkpoint_dir, table), "stopped.json")
+    return join(_dir(checkpoint_dir, table), "stopped.json")
 
 
 class ShardStopped(MigrateError):
