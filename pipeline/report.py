@@ -8,6 +8,7 @@ from pathlib import Path
 from pipeline import exports
 from pipeline.bulk import RunResult
 from pipeline.config import RunConfig
+from pipeline.progress import duration_text, per_second
 from pipeline.tables import TablePlan
 from pipeline.validate import ValidationResult
 from transforms.streams.sample import ChangeSample
@@ -24,7 +25,6 @@ def _count(value: int | None) -> str:
 
 def _row(table) -> dict[str, str]:
     figures = table.figures
-    seconds = max(table.duration_seconds, 1e-9)
     return {
         "table": table.table, "target": table.target,
         "items_read": _count(figures["items_read"]), "items_written": _count(figures["items_written"]),
@@ -32,7 +32,7 @@ def _row(table) -> dict[str, str]:
         "items_dead_lettered": _count(figures["items_dead_lettered"]),
         "bytes_read": "-" if figures["bytes_read"] is None else f"{figures['bytes_read'] / 1e6:,.1f}",
         "duration": f"{table.duration_seconds:,.1f}",
-        "rate": f"{figures['items_written'] / seconds:,.0f}",
+        "rate": f"{per_second(figures['items_written'], table.duration_seconds):,.0f}",
     }
 
 
@@ -83,14 +83,6 @@ READ_UNIT_BYTES = 4096  # a Scan consumes one read unit per 4 KB read (half with
 SCAN_PAGE_BYTES = 1 << 20  # a Scan page holds at most 1 MB of items, whatever its Limit
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:,.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:,.0f} min"
-    return f"{seconds / 3600:,.1f} h"
-
-
 def _latency_bound(plan: TablePlan, config: RunConfig) -> tuple[str, float, str]:
     """How long the scan waits on the source's latency: pages x latency / pages in flight
     (each segment has one page in flight at a time, each worker `pages_in_flight` segments)."""
@@ -133,7 +125,7 @@ def spool_lines(plan: TablePlan, config: RunConfig, sample: ChangeSample | None,
     times, _ = _copy_times(plan, config)
     if times:
         longest = max(seconds for _, seconds, _ in times)
-        lines.append(f"  spool over the copy's estimated ~{_duration(longest)}: ~{per_hour * longest / 3600 / 2**20:,.1f} "
+        lines.append(f"  spool over the copy's estimated ~{duration_text(longest)}: ~{per_hour * longest / 3600 / 2**20:,.1f} "
                      f"MiB under checkpoint_dir, deleted once applied")
     return lines
 
@@ -150,9 +142,9 @@ def estimate_lines(plan: TablePlan, config: RunConfig) -> list[str]:
         lines = ["  estimate: read from the export, the source table's read units are not used"]
     times, capped = _copy_times(plan, config)
     for what, seconds, bound in times:
-        lines.append(f"  {what} at {bound}: ~{_duration(seconds)}")
+        lines.append(f"  {what} at {bound}: ~{duration_text(seconds)}")
     if times:
-        lines.append(f"  the copy takes at least ~{_duration(max(seconds for _, seconds, _ in times))} "
+        lines.append(f"  the copy takes at least ~{duration_text(max(seconds for _, seconds, _ in times))} "
                      f"(reading and writing overlap)")
     if not capped:
         lines.append("  no read or write cap is set: the copy runs as fast as the source and target allow "
