@@ -189,8 +189,11 @@ class ProgressWatcher:
             text += " items"
         if self.items_before(row.label):
             text += f" ({self.items_before(row.label):,} before this run)"
+        if row.label in self._finished:
+            return text + (f", done after {self._finished[row.label]:,.1f} s, segments {state.segments_done}/"
+                           f"{state.total_segments}{self._more(row.label)}")
         text += f", {rate:,.0f} items/s"
-        if row.expected_items and rate > 0 and not state.finished and state.items < row.expected_items:
+        if row.expected_items and rate > 0 and state.items < row.expected_items:
             text += f", ETA ~{duration_text((row.expected_items - state.items) / rate)}"
         return text + f", segments {state.segments_done}/{state.total_segments}{self._more(row.label)}"
 

@@ -3,23 +3,16 @@ its own, then the installed console script on a pseudo-terminal (Python's `pty`)
 from __future__ import annotations
 
 import io
-import os
 import re
-import select
 import signal
-import struct
-import subprocess
-import termios
 import time
-import fcntl
-from pathlib import Path
 
 import pytest
 
 from pipeline.progress import ProgressWatcher, Tracked, poll_interval
 from tests.support import seed
-from tests.support.cli_runs import (CONSOLE_SCRIPT, alternator_target, interrupt, items_copied, run_script,
-                                    script_env, start_script, unique, write_config)
+from tests.support.cli_runs import (alternator_target, interrupt, items_copied, run_cli, run_on_terminal, run_script,
+                                    start_script, unique, write_config)
 from transforms.state import bulk_checkpoints
 
 ERASE_LINE = "\r\x1b[2K"
@@ -80,7 +73,7 @@ def test_the_rate_is_smoothed_over_the_checkpoint_interval(tmp_path):
                      out.getvalue())
 
 
-def test_on_a_terminal_the_block_is_redrawn_in_place_and_cut_to_its_width(tmp_path):
+def test_on_a_terminal_the_block_is_redrawn_in_place(tmp_path):
     root = str(tmp_path)
     for table in ("a", "b"):
         bulk_checkpoints.start_fresh(root, table, 1)
@@ -103,3 +96,101 @@ def test_on_a_terminal_the_block_is_redrawn_in_place_and_cut_to_its_width(tmp_pa
 def test_object_stores_are_polled_every_few_seconds_local_folders_every_second():
     assert poll_interval("/var/checkpoints") == poll_interval("file:///var/checkpoints") == 1.0
     assert poll_interval("gs://bucket/checkpoints") == poll_interval("s3://bucket/checkpoints") == 5.0
+
+
+# --- the console script -------------------------------------------------------------------
+
+COLUMNS = 100
+
+
+def _drawn_lines(terminal: str) -> list[str]:
+    """Every line the progress drew on the terminal (each starts by erasing the line)."""
+    return [part.split("\n", 1)[0] for part in terminal.split(ERASE_LINE)[1:]]
+
+
+def _summary_row(stdout: str, table: str) -> list[str]:
+    return next(line.split() for line in stdout.splitlines() if line.startswith(table + " "))
+
+
+@pytest.mark.integration
+def test_a_copy_on_a_terminal_redraws_a_line_per_table(dynamodb_local, alternator_clean, tmp_path):
+    source = dynamodb_local.endpoint
+    big, small = unique("progress_big"), unique("progress_small")
+    seed.seed_all_types(source, big, count=600)
+    seed.seed_all_types(source, small, count=200)
+    config = write_config(tmp_path, source, alternator_target(alternator_clean), [big, small],
+                          scan={"page_size": 50, "segments": 1}, write={"concurrency": 1, "max_items_per_batch": 25},
+                          checkpoint_interval_seconds=1)
+    alternator_clean.front.set_faults(slow=1.0, slow_seconds=0.15, ops=["BatchWriteItem"])
+    try:
+        code, stdout, terminal = run_on_terminal("migrate", "--config", str(config), cwd=tmp_path, columns=COLUMNS)
+    finally:
+        alternator_clean.front.set_faults()
+
+    assert code == 0, terminal
+    assert terminal.count("\x1b[3A") >= 3  # redrawn in place: up over the header and two table lines
+    lines = _drawn_lines(terminal)
+    assert all(len(line) < COLUMNS for line in lines)  # cut to the terminal's width: nothing wraps
+    live = [line for line in lines if line.startswith(f"  {big}: ") and "ETA" in line]
+    assert live, lines
+    assert all(re.fullmatch(rf"  {big}: [\d,]+ of ~600 items \(\d+%\), [\d,]+ items/s, ETA ~\d+ s, segments 0/1",
+                            line) for line in live), live
+    assert any(re.fullmatch(rf"  {small}: 200 of ~200 items \(100%\), done after [\d.]+ s, segments 1/1", line)
+               for line in lines), lines
+    # The last block shows what the summary shows.
+    end = _drawn_lines(terminal.rsplit("] done\n", 1)[1])
+    for table, count in ((big, 600), (small, 200)):
+        row = _summary_row(stdout, table)  # table target read written retried dead-lettered MB seconds items/s
+        assert row[3] == f"{count:,}"
+        assert f"  {table}: {count:,} items in {row[7]} s, {row[8]} items/s, segments 1/1" in end
+
+
+@pytest.mark.integration
+def test_without_a_terminal_progress_is_a_block_and_a_resumed_run_says_what_was_copied_before(
+        dynamodb_local, alternator_clean, tmp_path):
+    source = dynamodb_local.endpoint
+    table = unique("progress_resumed")
+    seed.seed_all_types(source, table, count=600)
+    config = write_config(tmp_path, source, alternator_target(alternator_clean), [table],
+                          scan={"page_size": 50, "segments": 2}, write={"concurrency": 1, "max_items_per_batch": 25},
+                          checkpoint_interval_seconds=1)
+    alternator_clean.front.set_faults(slow=1.0, slow_seconds=0.2, ops=["BatchWriteItem"])
+    try:
+        process = start_script("migrate", "--config", str(config), cwd=tmp_path)
+        interrupt(process, lambda: items_copied(tmp_path / "checkpoints", table) > 0, sig=signal.SIGKILL)
+    finally:
+        alternator_clean.front.set_faults()
+    before = bulk_checkpoints.progress(str(tmp_path / "checkpoints"), table)
+    assert 0 < before.items < 600
+
+    resumed = run_script("migrate", "--config", str(config), "--resume", cwd=tmp_path)
+
+    assert resumed.returncode == 0, resumed.stderr
+    lines = resumed.stderr.splitlines()
+    assert (f"{table}: resuming; {before.items:,} items were copied before this run "
+            f"({before.segments_done} of 2 segments done)") in lines
+    assert "\x1b[" not in resumed.stderr  # no terminal: no cursor movement
+    row = _summary_row(resumed.stdout, table)
+    assert row[3] == f"{600 - before.items:,}"
+    assert lines[-1] == f"  {table}: {600 - before.items:,} items in {row[7]} s, {row[8]} items/s, segments 2/2"
+    assert re.fullmatch(r"\[ *[\d.]+s\] done", lines[-2])
+
+
+@pytest.mark.integration
+def test_validate_shows_the_progress_of_its_scans(dynamodb_local, alternator_clean, tmp_path):
+    source = dynamodb_local.endpoint
+    table = unique("progress_validated")
+    seed.seed_all_types(source, table, count=300)
+    config = write_config(tmp_path, source, alternator_target(alternator_clean), [table],
+                          scan={"page_size": 50, "segments": 2})
+    assert run_cli("migrate", "--config", str(config), "--no-progress").exit_code == 0
+
+    code, stdout, terminal = run_on_terminal("validate", "--config", str(config), cwd=tmp_path, columns=COLUMNS)
+
+    assert code == 0, terminal
+    assert "result: every table matches" in stdout
+    assert "] scanning\n" in terminal and terminal.count("\x1b[3A") >= 1
+    end = _drawn_lines(terminal.rsplit("] scanned\n", 1)[1])
+    assert re.fullmatch(rf"  {table} \(source\): 300 items in [\d.]+ s, [\d,]+ items/s, segments 2/2", end[0]), end
+    assert re.fullmatch(rf"  {table} \(target\): 300 items in [\d.]+ s, [\d,]+ items/s, segments 2/2", end[1]), end
+    assert not list((tmp_path / "checkpoints" / "validate").glob("run-*/scanned"))  # its notes are gone
