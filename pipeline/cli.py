@@ -7,6 +7,7 @@ turns errors into messages and exit codes.
 from __future__ import annotations
 
 import _thread
+import json
 import logging
 import os
 import re
@@ -19,7 +20,7 @@ import click
 from botocore.exceptions import BotoCoreError
 
 from pipeline import (bulk, capture as capturing, dry_run as dry_runs, exports, parquet_export, repair,
-                      replicate as replication, report, rollback, runner, tables)
+                      replicate as replication, report, rollback, runner, status as statuses, storage, tables)
 from pipeline.config import ConfigError, RunConfig, load_config, select_tables
 from pipeline.logs import RUN_LOG
 from pipeline.metrics_server import RunMetrics, serve_metrics
@@ -80,13 +81,17 @@ def _failure_summary(exc: BaseException) -> str:
     return f"the run failed{f' in step {steps[-1]!r}' if steps else ''}: {root}"
 
 
+def _read_config(config_path: str) -> RunConfig:
+    """The config, with only the tables of `--tables` where it is given."""
+    config = load_config(config_path)
+    chosen = click.get_current_context().meta.get(_TABLES_KEY)
+    return config if chosen is None else select_tables(config, chosen)
+
+
 def _load(config_path: str, command: str, beam_args=()) -> RunConfig:
     """The run's config, its Beam options checked; from here on the runner's own log lines go
     to the run's log file."""
-    config = load_config(config_path)
-    chosen = click.get_current_context().meta.get(_TABLES_KEY)
-    if chosen is not None:
-        config = select_tables(config, chosen)
+    config = _read_config(config_path)
     runner.check_options(config, beam_args)
     RUN_LOG.to_folder(config.checkpoint_dir, command)
     for side, spec in (("source", config.source), ("target", config.target)):
@@ -486,6 +491,28 @@ def _validate(config_path, report_path, sample_rate, recheck_seconds, max_exampl
         report.write_json(report_path, report.validation_json(result))
         click.echo(f"report written to {report_path}")
     return ExitCode.OK if result.equal else ExitCode.INCOMPLETE
+
+
+@main.command()
+@config_option
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people, json for scripts.")
+def status(config_path: str, output: str) -> None:
+    """Show where every table stands, from the checkpoints and dead letters alone.
+
+    Reads only checkpoint_dir and dead_letter_dir (a folder, s3:// or gs://), never the
+    source or the target: it works from any machine that can read them, during a run or
+    after it. Exit 0, or 1 when a table has unresolved dead letters or a stopped shard.
+    """
+    _run(lambda: _status(config_path, output), interrupted="nothing was changed")
+
+
+def _status(config_path: str, output: str) -> ExitCode:
+    config = _read_config(config_path)  # no run log: it only reads, and may run every minute
+    storage.open_storage(config, runner.pipeline_options(config, ()))
+    found = statuses.read_status(config)
+    click.echo(json.dumps(found, indent=2) if output == "json" else statuses.status_text(found))
+    return ExitCode.INCOMPLETE if statuses.needs_attention(found) else ExitCode.OK
 
 
 @main.command("retry-dead-letter")
