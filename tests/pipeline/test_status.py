@@ -139,14 +139,3 @@ def test_dead_letters_and_a_stopped_shard_make_status_exit_1(dynamodb_local, alt
     at = lines.index(f"{table} -> {table}")
     assert lines[at + 2:at + 4] == [f"  stopped (exit 3): {table}: shard s-1 was trimmed before it was read",
                                     "  dead letters: 40 unresolved of 40 (see `retry-dead-letter`)"]
-
-
-def test_an_unknown_table_is_exit_2_with_the_closest_name(tmp_path):
-    config = write_config(tmp_path, NOWHERE, {"endpoint": NOWHERE}, ["Orders", "Customers"])
-
-    completed = run_script("status", "--config", str(config), "--tables", "Order,Customers", cwd=tmp_path, timeout=60)
-
-    assert completed.returncode == 2
-    assert completed.stderr.splitlines() == ["error: --tables: the config has no source table Order; did you mean "
-                                             "Orders?"]
-    assert completed.stdout == ""
