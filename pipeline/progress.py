@@ -51,6 +51,15 @@ def duration_text(seconds: float) -> str:
     return f"{seconds / 3600:,.1f} h"
 
 
+def items_of_expected(items: int, expected: int | None, exact: bool, finished: bool) -> str:
+    """"412,000 of ~1,000,000 items (41%)": never 100% before the last segment is done (an
+    estimate can be low), and `~` where the total is DescribeTable's estimate."""
+    if not expected:
+        return f"{items:,} items"
+    share = 100 if finished else min(99, 100 * items // expected)
+    return f"{items:,} of {'' if exact else '~'}{expected:,} items ({share}%)"
+
+
 @dataclass(frozen=True)
 class Tracked:
     """One line of progress: the checkpoints of `table` under `checkpoint_dir`, and the items
@@ -180,13 +189,7 @@ class ProgressWatcher:
         state = self._latest[row.label]
         then, before = self._samples[row.label][0]
         rate = (state.items - before) / (now - then) if now > then else 0.0
-        text = f"  {row.label}: {state.items:,}"
-        if row.expected_items:
-            text += f" of {'' if row.exact else '~'}{row.expected_items:,} items"
-            share = 100 if state.finished else min(99, 100 * state.items // row.expected_items)
-            text += f" ({share}%)"
-        else:
-            text += " items"
+        text = f"  {row.label}: {items_of_expected(state.items, row.expected_items, row.exact, state.finished)}"
         if self.items_before(row.label):
             text += f" ({self.items_before(row.label):,} before this run)"
         if row.label in self._finished:

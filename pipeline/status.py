@@ -21,7 +21,7 @@ import time
 from datetime import datetime, timezone
 
 from pipeline.config import RunConfig
-from pipeline.progress import duration_text
+from pipeline.progress import duration_text, items_of_expected
 from transforms.state import bulk_checkpoints, change_spool, stream_checkpoints
 from transforms.state.dead_letters import letters_by_table
 
@@ -104,13 +104,7 @@ def _utc(epoch: float) -> str:
 
 
 def _copy_line(copy: dict, now: float) -> str:
-    items = f"{copy['items']:,}"
-    if copy["expected_items"]:
-        share = 100 if copy["finished"] else min(99, 100 * copy["items"] // copy["expected_items"])
-        items += f" of {'' if copy['expected_exact'] else '~'}{copy['expected_items']:,}"
-        items += f" items ({share}%)"
-    else:
-        items += " items"
+    items = items_of_expected(copy["items"], copy["expected_items"], copy["expected_exact"], copy["finished"])
     line = (f"  copy: {'finished' if copy['finished'] else 'not finished'}, {copy['segments_done']:,}/"
             f"{copy['segments_total']:,} segments, {items}")
     if copy["items_per_second"] is not None:
