@@ -21,7 +21,7 @@ from apache_beam.options.pipeline_options import StandardOptions
 from pipeline import exports
 from pipeline.config import RunConfig
 from pipeline.metrics_server import RunMetrics
-from pipeline.progress import ProgressWatcher
+from pipeline.progress import Polled, ProgressWatcher, Tracked
 from pipeline.runner import pipeline_options, run_pipeline
 from pipeline.tables import TablePlan
 from transforms.errors import MigrateError
@@ -36,7 +36,7 @@ from transforms.write import WriteTables
 log = logging.getLogger(__name__)
 
 FIGURES = ("items_read", "items_written", "write_retries", "read_retries", "items_dead_lettered",
-           "bytes_read", "checkpoint_writes", "items_expired")
+           "bytes_read", "bytes_written", "checkpoint_writes", "items_expired")
 
 
 @dataclass
@@ -102,15 +102,26 @@ def segment_specs(config: RunConfig, plans: Sequence[TablePlan], resume: bool
                 log.info("%s: no checkpoint found, copying it from the start", table)
             bulk_checkpoints.start_fresh(config.checkpoint_dir, table, total)
             points = [bulk_checkpoints.SegmentResume(s, 0, None, False) for s in range(total)]
+            before = 0
         else:
             points = [p for p in bulk_checkpoints.resume_points(config.checkpoint_dir, table, recorded) if not p.done]
             log.info("%s: resuming, %d of %d segments left", table, len(points), recorded)
             total = recorded
+            before = bulk_checkpoints.progress(config.checkpoint_dir, table).items
+        expected, exact = expected_items(plan)
+        bulk_checkpoints.note_run(config.checkpoint_dir, table, bulk_checkpoints.RunNote(
+            time.time(), before, expected, exact))
         if plan.exports is not None:
             specs.extend(exports.file_specs(plan, points, total))
         else:
             specs.extend(SegmentSpec(table, p.segment, total, p.start_key, p.pages_done) for p in points)
     return specs
+
+
+def expected_items(plan: TablePlan) -> tuple[int, bool]:
+    """The items a table's copy should reach, and whether that is exact: an export's manifest
+    counts them, DescribeTable's ItemCount (refreshed about every 6 hours) estimates them."""
+    return plan.item_count, plan.exports is not None
 
 
 def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePlan],
@@ -163,19 +174,22 @@ def _figures_from_files(copied: int, dead_lettered: int) -> dict[str, int | None
 
 
 def _metrics_updater(config: RunConfig, plans: Sequence[TablePlan], metrics: RunMetrics):
-    """What a progress poll tells the metrics: items done by the checkpoints, less the dead
-    letters so far (this run's folder, listed at each poll only when metrics are served)."""
-    def update(copied: dict[str, int]) -> None:
+    """What a progress poll tells the metrics: items and bytes done by the checkpoints (less the
+    dead letters so far, for items written: this run's folder, listed at each poll only when
+    metrics are kept), and segments done."""
+    def update(polled: dict[str, Polled]) -> None:
         dead = count_dead_letters(config.dead_letter_dir)
         for plan in plans:
-            lettered = dead.get(plan.spec.target, 0)
-            metrics.set(plan.spec.source, items_written=max(copied[plan.spec.source] - lettered, 0),
-                        dead_letters=lettered)
+            lettered, figures = dead.get(plan.spec.target, 0), polled[plan.spec.source]
+            metrics.set(plan.spec.source, items_read=figures.items, bytes_read=figures.bytes,
+                        items_written=max(figures.items - lettered, 0), dead_letters=lettered,
+                        segments_done=figures.segments_done, segments_total=figures.segments_total)
     return update
 
 
 def _final_metrics(metrics: RunMetrics, tables: Sequence[TableResult]) -> None:
-    figures = {"items_written": "items_written", "write_retries": "write_retries",
+    figures = {"items_read": "items_read", "bytes_read": "bytes_read", "bytes_written": "bytes_written",
+               "items_written": "items_written", "write_retries": "write_retries",
                "dead_letters": "items_dead_lettered"}
     for table in tables:
         metrics.set(table.table, **{name: table.figures[figure] for name, figure in figures.items()
@@ -194,8 +208,11 @@ def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, bea
     options = pipeline_options(config, beam_args)
     # The snapshot is a batch job even where `streaming` is set for replication's --follow.
     options.view_as(StandardOptions).streaming = False
-    watcher = ProgressWatcher(config.checkpoint_dir, {plan.spec.source: plan for plan in plans},
-                              enabled=show_progress, annotate=annotate,
+    if run_metrics is not None:
+        run_metrics.add_tables({plan.spec.source: plan.spec.target for plan in plans})
+    watcher = ProgressWatcher([Tracked(plan.spec.source, config.checkpoint_dir, plan.spec.source, *expected_items(plan))
+                               for plan in plans],
+                              enabled=show_progress, annotate=annotate, window=2 * config.checkpoint_interval_seconds,
                               on_poll=_metrics_updater(config, plans, run_metrics) if run_metrics else None)
     started = time.monotonic()
     metrics: dict[str, dict[str, int]] | None = {}
@@ -213,7 +230,7 @@ def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, bea
             metrics = _sum_figures(metrics, run_pipeline(p))
             exports.record_applied(config.checkpoint_dir, plans)
     except BaseException:
-        watcher.stop(show=False)  # an interrupted or failed run ends on its own line, not on a "done"
+        watcher.stop()  # an interrupted or failed run ends on its own line, not on a progress block
         raise
     watcher.stop()
     duration = time.monotonic() - started
@@ -224,6 +241,7 @@ def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, bea
                           _figures_from_files(watcher.copied(plan.spec.source), dead_letters.get(plan.spec.target, 0)),
                           watcher.finished_after(plan.spec.source, default=duration))
               for plan in plans]
+    watcher.show_end("done", {t.table: (t.figures["items_written"], t.duration_seconds) for t in tables})
     if run_metrics is not None:
         _final_metrics(run_metrics, tables)
     return RunResult(tables, duration, dead_letters, config.dead_letter_dir)

@@ -22,7 +22,7 @@ from typing import Callable
 import click
 from botocore.exceptions import BotoCoreError
 
-from pipeline.config import ConfigError, RunConfig, load_config
+from pipeline.config import ConfigError, RunConfig, load_config, select_tables
 from pipeline.logs import RUN_LOG
 from transforms.errors import ExitCode, MigrateError
 
@@ -79,12 +79,19 @@ def _failure_summary(exc: BaseException) -> str:
     return f"the run failed{f' in step {steps[-1]!r}' if steps else ''}: {root}"
 
 
+def _read_config(config_path: str) -> RunConfig:
+    """The config, with only the tables of `--tables` where it is given."""
+    config = load_config(config_path)
+    chosen = click.get_current_context().meta.get(_TABLES_KEY)
+    return config if chosen is None else select_tables(config, chosen)
+
+
 def _load(config_path: str, command: str, beam_args=()) -> RunConfig:
     """The run's config, its Beam options checked; from here on the runner's own log lines go
     to the run's log file."""
     from pipeline import runner  # noqa: PLC0415 - see the module docstring
 
-    config = load_config(config_path)
+    config = _read_config(config_path)
     runner.check_options(config, beam_args)
     RUN_LOG.to_folder(config.checkpoint_dir, command)
     for side, spec in (("source", config.source), ("target", config.target)):
@@ -100,8 +107,20 @@ def _check_report_path(path: str | None) -> None:
         raise ConfigError(f"--report {path}: the folder {os.path.dirname(os.path.abspath(path))} does not exist")
 
 
-config_option = click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
-                             help="YAML run config (see configs/local.yaml).")
+_TABLES_KEY = "alternator_migrate.tables"
+
+
+def _remember_tables(ctx: click.Context, _param, value: str | None) -> None:
+    ctx.meta[_TABLES_KEY] = value
+
+
+def config_option(command):
+    """--config, and --tables to run the command on some of its tables (applied by `_load`,
+    so every command that takes a config takes it, with no parameter of its own)."""
+    command = click.option("--tables", metavar="A,B", expose_value=False, callback=_remember_tables,
+                           help="Only these tables of the config (source names, comma-separated).")(command)
+    return click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+                        help="YAML run config (see configs/local.yaml).")(command)
 
 
 def _verbose_after_the_command(_ctx, _param, verbose: bool) -> None:
@@ -220,8 +239,20 @@ def _replication_options(command):
     return click.option("--follow", is_flag=True, help="Keep replicating until interrupted (Ctrl-C).")(command)
 
 
+_METRICS_FILE_KEY = "alternator_migrate.metrics_file"
+
+
+def _remember_metrics_file(ctx: click.Context, _param, value: str | None) -> None:
+    ctx.meta[_METRICS_FILE_KEY] = value
+
+
 def _metrics_options(command):
-    """--metrics-port / --metrics-host, shared by migrate, replicate and validate."""
+    """--metrics-port / --metrics-host / --metrics-file, shared by migrate, replicate and validate
+    (--metrics-file is read by `_serving`)."""
+    command = click.option("--metrics-file", type=click.Path(dir_okay=False), expose_value=False,
+                           callback=_remember_metrics_file,
+                           help="When the command ends, write its final metrics here (node-exporter textfile "
+                                "collector format: name it *.prom in the collector's folder).")(command)
     command = click.option("--metrics-host", default="127.0.0.1", show_default=True,
                            help="With --metrics-port: the address to serve on.")(command)
     return click.option("--metrics-port", type=click.IntRange(1, 65535),
@@ -243,13 +274,15 @@ def _goes_with(option: str, needed: str, present: bool) -> None:
 
 
 def _serving(host: str, port: int | None, body: Callable[..., ExitCode | None]) -> ExitCode | None:
-    """Run a command body with its metrics served (the port is bound first: in use = exit 2)."""
+    """Run a command body with its metrics served (the port is bound first: in use = exit 2) and
+    written to --metrics-file at its end."""
     _goes_with("--metrics-host", "--metrics-port", port is not None)
-    if port is None:
+    textfile = click.get_current_context().meta.get(_METRICS_FILE_KEY)
+    if port is None and textfile is None:
         return body(None)
     from pipeline.metrics_server import serve_metrics  # noqa: PLC0415
 
-    with serve_metrics(host, port) as metrics:
+    with serve_metrics(host, port, textfile=textfile) as metrics:
         code = body(metrics)
         if metrics is not None and code not in (None, ExitCode.OK, ExitCode.INCOMPLETE):
             metrics.fail(f"the run ended with exit code {int(code)}")
@@ -473,11 +506,12 @@ def _export(config_path: str, to: str, from_target: bool, beam_args) -> None:
               help="Example keys shown per table and kind.")
 @click.option("--repair", is_flag=True, help="Write the source version of every differing key, then validate again.")
 @click.option("--yes", is_flag=True, help="Confirm --repair.")
+@click.option("--no-progress", is_flag=True, help="Do not print the scans' live progress.")
 @_metrics_options
 @dry_run_option
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
-def validate(config_path, report_path, sample_rate, recheck_seconds, max_examples, repair, yes, metrics_port,
-             metrics_host, dry_run, beam_args) -> None:
+def validate(config_path, report_path, sample_rate, recheck_seconds, max_examples, repair, yes, no_progress,
+             metrics_port, metrics_host, dry_run, beam_args) -> None:
     """Check that the target equals the source, both ways.
 
     Finds items missing from the target, extra in the target, and different (with the
@@ -486,12 +520,12 @@ def validate(config_path, report_path, sample_rate, recheck_seconds, max_example
     """
     _run(lambda: _serving(metrics_host, metrics_port, lambda metrics: _validate(
             config_path, report_path, sample_rate, recheck_seconds, max_examples, repair, yes, dry_run, beam_args,
-            metrics)),
+            metrics, show_progress=not no_progress)),
          interrupted=f"no verdict; run `alternator-migrate validate --config {config_path}` again")
 
 
 def _validate(config_path, report_path, sample_rate, recheck_seconds, max_examples, repair_target, yes,
-              dry_run, beam_args, metrics=None) -> ExitCode:
+              dry_run, beam_args, metrics=None, show_progress=True) -> ExitCode:
     if repair_target and sample_rate is not None:
         raise click.UsageError("--repair needs a full comparison; drop --sample-rate")
     _goes_with("--yes", "--repair", repair_target)
@@ -509,10 +543,16 @@ def _validate(config_path, report_path, sample_rate, recheck_seconds, max_exampl
     config = runner.prepare(config, beam_args)
     plans = tables.plan_tables(config, create=False, check_target=True)
 
+    if metrics is not None:
+        metrics.add_tables({plan.spec.source: plan.spec.target for plan in plans})
+
     def validate_once():
         result = run_validate(config, plans, sample_rate=sample_rate, recheck_seconds=recheck_seconds,
-                              max_examples=max_examples, beam_args=beam_args)
+                              max_examples=max_examples, beam_args=beam_args, show_progress=show_progress)
         click.echo(report.validation_table(result))
+        if metrics is not None:
+            for name, table in result.tables.items():
+                metrics.set_findings(name, table.counts)
         return result
 
     result = validate_once()
@@ -527,6 +567,30 @@ def _validate(config_path, report_path, sample_rate, recheck_seconds, max_exampl
         report.write_json(report_path, report.validation_json(result))
         click.echo(f"report written to {report_path}")
     return ExitCode.OK if result.equal else ExitCode.INCOMPLETE
+
+
+@main.command()
+@config_option
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people, json for scripts.")
+def status(config_path: str, output: str) -> None:
+    """Show where every table stands, from the checkpoints and dead letters alone.
+
+    Reads only checkpoint_dir and dead_letter_dir (a folder, s3:// or gs://), never the
+    source or the target: it works from any machine that can read them, during a run or
+    after it. Exit 0, or 1 when a table has unresolved dead letters or a stopped shard.
+    """
+    _run(lambda: _status(config_path, output), interrupted="nothing was changed")
+
+
+def _status(config_path: str, output: str) -> ExitCode:
+    config = _read_config(config_path)  # no run log: it only reads, and may run every minute
+    from pipeline import runner, status as statuses, storage  # noqa: PLC0415 - see the module docstring
+
+    storage.open_storage(config, runner.pipeline_options(config, ()))
+    found = statuses.read_status(config)
+    click.echo(json.dumps(found, indent=2) if output == "json" else statuses.status_text(found))
+    return ExitCode.INCOMPLETE if statuses.needs_attention(found) else ExitCode.OK
 
 
 @main.command("retry-dead-letter")

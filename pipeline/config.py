@@ -7,10 +7,11 @@ exit code 2.
 """
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -399,6 +400,22 @@ def parse_config(raw: Any, *, base_dir: Path | None = None) -> RunConfig:
     top.done()
     return RunConfig(source, target, tables, scan, write, checkpoint_dir, dead_letter_dir, dict(options),
                      float(checkpoint_interval))
+
+
+def select_tables(config: RunConfig, names: str) -> RunConfig:
+    """The config with only the tables named in `names` (source names, comma-separated: the
+    `--tables` option), in the config's order; a name the config does not list is a
+    `ConfigError` with the closest listed one."""
+    chosen = [name.strip() for name in names.split(",") if name.strip()]
+    if not chosen:
+        raise ConfigError("--tables needs one or more source table names of the config, comma-separated")
+    listed = [spec.source for spec in config.tables]
+    for name in chosen:
+        if name not in listed:
+            close = difflib.get_close_matches(name, listed, n=1)
+            hint = f"; did you mean {close[0]}?" if close else f" (it lists {', '.join(listed)})"
+            raise ConfigError(f"--tables: the config has no source table {name}{hint}")
+    return replace(config, tables=tuple(spec for spec in config.tables if spec.source in chosen))
 
 
 def _local_or_uri(path: str, base_dir: Path | None) -> str:

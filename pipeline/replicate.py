@@ -141,6 +141,8 @@ def replicate(config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[S
     the capture of the tables whose snapshot was just copied (or is copied): its spool is
     applied first, then replication goes on from where it got to."""
     config = dataclasses.replace(config, dead_letter_dir=run_folder(config.dead_letter_dir))
+    if metrics is not None:
+        metrics.add_tables({plan.spec.source: plan.spec.target for plan in plans})
     if capture is not None:
         capturing.drain(replication_settings(config, plans), capture.streams, capture, echo)
     options = check_options(config, beam_args)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from pipeline import exports
 from pipeline.config import RunConfig
+from pipeline.progress import per_second
 from pipeline.tables import TablePlan
 
 if TYPE_CHECKING:
@@ -28,7 +29,6 @@ def _count(value: int | None) -> str:
 
 def _row(table) -> dict[str, str]:
     figures = table.figures
-    seconds = max(table.duration_seconds, 1e-9)
     return {
         "table": table.table, "target": table.target,
         "items_read": _count(figures["items_read"]), "items_written": _count(figures["items_written"]),
@@ -36,7 +36,7 @@ def _row(table) -> dict[str, str]:
         "items_dead_lettered": _count(figures["items_dead_lettered"]),
         "bytes_read": "-" if figures["bytes_read"] is None else f"{figures['bytes_read'] / 1e6:,.1f}",
         "duration": f"{table.duration_seconds:,.1f}",
-        "rate": f"{figures['items_written'] / seconds:,.0f}",
+        "rate": f"{per_second(figures['items_written'], table.duration_seconds):,.0f}",
     }
 
 
@@ -233,6 +233,8 @@ def plan_json(plans: list[TablePlan], config: RunConfig, samples: dict[str, Chan
         if samples is None:
             return None
         sample = samples.get(table)
+        if isinstance(sample, str):  # the stream could not be read
+            return {"stream": True, "error": sample, "changes_per_second": None, "bytes_per_change": None}
         return {"stream": sample is not None,
                 "changes_per_second": None if sample is None else round(sample.per_second, 3),
                 "bytes_per_change": None if sample is None else sample.bytes_per_change}

@@ -23,12 +23,14 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.config import RunConfig
+from pipeline.progress import ProgressWatcher, Tracked
 from pipeline.runner import pipeline_options, run_pipeline, runs_locally
 from pipeline.tables import TablePlan, TableStepError
 from transforms.compare import KINDS, CompareTables, SampleTables
 from transforms.findings import COUNTS_PATTERN, FINDINGS_PATTERN, WriteFindings
 from transforms.scan import ScanTables, SegmentSpec
-from transforms.state.files import matching, read_json, write_json
+from transforms.state import bulk_checkpoints
+from transforms.state.files import delete_tree, matching, read_json, write_json
 from transforms.state.storage import StorageOptions
 
 log = logging.getLogger(__name__)
@@ -74,24 +76,61 @@ def side_segments(plans: Sequence[TablePlan], side: str) -> list[SegmentSpec]:
             for plan in plans for s in range(plan.segments)]
 
 
+class _NoteScannedFn(beam.DoFn):
+    """Records each page scanned under `progress_dir` (in the bulk checkpoints' format, so
+    `ProgressWatcher` shows a validation's progress on every runner), and hands it on."""
+
+    def __init__(self, progress_dir: str, interval_seconds: float, storage: StorageOptions):
+        self._dir = progress_dir
+        self._interval = interval_seconds
+        self._storage = storage
+
+    def setup(self):
+        self._storage.install()
+
+    def start_bundle(self):
+        self._recorder = bulk_checkpoints.PageRecorder(self._dir, self._interval)
+
+    def process(self, page):
+        self._recorder.page_done(page.table, page.segment, page.index, page.start_key, page.next_key,
+                                 page.batch.num_rows, page.batch.nbytes)
+        yield page
+
+    def finish_bundle(self):
+        self._recorder.flush()
+
+
+def progress_dir(findings_dir: str, side: str) -> str:
+    """Where a validation records the pages it scanned of one side (`source`, `target`)."""
+    return FileSystems.join(findings_dir, "scanned", side)
+
+
 def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePlan], findings_dir: str, *,
                    sample_rate: float | None, recheck_seconds: float, spill_dir: str | None = None) -> None:
     pairs = {plan.spec.source: plan.pair for plan in plans}
     scan = config.scan_settings()
-    source_pages = p | "ScanSource" >> ScanTables(config.source, side_segments(plans, "source"), scan,
-                                                  counter_side="source:")
+    storage = StorageOptions.of(p.options)
+
+    def note(side: str) -> beam.ParDo:
+        return beam.ParDo(_NoteScannedFn(progress_dir(findings_dir, side), config.checkpoint_interval_seconds,
+                                         storage))
+
+    source_pages = (p | "ScanSource" >> ScanTables(config.source, side_segments(plans, "source"), scan,
+                                                   counter_side="source:")
+                    | "NoteSourceScanned" >> note("source"))
     if sample_rate is not None:
         findings = source_pages | "Sample" >> SampleTables(
             config.source, config.target, pairs, rate=sample_rate, recheck_seconds=recheck_seconds,
             read_attempts=scan.max_attempts)
     else:
-        target_pages = p | "ScanTarget" >> ScanTables(config.target, side_segments(plans, "target"), scan,
-                                                      counter_side="target:")
+        target_pages = (p | "ScanTarget" >> ScanTables(config.target, side_segments(plans, "target"), scan,
+                                                       counter_side="target:")
+                        | "NoteTargetScanned" >> note("target"))
         buckets = bucket_counts(plans, ITEMS_PER_SPILLED_BUCKET if spill_dir else ITEMS_PER_BUCKET)
         findings = (source_pages, target_pages) | "Compare" >> CompareTables(
             config.source, config.target, pairs, buckets, recheck_seconds=recheck_seconds,
             read_attempts=scan.max_attempts, spill_dir=spill_dir)
-    _ = findings | "WriteFindings" >> WriteFindings(findings_dir, storage=StorageOptions.of(p.options))
+    _ = findings | "WriteFindings" >> WriteFindings(findings_dir, storage=storage)
 
 
 def read_findings(findings_dir: str) -> Iterator[dict]:
@@ -135,11 +174,26 @@ def _spill_dir(findings_dir: str) -> str:
     return tempfile.mkdtemp(prefix="alternator-migrate-spill-")
 
 
+def _watch_scans(config: RunConfig, plans: Sequence[TablePlan], findings_dir: str, sides: Sequence[str],
+                 show_progress: bool) -> ProgressWatcher:
+    """Progress of the scans, a line per table and side, from what `_NoteScannedFn` records."""
+    tracked = []
+    for side in sides:
+        folder = progress_dir(findings_dir, side)
+        for plan in plans:
+            table = plan.spec.source if side == "source" else plan.spec.target
+            bulk_checkpoints.start_fresh(folder, table, plan.segments)
+            tracked.append(Tracked(f"{table} ({side})", folder, table, plan.item_count))  # the source's count
+    return ProgressWatcher(tracked, enabled=show_progress, doing="scanning",
+                           window=2 * config.checkpoint_interval_seconds)
+
+
 def run_validate(config: RunConfig, plans: Sequence[TablePlan], *, sample_rate: float | None = None,
                  recheck_seconds: float = 0.0, max_examples: int = 20, beam_args: Sequence[str] = (),
-                 spill: bool | None = None) -> ValidationResult:
+                 spill: bool | None = None, show_progress: bool = True) -> ValidationResult:
     """Validate the planned tables. `spill`: group digests through local files (default: on
-    local runners, whose CoGroupByKey is held in memory) or with CoGroupByKey."""
+    local runners, whose CoGroupByKey is held in memory) or with CoGroupByKey;
+    `show_progress`: the scans' progress on stderr."""
     missing = [plan.spec.target for plan in plans if not plan.target_exists]
     if missing:
         raise TableStepError(f"target table {missing[0]} does not exist at {config.target.describe()}; "
@@ -158,11 +212,21 @@ def run_validate(config: RunConfig, plans: Sequence[TablePlan], *, sample_rate: 
     p = beam.Pipeline(options=options)
     build_pipeline(p, config, plans, findings_dir, sample_rate=sample_rate, recheck_seconds=recheck_seconds,
                    spill_dir=spill_dir)
+    watcher = _watch_scans(config, plans, findings_dir, ("source",) if sample_rate is not None else
+                           ("source", "target"), show_progress)
+    watcher.start()
     try:
         run_pipeline(p)
+    except BaseException:
+        watcher.stop()
+        watcher.show_end("stopped")
+        raise
     finally:
         if spill_dir is not None:
             shutil.rmtree(spill_dir, ignore_errors=True)
+    watcher.stop()
+    watcher.show_end("scanned")
+    delete_tree(FileSystems.join(findings_dir, "scanned"), depth=4)
     counts = _read_counts(findings_dir, names)
     examples = _examples(findings_dir, names, max_examples, counts)
     if sample_rate is not None:  # the target is not scanned

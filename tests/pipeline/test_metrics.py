@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import socket
 import time
+from pathlib import Path
 import urllib.error
 import urllib.request
 
@@ -13,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.metrics_server import serve_metrics
 from tests.support import seed
-from tests.support.cli_runs import alternator_target, run_cli, start_script, unique, write_config
+from tests.support.cli_runs import alternator_target, run_cli, run_script, start_script, unique, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -119,6 +120,10 @@ def test_a_bulk_copy_serves_items_written_as_it_goes(dynamodb_local, alternator_
 
     assert process.returncode == 0, err
     assert partial[("alternator_migrate_dead_letters_total", table)] == 0
+    assert partial[("alternator_migrate_items_read_total", table)] >= partial[
+        ("alternator_migrate_items_written_total", table)]
+    assert partial[("alternator_migrate_segments_total", table)] == 1
+    assert partial[("alternator_migrate_segments_done", table)] == 0
     assert len(seed.scan_all(alternator_clean.url, table)) == 600
 
 
@@ -153,3 +158,68 @@ def test_healthz_turns_503_once_the_run_failed():
     assert figures[("alternator_migrate_changes_applied_total", "t")] == 5
     assert ("alternator_migrate_replication_lag_seconds", "t") not in figures  # unknown: no sample
     assert missing[0] == 404
+
+
+def _textfile(path: Path) -> dict[tuple[str, str, str], float]:
+    """(sample name, table label, kind label) -> value of a node-exporter textfile, parsed with
+    prometheus_client's own parser; the target label is checked to be the same for every table."""
+    samples = {}
+    for family in text_string_to_metric_families(path.read_text()):
+        for sample in family.samples:
+            samples[(sample.name, sample.labels.get("table", ""), sample.labels.get("kind", ""))] = sample.value
+            if "target" in sample.labels:
+                samples[("target of", sample.labels["table"], "")] = sample.labels["target"]
+    return samples
+
+
+def test_a_batch_run_writes_its_final_figures_to_the_metrics_file(dynamodb_local, alternator_clean, tmp_path):
+    source = dynamodb_local.endpoint
+    table = unique("textfile")
+    seed.seed_all_types(source, table, count=120)
+    config = write_config(tmp_path, source, alternator_target(alternator_clean),
+                          [{"source": table, "target": table + "_copy"}], scan={"segments": 2})
+    started = time.time()
+
+    migrated = run_script("migrate", "--config", str(config), "--metrics-file", str(tmp_path / "migrate.prom"),
+                          cwd=tmp_path)
+    client = seed.client_for(alternator_clean.url)
+    gone = seed.scan_all(alternator_clean.url, table + "_copy")[0]
+    client.delete_item(TableName=table + "_copy", Key={"pk": gone["pk"], "sk": gone["sk"]})
+    validated = run_script("validate", "--config", str(config), "--metrics-file", str(tmp_path / "validate.prom"),
+                           cwd=tmp_path)
+
+    assert migrated.returncode == 0, migrated.stderr
+    figures = _textfile(tmp_path / "migrate.prom")
+    assert figures[("target of", table, "")] == table + "_copy"
+    for name, value in (("items_read_total", 120), ("items_written_total", 120), ("dead_letters_total", 0),
+                        ("segments_done", 2), ("segments_total", 2)):
+        assert figures[("alternator_migrate_" + name, table, "")] == value, name
+    assert figures[("alternator_migrate_bytes_read_total", table, "")] > 0
+    assert figures[("alternator_migrate_bytes_written_total", table, "")] == figures[
+        ("alternator_migrate_bytes_read_total", table, "")]
+    assert figures[("alternator_migrate_build_info", "", "")] == 1
+    assert started <= figures[("alternator_migrate_start_time_seconds", "", "")] <= time.time()
+    assert figures[("alternator_migrate_healthy", "", "")] == 1
+    assert 'alternator_migrate_build_info{version="0.1.0"} 1.0' in (tmp_path / "migrate.prom").read_text()
+
+    assert validated.returncode == 1, validated.stderr
+    findings = _textfile(tmp_path / "validate.prom")
+    assert findings[("alternator_migrate_validation_items", table, "missing")] == 1
+    assert findings[("alternator_migrate_validation_items", table, "matched")] == 119
+    assert findings[("alternator_migrate_validation_items", table, "different")] == 0
+    assert findings[("alternator_migrate_healthy", "", "")] == 1  # differences are a verdict, not a failure
+
+
+def test_a_metrics_file_in_a_missing_folder_stops_the_run_before_it_starts(dynamodb_local, alternator_clean,
+                                                                           tmp_path):
+    table = unique("textfile_nowhere")
+    seed.seed_all_types(dynamodb_local.endpoint, table, count=10)
+    config = write_config(tmp_path, dynamodb_local.endpoint, alternator_target(alternator_clean), [table])
+    missing = tmp_path / "no-such-folder" / "run.prom"
+
+    completed = run_script("migrate", "--config", str(config), "--metrics-file", str(missing), cwd=tmp_path)
+
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines() == [f"error: --metrics-file {missing}: the folder {missing.parent} does not "
+                                             f"exist"]
+    assert table not in seed.client_for(alternator_clean.url).list_tables()["TableNames"]  # nothing started

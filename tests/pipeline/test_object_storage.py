@@ -73,13 +73,15 @@ def test_a_killed_copy_resumes_from_its_checkpoints(dynamodb_local, alternator_c
     result = run_cli("migrate", "--config", str(config), "--resume", "--report", str(tmp_path / "r.json"))
 
     assert result.exit_code == 0, result.output
-    read = json.loads((tmp_path / "r.json").read_text())["tables"][table]["read"]
+    figures = json.loads((tmp_path / "r.json").read_text())["tables"][table]
+    read = figures["read"]
     # Only what was not recorded is read again; pages in flight at the kill (recorded past
     # a gap) may be read twice.
     assert 1000 - recorded <= read < 1000
     assert seed.assert_same_items(source, alternator_clean.url, table) == 1000
-    # Progress, read from the store: the final line of the resumed run, and the checkpoints.
-    assert f"  {table}: 1,000 items, " in result.output and "segments 2/2" in result.output
+    # Progress, read from the store: what the resumed run found, its final line, and the checkpoints.
+    assert f"{table}: resuming; {recorded:,} items were copied before this run" in result.output
+    assert f"  {table}: {figures['written']:,} items in " in result.output and "segments 2/2" in result.output
     assert bulk_checkpoints.progress(store.checkpoint_dir, table) == bulk_checkpoints.TableProgress(2, 2, 1000)
 
 

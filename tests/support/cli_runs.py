@@ -103,3 +103,47 @@ def items_copied(checkpoint_dir: Path, table: str) -> int:
     """Items the checkpoints record as copied for a table (0 before the first)."""
     state = bulk_checkpoints.progress(str(checkpoint_dir), table)
     return state.items if state else 0
+
+
+def run_on_terminal(*args: str, cwd: Path, columns: int = 100, timeout: float = 300,
+                    env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Run the installed `alternator-migrate ARGS` with its stderr on a pseudo-terminal of
+    `columns` columns (Python's `pty`), as on a user's terminal; its stdout stays a pipe.
+    Returns (exit code, stdout, what the terminal received, with the terminal's CR LF as LF)."""
+    import fcntl  # noqa: PLC0415 - POSIX only, as the pseudo-terminal itself
+    import pty  # noqa: PLC0415
+    import select  # noqa: PLC0415
+    import struct  # noqa: PLC0415
+    import termios  # noqa: PLC0415
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    try:
+        process = subprocess.Popen([str(CONSOLE_SCRIPT), *args], env=script_env(env), cwd=cwd,
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=follower)
+    finally:
+        os.close(follower)
+    received = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:  # EIO: the terminal's last writer is gone
+                    break
+                if not chunk:
+                    break
+                received += chunk
+            elif process.poll() is not None:
+                break
+        else:
+            raise AssertionError(f"the run did not end in {timeout} s")
+        stdout = process.communicate(timeout=60)[0].decode()
+    finally:
+        os.close(leader)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return process.returncode, stdout, received.decode().replace("\r\n", "\n")

@@ -3,6 +3,10 @@
 Layout under `<checkpoint_dir>/bulk/<source table>/`:
 
     segments.json    {"total_segments": N}
+    run.json         {"started", "items_before", "expected_items", "exact"}: the latest run's
+                     start (epoch seconds), the items copied before it, and the items the
+                     copy should reach (DescribeTable's estimate, or an export's exact count),
+                     so `status` can tell progress and rate from any machine
     seg-000003-start-5f0c9e21d3a4b7e8-p00000000-00000012-n12000-b5321100.json   {"next_key": ...}
 
 Each `seg-` object records one range of a segment's pages as written (or dead-lettered):
@@ -31,15 +35,16 @@ import hashlib
 import json
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
 
 from transforms.items.ddb_json import decode_item, encode_item
-from transforms.state.files import delete, delete_tree, join, matching, read_json, write_json
+from transforms.state.files import delete, delete_tree, join, listing, read_json, write_json
 
-__all__ = ["START", "END", "RecordedRange", "SegmentResume", "TableProgress", "PageRecorder", "table_dir",
-           "start_fresh", "recorded_segments", "list_ranges", "progress", "resume_points", "key_digest"]
+__all__ = ["START", "END", "RecordedRange", "SegmentResume", "TableProgress", "RunNote", "PageRecorder", "table_dir",
+           "start_fresh", "recorded_segments", "note_run", "read_run", "list_ranges", "progress", "resume_points",
+           "key_digest"]
 
 START, END = "start", "end"
 _RANGE = re.compile(r"seg-(\d+)-(start|[0-9a-f]{16})-(end|[0-9a-f]{16})-p(\d+)-(\d+)-n(\d+)-b(\d+)\.json$")
@@ -88,6 +93,10 @@ class TableProgress:
     total_segments: int
     segments_done: int
     items: int
+    # Figures along with the position (equality is about how far the copy got): bytes of the
+    # items recorded, and when the newest checkpoint object was written (epoch seconds).
+    bytes: int = field(default=0, compare=False)
+    updated: float | None = field(default=None, compare=False)
 
     @property
     def finished(self) -> bool:
@@ -111,16 +120,38 @@ def recorded_segments(checkpoint_dir: str, table: str) -> int | None:
     return None if recorded is None else int(recorded["total_segments"])
 
 
-def _listing(checkpoint_dir: str, table: str) -> tuple[dict[str, RecordedRange], list[str]]:
-    """One listing of the table's state: range objects by path, and leftovers of killed writes."""
-    ranges, leftovers = {}, []
-    for path in matching(join(table_dir(checkpoint_dir, table), "seg-*")):
-        m = _RANGE.search(path.replace("\\", "/"))
+@dataclass(frozen=True)
+class RunNote:
+    """What the latest run of a table noted when it started (`run.json`)."""
+
+    started: float
+    items_before: int
+    expected_items: int | None = None
+    exact: bool = False
+
+
+def note_run(checkpoint_dir: str, table: str, note: RunNote) -> None:
+    write_json(join(table_dir(checkpoint_dir, table), "run.json"), asdict(note))
+
+
+def read_run(checkpoint_dir: str, table: str) -> RunNote | None:
+    found = read_json(join(table_dir(checkpoint_dir, table), "run.json"))
+    return None if found is None else RunNote(**found)
+
+
+def _listing(checkpoint_dir: str, table: str) -> tuple[dict[str, RecordedRange], list[str], float | None]:
+    """One listing of the table's state: range objects by path, leftovers of killed writes, and
+    when the newest range object was written (None: none is there)."""
+    ranges, leftovers, newest = {}, [], None
+    for meta in listing(join(table_dir(checkpoint_dir, table), "seg-*")):
+        m = _RANGE.search(meta.path.replace("\\", "/"))
         if m:
-            ranges[path] = RecordedRange(int(m[1]), m[2], m[3], int(m[4]), int(m[5]), int(m[6]), int(m[7]))
+            ranges[meta.path] = RecordedRange(int(m[1]), m[2], m[3], int(m[4]), int(m[5]), int(m[6]), int(m[7]))
+            if meta.last_updated_in_seconds:
+                newest = max(newest or 0.0, meta.last_updated_in_seconds)
         else:  # a temporary name left by a write that was killed before its rename
-            leftovers.append(path)
-    return ranges, leftovers
+            leftovers.append(meta.path)
+    return ranges, leftovers, newest
 
 
 def list_ranges(checkpoint_dir: str, table: str) -> list[RecordedRange]:
@@ -134,6 +165,7 @@ class _Chain:
 
     pages: int = 0
     items: int = 0
+    bytes: int = 0
     last: RecordedRange | None = None
     last_path: str | None = None
     before: "_Chain | None" = None
@@ -162,7 +194,7 @@ def _longest_chains(ranges: dict[str, RecordedRange]) -> dict[int, _Chain]:
             at = reached.get(r.start)
             if at is None:
                 continue
-            longer = _Chain(at.pages + r.end_page - r.first_page, at.items + r.items, r, path, at)
+            longer = _Chain(at.pages + r.end_page - r.first_page, at.items + r.items, at.bytes + r.bytes, r, path, at)
             if r.end not in reached or longer.pages > reached[r.end].pages:
                 reached[r.end] = longer
         chains[segment] = reached.get(END) or max(reached.values(), key=lambda c: c.pages)
@@ -176,14 +208,16 @@ def progress(checkpoint_dir: str, table: str) -> TableProgress | None:
     total = recorded_segments(checkpoint_dir, table)
     if total is None:
         return None
-    chains = _longest_chains(_listing(checkpoint_dir, table)[0])
-    return TableProgress(total, sum(1 for c in chains.values() if c.done), sum(c.items for c in chains.values()))
+    ranges, _, newest = _listing(checkpoint_dir, table)
+    chains = _longest_chains(ranges)
+    return TableProgress(total, sum(1 for c in chains.values() if c.done), sum(c.items for c in chains.values()),
+                         sum(c.bytes for c in chains.values()), newest)
 
 
 def resume_points(checkpoint_dir: str, table: str, total_segments: int) -> list[SegmentResume]:
     """Per segment, where to continue. One listing, one read per unfinished segment with
     progress, and the objects off every chain (superseded, or past a gap) are deleted."""
-    ranges, leftovers = _listing(checkpoint_dir, table)
+    ranges, leftovers, _ = _listing(checkpoint_dir, table)
     chains = _longest_chains(ranges)
     points = []
     for segment in range(total_segments):

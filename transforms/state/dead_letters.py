@@ -64,6 +64,16 @@ def count_dead_letters(run_dir: str) -> dict[str, int]:
     return counts
 
 
+def letters_by_table(dead_letter_dir: str) -> dict[str, tuple[int, int]]:
+    """Per target table, over every run: (letters, of them resolved by retry-dead-letter)."""
+    totals: dict[str, tuple[int, int]] = {}
+    for path in letter_files(dead_letter_dir):
+        table = path.replace("\\", "/").split("/")[-2]
+        letters, resolved = totals.get(table, (0, 0))
+        totals[table] = (letters + len(read_letters(path)), resolved + len(read_marker(path)[0]))
+    return totals
+
+
 def letter_files(dead_letter_dir: str, run: str = "run-*") -> list[str]:
     """Every letter file of the runs matching `run` (a folder name or a glob), in name order."""
     return sorted(matching(join(dead_letter_dir, run, "*", "*.jsonl")))

@@ -30,6 +30,7 @@ class FileInfo(NamedTuple):
 
     path: str
     size_in_bytes: int
+    last_updated_in_seconds: float | None = None  # when it was last written (epoch), where the store says
 
 
 def is_local(path: str) -> bool:
@@ -127,11 +128,11 @@ def listing(pattern: str) -> list[FileInfo]:
             for path in glob.glob(_local(pattern)):
                 try:
                     if os.path.isfile(path):
-                        found.append(FileInfo(path, os.path.getsize(path)))
+                        found.append(FileInfo(path, os.path.getsize(path), os.path.getmtime(path)))
                 except FileNotFoundError:  # removed since it was listed
                     pass
             return sorted(found)
-        return sorted(FileInfo(meta.path, meta.size_in_bytes)
+        return sorted(FileInfo(meta.path, meta.size_in_bytes, meta.last_updated_in_seconds or None)
                       for meta in _beam().match([pattern])[0].metadata_list)
     except Exception as exc:  # noqa: BLE001
         raise _storage_error("list", pattern, exc) from exc

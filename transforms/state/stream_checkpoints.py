@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 
 
 from transforms.errors import ChangesLost, ExitCode, MigrateError
-from transforms.state.files import delete, delete_tree, exists, join, matching, read_json, write_json
+from transforms.state.files import delete, delete_tree, exists, join, listing, matching, read_json, write_json
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,13 @@ def all_shards(checkpoint_dir: str, table: str) -> dict[str, ShardCheckpoint]:
         shard_id = path.replace("\\", "/").rsplit("/", 1)[-1][:-len(".json")]
         shards[shard_id] = ShardCheckpoint(**read_json(path))
     return shards
+
+
+def last_written(checkpoint_dir: str, table: str) -> float | None:
+    """When the newest shard checkpoint of the table was written (epoch seconds; None: none is)."""
+    times = [meta.last_updated_in_seconds
+             for meta in listing(join(_dir(checkpoint_dir, table), "shards", "*.json"))]
+    return max(times) if times and any(times) else None
 
 
 def applied_changes(checkpoint_dir: str, table: str) -> int | None:
