@@ -153,8 +153,8 @@ def _plan(config_path: str, sample_seconds: float) -> None:
     config = _load(config_path, "plan")
     found = exports.read_exports(config)
     plans = exports.with_exports(tables.plan_tables(config, create=False, measure_latency=True), found)
-    samples = capturing.sample_streams(config, [plan.spec.source for plan in plans], sample_seconds) \
-        if sample_seconds else None
+    samples = capturing.sample_streams(config, [plan.spec.source for plan in plans if not plan.spec.kinesis_stream_arn],
+                                       sample_seconds) if sample_seconds else None
     click.echo(f"source: {config.source.describe()}\ntarget: {config.target.describe()}")
     click.echo(report.plan_table(plans, config, samples, sample_seconds))
     for warning in rollback.stream_warnings(config):
@@ -257,12 +257,15 @@ def _migrate(config_path, resume, restart, report_path, no_progress, streams, en
         click.echo(dry_runs.describe_migrate(config, beam_args, streams=streams, follow=follow or not until_caught_up))
         return ExitCode.OK
     config = runner.prepare(config, beam_args, follow_streams=streams and not until_caught_up)
+    if streams:
+        replication.check_runner(config, beam_args)
     for line in bulk.check_earlier_runs(config, resume=resume, restart=restart, streams=streams):
         click.echo(line, err=True)
     found = exports.read_exports(config, beam_args)
     if streams:
+        names = [spec.source for spec in config.tables]
         exports.check_streams_follow(found, capturing.covered_since(
-            config, [spec.source for spec in config.tables], restart=restart))
+            config, names, replication.retention_hours(config, names), restart=restart))
     plans = exports.with_exports(tables.plan_tables(config, create=True), found)
     capture = None
     if streams:  # changes are captured from before the snapshot's first read, or changes during it are lost
@@ -329,6 +332,7 @@ def _replicate(config_path, follow, until_caught_up, max_lag, dry_run, beam_args
         click.echo(dry_runs.describe_replicate(config, beam_args, follow=follow))
         return ExitCode.OK
     config = runner.prepare(config, beam_args, follow_streams=follow)
+    replication.check_runner(config, beam_args)
     plans = tables.plan_tables(config, create=False)
     table_streams = replication.ensure_streams(config, [plan.spec.source for plan in plans], enable=False)
     replication.bind_checkpoints(config, table_streams, fresh=False)

@@ -179,7 +179,9 @@ def plan_table(plans: list[TablePlan], config: RunConfig,
             lines.append("  renames: " + ", ".join(f"{a} -> {b}" for a, b in spec.renames.items()))
         lines.extend(exports.plan_lines(plan))
         lines.extend(estimate_lines(plan, config))
-        if samples is not None:
+        if spec.kinesis_stream_arn:
+            lines.append(f"  changes from Kinesis data stream {spec.kinesis_stream_arn} (not sampled)")
+        elif samples is not None:
             lines.extend(spool_lines(plan, config, samples.get(spec.source), sample_seconds))
     return "\n".join(lines)
 

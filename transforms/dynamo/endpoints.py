@@ -163,6 +163,7 @@ class SourceSpec:
     streams_endpoint: str | None = None  # None: the same as `endpoint` (DynamoDB Local) or AWS's
     tls: TlsSettings = TlsSettings()
     stream_retention_hours: float = 24.0  # how long the stream keeps a record (DynamoDB Streams: 24 hours)
+    kinesis_endpoint: str | None = None  # the Kinesis Data Streams API URL; None: AWS's for the region
 
     @property
     def streams_url(self) -> str | None:
@@ -269,10 +270,10 @@ def aio_session(credentials: Credentials | None = None) -> AioSession:
 
 @contextlib.asynccontextmanager
 async def source_client(spec: SourceSpec, max_connections: int = 32, service: str = "dynamodb") -> AsyncIterator:
-    """An aiobotocore client for the source's DynamoDB API (or its Streams API)."""
+    """An aiobotocore client for the source's DynamoDB API (or its Streams API, or Kinesis)."""
     creds = spec.credentials or Credentials()
     session = aio_session(creds)
-    endpoint = spec.streams_url if service == "dynamodbstreams" else spec.endpoint
+    endpoint = {"dynamodbstreams": spec.streams_url, "kinesis": spec.kinesis_endpoint}.get(service, spec.endpoint)
     async with session.create_client(service, region_name=spec.region, endpoint_url=endpoint,
                                      config=_aio_config(max_connections), verify=spec.tls.botocore_verify(),
                                      **creds.boto_kwargs()) as client:
@@ -282,6 +283,12 @@ async def source_client(spec: SourceSpec, max_connections: int = 32, service: st
 def streams_client(spec: SourceSpec):
     """An aiobotocore DynamoDB Streams client for the source."""
     return source_client(spec, service="dynamodbstreams")
+
+
+def kinesis_client(spec: SourceSpec):
+    """An aiobotocore Kinesis Data Streams client for the source's account and region (tables that
+    stream their changes to a Kinesis data stream)."""
+    return source_client(spec, service="kinesis")
 
 
 def node_client(spec: TargetSpec, url: str, max_connections: int = 32):
