@@ -256,9 +256,9 @@ def _migrate(config_path, resume, restart, report_path, no_progress, streams, en
     if dry_run:
         click.echo(dry_runs.describe_migrate(config, beam_args, streams=streams, follow=follow or not until_caught_up))
         return ExitCode.OK
-    config = runner.prepare(config, beam_args, follow_streams=streams and not until_caught_up)
     if streams:
         replication.check_runner(config, beam_args)
+    config = runner.prepare(config, beam_args, follow_streams=streams and not until_caught_up)
     for line in bulk.check_earlier_runs(config, resume=resume, restart=restart, streams=streams):
         click.echo(line, err=True)
     found = exports.read_exports(config, beam_args)
@@ -331,8 +331,8 @@ def _replicate(config_path, follow, until_caught_up, max_lag, dry_run, beam_args
     if dry_run:
         click.echo(dry_runs.describe_replicate(config, beam_args, follow=follow))
         return ExitCode.OK
-    config = runner.prepare(config, beam_args, follow_streams=follow)
     replication.check_runner(config, beam_args)
+    config = runner.prepare(config, beam_args, follow_streams=follow)
     plans = tables.plan_tables(config, create=False)
     table_streams = replication.ensure_streams(config, [plan.spec.source for plan in plans], enable=False)
     replication.bind_checkpoints(config, table_streams, fresh=False)

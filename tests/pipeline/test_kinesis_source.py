@@ -19,9 +19,8 @@ import pytest
 import yaml
 
 from tests.support import seed
-from tests.support.cli_runs import alternator_target, run_cli, unique, write_config
+from tests.support.cli_runs import alternator_target, error_lines, run_cli, unique, write_config
 from tests.support.kinesis_changes import KinesisTable
-from tests.support.servers import KinesisMotoServer
 
 pytestmark = pytest.mark.integration
 
@@ -29,12 +28,6 @@ HASH_KEY = {"KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
             "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
             "BillingMode": "PAY_PER_REQUEST"}
 FILLER = 1500  # records ahead of the tie in the merge's adjacent parent: two GetRecords pages
-
-
-@pytest.fixture(scope="module")
-def kinesis(_fake_aws_env_if_absent):
-    with KinesisMotoServer() as server:
-        yield server
 
 
 def _item(name: str, version: int) -> dict:
@@ -127,3 +120,18 @@ def test_migrate_streams_from_kinesis_copies_and_catches_up(dynamodb_local, kine
     assert result.exit_code == 0, result.output
     assert "caught up" in result.output
     assert seed.assert_same_items(dynamodb_local.endpoint, alternator_clean.url, made.table) == 40 + 4 + FILLER
+
+
+def test_replication_from_kinesis_refuses_another_runner_before_anything_is_read(tmp_path):
+    """Nothing listens at the config's endpoints: the refusal comes first, with exit 2."""
+    arn = "arn:aws:kinesis:us-east-1:123456789012:stream/orders-changes"
+    config = write_config(tmp_path, "http://127.0.0.1:9", {"endpoint": "http://127.0.0.1:9"},
+                          [{"source": "orders", "kinesis_stream_arn": arn}],
+                          pipeline_options={"runner": "DataflowRunner", "project": "p", "region": "us-east1"})
+    for command in (["replicate"], ["migrate", "--streams"]):
+        result = run_cli(*command, "--config", str(config))
+        assert result.exit_code == 2, result.output
+        assert error_lines(result.output) == [
+            "error: orders: changes from a Kinesis data stream (tables[].kinesis_stream_arn) are applied by the "
+            "launcher: run replication with the default local runner (its check that no older change lands over a "
+            "newer one holds within one process)"]

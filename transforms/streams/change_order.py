@@ -48,10 +48,8 @@ def key_digest(keys: dict) -> bytes:
     digest = hashlib.blake2b(digest_size=16)
     for name in sorted(keys):
         ((tag, value),) = keys[name].items()
-        digest.update(name.encode())
-        digest.update(b"\0" + tag.encode() + b"\0")
-        digest.update(value if isinstance(value, bytes) else str(value).encode())
-        digest.update(b"\1")
+        for part in (name.encode(), tag.encode(), value if isinstance(value, bytes) else value.encode()):
+            digest.update(len(part).to_bytes(4, "big") + part)  # length first: no two keys read alike
     return digest.digest()
 
 

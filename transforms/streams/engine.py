@@ -304,8 +304,8 @@ class StreamEngine:
         unread = sum(1 for bound in bounds if bound is None)
         lag = None if unread or (stream is not None and stream.due) else \
             max((now - bound for bound in bounds), default=0.0)
-        waiting = sum(1 for s in active if any((table, parent) in self._shards
-                                               and not self._shards[(table, parent)].closed for parent in s.task.parents))
+        waiting = sum(1 for s in active if any(not self._shards[(table, parent)].closed for parent in s.task.parents
+                                               if (table, parent) in self._shards))
         open_shards = len(stream.open) if stream is not None else len(active)
         stats = self._io.stats[table]
         return TableStatus(stats.applied, lag, open_shards, waiting, unread, stats.throttled,

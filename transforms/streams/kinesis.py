@@ -45,8 +45,11 @@ What Kinesis does, from the Kinesis Data Streams API reference
   (exit 3). A shard quiet for longer than the retention looks the same (its last record
   aged out); with a stream that keeps records a week or more that needs a table quiet for
   that long at a restart.
-- DescribeStreamSummary gives `RetentionPeriodHours`: what a capture's coverage is reckoned
-  from, instead of `source.stream_retention_hours`.
+- DescribeStreamSummary gives `RetentionPeriodHours` and `StreamCreationTimestamp`: how far
+  back the stream can hold records (the retention, or less for a stream younger than that) is
+  what a capture's coverage is reckoned from, instead of `source.stream_retention_hours`. When
+  the table began sending to the stream is not known here: the README asks for the
+  destination to be on before the export's time.
 
 Through aiobotocore's kinesis client: a Kinesis stream for DynamoDB has a few shards, read
 five times a second at most, far from the rates that made the DynamoDB Streams data plane
@@ -57,6 +60,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from typing import Mapping
 
 import orjson
@@ -90,7 +94,8 @@ def creation_seconds(change: dict) -> float:
 
 
 async def retention_hours(client, table: str, stream_arn: str) -> float:
-    """The stream's RetentionPeriodHours; a clear error (exit 2) when it is missing or being deleted."""
+    """How far back the stream can hold records, in hours: its RetentionPeriodHours, or its age
+    if it is younger; a clear error (exit 2) when it is missing or being deleted."""
     try:
         summary = (await client.describe_stream_summary(StreamARN=stream_arn))["StreamDescriptionSummary"]
     except Exception as exc:  # noqa: BLE001 - botocore builds exception classes per client
@@ -101,7 +106,8 @@ async def retention_hours(client, table: str, stream_arn: str) -> float:
     if summary.get("StreamStatus") in ("CREATING", "DELETING"):
         raise MigrateError(f"{table}: Kinesis data stream {stream_arn} is {summary['StreamStatus']}; wait until it "
                            f"is ACTIVE")
-    return float(summary["RetentionPeriodHours"])
+    age = (time.time() - summary["StreamCreationTimestamp"].timestamp()) / 3600
+    return min(float(summary["RetentionPeriodHours"]), age)
 
 
 class NotAChange(MigrateError):
