@@ -114,6 +114,9 @@ def test_migrate_streams_from_kinesis_copies_and_catches_up(dynamodb_local, kine
     snapshot is copied, then applies it: a table whose stream stamps changes in microseconds."""
     made, config = _streamed(dynamodb_local, kinesis, alternator_clean, tmp_path, precision="MICROSECOND")
     _history(made)
+    planned = run_cli("plan", "--config", str(config))
+    assert planned.exit_code == 0, planned.output
+    assert f"changes from Kinesis data stream {made.arn} (not sampled)" in planned.output
 
     result = run_cli("migrate", "--config", str(config), "--streams", "--until-caught-up")
 

@@ -116,28 +116,32 @@ class SpoolSink:
     async def _write(self, table: str) -> None:
         buffer = self._buffers[table]
         async with buffer.lock:  # chunks of a table are written one at a time, in order
-            if not len(buffer.chunk) or self.failure is not None:
+            if not (len(buffer.chunk) or buffer.positions) or self.failure is not None:
                 return
             chunk, positions = buffer.chunk, buffer.positions
             buffer.chunk, buffer.positions = change_spool.ChunkColumns(), {}
             if buffer.timer is not None and buffer.timer is not asyncio.current_task():
                 buffer.timer.cancel()
                 buffer.timer = None
-            try:
-                if buffer.next_chunk is None:
-                    existing = await asyncio.to_thread(change_spool.chunks, self._dir, table)
-                    buffer.next_chunk = existing[-1].number + 1 if existing else 0
-                size = await asyncio.to_thread(change_spool.write_chunk, self._dir, table, buffer.next_chunk,
-                                               chunk.batch())
-            except BaseException as exc:
-                self.failure = exc
-                raise
-            buffer.next_chunk += 1
-            figures = self.figures[table]
-            figures.chunks += 1
-            figures.bytes += size
+            if len(chunk):  # else only windows whose every record was refused (`admit`): positions alone
+                await self._write_chunk(table, buffer, chunk)
         for shard, checkpoint in positions.items():
             self._checkpoints.update(table, shard, checkpoint)
+
+    async def _write_chunk(self, table: str, buffer: _Buffer, chunk: change_spool.ChunkColumns) -> None:
+        try:
+            if buffer.next_chunk is None:
+                existing = await asyncio.to_thread(change_spool.chunks, self._dir, table)
+                buffer.next_chunk = existing[-1].number + 1 if existing else 0
+            size = await asyncio.to_thread(change_spool.write_chunk, self._dir, table, buffer.next_chunk,
+                                           chunk.batch())
+        except BaseException as exc:
+            self.failure = exc
+            raise
+        buffer.next_chunk += 1
+        figures = self.figures[table]
+        figures.chunks += 1
+        figures.bytes += size
 
     async def close(self) -> None:
         """Write what is buffered (also when the run is being cancelled), unless a write failed."""
