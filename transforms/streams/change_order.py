@@ -19,7 +19,7 @@ is, per key, never older than what went before it, so the last change per key of
 they were handed on (`WindowWriter` never lets two windows naming a key overtake each other).
 
 Bounded memory: at most `MAX_KEYS` keys per table (16-byte digests of their key attributes,
-about 150 bytes each with the dictionary: ~75 MB), the least recently changed forgotten
+about 140 bytes each with the dictionary: 65 MB measured), the least recently changed forgotten
 first. A late record is refused while its key's newer change is among the last `MAX_KEYS`
 keys changed: at 1,000 keys changed a second, over eight minutes. DynamoDB documents that
 records can repeat and arrive out of order, not by how much; its redelivery of a record is
