@@ -204,7 +204,8 @@ class CaptureCoverage:
 
 def _lost_unread(table: str, shard_id: str, what: str = "") -> ChangesLost:
     return ChangesLost(f"{table}: shard {shard_id}{what} left the stream before the capture read it (the stream "
-                       f"keeps a record 24 hours; was the capture stopped longer than that?): changes were lost; "
+                       f"keeps a record 24 hours, a Kinesis data stream its retention period; was the capture stopped "
+                       f"longer than that?): changes were lost; "
                        f"start over with `migrate --streams --restart` (or `capture --restart`)")
 
 
