@@ -19,7 +19,7 @@ import asyncio
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from botocore.exceptions import ClientError
 
@@ -51,7 +51,7 @@ def prepare(settings: ReplicationSettings, streams: Sequence[Stream], *, restart
         if restart:
             change_spool.forget(checkpoint_dir, stream.table)
         change_spool.take_lease(checkpoint_dir, stream.table)
-        change_spool.start(checkpoint_dir, stream.table, stream.arn, settings.source.stream_retention_hours * 3600)
+        change_spool.start(checkpoint_dir, stream.table, stream.arn, stream.retention_hours * 3600)
         stream_checkpoints.clear_stop(change_spool.root(checkpoint_dir), stream.table)
 
 
@@ -71,13 +71,15 @@ def check_not_replicating(config: RunConfig, tables: Sequence[str]) -> None:
                                f"with `migrate --streams --restart`")
 
 
-def covered_since(config: RunConfig, tables: Sequence[str], *, restart: bool) -> dict[str, float]:
+def covered_since(config: RunConfig, tables: Sequence[str], retention_hours: Mapping[str, float], *,
+                  restart: bool) -> dict[str, float]:
     """Per table, the time since which its capture holds every change: an earlier capture's
     (kept unless `restart`), or a new one's, which starts at each shard's oldest record and so
-    holds what the stream keeps (its retention) before now."""
-    fresh = time.time() - config.source.stream_retention_hours * 3600
+    holds what the stream keeps (`retention_hours`, per table) before now."""
+    now = time.time()
     earlier = {table: None if restart else change_spool.coverage_of(config.checkpoint_dir, table) for table in tables}
-    return {table: coverage.covered_since if coverage else fresh for table, coverage in earlier.items()}
+    return {table: coverage.covered_since if coverage else now - retention_hours[table] * 3600
+            for table, coverage in earlier.items()}
 
 
 def pending(config: RunConfig, streams: Sequence[Stream]) -> list[Stream]:
@@ -169,7 +171,8 @@ class Capture:
 
     async def _run(self) -> None:
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        async with open_capture(self._settings) as replicator:
+        retention = {stream.table: stream.retention_hours * 3600 for stream in self.streams}
+        async with open_capture(self._settings, retention) as replicator:
             engine = self._engine = replicator.engine()
             self._sink = replicator.io.sink
             for stream in self.streams:

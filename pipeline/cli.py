@@ -201,8 +201,8 @@ def _plan(config_path: str, sample_seconds: float, output: str) -> None:
     found = exports.read_exports(config)
     plans = exports.with_exports(tables.plan_tables(config, create=False, measure_latency=True, check_target=True),
                                  found)
-    samples = capturing.sample_streams(config, [plan.spec.source for plan in plans], sample_seconds) \
-        if sample_seconds else None
+    samples = capturing.sample_streams(config, [plan.spec.source for plan in plans if not plan.spec.kinesis_stream_arn],
+                                       sample_seconds) if sample_seconds else None
     warnings = rollback.stream_warnings(config)
     if output == "json":
         click.echo(json.dumps(report.plan_json(plans, config, samples, warnings), indent=2))
@@ -350,13 +350,16 @@ def _migrate(config_path, resume, restart, report_path, no_progress, streams, en
 
         click.echo(dry_runs.describe_migrate(config, beam_args, streams=streams, follow=follow or not until_caught_up))
         return ExitCode.OK
+    if streams:
+        replication.check_runner(config, beam_args)
     config = runner.prepare(config, beam_args, follow_streams=streams and not until_caught_up)
     for line in bulk.check_earlier_runs(config, resume=resume, restart=restart, streams=streams):
         click.echo(line, err=True)
     found = exports.read_exports(config, beam_args)
     if streams:
+        names = [spec.source for spec in config.tables]
         exports.check_streams_follow(found, capturing.covered_since(
-            config, [spec.source for spec in config.tables], restart=restart))
+            config, names, replication.retention_hours(config, names), restart=restart))
     plans = exports.with_exports(tables.plan_tables(config, create=True), found)
     capture = None
     if streams:  # changes are captured from before the snapshot's first read, or changes during it are lost
@@ -427,9 +430,10 @@ def _replicate(config_path, follow, until_caught_up, max_lag, dry_run, beam_args
 
         click.echo(dry_runs.describe_replicate(config, beam_args, follow=follow))
         return ExitCode.OK
+    replication.check_runner(config, beam_args)
     config = runner.prepare(config, beam_args, follow_streams=follow, pipelines=False)
     plans = tables.plan_tables(config, create=False, check_target=True)
-    table_streams = replication.streams_of(plans)
+    table_streams = replication.streams_of(config, plans)
     replication.bind_checkpoints(config, table_streams, fresh=False)
     captured, capture = capturing.pending(config, table_streams), None
     if captured:  # a snapshot copied under a capture whose spool is not applied yet: apply it first

@@ -40,6 +40,7 @@ class TableSpec:
     incremental_exports: tuple[str, ...] = ()  # applied after `export`, in this order
     parquet: str | None = None  # a folder of `alternator-migrate export` (one table's): read instead of scanning
     skip_expired: bool = False  # leave out items the source's TTL would delete (transforms.items.expiry)
+    kinesis_stream_arn: str | None = None  # follow this Kinesis data stream instead of the DynamoDB stream
 
 
 @dataclass(frozen=True)
@@ -260,6 +261,7 @@ def _source(section: _Section, base_dir: Path | None) -> SourceSpec:
         streams_endpoint=_endpoint(section, "streams_endpoint"),
         tls=_tls(section, base_dir),
         stream_retention_hours=section.positive("stream_retention_hours", 24.0, (int, float)),
+        kinesis_endpoint=_endpoint(section, "kinesis_endpoint"),
     )
     section.done()
     return spec
@@ -304,7 +306,29 @@ def _target(section: _Section, base_dir: Path | None) -> TargetSpec:
                       datacenter=datacenter, rack=rack, tls=tls, streams=streams)
 
 
-def _tables(raw: Any, base_dir: Path | None) -> tuple[TableSpec, ...]:
+# A Kinesis data stream's ARN (Kinesis API reference, StreamARN: arn:aws.*:kinesis:.*:\d{12}:stream/\S+).
+_KINESIS_STREAM_ARN = re.compile(r"^arn:aws[a-z-]*:kinesis:(?P<region>[a-z0-9-]+):\d{12}:stream/[A-Za-z0-9_.-]{1,128}$")
+
+
+def _kinesis_stream_arn(section: _Section, region: str) -> str | None:
+    """`kinesis_stream_arn`: a Kinesis data stream of the source's region, where DynamoDB can send a
+    table's changes ("same AWS account and AWS Region as your table", the DynamoDB developer guide's
+    Kinesis Data Streams chapter)."""
+    arn = section.get("kinesis_stream_arn", kind=str)
+    if arn is None:
+        return None
+    found = _KINESIS_STREAM_ARN.match(arn)
+    if found is None:
+        raise ConfigError(f"{section._path('kinesis_stream_arn')} must be a Kinesis data stream's ARN like "
+                          f"arn:aws:kinesis:us-east-1:123456789012:stream/orders-changes, got {arn!r}")
+    if found.group("region") != region:
+        raise ConfigError(f"{section._path('kinesis_stream_arn')} is in {found.group('region')}, but the source is "
+                          f"in {region}: DynamoDB sends a table's changes only to a Kinesis data stream of its own "
+                          f"region; give that stream's ARN")
+    return arn
+
+
+def _tables(raw: Any, base_dir: Path | None, region: str) -> tuple[TableSpec, ...]:
     if not isinstance(raw, list) or not raw:
         raise ConfigError("tables must be a non-empty list, e.g. tables: [{source: MyTable}]")
     specs = []
@@ -336,7 +360,8 @@ def _tables(raw: Any, base_dir: Path | None) -> tuple[TableSpec, ...]:
                                export=_local_or_uri(export, base_dir) if export else None,
                                incremental_exports=tuple(_local_or_uri(path, base_dir) for path in incremental),
                                parquet=_local_or_uri(parquet, base_dir) if parquet else None,
-                               skip_expired=section.get("skip_expired", False, kind=bool)))
+                               skip_expired=section.get("skip_expired", False, kind=bool),
+                               kinesis_stream_arn=_kinesis_stream_arn(section, region)))
         section.done()
     sources = [t.source for t in specs]
     targets = [t.target for t in specs]
@@ -390,7 +415,7 @@ def parse_config(raw: Any, *, base_dir: Path | None = None) -> RunConfig:
     top = _Section(_expand_env(raw, "config"), "")
     source = _source(top.section("source", required=True), base_dir)
     target = _target(top.section("target", required=True), base_dir)
-    tables = _tables(top.get("tables", required=True), base_dir)
+    tables = _tables(top.get("tables", required=True), base_dir, source.region)
     scan = _scan(top.section("scan"))
     write = _write(top.section("write"), bool(target.alternator_seeds))
     checkpoint_dir = _local_or_uri(top.get("checkpoint_dir", "./checkpoints", kind=str), base_dir)

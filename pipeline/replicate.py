@@ -1,4 +1,4 @@
-"""Replication from DynamoDB Streams: where it runs, and what the user sees of it.
+"""Replication from DynamoDB Streams (or Kinesis data streams): where it runs, and what the user sees of it.
 
 On the local runner (the default) the launcher is the follower: one long-lived engine
 (`transforms.streams.engine`) keeps every shard's iterator and the shard map for the
@@ -14,6 +14,11 @@ runner (`streaming: true`, e.g. Dataflow) with `--follow` runs one long-lived pi
 (`FollowStreams`); a batch runner runs rounds of `ReplicateShards`, each applying every
 unfinished shard (whole lineages together) up to its current end. A round's lag is at
 most its duration, which is all a round can honestly claim.
+
+A table that names a Kinesis data stream (`tables[].kinesis_stream_arn`) is followed there
+instead of its DynamoDB stream, by the same engine, in the launcher only: the check that no
+older change of a key lands over a newer one (`streams.change_order`) holds within one
+process, so other runners are refused for it (exit 2) before anything is copied.
 
 A shard that cannot go on (changes trimmed away, writes failing) leaves a stop note
 under its table's checkpoints; the launcher ends with that note's exit code, whatever
@@ -39,13 +44,14 @@ from pipeline.config import RunConfig
 from pipeline.logs import RUN_LOG
 from pipeline.runner import check_options, pipeline_options, run_pipeline
 from pipeline.tables import TablePlan, TableStepError
-from transforms.dynamo.endpoints import source_client, streams_client
+from transforms.dynamo.endpoints import kinesis_client, source_client, streams_client
 from transforms.dynamo.retry import error_code
-from transforms.errors import ExitCode
+from transforms.errors import ExitCode, MigrateError
 from transforms.state import stream_checkpoints
 from transforms.state.dead_letters import count_dead_letters, run_folder
 from transforms.state.storage import StorageOptions
 from transforms.streams.engine import ReplicationSettings, StreamEngine, TableStatus, open_replicator
+from transforms.streams.kinesis import retention_hours as kinesis_retention_hours
 from transforms.streams.shards import ShardPlan, ShardTask, describe_shards, plan_shards
 from transforms.table_pair import TablePair
 
@@ -61,25 +67,48 @@ CHECK_SECONDS = 0.25   # how often --until-caught-up looks at the lag
 @dataclass(frozen=True)
 class Stream:
     table: str
-    arn: str
+    arn: str                      # the table's DynamoDB stream, or the Kinesis data stream it names
+    retention_hours: float = 24.0  # how long that stream keeps a record
 
 
 # --- streams on, and which stream ---------------------------------------------------------
 
+def _kinesis_arns(config: RunConfig) -> dict[str, str]:
+    return {spec.source: spec.kinesis_stream_arn for spec in config.tables if spec.kinesis_stream_arn}
+
+
+async def _kinesis_retentions(config: RunConfig, tables: Sequence[str]) -> dict[str, float]:
+    """Per table that names a Kinesis data stream, its RetentionPeriodHours (DescribeStreamSummary)."""
+    arns = {table: arn for table, arn in _kinesis_arns(config).items() if table in tables}
+    if not arns:
+        return {}
+    async with kinesis_client(config.source) as client:
+        return {table: await kinesis_retention_hours(client, table, arn) for table, arn in arns.items()}
+
+
+def retention_hours(config: RunConfig, tables: Sequence[str]) -> dict[str, float]:
+    """Per table, how long the stream it is followed on keeps a record."""
+    kinesis = asyncio.run(_kinesis_retentions(config, tables))
+    return {table: kinesis.get(table, config.source.stream_retention_hours) for table in tables}
+
+
 async def _ensure_streams(config: RunConfig, tables: Sequence[str], enable: bool) -> list[Stream]:
-    streams = []
+    streams, kinesis = [], await _kinesis_retentions(config, tables)
     async with source_client(config.source) as source:
         for table in tables:
             description = await schema.describe(source, table)
             if description is None:
                 raise TableStepError(f"source table {table} does not exist at {config.source.describe()}")
+            if table in kinesis:  # its changes are read from the Kinesis data stream it names
+                streams.append(Stream(table, _kinesis_arns(config)[table], kinesis[table]))
+                continue
             if schema.stream_arn(description) is None:
                 if not enable:
                     raise _stream_off(table)
                 await _enable_stream(source, table)
                 description = await schema.wait_active(source, table)
                 log.info("%s: stream enabled (NEW_AND_OLD_IMAGES)", table)
-            streams.append(Stream(table, description["LatestStreamArn"]))
+            streams.append(Stream(table, description["LatestStreamArn"], config.source.stream_retention_hours))
     return streams
 
 
@@ -104,19 +133,32 @@ async def _enable_stream(source, table: str) -> None:
 
 
 def ensure_streams(config: RunConfig, tables: Sequence[str], *, enable: bool) -> list[Stream]:
-    """Each source table's stream, switched on first with `enable`; an error when it is off."""
+    """Each source table's stream (switched on first with `enable`; an error when it is off), or
+    the Kinesis data stream it names (an error when that is missing)."""
     return asyncio.run(_ensure_streams(config, tables, enable))
 
 
-def streams_of(plans: Sequence[TablePlan]) -> list[Stream]:
+def streams_of(config: RunConfig, plans: Sequence[TablePlan]) -> list[Stream]:
     """Each source table's stream as the table step described it (no DescribeTable again);
-    an error when one is off."""
+    an error when one is off. Tables followed on a Kinesis data stream are described here (its
+    retention is the Kinesis stream's)."""
+    if _kinesis_arns(config):
+        return ensure_streams(config, [plan.spec.source for plan in plans], enable=False)
     streams = []
     for plan in plans:
         if plan.stream_arn is None:
             raise _stream_off(plan.spec.source)
         streams.append(Stream(plan.spec.source, plan.stream_arn))
     return streams
+
+
+def check_runner(config: RunConfig, beam_args: Sequence[str] = ()) -> None:
+    """Refuse (exit 2) a runner other than the local one for tables followed on a Kinesis data stream."""
+    tables = sorted(_kinesis_arns(config))
+    if tables and not check_options(config, beam_args).local:
+        raise MigrateError(f"{tables[0]}: changes from a Kinesis data stream (tables[].kinesis_stream_arn) are "
+                           f"applied by the launcher: run replication with the default local runner (its check "
+                           f"that no older change lands over a newer one holds within one process)")
 
 
 def bind_checkpoints(config: RunConfig, streams: Sequence[Stream], *, fresh: bool) -> None:
@@ -195,8 +237,10 @@ def _status_line(elapsed: float, statuses: dict[str, TableStatus], rates: dict[s
     def table(name: str, status: TableStatus) -> str:
         waiting = f", {status.waiting:,} waiting for their parent" if status.waiting else ""
         throttled = f", {status.throttled:,} reads throttled by the stream" if status.throttled else ""
+        refused = f", {status.refused:,} late changes skipped (older than one applied)" if status.refused else ""
         return (f"{name}: {lag(status)}, {status.applied:,} changes ({rates[name]:,.0f}/s), "
-                f"{status.open_shards:,} open shard{'s' if status.open_shards != 1 else ''}{waiting}{throttled}")
+                f"{status.open_shards:,} open shard{'s' if status.open_shards != 1 else ''}{waiting}{throttled}"
+                f"{refused}")
 
     return f"[{elapsed:.0f} s] " + " | ".join(table(name, status) for name, status in statuses.items())
 
@@ -378,7 +422,7 @@ def replicate_in_rounds(config: RunConfig, plans: Sequence[TablePlan], streams: 
         statuses = {}
         for stream in streams:
             plan = shard_plans[stream.table]
-            unread = sum(1 for t in plan.unfinished if t.parent_id is not None or (t.table, t.shard_id) not in ran)
+            unread = sum(1 for t in plan.unfinished if t.parents or (t.table, t.shard_id) not in ran)
             applied = _applied(config, stream.table) - before[stream.table]
             statuses[stream.table] = TableStatus(applied, None if unread else ended - started, plan.open_shards,
                                                  plan.waiting, unread)

@@ -215,7 +215,9 @@ def plan_table(plans: list[TablePlan], config: RunConfig,
                          f"{'' if config.scan.consistent_read else ', half a unit each'})")
         else:
             lines.append("  read from the export: the source table's read units are not used")
-        if samples is not None:
+        if spec.kinesis_stream_arn:
+            lines.append(f"  changes from Kinesis data stream {spec.kinesis_stream_arn} (not sampled)")
+        elif samples is not None:
             lines.extend(spool_lines(samples.get(spec.source), sample_seconds, estimate.seconds))
     lines.extend(estimate_lines(estimate, len(plans)))
     return "\n".join(lines)

@@ -1,7 +1,8 @@
 """Shared fixtures: real local servers, started once per test session (when first used).
 
 `dynamodb_local` is the migration source, `alternator` the target (moto behind the
-Alternator front; its moto serves S3 too). `gcs_emulator` holds gs:// state, and
+Alternator front; its moto serves S3 too), `kinesis` the Kinesis data streams a source
+table's changes can be read from (moto, amended to reshard as Kinesis does). `gcs_emulator` holds gs:// state, and
 `dask_cluster` is a scheduler with three workers for Beam's Dask runner. They stay up for
 the whole session, so tests use their own table and bucket names.
 """
@@ -11,7 +12,7 @@ import os
 
 import pytest
 
-from tests.support.servers import DaskCluster, DynamoDBLocal, GcsEmulator, LocalAlternator
+from tests.support.servers import DaskCluster, DynamoDBLocal, GcsEmulator, KinesisMotoServer, LocalAlternator
 
 # DynamoDB Local only accepts signed requests, with any credentials; moto needs a region.
 FAKE_AWS_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -48,6 +49,12 @@ def dynamodb_local(_fake_aws_env_if_absent):
 @pytest.fixture(scope="session")
 def alternator(_fake_aws_env_if_absent):
     with LocalAlternator() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def kinesis(_fake_aws_env_if_absent):
+    with KinesisMotoServer() as server:
         yield server
 
 

@@ -102,9 +102,8 @@ class _FollowShardFn(_ApplyShardGroupsFn):
         if not tracker.try_claim(position):
             return
         checkpoint_dir = self._settings.checkpoint_dir
-        parent_pending = task.parent_id is not None and not (
-            stream_checkpoints.read_shard(checkpoint_dir, task.table, task.parent_id)
-            or stream_checkpoints.ShardCheckpoint()).finished
+        parent_pending = any(not (stream_checkpoints.read_shard(checkpoint_dir, task.table, parent)
+                                  or stream_checkpoints.ShardCheckpoint()).finished for parent in task.parents)
         if not parent_pending:
             result = self._pass([task])
             if result.failure is not None or result.closed:
@@ -162,7 +161,7 @@ class ReplicateShards(beam.PTransform):
         source: where the streams (and, for KEYS_ONLY/OLD_IMAGE streams, the items) are read.
         target: the Alternator cluster (or DynamoDB-API endpoint) to write to.
         pairs: per source table, its target table, key and renames.
-        tasks: the unfinished shards; a task's `parent_id` names a parent among them to apply first.
+        tasks: the unfinished shards; a task's `parents` name shards among them to apply first.
         checkpoint_dir: where each shard's last applied sequence number is kept.
         dead_letter_dir: where changes that could not be written go.
         writer: batch size, concurrency, this worker's rate, and attempts.

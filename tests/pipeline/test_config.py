@@ -542,3 +542,22 @@ def test_export_entries(tmp_path):
     assert "tables[0].incremental_exports go on top of a full export: set tables[0].export too" in error_of(alone)
     bad = endpoint_config(tables=[{"source": "M", "export": "s3://b/e/", "incremental_exports": [3]}])
     assert "tables[0].incremental_exports must be a list of export folders" in error_of(bad)
+
+
+def test_a_table_followed_on_a_kinesis_data_stream():
+    arn = "arn:aws:kinesis:us-east-1:123456789012:stream/music-changes"
+    raw = endpoint_config(tables=[{"source": "Music", "kinesis_stream_arn": arn}, "Other"])
+    raw["source"]["kinesis_endpoint"] = "http://127.0.0.1:4566"
+    config = parse_config(raw)
+    assert [t.kinesis_stream_arn for t in config.tables] == [arn, None]
+    assert config.source.kinesis_endpoint == "http://127.0.0.1:4566"
+    assert parse_config(endpoint_config()).source.kinesis_endpoint is None  # AWS's, for the region
+
+    not_kinesis = endpoint_config(tables=[{"source": "M", "kinesis_stream_arn":
+                                           "arn:aws:dynamodb:us-east-1:123456789012:table/M/stream/2024"}])
+    assert "tables[0].kinesis_stream_arn must be a Kinesis data stream's ARN like arn:aws:kinesis:" in \
+        error_of(not_kinesis)
+    elsewhere = endpoint_config(tables=[{"source": "M", "kinesis_stream_arn": arn.replace("us-east-1", "eu-west-1")}])
+    assert error_of(elsewhere) == (
+        "tables[0].kinesis_stream_arn is in eu-west-1, but the source is in us-east-1: DynamoDB sends a table's "
+        "changes only to a Kinesis data stream of its own region; give that stream's ARN")

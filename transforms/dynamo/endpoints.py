@@ -105,10 +105,10 @@ def aio_session(credentials: Credentials | None = None) -> AioSession:
 
 @contextlib.asynccontextmanager
 async def source_client(spec: SourceSpec, max_connections: int = 32, service: str = "dynamodb") -> AsyncIterator:
-    """An aiobotocore client for the source's DynamoDB API (or its Streams API)."""
+    """An aiobotocore client for the source's DynamoDB API (or its Streams API, or Kinesis)."""
     creds = spec.credentials or Credentials()
     session = aio_session(creds)
-    endpoint = spec.streams_url if service == "dynamodbstreams" else spec.endpoint
+    endpoint = {"dynamodbstreams": spec.streams_url, "kinesis": spec.kinesis_endpoint}.get(service, spec.endpoint)
     async with session.create_client(service, region_name=spec.region, endpoint_url=endpoint,
                                      config=_aio_config(max_connections), verify=spec.tls.botocore_verify(),
                                      **creds.boto_kwargs()) as client:
@@ -118,6 +118,12 @@ async def source_client(spec: SourceSpec, max_connections: int = 32, service: st
 def streams_client(spec: SourceSpec):
     """An aiobotocore DynamoDB Streams client for the source."""
     return source_client(spec, service="dynamodbstreams")
+
+
+def kinesis_client(spec: SourceSpec):
+    """An aiobotocore Kinesis Data Streams client for the source's account and region (tables that
+    stream their changes to a Kinesis data stream)."""
+    return source_client(spec, service="kinesis")
 
 
 def node_client(spec: TargetSpec, url: str, max_connections: int = 32):

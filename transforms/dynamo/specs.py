@@ -119,6 +119,7 @@ class SourceSpec:
     streams_endpoint: str | None = None  # None: the same as `endpoint` (DynamoDB Local) or AWS's
     tls: TlsSettings = TlsSettings()
     stream_retention_hours: float = 24.0  # how long the stream keeps a record (DynamoDB Streams: 24 hours)
+    kinesis_endpoint: str | None = None  # the Kinesis Data Streams API URL; None: AWS's for the region
 
     @property
     def streams_url(self) -> str | None:

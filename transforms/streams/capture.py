@@ -34,9 +34,10 @@ from transforms.errors import ChangesLost, WritesFailed
 from transforms.state import change_spool, stream_checkpoints
 from transforms.state.dead_letters import write_dead_letters
 from transforms.state.stream_checkpoints import CheckpointWriter, ShardCheckpoint
-from transforms.streams.engine import Replicator, ReplicationSettings, checkpoint_writer, open_streams_clients
+from transforms.streams.engine import Replicator, ReplicationSettings, checkpoint_writer
 from transforms.streams.shard_reader import RecordBudget, ShardIO, TableStats
-from transforms.streams.shards import ShardTask
+from transforms.streams.shards import ShardTask, parents_of
+from transforms.streams.sources import open_change_sources
 from transforms.streams.windows import window_requests
 from transforms.table_pair import TablePair
 
@@ -115,28 +116,32 @@ class SpoolSink:
     async def _write(self, table: str) -> None:
         buffer = self._buffers[table]
         async with buffer.lock:  # chunks of a table are written one at a time, in order
-            if not len(buffer.chunk) or self.failure is not None:
+            if not (len(buffer.chunk) or buffer.positions) or self.failure is not None:
                 return
             chunk, positions = buffer.chunk, buffer.positions
             buffer.chunk, buffer.positions = change_spool.ChunkColumns(), {}
             if buffer.timer is not None and buffer.timer is not asyncio.current_task():
                 buffer.timer.cancel()
                 buffer.timer = None
-            try:
-                if buffer.next_chunk is None:
-                    existing = await asyncio.to_thread(change_spool.chunks, self._dir, table)
-                    buffer.next_chunk = existing[-1].number + 1 if existing else 0
-                size = await asyncio.to_thread(change_spool.write_chunk, self._dir, table, buffer.next_chunk,
-                                               chunk.batch())
-            except BaseException as exc:
-                self.failure = exc
-                raise
-            buffer.next_chunk += 1
-            figures = self.figures[table]
-            figures.chunks += 1
-            figures.bytes += size
+            if len(chunk):  # else only windows whose every record was refused (`admit`): positions alone
+                await self._write_chunk(table, buffer, chunk)
         for shard, checkpoint in positions.items():
             self._checkpoints.update(table, shard, checkpoint)
+
+    async def _write_chunk(self, table: str, buffer: _Buffer, chunk: change_spool.ChunkColumns) -> None:
+        try:
+            if buffer.next_chunk is None:
+                existing = await asyncio.to_thread(change_spool.chunks, self._dir, table)
+                buffer.next_chunk = existing[-1].number + 1 if existing else 0
+            size = await asyncio.to_thread(change_spool.write_chunk, self._dir, table, buffer.next_chunk,
+                                           chunk.batch())
+        except BaseException as exc:
+            self.failure = exc
+            raise
+        buffer.next_chunk += 1
+        figures = self.figures[table]
+        figures.chunks += 1
+        figures.bytes += size
 
     async def close(self) -> None:
         """Write what is buffered (also when the run is being cancelled), unless a write failed."""
@@ -151,10 +156,11 @@ class SpoolSink:
 
 class CaptureCoverage:
     """What a capture may lose without losing a change (`change_spool.Coverage`), and the loud
-    error for what it may not: a shard it needed that left the stream unread."""
+    error for what it may not: a shard it needed that left the stream unread. `retention`: per
+    table, how long its stream keeps a record, in seconds."""
 
-    def __init__(self, checkpoint_dir: str, retention_seconds: float):
-        self._dir, self._retention = checkpoint_dir, retention_seconds
+    def __init__(self, checkpoint_dir: str, retention: Mapping[str, float]):
+        self._dir, self._retention = checkpoint_dir, dict(retention)
         self._coverage: dict[str, change_spool.Coverage] = {}
 
     async def listed(self, table: str, shards: list[dict], done: Mapping[str, ShardCheckpoint]) -> None:
@@ -162,14 +168,14 @@ class CaptureCoverage:
         listed = {shard["ShardId"] for shard in shards}
         if coverage.first_listing is None:  # nothing read yet: the capture begins now
             now = time.time()
-            coverage = change_spool.Coverage(now, now - self._retention, sorted(listed))
+            coverage = change_spool.Coverage(now, now - self._retention[table], sorted(listed))
             await asyncio.to_thread(change_spool.record_coverage, self._dir, table, coverage)
         self._coverage[table] = coverage
         first = set(coverage.first_listing)
         for shard in shards:  # a parent gone before the first listing held changes made before the capture
-            parent = shard.get("ParentShardId")
-            if parent and parent not in listed and shard["ShardId"] not in first:
-                await self.check_parent(table, shard["ShardId"], parent, done)
+            for parent in parents_of(shard):
+                if parent and parent not in listed and shard["ShardId"] not in first:
+                    await self.check_parent(table, shard["ShardId"], parent, done)
         for shard in sorted(first - listed - set(done)):
             if not await self.forgive(table, shard):
                 raise _lost_unread(table, shard)
@@ -189,33 +195,36 @@ class CaptureCoverage:
     async def forgive(self, table: str, shard_id: str) -> bool:
         coverage = self._coverage[table]
         now = time.time()
-        if shard_id not in coverage.first_listing or now - coverage.began >= self._retention:
+        if shard_id not in coverage.first_listing or now - coverage.began >= self._retention[table]:
             return False  # it may have held changes made after the capture began
-        coverage.covered_since = max(coverage.covered_since, now - self._retention)
+        coverage.covered_since = max(coverage.covered_since, now - self._retention[table])
         await asyncio.to_thread(change_spool.record_coverage, self._dir, table, coverage)
         return True
 
 
 def _lost_unread(table: str, shard_id: str, what: str = "") -> ChangesLost:
     return ChangesLost(f"{table}: shard {shard_id}{what} left the stream before the capture read it (the stream "
-                       f"keeps a record 24 hours; was the capture stopped longer than that?): changes were lost; "
+                       f"keeps a record 24 hours, a Kinesis data stream its retention period; was the capture stopped "
+                       f"longer than that?): changes were lost; "
                        f"start over with `migrate --streams --restart` (or `capture --restart`)")
 
 
 @contextlib.asynccontextmanager
-async def open_capture(settings: ReplicationSettings, **sink_options) -> AsyncIterator[Replicator]:
+async def open_capture(settings: ReplicationSettings, retention: Mapping[str, float],
+                       **sink_options) -> AsyncIterator[Replicator]:
     """A worker whose shards go to the spool under `settings.checkpoint_dir` (no target needed);
-    its positions are kept in the capture's own checkpoints (`change_spool.root`)."""
+    its positions are kept in the capture's own checkpoints (`change_spool.root`). `retention`:
+    per table, how long its stream keeps a record, in seconds."""
     async with contextlib.AsyncExitStack() as stack:
-        streams, data = await open_streams_clients(stack, settings)
+        sources = await stack.enter_async_context(open_change_sources(settings.source, settings.read_attempts))
         capture_dir = change_spool.root(settings.checkpoint_dir)
         checkpoints = await checkpoint_writer(stack, capture_dir)
         sink = SpoolSink(settings.checkpoint_dir, checkpoints, **sink_options)
         stack.push_async_callback(sink.close)  # before the checkpoints close: its positions follow its chunks
-        io = ShardIO(data, sink, checkpoints, RecordBudget(settings.held_records), capture_dir,
+        io = ShardIO(sources, sink, checkpoints, RecordBudget(settings.held_records), capture_dir,
                      settings.read_attempts, collections.defaultdict(TableStats),
-                     CaptureCoverage(settings.checkpoint_dir, settings.source.stream_retention_hours * 3600))
-        yield Replicator(settings, io, streams)
+                     CaptureCoverage(settings.checkpoint_dir, retention))
+        yield Replicator(settings, io)
 
 
 # --- applying the spool --------------------------------------------------------------------

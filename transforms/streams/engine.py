@@ -7,12 +7,14 @@ one `ShardReader`:
   is the record budget (reads in flight plus records not yet acknowledged), served
   first come, first served, and the shared writer. A hot shard is read every 0.2 s and
   the quiet ones every second all the same: none waits behind another.
-- Lineage: a child's task waits for its parent's task, and starts the moment the
-  parent is closed and fully applied (its finished checkpoint written), in the same
-  pass. In a bounded pass a parent that is still open leaves its children for later.
-- Discovery (streams added with `add_stream`): one full DescribeStream listing first
-  (it also finds checkpointed shards the stream trimmed away: changes lost), then
-  incremental listings from the last shard seen: every `discover_seconds` while
+- Lineage: a child's task waits for its parents' tasks (two for a Kinesis merge), and
+  starts the moment they are closed and fully applied (their finished checkpoints
+  written), in the same pass. In a bounded pass a parent that is still open leaves its
+  children for later.
+- Discovery (streams added with `add_stream`): one full listing first (DescribeStream,
+  or ListShards for a Kinesis data stream; it also finds checkpointed shards the stream
+  trimmed away: changes lost, and lets the source recall what was handed on before),
+  then incremental listings from the last shard seen: every `discover_seconds` while
   following, and at once when a shard closes (its children are due).
 - Honest lag (`status`): for each shard not yet finished, the time since every change
   of the shard created before it is applied: since its last read that found its end
@@ -37,17 +39,17 @@ import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Mapping, Sequence
 
-from transforms.dynamo.endpoints import SourceSpec, TargetSpec, source_client, streams_client
+from transforms.dynamo.endpoints import SourceSpec, TargetSpec, source_client
 from transforms.dynamo.retry import call_with_retry, error_code
 from transforms.dynamo.writer import WriterSettings, open_writer
 from transforms.errors import ExitCode, MigrateError
 from transforms.state import stream_checkpoints
 from transforms.state.storage import StorageOptions
 from transforms.state.stream_checkpoints import CheckpointWriter, ShardCheckpoint
-from transforms.streams.records import open_streams_data
 from transforms.streams.shard_reader import (IDLE_POLL_SECONDS, RecordBudget, ShardIO, ShardReader, ShardState,
                                              TableStats, TargetSink)
-from transforms.streams.shards import ShardTask, describe_shards, plan_shards
+from transforms.streams.shards import ShardTask, parents_of, plan_shards
+from transforms.streams.sources import open_change_sources
 from transforms.streams.windows import WindowWriter
 from transforms.table_pair import TablePair
 
@@ -95,9 +97,10 @@ class TableStatus:
     open_shards: int
     waiting: int           # shards whose parent is not applied yet
     unread: int            # shards with nothing applied that were never read to their end
-    throttled: int = 0     # GetRecords calls the stream refused (LimitExceededException), retried
+    throttled: int = 0     # GetRecords calls the stream refused for its rate, retried
     write_retries: int = 0  # write requests retried
     dead_lettered: int = 0  # changes written to dead-letter files
+    refused: int = 0       # records older than a change of their key handed on before (Kinesis)
 
 
 @dataclass(eq=False)
@@ -114,8 +117,8 @@ class _Stream:
 class StreamEngine:
     """Runs shards (see the module docstring); one run, then it is spent."""
 
-    def __init__(self, reader: ShardReader, io: ShardIO, streams, settings: ReplicationSettings):
-        self._reader, self._io, self._client, self._settings = reader, io, streams, settings
+    def __init__(self, reader: ShardReader, io: ShardIO, settings: ReplicationSettings):
+        self._reader, self._io, self._settings = reader, io, settings
         self._shards: dict[tuple[str, str], ShardState] = {}
         self._tasks: dict[tuple[str, str], asyncio.Task] = {}
         self._streams: dict[str, _Stream] = {}
@@ -134,6 +137,7 @@ class StreamEngine:
         if self._io.coverage is not None:  # a capture: shards gone unread since its last listing?
             await self._io.coverage.listed(table, shards, done)
         plan = plan_shards(table, arn, shards, done)
+        await self._io.source.recall(table, arn, shards, done)
         self._streams[table] = stream = _Stream(arn)
         self._note_listed(stream, shards)
         for task in plan.unfinished:
@@ -203,9 +207,11 @@ class StreamEngine:
     async def _run_shard(self, state: ShardState) -> None:
         task = state.task
         try:
-            parent = self._shards.get((task.table, task.parent_id)) if task.parent_id else None
-            if parent is not None and not parent.closed:
-                running = self._tasks.get((task.table, task.parent_id))
+            for parent_id in task.parents:
+                parent = self._shards.get((task.table, parent_id))
+                if parent is None or parent.closed:
+                    continue
+                running = self._tasks.get((task.table, parent_id))
                 if running is not None:
                     await asyncio.wait({running})
                 if not parent.closed:  # still open after a bounded pass: the child waits for a later one
@@ -232,7 +238,7 @@ class StreamEngine:
 
     async def _describe(self, table: str, arn: str, after: str | None) -> list[dict]:
         try:
-            return await call_with_retry(lambda: describe_shards(self._client, table, arn, after),
+            return await call_with_retry(lambda: self._io.source.list_shards(table, arn, after),
                                          max_attempts=self._io.read_attempts)
         except Exception as exc:  # noqa: BLE001 - botocore builds exception classes per client
             if after is None or error_code(exc) not in ("ValidationException", "ResourceNotFoundException"):
@@ -264,11 +270,12 @@ class StreamEngine:
             while True:
                 stream.again = False
                 for shard in self._note_listed(stream, await self._describe(table, stream.arn, stream.last_seen)):
-                    parent = shard.get("ParentShardId")
-                    if parent and (table, parent) not in self._shards and self._io.coverage is not None:
-                        await self._io.coverage.check_parent(table, shard["ShardId"], parent)
+                    parents = parents_of(shard)
+                    for parent in parents:
+                        if parent and (table, parent) not in self._shards and self._io.coverage is not None:
+                            await self._io.coverage.check_parent(table, shard["ShardId"], parent)
                     task = ShardTask(table, stream.arn, shard["ShardId"],
-                                     parent if (table, parent) in self._shards else None)
+                                     *(parent if (table, parent) in self._shards else None for parent in parents))
                     self.add(task, stream_checkpoints.read_shard(self._io.checkpoint_dir, table, shard["ShardId"]))
                 if not stream.again:
                     break
@@ -297,12 +304,12 @@ class StreamEngine:
         unread = sum(1 for bound in bounds if bound is None)
         lag = None if unread or (stream is not None and stream.due) else \
             max((now - bound for bound in bounds), default=0.0)
-        waiting = sum(1 for s in active if (table, s.task.parent_id) in self._shards
-                      and not self._shards[(table, s.task.parent_id)].closed)
+        waiting = sum(1 for s in active if any(not self._shards[(table, parent)].closed for parent in s.task.parents
+                                               if (table, parent) in self._shards))
         open_shards = len(stream.open) if stream is not None else len(active)
         stats = self._io.stats[table]
         return TableStatus(stats.applied, lag, open_shards, waiting, unread, stats.throttled,
-                           self._io.sink.retries.get(table, 0), stats.dead_lettered)
+                           self._io.sink.retries.get(table, 0), stats.dead_lettered, stats.refused)
 
 
 @dataclass(frozen=True)
@@ -322,14 +329,13 @@ def _applied_up_to(shard: ShardState) -> float | None:
 class Replicator:
     """A worker's open clients and shared state (see `open_replicator`); engines run on it."""
 
-    def __init__(self, settings: ReplicationSettings, io: ShardIO, streams):
+    def __init__(self, settings: ReplicationSettings, io: ShardIO):
         self.settings, self.io = settings, io
-        self._streams = streams
         self._reader = ShardReader(io, settings.pairs, settings.idle_poll_seconds)
         self._positions: dict[tuple[str, str], ShardState] = {}  # where shards stopped, for the next pass
 
     def engine(self) -> StreamEngine:
-        return StreamEngine(self._reader, self.io, self._streams, self.settings)
+        return StreamEngine(self._reader, self.io, self.settings)
 
     async def run_pass(self, tasks: Sequence[ShardTask]) -> PassResult:
         """Apply these shards up to their current end (a child after its parent, if both are
@@ -356,7 +362,7 @@ class Replicator:
 async def open_replicator(settings: ReplicationSettings) -> AsyncIterator[Replicator]:
     """Open the clients, the shared writer and the checkpoint writer of one worker."""
     async with contextlib.AsyncExitStack() as stack:
-        streams, data = await open_streams_clients(stack, settings)
+        sources = await stack.enter_async_context(open_change_sources(settings.source, settings.read_attempts))
         source_items = await stack.enter_async_context(source_client(settings.source))
         writer = await stack.enter_async_context(open_writer(settings.target, settings.writer))
         windows = WindowWriter(writer, batch_size=settings.writer.batch_size,
@@ -367,16 +373,9 @@ async def open_replicator(settings: ReplicationSettings) -> AsyncIterator[Replic
         sink = TargetSink(windows, checkpoints, stats, source_items=source_items,
                           dead_letter_dir=settings.dead_letter_dir, read_attempts=settings.read_attempts,
                           write_attempts=settings.writer.max_attempts)
-        io = ShardIO(data, sink, checkpoints, RecordBudget(settings.held_records), settings.checkpoint_dir,
+        io = ShardIO(sources, sink, checkpoints, RecordBudget(settings.held_records), settings.checkpoint_dir,
                      settings.read_attempts, stats)
-        yield Replicator(settings, io, streams)
-
-
-async def open_streams_clients(stack: contextlib.AsyncExitStack, settings: ReplicationSettings):
-    """The Streams control-plane client and data plane of the source."""
-    streams = await stack.enter_async_context(streams_client(settings.source))
-    data = await stack.enter_async_context(open_streams_data(settings.source, streams.meta.endpoint_url))
-    return streams, data
+        yield Replicator(settings, io)
 
 
 async def checkpoint_writer(stack: contextlib.AsyncExitStack, checkpoint_dir: str) -> CheckpointWriter:

@@ -64,11 +64,11 @@ def _iterator(body: bytes) -> str:
 def _page(body: bytes) -> dict:
     page = orjson.loads(body)
     for record in page.setdefault("Records", []):
-        _decode_change(record["dynamodb"])
+        decode_change(record["dynamodb"])
     return page
 
 
-def _decode_change(change: dict) -> None:
+def decode_change(change: dict) -> None:
     """A record's Keys and NewImage decoded in place, its OldImage dropped, and its NewImage
     too when a value in it has no single type tag (see the module docstring)."""
     change["Keys"] = decode_item(change["Keys"])

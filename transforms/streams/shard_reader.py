@@ -1,4 +1,4 @@
-"""Apply one DynamoDB Streams shard to the target, window by window, in order, reading ahead.
+"""Apply one shard of a table's stream to the target, window by window, in order, reading ahead.
 
 For a shard: get an iterator (AFTER the last sequence number read or checkpointed, or
 TRIM_HORIZON), then repeat: GetRecords (one window of up to 1,000 records), turn the
@@ -6,14 +6,18 @@ window into target writes (`windows.window_requests`), hand it to the shared
 `WindowWriter`, and once the target acknowledged it, checkpoint its last sequence
 number. The next page is fetched while a window is being written, but a window is
 handed in only after the one before it was acknowledged, so a key's changes are
-applied in order.
+applied in order. The stream is a DynamoDB stream or a Kinesis data stream
+(`sources.ChangeSources`); for the latter a window is first cut to the records not older
+than a change of their key handed on before (`admit`).
 
-Reads respect DynamoDB Streams' limits: at most one GetRecords every 0.2 s per shard
-(5 a second), an idle shard (empty page) polled once a second, and a throttled read
-(LimitExceededException) retried with backoff, never given up on. What a shard holds
-in memory counts against a `RecordBudget` shared by every shard of the worker.
+Reads respect the streams' limits (the same for both): at most one GetRecords every 0.2 s
+per shard (5 a second), an idle shard (at its end) polled once a second, and a throttled
+read (LimitExceededException; Kinesis: ProvisionedThroughputExceededException) retried
+with backoff, never given up on. What a shard holds in memory counts against a
+`RecordBudget` shared by every shard of the worker.
 
-A bounded run stops at the shard's current end (an empty page) or its close (no next
+A bounded run stops at the shard's current end (an empty page; for Kinesis, an empty page
+with MillisBehindLatest 0) or its close (no next
 iterator: the shard is finished, and its checkpoint says so before any child starts);
 a following run goes on polling until its shard closes or the run is stopped. Each
 read that reaches the end, once everything before it is applied, stamps the shard's
@@ -33,17 +37,19 @@ from transforms.dynamo.retry import call_with_retry, error_code
 from transforms.errors import ChangesLost, MigrateError, WritesFailed
 from transforms.state.dead_letters import write_dead_letters
 from transforms.state.stream_checkpoints import CheckpointWriter, ShardCheckpoint
-from transforms.streams.records import StreamsData
 from transforms.streams.shards import ShardTask
+from transforms.streams.sources import ChangeSource
 from transforms.streams.windows import WindowWriter, window_requests
 from transforms.table_pair import TablePair
 
 T = TypeVar("T")
 
 WINDOW_RECORDS = 1000
-# DynamoDB Streams serves about 5 GetRecords calls per second per shard.
+# DynamoDB Streams and Kinesis serve about 5 GetRecords calls per second per shard.
 MIN_SECONDS_BETWEEN_READS = 0.2
 IDLE_POLL_SECONDS = 1.0
+# A read the stream refused for its rate: retried for as long as it takes (DynamoDB Streams, Kinesis).
+THROTTLED_READ = frozenset({"LimitExceededException", "ProvisionedThroughputExceededException"})
 
 
 @dataclass(eq=False)
@@ -63,8 +69,9 @@ class ShardState:
 @dataclass
 class TableStats:
     applied: int = 0     # changes applied
-    throttled: int = 0   # GetRecords calls answered LimitExceededException
+    throttled: int = 0   # GetRecords calls the stream refused for its rate
     dead_lettered: int = 0  # changes written to dead-letter files
+    refused: int = 0     # records older than a change of their key handed on before (Kinesis)
 
 
 class RecordBudget:
@@ -148,10 +155,10 @@ class ChangeSink(Protocol):
 
 @dataclass
 class ShardIO:
-    """What every shard of a worker shares: the Streams client, where windows go, checkpoints
+    """What every shard of a worker shares: the change sources, where windows go, checkpoints
     (of the target's progress, or of the capture's), the budget, the figures."""
 
-    data: StreamsData
+    source: ChangeSource
     sink: ChangeSink
     checkpoints: CheckpointWriter
     budget: RecordBudget
@@ -178,17 +185,17 @@ class ShardReader:
             while True:
                 await asyncio.sleep(max(0.0, shard.next_read_at - time.monotonic()))
                 sent_at, sent = time.time(), time.monotonic()
-                records, shard.iterator = await self._read(shard)
-                shard.next_read_at = sent + (MIN_SECONDS_BETWEEN_READS if records else self._idle)
+                records, shard.iterator, at_end = await self._read(shard)
+                shard.next_read_at = sent + (self._idle if at_end else MIN_SECONDS_BETWEEN_READS)
                 if applying is not None:
                     await applying  # the window before this one is acknowledged (or its error raised)
                     applying = None
                 if records or shard.iterator is None:
                     applying = asyncio.create_task(self._apply(shard, table, records, sent_at, shard.iterator is None))
                     applying.add_done_callback(lambda _, held=len(records): self._io.budget.give(held))
-                else:  # the end of an open shard, everything read before it applied
+                elif at_end:  # the end of an open shard, everything read before it applied
                     shard.caught_up_at = sent_at
-                if shard.iterator is None or (not records and not follow):
+                if shard.iterator is None or (at_end and not follow):
                     if applying is not None:
                         await applying
                     return
@@ -206,16 +213,17 @@ class ShardReader:
     async def _iterator(self, shard: ShardState) -> str:
         task, after = shard.task, shard.read_after or shard.checkpoint.sequence_number
         try:
-            return await self._retrying(lambda: self._io.data.shard_iterator(task.stream_arn, task.shard_id, after))
+            return await self._retrying(lambda: self._io.source.shard_iterator(task, after))
         except Exception as exc:  # noqa: BLE001 - errors arrive as botocore ClientErrors
             raise _lost(task, after, exc) or exc
 
-    async def _read(self, shard: ShardState) -> tuple[list[dict], str | None]:
-        """One page: (records, next iterator); the budget holds room for the records."""
+    async def _read(self, shard: ShardState) -> tuple[list[dict], str | None, bool]:
+        """One page: (records, next iterator, whether it is the shard's current end); the
+        budget holds room for the records."""
         stats = self._io.stats[shard.task.table]
 
         def count(exc: BaseException) -> None:
-            if error_code(exc) == "LimitExceededException":
+            if error_code(exc) in THROTTLED_READ:
                 stats.throttled += 1
 
         await self._io.budget.take(WINDOW_RECORDS)
@@ -228,14 +236,14 @@ class ShardReader:
                     if not await self._forgiven(shard):
                         raise
                     self._io.budget.give(WINDOW_RECORDS)
-                    return [], None  # gone whole, holding only changes the snapshot has: finished
+                    return [], None, True  # gone whole, holding only changes the snapshot has: finished
             while True:
                 try:
-                    page = await self._retrying(lambda: self._io.data.get_records(shard.iterator, WINDOW_RECORDS),
-                                                on_retry=count)
+                    page = await self._retrying(
+                        lambda: self._io.source.get_records(shard.task, shard.iterator, WINDOW_RECORDS), on_retry=count)
                 except Exception as exc:  # noqa: BLE001 - errors arrive as botocore ClientErrors
                     code = error_code(exc)
-                    if code == "LimitExceededException":  # throttled every time: keep backing off, never give up
+                    if code in THROTTLED_READ:  # throttled every time: keep backing off, never give up
                         count(exc)
                         continue
                     if code == "ExpiredIteratorException" and renewals < self._io.read_attempts:
@@ -257,7 +265,7 @@ class ShardReader:
             self._io.checkpoints.update(shard.task.table, shard.task.shard_id, shard.checkpoint)
         if records:
             shard.read_after = records[-1]["dynamodb"]["SequenceNumber"]
-        return records, page.get("NextShardIterator")
+        return records, page.get("NextShardIterator"), not records and not page.get("MillisBehindLatest")
 
     async def _forgiven(self, shard: ShardState) -> bool:
         """Whether records trimmed from a shard never read cost no change (see `ChangeCoverage`)."""
@@ -268,14 +276,19 @@ class ShardReader:
     async def _apply(self, shard: ShardState, table: TablePair, records: list[dict], sent_at: float,
                      closed: bool) -> None:
         """Hand one window to the sink (the target, or the spool while capturing); once it is
-        taken, the shard's position moves past it; a closed shard is finished durably."""
+        taken, the shard's position moves past it (past refused records too); a closed shard
+        is finished durably. Nothing is awaited between `admit` and the sink's `take`, which
+        queues the window before it first waits: windows reach the sink in the order admitted."""
         if records:
             last = records[-1]["dynamodb"]
-            checkpoint = ShardCheckpoint(last["SequenceNumber"], False, shard.checkpoint.applied + len(records),
+            admitted = self._io.source.admit(shard.task, records)
+            stats = self._io.stats[table.source]
+            stats.refused += len(records) - len(admitted)
+            checkpoint = ShardCheckpoint(last["SequenceNumber"], False, shard.checkpoint.applied + len(admitted),
                                          float(last["ApproximateCreationDateTime"]))
-            await self._io.sink.take(shard.task, table, records, checkpoint)
+            await self._io.sink.take(shard.task, table, admitted, checkpoint)
             shard.checkpoint = checkpoint
-            self._io.stats[table.source].applied += len(records)
+            stats.applied += len(admitted)
         if closed:  # durable before any child of this shard may start
             await self._io.sink.settle(table.source)
             shard.checkpoint = dataclasses.replace(shard.checkpoint, finished=True)

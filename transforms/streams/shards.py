@@ -1,7 +1,9 @@
 """The shard graph of a stream: which shards exist, and which may be read now.
 
-A child shard may be read only once its parent was fully applied (its checkpoint says
-`finished`) or the parent left the stream before this replication began. The follower
+A child shard may be read only once its parents were fully applied (their checkpoints say
+`finished`) or left the stream before this replication began. A DynamoDB stream's shard has
+at most one parent; a Kinesis data stream's shard made by MergeShards has two
+(`ParentShardId` and `AdjacentParentShardId`), and waits for both. The follower
 starts every unfinished shard and lets a child wait until its parent is applied; the
 rounds of a batch runner apply whole lineages together (`lineage_groups`), so a child
 starts in the same round as its parent; the streaming reader defers a child until its
@@ -26,6 +28,12 @@ class ShardTask:
     stream_arn: str
     shard_id: str
     parent_id: str | None = None  # a parent still to be applied before this shard
+    adjacent_parent_id: str | None = None  # a merge's second parent still to be applied (Kinesis)
+
+    @property
+    def parents(self) -> tuple[str, ...]:
+        """The parents still to be applied before this shard."""
+        return tuple(p for p in (self.parent_id, self.adjacent_parent_id) if p is not None)
 
 
 @dataclass(frozen=True)
@@ -36,7 +44,7 @@ class ShardPlan:
     @property
     def waiting(self) -> int:
         """Shards whose parent is not applied yet."""
-        return sum(1 for task in self.unfinished if task.parent_id is not None)
+        return sum(1 for task in self.unfinished if task.parents)
 
 
 async def describe_shards(client, table: str, stream_arn: str, after: str | None = None) -> list[dict]:
@@ -56,9 +64,14 @@ async def describe_shards(client, table: str, stream_arn: str, after: str | None
     return shards
 
 
+def parents_of(shard: dict) -> tuple[str | None, str | None]:
+    """A listed shard's parent and, for a Kinesis merge, its adjacent parent."""
+    return shard.get("ParentShardId"), shard.get("AdjacentParentShardId")
+
+
 def plan_shards(table: str, stream_arn: str, shards: list[dict], done: dict[str, ShardCheckpoint]) -> ShardPlan:
     """The shards not finished yet, given the checkpoints `done` (shard id -> checkpoint);
-    each names the parent it must wait for, if any."""
+    each names the parents it must wait for, if any."""
     listed = {shard["ShardId"] for shard in shards}
     lost = sorted(s for s, checkpoint in done.items() if s not in listed and not checkpoint.finished)
     if lost:
@@ -69,9 +82,8 @@ def plan_shards(table: str, stream_arn: str, shards: list[dict], done: dict[str,
     for shard in shards:
         if shard["ShardId"] in finished:
             continue
-        parent = shard.get("ParentShardId")
-        waits_for = parent if parent in listed and parent not in finished else None
-        unfinished.append(ShardTask(table, stream_arn, shard["ShardId"], waits_for))
+        waits_for = [parent if parent in listed and parent not in finished else None for parent in parents_of(shard)]
+        unfinished.append(ShardTask(table, stream_arn, shard["ShardId"], *waits_for))
     open_shards = sum(1 for shard in shards if "EndingSequenceNumber" not in shard["SequenceNumberRange"])
     return ShardPlan(unfinished, open_shards)
 
@@ -80,16 +92,20 @@ def lineage_groups(tasks: Sequence[ShardTask], max_shards: int) -> list[list[Sha
     """The tasks in groups that keep each lineage (a shard and its unfinished descendants)
     together, so a child starts in the same pass as its parent; lineages are packed into
     groups of up to `max_shards` (a longer lineage stays whole)."""
-    by_id = {(task.table, task.shard_id): task for task in tasks}
+    family = {(task.table, task.shard_id): (task.table, task.shard_id) for task in tasks}  # a merge joins two
 
-    def root(task: ShardTask) -> tuple[str, str]:
-        while task.parent_id is not None and (task.table, task.parent_id) in by_id:
-            task = by_id[(task.table, task.parent_id)]
-        return task.table, task.shard_id
+    def root(key: tuple[str, str]) -> tuple[str, str]:
+        while family[key] != key:
+            key = family[key]
+        return key
 
+    for task in tasks:
+        for parent in task.parents:
+            if (task.table, parent) in family:
+                family[root((task.table, task.shard_id))] = root((task.table, parent))
     lineages: dict[tuple[str, str], list[ShardTask]] = defaultdict(list)
     for task in tasks:
-        lineages[root(task)].append(task)
+        lineages[root((task.table, task.shard_id))].append(task)
     groups: list[list[ShardTask]] = []
     for lineage in sorted(lineages.values(), key=len, reverse=True):
         fits = next((group for group in groups if len(group) + len(lineage) <= max_shards), None)
