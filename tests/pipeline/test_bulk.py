@@ -200,7 +200,7 @@ def test_plan_shows_the_run_and_writes_nothing(dynamodb_local, alternator_clean,
     assert "key: pk S (HASH), sk N (RANGE)" in result.output
     assert "items: ~30" in result.output and "segments: 2" in result.output
     assert "indexes: by_category, by_score" in result.output
-    assert table not in seed.client_for(alternator_clean.url).list_tables()["TableNames"]
+    assert table not in seed.table_names(alternator_clean.url)
 
 
 def _state_objects(checkpoint_dir, table) -> list:

@@ -278,7 +278,7 @@ def test_create_never_with_a_missing_target_table(tmp_path, dynamodb_local, alte
     assert_user_error(result, f"target table {target_table} does not exist", "create is 'never'",
                       "create: if_missing")
     assert not table_exists(alternator_clean.url, target_table)
-    assert target_table not in seed.client_for(alternator_clean.url).list_tables()["TableNames"]
+    assert target_table not in seed.table_names(alternator_clean.url)
 
 
 # --- the real console script -----------------------------------------------------------------

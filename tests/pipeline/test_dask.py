@@ -183,7 +183,7 @@ def test_what_dask_cannot_do_is_refused_before_anything_starts(dynamodb_local, a
         assert completed.returncode == 2 and "cannot run the streaming --follow pipeline" in line
     assert time.monotonic() - started < 100
     assert not (tmp_path / "checkpoints" / "bulk").exists()
-    assert table not in seed.client_for(alternator_clean.url).list_tables()["TableNames"]
+    assert table not in seed.table_names(alternator_clean.url)
 
 
 def test_a_cluster_that_cannot_run_the_job_is_refused(dynamodb_local, alternator_clean, tmp_path):
@@ -200,7 +200,7 @@ def test_a_cluster_that_cannot_run_the_job_is_refused(dynamodb_local, alternator
             completed = run_script("migrate", "--config", str(config), cwd=tmp_path, timeout=120)
             line, = error_lines(completed.stderr)
             assert completed.returncode == 2 and expected in line, completed.stderr
-    assert table not in seed.client_for(alternator_clean.url).list_tables()["TableNames"]
+    assert table not in seed.table_names(alternator_clean.url)
 
 
 def test_a_worker_that_cannot_import_the_package_is_found_before_the_run(dynamodb_local, alternator_clean,
@@ -221,7 +221,7 @@ def test_a_worker_that_cannot_import_the_package_is_found_before_the_run(dynamod
     line, = error_lines(completed.stderr)
     assert completed.returncode == 2, completed.stderr
     assert "Dask worker w1 at" in line and "import transforms.write ImportError" in line
-    assert table not in seed.client_for(alternator_clean.url).list_tables()["TableNames"]
+    assert table not in seed.table_names(alternator_clean.url)
 
 
 def test_a_job_whose_workers_are_gone_ends_with_an_error(dynamodb_local, alternator_clean, tmp_path, monkeypatch):

@@ -172,7 +172,7 @@ def test_a_rename_onto_a_key_attribute_is_refused_before_anything_is_written(dyn
         assert result.exit_code == 2, result.output
         (line,) = error_lines(result.output)
         assert f"renames maps 'a' to '{renames['a']}'" in line and named in line
-        tables = seed.client_for(alternator_clean.url).list_tables()["TableNames"]
+        tables = seed.table_names(alternator_clean.url)
         assert table not in tables and other not in tables  # no target table created
     swapped = write_config(tmp_path, source, alternator_target(alternator_clean),
                            [{"source": table, "renames": {"pk": "id", "a": "pk"}}])

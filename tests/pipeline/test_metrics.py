@@ -139,7 +139,7 @@ def test_a_port_in_use_stops_the_run_before_it_starts(dynamodb_local, alternator
 
     assert result.exit_code == 2, result.output
     assert f"error: --metrics-port {port}: 127.0.0.1:{port} is already in use; choose another port" in result.output
-    assert table not in seed.client_for(alternator_clean.url).list_tables()["TableNames"]  # nothing started
+    assert table not in seed.table_names(alternator_clean.url)  # nothing started
     assert not (tmp_path / "checkpoints").exists()
 
 
@@ -222,4 +222,4 @@ def test_a_metrics_file_in_a_missing_folder_stops_the_run_before_it_starts(dynam
     assert completed.returncode == 2
     assert completed.stderr.splitlines() == [f"error: --metrics-file {missing}: the folder {missing.parent} does not "
                                              f"exist"]
-    assert table not in seed.client_for(alternator_clean.url).list_tables()["TableNames"]  # nothing started
+    assert table not in seed.table_names(alternator_clean.url)  # nothing started

@@ -39,7 +39,7 @@ def offline_config(tmp_path: Path, **sections) -> Path:
 
 
 def target_tables(alternator) -> list[str]:
-    return seed.client_for(alternator.url).list_tables()["TableNames"]
+    return seed.table_names(alternator.url)
 
 
 # --- Beam options: runner names and value types, checked before anything starts --------------

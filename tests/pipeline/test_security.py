@@ -54,7 +54,7 @@ def _seeded(source: str, count: int = 150) -> str:
 
 
 def _tables_at(server, ca_file) -> list[str]:
-    return seed.client_for(server.url, verify=str(ca_file)).list_tables()["TableNames"]
+    return seed.table_names(server.url, verify=str(ca_file))
 
 
 def test_migrate_and_validate_over_https_with_a_private_ca(dynamodb_local, https_alternator, pki, tmp_path):

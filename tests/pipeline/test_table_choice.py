@@ -23,7 +23,7 @@ def test_a_command_runs_on_the_chosen_tables_only(dynamodb_local, alternator_cle
     rows = [line.split()[0] for line in completed.stdout.splitlines()[1:] if not line.startswith("total:")]
     assert rows == [chosen]
     assert "total: 20 items written in " in completed.stdout
-    target_tables = seed.client_for(alternator_clean.url).list_tables()["TableNames"]
+    target_tables = seed.table_names(alternator_clean.url)
     assert chosen in target_tables and other not in target_tables
 
 

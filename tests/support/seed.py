@@ -104,6 +104,12 @@ def client_for(endpoint: str, region: str = "us-east-1", verify: str | bool | No
                         aws_access_key_id="test", aws_secret_access_key="test")
 
 
+def table_names(endpoint: str, verify: str | bool | None = None) -> list[str]:
+    """Every table's name (ListTables answers at most 100 a page: the test servers hold more)."""
+    return [name for page in client_for(endpoint, verify=verify).get_paginator("list_tables").paginate()
+            for name in page["TableNames"]]
+
+
 def _wait_active(client, table: str) -> None:
     for _ in range(600):
         if client.describe_table(TableName=table)["Table"]["TableStatus"] == "ACTIVE":

@@ -17,7 +17,7 @@ def test_dynamodb_local_creates_and_lists_a_table(dynamodb_local):
                       KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
                       AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
                       BillingMode="PAY_PER_REQUEST")
-    assert table in seed.client_for(dynamodb_local.endpoint).list_tables()["TableNames"]
+    assert table in seed.table_names(dynamodb_local.endpoint)
 
 
 def _seed(*args: str) -> subprocess.CompletedProcess:
