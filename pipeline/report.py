@@ -155,7 +155,8 @@ def estimate_lines(estimate: CopyEstimate, tables: int) -> list[str]:
     """The whole copy's estimate (see `CopyEstimate`)."""
     lines = [f"estimate for the copy ({tables} table{'s' if tables != 1 else ''} in one job, which shares the caps):"]
     if estimate.read_units:
-        lines.append(f"  the scans consume ~{estimate.read_units:,.0f} read units")
+        scans = "the scans consume" if tables != 1 else "the scan consumes"
+        lines.append(f"  {scans} ~{estimate.read_units:,.0f} read units")
     for what, seconds, bound in estimate.bounds:
         lines.append(f"  {what} at {bound}: {_duration(seconds)}")
     if estimate.seconds is not None:
@@ -305,7 +306,8 @@ def validation_table(result: ValidationResult) -> str:
     scope = f"a {result.sample_rate:g} sample of " if result.sample_rate is not None else ""
     if differing:
         total = sum(result.tables[name].differences for name in differing)
-        lines.append(f"result: {total:,} differences in {len(differing)} of {len(result.tables)} tables "
+        lines.append(f"result: {total:,} difference{'s' if total != 1 else ''} in {len(differing)} of "
+                     f"{len(result.tables)} table{'s' if len(result.tables) != 1 else ''} "
                      f"({scope}source vs target); all findings in {result.findings_dir}")
     else:
         lines.append(f"result: {scope}every table matches")

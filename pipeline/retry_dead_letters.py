@@ -97,10 +97,10 @@ async def _retry(config: RunConfig, pairs: dict[str, TablePair], paths: Sequence
 
 def retry_dead_letters(config: RunConfig, plans: Sequence[TablePlan], run: str | None,
                        echo: Callable[[str], None]) -> ExitCode:
-    """Retry the letters of one run folder (`run`, e.g. run-20260101T120000) or of every run;
+    """Retry the letters of one run folder (`run`, e.g. run-20260101T120000-5f2a1c) or of every run;
     OK when none is left unresolved, INCOMPLETE otherwise."""
     if run is not None and (not run.startswith("run-") or "/" in run or "*" in run):
-        raise ConfigError(f"--run {run}: give a run folder's name, like run-20260101T120000 "
+        raise ConfigError(f"--run {run}: give a run folder's name, like run-20260101T120000-5f2a1c "
                           f"(the folders in {config.dead_letter_dir})")
     paths = letter_files(config.dead_letter_dir, run or "run-*")
     if run is not None and not paths:

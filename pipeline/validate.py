@@ -30,7 +30,7 @@ from transforms.compare import KINDS, CompareTables, SampleTables
 from transforms.findings import COUNTS_PATTERN, FINDINGS_PATTERN, WriteFindings
 from transforms.scan import ScanTables, SegmentSpec
 from transforms.state import bulk_checkpoints
-from transforms.state.files import delete_tree, matching, read_json, write_json
+from transforms.state.files import delete_tree, matching, read_json, run_name, write_json
 from transforms.state.storage import StorageOptions
 
 log = logging.getLogger(__name__)
@@ -198,7 +198,7 @@ def run_validate(config: RunConfig, plans: Sequence[TablePlan], *, sample_rate: 
     if missing:
         raise TableStepError(f"target table {missing[0]} does not exist at {config.target.describe()}; "
                              f"run `alternator-migrate migrate` first (or check tables[].target)")
-    findings_dir = FileSystems.join(config.checkpoint_dir, "validate", time.strftime("run-%Y%m%dT%H%M%S"))
+    findings_dir = FileSystems.join(config.checkpoint_dir, "validate", run_name())
     started = time.monotonic()
     names = [plan.spec.source for plan in plans]
     # The run's folder holds a note of what it checks from the start (on object stores a

@@ -146,7 +146,7 @@ def test_renames_in_replication_with_both_spellings(dynamodb_local, alternator_c
 
     assert again.exit_code == 1, again.output
     conflicts = sum(1 for item in changed if "old_name" in item and "name" in item)
-    assert f"error: {conflicts} changes could not be applied" in again.output
+    assert f"error: {conflicts} changes could not be applied" in again.output, again.output
     assert _target_items(target, table) == _expected_target(items)
 
 

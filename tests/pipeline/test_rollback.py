@@ -86,7 +86,7 @@ def test_plan_warns_when_a_rollback_reads_a_table_that_cannot_stream(dynamodb_lo
     seed.create_table(front, off, **TABLE, Tags=[VNODES])
     tables = [{"source": t, "create": "never"} for t in (ready, tablets, counted, off)]
     rollback = write_config(tmp_path, front, {"endpoint": dynamodb_local.endpoint, **LOCAL_KEYS}, tables)
-    for table in (tablets, off):
+    for table in (ready, tablets, counted, off):  # create: never - plan refuses a target table that is missing
         seed.create_table(dynamodb_local.endpoint, table, **TABLE)
     (tmp_path / "forward").mkdir()
     forward = write_config(tmp_path / "forward", dynamodb_local.endpoint, alternator_target(alternator_clean),
@@ -184,5 +184,7 @@ def test_validate_counts_target_items_dynamodb_could_not_hold(dynamodb_local, al
     assert item_size(OVER_400_KB) > MAX_ITEM_BYTES
     counts = json.loads((tmp_path / "v.json").read_text())["tables"][table]
     assert (counts["matched"], counts["extra"], counts["over_400kb"]) == (3, 1, 1)
-    header, row = result.output.splitlines()[:2]
+    lines = result.output.splitlines()
+    at = next(n for n, line in enumerate(lines) if line.startswith("table "))  # after the progress lines
+    header, row = lines[at:at + 2]
     assert header.split()[-1] == "over_400kb" and row.split()[-1] == "1"

@@ -1,7 +1,7 @@
 """Dead-letter files: the writes that could not be made, so nothing is lost silently.
 
 Every writer (bulk copy, replication, repair) puts them under its run's own folder,
-`<dead_letter_dir>/run-<timestamp>/<table>/<name>.jsonl` (`run_folder`), so the count
+`<dead_letter_dir>/run-<timestamp>-<suffix>/<table>/<name>.jsonl` (`run_folder`), so the count
 a run reports is its own. One JSON line per write: {"table": ..., "error": ..., "item":
 <DynamoDB JSON>} for a put, {"table": ..., "error": ..., "delete": <key>} for a delete;
 `table` is the target table, and the item or key is in target naming, except where
@@ -17,20 +17,19 @@ the file instead of counting its failures twice. The files hold customer data.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 
 
 from transforms.dynamo.writer import FailedWrite, request_item
 from transforms.items.ddb_json import encode_item
-from transforms.state.files import join, matching, read_bytes, read_json, write_bytes, write_json
+from transforms.state.files import join, matching, read_bytes, read_json, run_name, write_bytes, write_json
 
 MARKER_SUFFIX = ".retried.json"
 
 
 def run_folder(dead_letter_dir: str) -> str:
     """The folder of a run that starts now."""
-    return join(dead_letter_dir, time.strftime("run-%Y%m%dT%H%M%S"))
+    return join(dead_letter_dir, run_name())
 
 
 def write_dead_letters(run_dir: str, failures: list[FailedWrite], name: str | None = None) -> list[str]:

@@ -19,6 +19,7 @@ import glob
 import json
 import os
 import shutil
+import time
 import uuid
 from typing import Iterable, NamedTuple
 
@@ -31,6 +32,13 @@ class FileInfo(NamedTuple):
     path: str
     size_in_bytes: int
     last_updated_in_seconds: float | None = None  # when it was last written (epoch), where the store says
+
+
+def run_name() -> str:
+    """The folder name of a run that starts now (dead letters, validation findings): its start
+    time, then a random suffix, so two runs in the same second never share a folder, nor the
+    counts read back from it. Sorted names are in start order to the second."""
+    return time.strftime("run-%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
 
 
 def is_local(path: str) -> bool:
