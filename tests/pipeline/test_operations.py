@@ -6,6 +6,7 @@ import asyncio
 import math
 
 import pytest
+from botocore.exceptions import NoRegionError
 
 from tests.support import seed
 from tests.support.cli_runs import alternator_target, run_cli, unique, write_config
@@ -143,3 +144,21 @@ def test_migrate_with_a_role_to_assume(dynamodb_local, alternator_clean, tmp_pat
     assert len(seed.scan_all(alternator_clean.url, table)) == 50
     assert refused.exit_code == 2 and "127.0.0.1:9" in refused.output, refused.output
     assert "base-secret" not in copied.output + refused.output
+
+
+def test_a_role_is_assumed_in_the_configured_region_without_one_in_the_environment(alternator, monkeypatch):
+    """A config names its region; the machine may have none (no AWS_REGION, no profile).
+    STS is then reached in the table's region (moto's STS, served by the Alternator stand-in's
+    moto): before, botocore refused with NoRegionError on the first use of the role."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", alternator.moto.endpoint)
+    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+
+    async def role_key(region: str | None) -> str:
+        session = session_for(Credentials("base-key", "base-secret", role_arn=ROLE), region)
+        return (await (await session.get_credentials()).get_frozen_credentials()).access_key
+
+    assert asyncio.run(role_key("eu-west-1")) not in ("", "base-key")
+    with pytest.raises(NoRegionError):  # what the region fixes: no region anywhere
+        asyncio.run(role_key(None))

@@ -126,13 +126,13 @@ def _check_crc32(operation: str, payload: bytes, header: str | None) -> None:
         raise CorruptResponse(f"{operation}: the reply does not match its x-amz-crc32")
 
 
-async def signing_credentials(credentials: Credentials | None) -> AioCredentials:
+async def signing_credentials(credentials: Credentials | None, region: str | None = None) -> AioCredentials:
     """Credentials for signing, as the SDK clients get them: the spec's keys, else its
     session's chain (a profile, a role assumed and refreshed, or the default chain)."""
     credentials = credentials or Credentials()
     if credentials.boto_kwargs():
         return AioCredentials(credentials.access_key_id, credentials.secret_access_key, credentials.session_token)
-    found = await aio_session(credentials).get_credentials()
+    found = await aio_session(credentials, region).get_credentials()
     if found is None:
         raise NoCredentialsError()
     return found

@@ -73,7 +73,7 @@ class Cluster:
 async def _aws_endpoint(spec: SourceSpec) -> str:
     """DynamoDB's URL in the spec's region as the SDK resolves it (partition, FIPS and
     AWS_ENDPOINT_URL_DYNAMODB settings included)."""
-    async with session_for(spec.credentials).create_client("dynamodb", region_name=spec.region) as client:
+    async with session_for(spec.credentials, spec.region).create_client("dynamodb", region_name=spec.region) as client:
         return client.meta.endpoint_url
 
 
@@ -93,6 +93,6 @@ async def open_cluster(spec: SourceSpec | TargetSpec, max_connections: int = 32)
         else:
             signed = True
             endpoint = endpoint or await _aws_endpoint(spec)
-        credentials = await signing_credentials(spec.credentials) if signed else None
-        tls = spec.tls.ssl_context(aio_session(spec.credentials))
+        credentials = await signing_credentials(spec.credentials, spec.region) if signed else None
+        tls = spec.tls.ssl_context(aio_session(spec.credentials, spec.region))
         yield Cluster(spec, credentials, tls, endpoint, helper, stack, max_connections)

@@ -61,8 +61,12 @@ def _new_session(profile: str | None = None) -> AioSession:
     return session
 
 
-def session_for(credentials: Credentials | None) -> AioSession:
-    """The SDK session that signs with these credentials (a role is assumed lazily, on first use)."""
+def session_for(credentials: Credentials | None, region: str | None = None) -> AioSession:
+    """The SDK session that signs with these credentials (a role is assumed lazily, on first use).
+
+    A role is assumed from STS in `region` (the table's): without it, STS would need a region
+    from the environment or a profile, and a config that names its region would fail.
+    """
     creds = credentials or Credentials()
     session = _new_session(creds.profile)
     if not creds.role_arn:
@@ -71,6 +75,8 @@ def session_for(credentials: Credentials | None) -> AioSession:
     if creds.access_key_id:
         base = _new_session()
         base.set_credentials(creds.access_key_id, creds.secret_access_key, creds.session_token)
+    if region:
+        base.set_config_variable("region", region)
     assumed = _new_session(creds.profile)
     assumed.register_component("credential_provider",
                                AioCredentialResolver([_AssumedRole(base, creds)]))
@@ -90,16 +96,16 @@ def _aio_config(max_connections: int, unsigned: bool = False) -> AioConfig:
 _sessions: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = weakref.WeakKeyDictionary()
 
 
-def aio_session(credentials: Credentials | None = None) -> AioSession:
-    """The running event loop's session for `credentials` (`session_for`), shared by its clients.
+def aio_session(credentials: Credentials | None = None, region: str | None = None) -> AioSession:
+    """The running event loop's session for `credentials` in `region` (`session_for`), shared by its clients.
 
     Sessions are not thread-safe and their credential locks belong to one loop, hence one
     per loop; they share the process's loaded service models (`_data_loader`).
     """
     by_credentials = _sessions.setdefault(asyncio.get_running_loop(), {})
-    key = credentials or Credentials()
+    key = (credentials or Credentials(), region)
     if key not in by_credentials:
-        by_credentials[key] = session_for(key)
+        by_credentials[key] = session_for(*key)
     return by_credentials[key]
 
 
@@ -107,7 +113,7 @@ def aio_session(credentials: Credentials | None = None) -> AioSession:
 async def source_client(spec: SourceSpec, max_connections: int = 32, service: str = "dynamodb") -> AsyncIterator:
     """An aiobotocore client for the source's DynamoDB API (or its Streams API, or Kinesis)."""
     creds = spec.credentials or Credentials()
-    session = aio_session(creds)
+    session = aio_session(creds, spec.region)
     endpoint = {"dynamodbstreams": spec.streams_url, "kinesis": spec.kinesis_endpoint}.get(service, spec.endpoint)
     async with session.create_client(service, region_name=spec.region, endpoint_url=endpoint,
                                      config=_aio_config(max_connections), verify=spec.tls.botocore_verify(),
@@ -130,7 +136,7 @@ def node_client(spec: TargetSpec, url: str, max_connections: int = 32):
     """A plain client bound to one target URL (one Alternator node, or `target.endpoint`), signed
     as `TargetSpec.signed` says, with the target's own credentials (keys, profile or role)."""
     creds = spec.credentials or Credentials()
-    return aio_session(creds).create_client("dynamodb", region_name=spec.region, endpoint_url=url,
+    return aio_session(creds, spec.region).create_client("dynamodb", region_name=spec.region, endpoint_url=url,
                                             config=_aio_config(max_connections, unsigned=not spec.signed),
                                             verify=spec.tls.botocore_verify(), **creds.boto_kwargs())
 

@@ -93,8 +93,8 @@ def _warn_untyped_image() -> None:
 async def open_streams_data(spec: SourceSpec, endpoint_url: str, max_connections: int = 64
                             ) -> AsyncIterator[StreamsData]:
     """`StreamsData` for the source's Streams endpoint (`endpoint_url`, as the SDK client resolved it)."""
-    credentials = await signing_credentials(spec.credentials)
-    tls = spec.tls.ssl_context(aio_session(spec.credentials))
+    credentials = await signing_credentials(spec.credentials, spec.region)
+    tls = spec.tls.ssl_context(aio_session(spec.credentials, spec.region))
     async with open_endpoint(endpoint_url, STREAMS_TARGET_PREFIX, spec.region, credentials, tls,
                              max_connections) as endpoint:
         yield StreamsData(endpoint)
