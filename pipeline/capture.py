@@ -265,19 +265,23 @@ def _capture_line(table: str, status: TableStatus, spool: SpoolFigures, new: int
 
 def sample_streams(config: RunConfig, tables: Sequence[str], seconds: float
                    ) -> dict[str, ChangeSample | str | None]:
-    """Per table, its changes sampled from its stream for `seconds`: None when the stream is off,
-    the reason when it could not be sampled (no permission to read it: `plan` goes on)."""
+    """Per table, its changes sampled for `seconds` from its stream (or the Kinesis data stream it
+    names): None when the stream is off, the reason when it could not be sampled (no permission
+    to read it: `plan` goes on)."""
     async def sample(table: str, arn: str) -> ChangeSample | str:
         try:
             return await sample_changes(config.source, table, arn, seconds)
         except ClientError as exc:
             return f"{error_code(exc)}: {exc.response.get('Error', {}).get('Message', '')}"
 
+    kinesis = {spec.source: spec.kinesis_stream_arn for spec in config.tables if spec.kinesis_stream_arn}
+
     async def run() -> dict[str, ChangeSample | str | None]:
         async with source_client(config.source) as source:
             descriptions = [await schema.describe(source, table) for table in tables]
         arns = {table: (d or {}).get("LatestStreamArn") if ((d or {}).get("StreamSpecification") or {}).get(
             "StreamEnabled") else None for table, d in zip(tables, descriptions)}
+        arns.update((table, arn) for table, arn in kinesis.items() if table in arns)
         streamed = [table for table, arn in arns.items() if arn]
         samples = await asyncio.gather(*(sample(table, arns[table]) for table in streamed))
         found = dict(zip(streamed, samples))

@@ -201,7 +201,7 @@ def _plan(config_path: str, sample_seconds: float, output: str) -> None:
     found = exports.read_exports(config)
     plans = exports.with_exports(tables.plan_tables(config, create=False, measure_latency=True, check_target=True),
                                  found)
-    samples = capturing.sample_streams(config, [plan.spec.source for plan in plans if not plan.spec.kinesis_stream_arn],
+    samples = capturing.sample_streams(config, [plan.spec.source for plan in plans],
                                        sample_seconds) if sample_seconds else None
     warnings = rollback.stream_warnings(config)
     if output == "json":

@@ -174,7 +174,7 @@ def spool_lines(sample: ChangeSample | str | None, seconds: float, copy_seconds:
         return ["  changes during the copy: its stream is off (migrate --streams --enable-streams turns it on)"]
     if isinstance(sample, str):
         return [f"  changes during the copy: its stream could not be sampled ({sample}); migrate --streams needs "
-                f"to read it (docs/permissions.md, source-streams)"]
+                f"to read it (docs/permissions.md)"]
     rate = f"  changes during the copy: ~{sample.per_second:,.1f}/s (its stream sampled for {seconds:g} s)"
     if not sample.changes:
         return [rate + "; none arrived: the spool stays small unless the table gets busier"]
@@ -217,8 +217,8 @@ def plan_table(plans: list[TablePlan], config: RunConfig,
         else:
             lines.append("  read from the export: the source table's read units are not used")
         if spec.kinesis_stream_arn:
-            lines.append(f"  changes from Kinesis data stream {spec.kinesis_stream_arn} (not sampled)")
-        elif samples is not None:
+            lines.append(f"  changes from Kinesis data stream {spec.kinesis_stream_arn}")
+        if samples is not None:
             lines.extend(spool_lines(samples.get(spec.source), sample_seconds, estimate.seconds))
     lines.extend(estimate_lines(estimate, len(plans)))
     return "\n".join(lines)

@@ -15,6 +15,10 @@ although records follow (moto's pages are never empty before the end).
 """
 from __future__ import annotations
 
+import json
+import threading
+import time
+
 import pytest
 import yaml
 
@@ -116,13 +120,46 @@ def test_migrate_streams_from_kinesis_copies_and_catches_up(dynamodb_local, kine
     _history(made)
     planned = run_cli("plan", "--config", str(config))
     assert planned.exit_code == 0, planned.output
-    assert f"changes from Kinesis data stream {made.arn} (not sampled)" in planned.output
+    assert f"changes from Kinesis data stream {made.arn}" in planned.output
 
     result = run_cli("migrate", "--config", str(config), "--streams", "--until-caught-up")
 
     assert result.exit_code == 0, result.output
     assert "caught up" in result.output
     assert seed.assert_same_items(dynamodb_local.endpoint, alternator_clean.url, made.table) == 40 + 4 + FILLER
+
+
+def test_plan_samples_the_kinesis_stream_counting_only_the_tables_changes(dynamodb_local, kinesis,
+                                                                          alternator_clean, tmp_path):
+    """`plan` reads what arrives on the Kinesis stream while it samples: the table's changes, and
+    four times as many of another table that sends to the same stream, which are not counted."""
+    made, config = _streamed(dynamodb_local, kinesis, alternator_clean, tmp_path)
+    made.deliver(*(made.put(_item(f"before{i}", 1)) for i in range(30)))  # before the sample: not counted
+    stop, delivered = threading.Event(), []
+
+    def write_meanwhile() -> None:
+        while not stop.is_set():
+            n = len(delivered)
+            made.deliver(*(made.put(_item(f"k{i}", 1)) for i in (n, n + 1)),
+                         *(made.record("INSERT", {"id": {"S": f"o{n + i}"}}, new=_item(f"o{n + i}", 1),
+                                       table="another_table") for i in range(8)))
+            delivered.extend((n, n + 1))
+            time.sleep(0.1)
+
+    writer = threading.Thread(target=write_meanwhile)
+    writer.start()
+    try:
+        planned = run_cli("plan", "--config", str(config), "--sample-seconds", "2", "--output", "json")
+    finally:
+        stop.set()
+        writer.join()
+
+    assert planned.exit_code == 0, planned.output
+    changes = json.loads(planned.stdout)["tables"][0]["changes"]
+    assert changes["stream"] is True and 50 < changes["bytes_per_change"] < 2000, changes
+    # What arrived in the 2 s, of the table's changes delivered meanwhile (the other table's
+    # would make it five times as many)
+    assert 0 < changes["changes_per_second"] * 2 <= len(delivered) + 2, (changes, len(delivered))
 
 
 def test_replication_from_kinesis_refuses_another_runner_before_anything_is_read(tmp_path):

@@ -147,6 +147,10 @@ class KinesisSource:
         await self._check_holds(task, after)
         return await self._iterator(task, "AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=after)
 
+    async def latest_iterator(self, task: ShardTask) -> str:
+        """Just after the shard's newest record: what arrives from now on (`plan`'s sample)."""
+        return await self._iterator(task, "LATEST")
+
     async def _iterator(self, task: ShardTask, kind: str, **position) -> str:
         return (await self._client.get_shard_iterator(StreamARN=task.stream_arn, ShardId=task.shard_id,
                                                       ShardIteratorType=kind, **position))["ShardIterator"]

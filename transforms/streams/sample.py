@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from transforms.dynamo.endpoints import SourceSpec, streams_client
+from transforms.dynamo.endpoints import SourceSpec, kinesis_client, streams_client
 from transforms.state import change_spool
-from transforms.streams.shards import describe_shards
+from transforms.streams.kinesis import KinesisSource, is_kinesis
+from transforms.streams.shards import ShardTask, describe_shards
 
 READS_IN_FLIGHT = 32
 
@@ -34,37 +35,83 @@ class ChangeSample:
 
 
 async def sample_changes(source: SourceSpec, table: str, stream_arn: str, seconds: float) -> ChangeSample:
-    """The changes made to the table in the next `seconds` (every open shard followed)."""
+    """The changes made to the table in the next `seconds` (every open shard followed), from its
+    DynamoDB stream or the Kinesis data stream it names (only the table's own records count)."""
+    if is_kinesis(stream_arn):
+        async with kinesis_client(source) as client:
+            return await _sample(_KinesisReads(KinesisSource(client, read_attempts=1), table, stream_arn), seconds)
     async with streams_client(source) as client:
-        shards = [s["ShardId"] for s in await describe_shards(client, table, stream_arn)
-                  if "EndingSequenceNumber" not in s["SequenceNumberRange"]]
-        gate = asyncio.Semaphore(READS_IN_FLIGHT)
+        return await _sample(_StreamsReads(client, table, stream_arn), seconds)
 
-        async def latest(shard: str) -> str:
-            async with gate:
-                return (await client.get_shard_iterator(StreamArn=stream_arn, ShardId=shard,
-                                                        ShardIteratorType="LATEST"))["ShardIterator"]
 
-        async def arrived(shard: str, iterator: str) -> list[tuple[str, dict]]:
-            records = []
-            async with gate:
-                while iterator:
-                    page = await client.get_records(ShardIterator=iterator, Limit=1000)
-                    records += [(shard, record) for record in page["Records"]]
-                    if not page["Records"]:
-                        break
-                    iterator = page.get("NextShardIterator")
-            return records
+class _StreamsReads:
+    """A DynamoDB stream's shards, read through the SDK client."""
 
-        iterators = await asyncio.gather(*(latest(shard) for shard in shards))
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        await asyncio.sleep(seconds)
-        pages = await asyncio.gather(*(arrived(s, i) for s, i in zip(shards, iterators)))
-        took = loop.time() - began
+    def __init__(self, client, table: str, stream_arn: str):
+        self._client, self._table, self._arn = client, table, stream_arn
+
+    async def open_shards(self) -> list[str]:
+        return [s["ShardId"] for s in await describe_shards(self._client, self._table, self._arn)
+                if "EndingSequenceNumber" not in s["SequenceNumberRange"]]
+
+    async def latest(self, shard: str) -> str:
+        return (await self._client.get_shard_iterator(StreamArn=self._arn, ShardId=shard,
+                                                      ShardIteratorType="LATEST"))["ShardIterator"]
+
+    async def page(self, shard: str, iterator: str) -> tuple[list[dict], str | None, bool]:
+        """(records, the next iterator, whether more may follow now)."""
+        page = await self._client.get_records(ShardIterator=iterator, Limit=1000)
+        for record in page["Records"]:  # the SDK parses the time; the spool keeps epoch seconds
+            change = record["dynamodb"]
+            change["ApproximateCreationDateTime"] = change["ApproximateCreationDateTime"].timestamp()
+        return page["Records"], page.get("NextShardIterator"), bool(page["Records"])
+
+
+class _KinesisReads:
+    """A Kinesis data stream's shards, read and decoded as replication reads them (`KinesisSource`)."""
+
+    def __init__(self, source: KinesisSource, table: str, stream_arn: str):
+        self._source, self._table, self._arn = source, table, stream_arn
+
+    async def open_shards(self) -> list[str]:
+        return [s["ShardId"] for s in await self._source.list_shards(self._table, self._arn, None)
+                if "EndingSequenceNumber" not in s["SequenceNumberRange"]]
+
+    async def latest(self, shard: str) -> str:
+        return await self._source.latest_iterator(ShardTask(self._table, self._arn, shard))
+
+    async def page(self, shard: str, iterator: str) -> tuple[list[dict], str | None, bool]:
+        page = await self._source.get_records(ShardTask(self._table, self._arn, shard), iterator, 1000)
+        # Kinesis may answer empty pages before records that follow: only MillisBehindLatest 0
+        # ("caught up") says the shard's end.
+        return page["Records"], page["NextShardIterator"], bool(page["Records"] or page["MillisBehindLatest"])
+
+
+async def _sample(reads: _StreamsReads | _KinesisReads, seconds: float) -> ChangeSample:
+    shards = await reads.open_shards()
+    gate = asyncio.Semaphore(READS_IN_FLIGHT)
+
+    async def latest(shard: str) -> str:
+        async with gate:
+            return await reads.latest(shard)
+
+    async def arrived(shard: str, iterator: str | None) -> list[tuple[str, dict]]:
+        records = []
+        async with gate:
+            while iterator:
+                page, iterator, more = await reads.page(shard, iterator)
+                records += [(shard, record) for record in page]
+                if not more:
+                    break
+        return records
+
+    iterators = await asyncio.gather(*(latest(shard) for shard in shards))
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await asyncio.sleep(seconds)
+    pages = await asyncio.gather(*(arrived(s, i) for s, i in zip(shards, iterators)))
+    took = loop.time() - began
     chunk = change_spool.ChunkColumns()
     for shard, record in (pair for page in pages for pair in page):
-        change = record["dynamodb"]  # the SDK parses the time; the spool keeps epoch seconds
-        change["ApproximateCreationDateTime"] = change["ApproximateCreationDateTime"].timestamp()
         chunk.append(shard, [record])
     return ChangeSample(len(chunk), took, len(change_spool.encode_chunk(chunk.batch())) if len(chunk) else 0)
