@@ -37,13 +37,13 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline import capture as capturing, schema
 from pipeline.config import RunConfig
 from pipeline.logs import RUN_LOG
 from pipeline.runner import check_options, pipeline_options, run_pipeline
-from pipeline.tables import TablePlan, TableStepError
+from pipeline.tables import TablePlan, TableStepError, describe_error
 from transforms.dynamo.endpoints import kinesis_client, source_client, streams_client
 from transforms.dynamo.retry import error_code
 from transforms.errors import ExitCode, MigrateError
@@ -78,12 +78,19 @@ def _kinesis_arns(config: RunConfig) -> dict[str, str]:
 
 
 async def _kinesis_retentions(config: RunConfig, tables: Sequence[str]) -> dict[str, float]:
-    """Per table that names a Kinesis data stream, its RetentionPeriodHours (DescribeStreamSummary)."""
+    """Per table that names a Kinesis data stream, its RetentionPeriodHours (DescribeStreamSummary).
+    The first call to the stream: a refusal is told as a table's is, before anything is read (exit 2)."""
     arns = {table: arn for table, arn in _kinesis_arns(config).items() if table in tables}
     if not arns:
         return {}
+    retentions = {}
     async with kinesis_client(config.source) as client:
-        return {table: await kinesis_retention_hours(client, table, arn) for table, arn in arns.items()}
+        for table, arn in arns.items():
+            try:
+                retentions[table] = await kinesis_retention_hours(client, table, arn)
+            except (BotoCoreError, ClientError, OSError) as exc:
+                raise describe_error(f"source Kinesis data stream {arn}", exc) from None
+    return retentions
 
 
 def retention_hours(config: RunConfig, tables: Sequence[str]) -> dict[str, float]:

@@ -75,7 +75,7 @@ _AUTH_ERRORS = {"UnrecognizedClientException", "MissingAuthenticationTokenExcept
 _DENIED = {"AccessDeniedException", "AccessDenied"}  # known credentials, lacking a permission (IAM or a GRANT)
 
 
-def _describe_error(where: str, exc: BaseException) -> TableStepError:
+def describe_error(where: str, exc: BaseException) -> TableStepError:
     side = where.split()[0]  # "source ..." or "target ...": point at that side's settings
     if isinstance(exc, NoCredentialsError):
         return TableStepError(f"no AWS credentials found for {where}; set {side}.credentials in the config "
@@ -109,7 +109,7 @@ async def _describe_sources(config: RunConfig, source) -> list[dict]:
         try:
             description = await schema.describe(source, spec.source)
         except (BotoCoreError, ClientError, OSError) as exc:
-            raise _describe_error(f"source {config.source.describe()}", exc) from None
+            raise describe_error(f"source {config.source.describe()}", exc) from None
         if description is None:
             raise TableStepError(f"source table {spec.source} does not exist at {config.source.describe()}; "
                                  f"check tables[].source and source.region/endpoint")
@@ -132,7 +132,7 @@ async def _expiry(config: RunConfig, source, index: int, cutoff: float) -> Expir
     try:
         ttl = (await source.describe_time_to_live(TableName=spec.source))["TimeToLiveDescription"]
     except (BotoCoreError, ClientError, OSError) as exc:
-        raise _describe_error(f"source {config.source.describe()}", exc) from None
+        raise describe_error(f"source {config.source.describe()}", exc) from None
     if ttl.get("TimeToLiveStatus") != "ENABLED" or not ttl.get("AttributeName"):
         raise TableStepError(f"tables[{index}].skip_expired is set, but source table {spec.source} has no TTL "
                              f"enabled (TimeToLiveStatus {ttl.get('TimeToLiveStatus', 'DISABLED')}): no item "
@@ -148,7 +148,7 @@ async def _scan_latency(config: RunConfig, source, table: str) -> float:
         await source.scan(TableName=table, Limit=1)
         return time.perf_counter() - started
     except (BotoCoreError, ClientError, OSError) as exc:
-        raise _describe_error(f"source {config.source.describe()}", exc) from None
+        raise describe_error(f"source {config.source.describe()}", exc) from None
 
 
 async def _plan_tables(config: RunConfig, create: bool, cutoff: float, measure_latency: bool,
@@ -179,7 +179,7 @@ async def _plan_tables(config: RunConfig, create: bool, cutoff: float, measure_l
                     if check_target:
                         schema.check_target(existing, description, spec.target, spec.renames, spec.create)
             except (BotoCoreError, ClientError, OSError) as exc:
-                raise _describe_error(where, exc) from None
+                raise describe_error(where, exc) from None
             item_count = int(description.get("ItemCount", 0))
             size_bytes = int(description.get("TableSizeBytes", 0))
             segments = config.scan.segments or auto_segments(

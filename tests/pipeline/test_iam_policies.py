@@ -5,15 +5,22 @@ command stops with one `error:` line naming that action (S3 names no action: the
 the bucket or object refused).
 
 AWS is moto with IAM enforced, amended to authorize each request against the resource AWS
-authorizes it against (`tests/support/moto_iam.py`): the policies' table, stream and object
-ARNs are checked too, not only their actions. What moto does not check, so these tests
-cannot show either: condition keys other than a trust policy's `sts:ExternalId`,
-resource-based policies of tables, streams and buckets, KMS keys (exports encrypted with
-SSE-KMS also need `kms:Decrypt`), permission boundaries and organizations' SCPs. Not
-exercised here: `dynamodb:BatchGetItem` in source-streams.json (only KEYS_ONLY and OLD_IMAGE
-streams read items back), `dynamodb:TagResource` of rollback-target.json (the source there,
-DynamoDB Local, has no tags to copy), and `s3:ListBucket`/`s3:GetObject` of the Parquet
-folder written by `export` (shown for the same policy on the state bucket).
+authorizes it against (`tests/support/moto_iam.py`): the policies' table, stream, Kinesis
+data stream and object ARNs are checked too, not only their actions. A table followed on a
+Kinesis data stream has its changes written there as DynamoDB writes them
+(`tests/support/kinesis_changes.py`), into the same moto. What moto does not check, so
+these tests cannot show either: condition keys other than a trust policy's
+`sts:ExternalId`, resource-based policies of tables, streams, Kinesis data streams and
+buckets, KMS keys (exports encrypted with SSE-KMS, and Kinesis data streams encrypted with a
+customer managed key, also need `kms:Decrypt`), permission boundaries and organizations'
+SCPs. Not exercised here: `dynamodb:BatchGetItem` in source-streams.json (only KEYS_ONLY and
+OLD_IMAGE streams read items back), `dynamodb:TagResource` of rollback-target.json (the
+source there, DynamoDB Local, has no tags to copy), `s3:ListBucket`/`s3:GetObject` of the
+Parquet folder written by `export` (shown for the same policy on the state bucket), `capture` (it
+runs until interrupted; it reads the streams as `migrate --streams` does, with the same
+policies); a Kinesis data stream resharded or with more than one page of shards (moto's
+own resharding is not Kinesis's, `tests/support/moto_kinesis.py`, and a `ListShards` naming
+only its `NextToken` is checked against `*`).
 
 The target is the Alternator stand-in, which does not use IAM (docs/alternator-auth.md),
 except in the rollback tests, where the target is moto's DynamoDB.
@@ -29,6 +36,7 @@ import pytest
 from tests.support import seed
 from tests.support.cli_runs import alternator_target, error_lines, run_cli, unique, write_config
 from tests.support.exports import s3_client, write_full_export
+from tests.support.kinesis_changes import KinesisTable
 from tests.support.servers import REPO_ROOT, IamMotoServer
 from tests.support.stores import unique_bucket
 from transforms.state.dead_letters import letter_files
@@ -38,7 +46,7 @@ pytestmark = pytest.mark.integration
 
 POLICIES = REPO_ROOT / "docs" / "iam"
 REGION, ACCOUNT = "us-east-1", "123456789012"  # moto's account
-PLACEHOLDER = re.compile(r"\b(REGION|ACCOUNT|TABLE|BUCKET|PREFIX|ROLE|USER|EXTERNAL_ID)\b")
+PLACEHOLDER = re.compile(r"\b(REGION|ACCOUNT|TABLE|STREAM|BUCKET|PREFIX|ROLE|USER|EXTERNAL_ID)\b")
 SETUP_KEYS = dict(region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
 
 
@@ -110,9 +118,11 @@ def _s3_state(account: Account, user: dict, bucket: str) -> dict:
                                  "s3_secret_access_key": user["secret_access_key"]}}
 
 
-def _source_config(tmp_path, account: Account, alternator, table: str, user: dict, bucket: str | None):
-    """A run from moto's DynamoDB (as `user`) to the Alternator stand-in; state on S3 when `bucket`."""
-    source = {"endpoint": account.endpoint, "region": REGION, "credentials": _credentials(user)}
+def _source_config(tmp_path, account: Account, alternator, table: str | dict, user: dict, bucket: str | None):
+    """A run from moto's DynamoDB (as `user`) to the Alternator stand-in; state on S3 when `bucket`.
+    moto's Kinesis serves the tables that name a `kinesis_stream_arn`."""
+    source = {"endpoint": account.endpoint, "kinesis_endpoint": account.endpoint, "region": REGION,
+              "credentials": _credentials(user)}
     state = _s3_state(account, user, bucket) if bucket else {}
     return write_config(tmp_path, account.endpoint, alternator_target(alternator), [table], source=source, **state)
 
@@ -122,6 +132,22 @@ def _streamed_table(account: Account, changes: int = 20) -> str:
     seed.create_table(account.endpoint, table, **seed.STREAMED_TABLE)
     seed.stream_changes(account.endpoint, table, 0, changes)
     return table
+
+
+_UNSTREAMED_TABLE = {key: value for key, value in seed.STREAMED_TABLE.items() if key != "StreamSpecification"}
+
+
+def _kinesis_table(account: Account, changes: int = 20) -> KinesisTable:
+    """A table (no DynamoDB stream) whose changes went to a Kinesis data stream (two shards), both moto's."""
+    table = unique("kinesis")
+    seed.create_table(account.endpoint, table, **_UNSTREAMED_TABLE)
+    made = KinesisTable(account.endpoint, account.endpoint, table)
+    _kinesis_changes(made, 0, changes)
+    return made
+
+
+def _kinesis_changes(made: KinesisTable, start: int, count: int) -> None:
+    made.deliver(*(made.put({"id": {"S": f"k{i:05d}"}, "n": {"N": str(i)}}) for i in range(start, start + count)))
 
 
 def test_copy_replication_and_validation_need_only_the_documented_policies(account, alternator_clean, tmp_path):
@@ -209,10 +235,70 @@ def test_the_policies_allow_only_the_tables_and_folders_they_name(account, alter
     assert f"s3://{bucket}/run/" in line and "403" in line
 
 
+_KINESIS_MIGRATE = ("source-read.json", "source-streams.json", "source-kinesis.json", "bucket-read-write.json")
+_KINESIS_REPLICATE = ("source-streams.json", "source-kinesis.json", "bucket-read-write.json")
+
+
+def test_a_table_followed_on_kinesis_needs_only_the_documented_policies(account, alternator_clean, tmp_path):
+    """migrate --streams and replicate of a table whose changes go to a Kinesis data stream, each
+    as a user holding the files docs/permissions.md lists for the command, + source-kinesis.json."""
+    made, bucket = _kinesis_table(account, 30), account.bucket()
+    names = {"TABLE": made.table, "STREAM": made.stream_name, "BUCKET": bucket, "PREFIX": "run"}
+    table = {"source": made.table, "kinesis_stream_arn": made.arn}
+
+    def run(*command: str, policies: tuple[str, ...], **other: str):
+        user = account.user({name: policy(name, **{**names, **other}) for name in policies})
+        config = _source_config(tmp_path, account, alternator_clean, table, user, bucket)
+        return account.run(*command, "--config", str(config)), user
+
+    (copied, migrator) = run("migrate", "--streams", "--until-caught-up", "--no-progress", policies=_KINESIS_MIGRATE)
+    _kinesis_changes(made, 30, 10)
+    (replicated, replicator) = run("replicate", "--until-caught-up", policies=_KINESIS_REPLICATE)
+    (elsewhere, _) = run("replicate", "--until-caught-up", policies=_KINESIS_REPLICATE, STREAM=unique("other"))
+
+    assert copied.exit_code == 0, copied.output
+    assert replicated.exit_code == 0, replicated.output
+    assert "caught up" in replicated.output
+    assert seed.assert_same_items(account.endpoint, alternator_clean.url, made.table) == 40
+    outputs = copied.output + replicated.output
+    assert "AccessDenied" not in outputs
+    assert migrator["secret_access_key"] not in outputs and replicator["secret_access_key"] not in outputs
+    # A policy naming another stream allows nothing on this one.
+    assert elsewhere.exit_code == 2, elsewhere.output
+    line, = error_lines(elsewhere.output)
+    assert f"not authorized to perform: kinesis:DescribeStreamSummary on resource: {made.arn} " in line
+
+
+@pytest.mark.parametrize("action, code", [
+    ("kinesis:DescribeStreamSummary", 2),
+    ("kinesis:ListShards", 4),
+    ("kinesis:GetShardIterator", 4),
+    ("kinesis:GetRecords", 4),
+])
+def test_each_action_of_the_kinesis_policy_is_needed(account, alternator_clean, tmp_path, action, code):
+    made, bucket = _kinesis_table(account), account.bucket()
+    names = {"TABLE": made.table, "STREAM": made.stream_name, "BUCKET": bucket, "PREFIX": "run"}
+    user = account.user({each: policy(each, without=action if each == "source-kinesis.json" else None, **names)
+                         for each in _KINESIS_REPLICATE})
+    config = _source_config(tmp_path, account, alternator_clean, {"source": made.table, "kinesis_stream_arn": made.arn},
+                            user, bucket)
+    created = run_cli("create-tables", "--config", str(config))  # IAM not enforced: the table replicate writes to
+
+    result = account.run("replicate", "--config", str(config))
+
+    assert created.exit_code == 0, created.output
+    assert result.exit_code == code, result.output
+    line, = error_lines(result.output)
+    assert f"not authorized to perform: {action} on resource: arn:aws:kinesis:{REGION}:{ACCOUNT}:" \
+           f"stream/{made.stream_name} " in line
+    if code == 2:  # found before anything is read: the line says where the permissions are listed
+        assert "docs/permissions.md" in line
+    assert user["secret_access_key"] not in result.output
+
+
 def test_enable_streams_needs_update_table_and_nothing_else(account, alternator_clean, tmp_path):
     table, bucket = unique("unstreamed"), account.bucket()
-    seed.create_table(account.endpoint, table, **{k: v for k, v in seed.STREAMED_TABLE.items()
-                                                  if k != "StreamSpecification"})
+    seed.create_table(account.endpoint, table, **_UNSTREAMED_TABLE)
     seed.put_items(account.endpoint, table, [{"id": {"S": f"k{i}"}} for i in range(10)])
     names = {"TABLE": table, "BUCKET": bucket, "PREFIX": "run"}
     usual = {name: policy(name, **names) for name in ("source-read.json", "source-streams.json",

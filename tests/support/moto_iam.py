@@ -3,7 +3,7 @@
 Run as a script (`python tests/support/moto_iam.py -H 127.0.0.1 -p PORT`, see
 `servers.IamMotoServer`): it amends moto's request handlers, then starts moto's own server.
 With authentication on (`POST /moto-api/reset-auth` with `0`), moto (5.2) checks each
-request's signature and the caller's IAM policies, but not the way AWS does in four places,
+request's signature and the caller's IAM policies, but not the way AWS does in five places,
 so a least-privilege policy could not be tested against it as it stands:
 
 - DynamoDB and DynamoDB Streams actions are authorized against the resource `*`, so a
@@ -25,6 +25,16 @@ so a least-privilege policy could not be tested against it as it stands:
   is not authorized to perform: ACTION on resource: ARN because no identity-based policy
   allows the ACTION action",
   https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_access-denied.html).
+- Kinesis Data Streams actions are authorized against the resource `*` too. AWS authorizes
+  DescribeStreamSummary, ListShards, GetShardIterator and GetRecords against the stream
+  (`arn:aws:kinesis:REGION:ACCOUNT:stream/NAME`, resource type `stream`, required, in
+  https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonkinesisdatastreams.html).
+  Here the stream is the request's `StreamARN`, else its `StreamName`, else (a GetRecords
+  naming only its iterator) the stream moto's iterator names; a ListShards naming only a
+  `NextToken` is still checked against `*` (the tool's streams never have a second page).
+  A refusal is answered as Kinesis answers one: HTTP 400, `AccessDeniedException` with the
+  IAM message (the Errors of each action in the Kinesis API reference, e.g.
+  https://docs.aws.amazon.com/kinesis/latest/APIReference/API_GetRecords.html).
 - HeadBucket is checked as `s3:HeadBucket`, an action IAM does not have; AWS requires
   `s3:ListBucket` (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadBucket.html).
 - DeleteObjects is checked as `s3:DeleteObject` on the bucket; AWS checks it on each object
@@ -36,8 +46,9 @@ so a least-privilege policy could not be tested against it as it stands:
   on the object copied (https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html).
 
 What moto still does not check: condition keys other than a role's trust policy, resource
-policies of tables and streams, KMS permissions, and the actions of any other service as AWS
-scopes them.
+policies of tables and streams (Kinesis data streams have them too), KMS permissions (a
+Kinesis stream encrypted with a customer managed key also needs `kms:Decrypt`), and the
+actions of any other service as AWS scopes them.
 """
 from __future__ import annotations
 
@@ -49,6 +60,8 @@ from moto.core.exceptions import (AccessDeniedError, InvalidClientTokenIdError, 
                                   SignatureDoesNotMatchError)
 from moto.dynamodb.responses import DynamoHandler
 from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+from moto.kinesis.responses import KinesisResponse
+from moto.kinesis.utils import decompose_shard_iterator
 from moto.s3 import responses as s3_responses
 from moto.server import main
 from moto.utilities.utils import get_partition
@@ -73,8 +86,22 @@ def _dynamodb_resources(handler) -> list[str]:
     return ["*"]  # ListTables and the like: no resource, as on AWS
 
 
-def _as_dynamodb_error(refusal: Exception, resource: str) -> JsonRESTError:
-    """moto's refusal as DynamoDB words it (HTTP 400, a JSON body)."""
+def _kinesis_resources(handler) -> list[str]:
+    """The stream ARN AWS authorizes this Kinesis Data Streams request against."""
+    arn = handler._get_param("StreamARN")  # noqa: SLF001 - moto's own parameter reader
+    if arn:
+        return [arn]
+    name = handler._get_param("StreamName")  # noqa: SLF001
+    iterator = handler._get_param("ShardIterator")  # noqa: SLF001
+    if not name and iterator:
+        name = decompose_shard_iterator(iterator)[0]  # moto's iterators begin with their stream's name
+    if not name:
+        return ["*"]  # ListStreams, or a ListShards naming only its NextToken
+    return [f"arn:{get_partition(handler.region)}:kinesis:{handler.region}:{handler.current_account}:stream/{name}"]
+
+
+def _as_json_error(refusal: Exception, resource: str) -> JsonRESTError:
+    """moto's refusal as DynamoDB and Kinesis word it (HTTP 400, a JSON body)."""
     if isinstance(refusal, AccessDeniedError):
         action = refusal.message.rpartition(" ")[2]
         return JsonRESTError("com.amazon.coral.service#AccessDeniedException",
@@ -86,13 +113,13 @@ def _as_dynamodb_error(refusal: Exception, resource: str) -> JsonRESTError:
     return JsonRESTError("com.amazon.coral.service#InvalidSignatureException", refusal.message)
 
 
-def _authorize_each(original):
+def _authorize_each(original, resources):
     def authorize(self, resource="*"):
-        for arn in _dynamodb_resources(self):
+        for arn in resources(self):
             try:
                 original(self, arn)
             except (AccessDeniedError, InvalidClientTokenIdError, SignatureDoesNotMatchError) as refusal:
-                raise _as_dynamodb_error(refusal, arn) from None
+                raise _as_json_error(refusal, arn) from None
     return authorize
 
 
@@ -117,9 +144,10 @@ def _authorize_s3_as_aws(original):
 
 
 def amend_moto() -> None:
-    for handler in (DynamoHandler, DynamoDBStreamsHandler):
+    for handler, resources in ((DynamoHandler, _dynamodb_resources), (DynamoDBStreamsHandler, _dynamodb_resources),
+                               (KinesisResponse, _kinesis_resources)):
         handler._authenticate_and_authorize_normal_action = _authorize_each(  # noqa: SLF001
-            handler._authenticate_and_authorize_normal_action)  # noqa: SLF001
+            handler._authenticate_and_authorize_normal_action, resources)  # noqa: SLF001
     s3_responses.ACTION_MAP["BUCKET"]["HEAD"]["DEFAULT"] = "ListBucket"
     response = s3_responses.S3Response
     response._authenticate_and_authorize_s3_action = _authorize_s3_as_aws(  # noqa: SLF001
