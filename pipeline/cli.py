@@ -29,6 +29,10 @@ from transforms.errors import ExitCode, MigrateError
 log = logging.getLogger("alternator_migrate")
 
 
+# What Beam appends to an error raised in one of its steps: the step's name, not for the user.
+_BEAM_STEP = re.compile(r" \[while running '[^']*'\]$")
+
+
 def _run(command: Callable[[], ExitCode | None], *, interrupted: str) -> None:
     """Run a command body and exit with its code. Errors a user can fix become one line;
     a failed run becomes a short readable block (the traceback goes to the log file); Ctrl-C
@@ -43,7 +47,7 @@ def _run(command: Callable[[], ExitCode | None], *, interrupted: str) -> None:
     try:
         code = command() or ExitCode.OK
     except MigrateError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {_BEAM_STEP.sub('', str(exc))}", err=True)
         code = exc.code
     except click.UsageError as exc:
         click.echo(f"error: {exc.format_message()}", err=True)

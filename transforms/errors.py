@@ -52,6 +52,13 @@ class WritesFailed(MigrateError):
     code = ExitCode.INCOMPLETE
 
 
+class TargetRefusedError(MigrateError):
+    """The target refuses every write to a table (credentials, permissions, the table gone):
+    the run stops rather than send every item to the dead-letter folder."""
+
+    code = ExitCode.FAILED
+
+
 class StorageError(MigrateError):
     """A checkpoint, dead-letter or findings file could not be read, written or listed."""
 

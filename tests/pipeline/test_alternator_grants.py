@@ -7,14 +7,11 @@ executor_util.cc); the source is DynamoDB Local.
 """
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from tests.support import seed
 from tests.support.cli_runs import error_lines, run_cli, unique, write_config
 from transforms.state.dead_letters import letter_files
-from transforms.state.files import read_bytes
 
 pytestmark = pytest.mark.integration
 
@@ -81,16 +78,42 @@ def test_copying_needs_modify_and_validating_select(dynamodb_local, granting, tm
           f"GRANT SELECT ON {keyspace} TO copier")
     validated = run_cli("validate", "--config", config)
 
-    # Writes refused: each batch is dead-lettered with the refusal as its reason (exit 1).
-    assert without_modify.exit_code == 1, without_modify.output
-    letters = [json.loads(line) for path in letter_files(str(tmp_path / "no-modify" / "dead-letter"))
-               for line in read_bytes(path).splitlines()]
-    assert len(letters) == 50
-    assert all(f"MODIFY access on table alternator_{table}.{table} is denied to role copier" in letter["error"]
-               for letter in letters)
+    # Writes refused: the run stops at once with the refusal (exit 4), nothing dead-lettered.
+    assert without_modify.exit_code == 4, without_modify.output
+    line, = error_lines(without_modify.output)
+    assert f"{table}: the target refused BatchWriteItem: AccessDeniedException" in line, line
+    assert f"MODIFY access on table alternator_{table}.{table} is denied to role copier" in line, line
+    assert not letter_files(str(tmp_path / "no-modify" / "dead-letter"))
     assert migrated.exit_code == 0, migrated.output
     assert without_select.exit_code == 4, without_select.output
     line, = error_lines(without_select.output)
     assert f"SELECT access on table alternator_{table}.{table} is denied to role copier" in line
     assert validated.exit_code == 0, validated.output
     assert "copier-salted-hash" not in without_modify.output + migrated.output + without_select.output
+
+
+def test_replication_without_modify_stops_the_shard_and_goes_on_once_granted(dynamodb_local, granting, tmp_path):
+    """A refused write in replication stops it with the refusal (exit 4) and its checkpoints
+    unmoved, nothing dead-lettered; once MODIFY is granted, the next run applies everything."""
+    alternator, grant = granting
+    table = unique("granted_stream")
+    seed.create_table(dynamodb_local.endpoint, table, **seed.STREAMED_TABLE)
+    seed.stream_changes(dynamodb_local.endpoint, table, 0, 30)
+    keyspace = f'"alternator_{table}"."{table}"'
+    grant("GRANT CREATE ON ALL KEYSPACES TO creator")
+    assert run_cli("create-tables", "--config", _config(tmp_path, dynamodb_local.endpoint, alternator, table,
+                                                        "creator", "create")).exit_code == 0
+    config = _config(tmp_path, dynamodb_local.endpoint, alternator, table, "copier", "replicate")
+
+    refused = run_cli("replicate", "--until-caught-up", "--config", config)
+    grant("GRANT CREATE ON ALL KEYSPACES TO creator", f"GRANT MODIFY ON {keyspace} TO copier")
+    granted = run_cli("replicate", "--until-caught-up", "--config", config)
+    alternator.front.require_signatures(None)  # the test's own reads are not signed by a role
+
+    assert refused.exit_code == 4, refused.output
+    line, = error_lines(refused.output)
+    assert f"{table}: the target refused BatchWriteItem: AccessDeniedException" in line, line
+    assert f"MODIFY access on table alternator_{table}.{table} is denied to role copier" in line, line
+    assert not letter_files(str(tmp_path / "replicate" / "dead-letter"))
+    assert granted.exit_code == 0, granted.output
+    assert seed.assert_same_items(dynamodb_local.endpoint, alternator.url, table) == 30

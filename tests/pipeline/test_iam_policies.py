@@ -40,7 +40,6 @@ from tests.support.kinesis_changes import KinesisTable
 from tests.support.servers import REPO_ROOT, IamMotoServer
 from tests.support.stores import unique_bucket
 from transforms.state.dead_letters import letter_files
-from transforms.state.files import read_bytes
 
 pytestmark = pytest.mark.integration
 
@@ -422,11 +421,13 @@ def test_a_rollback_target_needs_only_the_documented_policy(account, dynamodb_lo
     assert created.exit_code == 0, created.output
     ttl = boto3.client("dynamodb", endpoint_url=account.endpoint, **SETUP_KEYS).describe_time_to_live(TableName=table)
     assert ttl["TimeToLiveDescription"]["AttributeName"] == "expires_at"
-    # A target refusing writes: every item is dead-lettered, each letter saying why (exit 1).
-    assert cannot_write.exit_code == 1, cannot_write.output
-    lines = [json.loads(line) for path in letter_files(str(letters)) for line in read_bytes(path).splitlines()]
-    reasons = {line["error"] for line in lines}
-    assert len(lines) == 60 and all("not authorized to perform: dynamodb:BatchWriteItem" in reason for reason in reasons)
+    # A target refusing every write stops the run with one line, exit 4 (fix, then --resume),
+    # instead of sending every item to the dead-letter folder.
+    assert cannot_write.exit_code == 4, cannot_write.output
+    line, = error_lines(cannot_write.output)
+    assert f"{table}: the target refused BatchWriteItem: AccessDeniedException" in line, line
+    assert "not authorized to perform: dynamodb:BatchWriteItem" in line and line.endswith("with --resume)"), line
+    assert not letter_files(str(letters))
     assert migrated.exit_code == 0, migrated.output
     assert validated.exit_code == 0, validated.output
     assert len(seed.scan_all(account.endpoint, table)) == 60

@@ -17,6 +17,8 @@ import aiohttp
 from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from transforms.errors import service_message
+
 T = TypeVar("T")
 
 THROTTLING_CODES = frozenset({
@@ -39,12 +41,34 @@ TRANSIENT_CODES = frozenset({
     "TransactionInProgressException",
 })
 _RETRYABLE_CODES = THROTTLING_CODES | SERVER_ERROR_CODES | TRANSIENT_CODES
+# Refusals that no request to the table can get past until someone acts on the credentials,
+# the permissions or the table: DynamoDB's common errors marked "OK to retry? No" that are not
+# about one request's content (developer guide, "Error handling with DynamoDB",
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Programming.Errors.html).
+# Alternator answers an unknown key with UnrecognizedClientException, a wrong signature with
+# InvalidSignatureException, a missing grant with AccessDeniedException (scylladb/scylladb
+# alternator/auth.cc and test/alternator/test_authorization.py).
+REFUSAL_CODES = frozenset({
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "IncompleteSignatureException",
+    "MissingAuthenticationTokenException",
+    "ResourceNotFoundException",
+})
 
 
 def error_code(exc: BaseException) -> str | None:
     if isinstance(exc, ClientError):
         return exc.response.get("Error", {}).get("Code")
     return None
+
+
+def error_message(exc: BaseException) -> str:
+    """The service's message of a ClientError, fit for one line (`errors.service_message`)."""
+    if isinstance(exc, ClientError):
+        return service_message(exc.response.get("Error", {}).get("Message", ""))
+    return str(exc)
 
 
 def is_retryable(exc: BaseException) -> bool:

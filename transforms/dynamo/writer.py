@@ -44,7 +44,9 @@ from transforms.dynamo.data_plane import Cluster, DataPlane, open_cluster
 from transforms.dynamo.endpoints import TargetSpec
 from transforms.dynamo.rate_limit import TokenBucket
 from transforms.dynamo.request_size import cut_by_size, too_large
-from transforms.dynamo.retry import UnprocessedItemsLeft, call_with_retry, error_code, is_retryable
+from transforms.dynamo.retry import (REFUSAL_CODES, UnprocessedItemsLeft, call_with_retry, error_code, error_message,
+                                     is_retryable)
+from transforms.errors import TargetRefusedError
 from transforms.items.digests import distinct_keys, key_digest, key_texts, text_digest
 from transforms.items.item_size import oversized_puts
 from transforms.items.keys import key_of
@@ -185,6 +187,11 @@ class TargetWriter:
         try:
             await call_with_retry(attempt, max_attempts=self._settings.max_attempts, on_retry=count_retry)
         except Exception as exc:  # noqa: BLE001 - every final failure is reported, never dropped
+            if error_code(exc) in REFUSAL_CODES:
+                raise TargetRefusedError(
+                    f"{table}: the target refused BatchWriteItem: {error_code(exc)}: {error_message(exc)}; "
+                    f"nothing was written to the dead-letter folder: fix the target's credentials, "
+                    f"permissions or table, then run the command again (a copy goes on with --resume)") from exc
             if len(remaining) > 1 and (too_large(exc) or
                                        not is_retryable(exc) and error_code(exc) == "ValidationException"):
                 half = len(remaining) // 2
