@@ -52,12 +52,12 @@ if TYPE_CHECKING:
 
 LEASE_SECONDS = 30.0  # a capture that has not renewed its lease for this long is gone
 
-COLUMNS = ("shard", "sequence", "created", "event", "keys", "image")
+_COLUMNS = ("shard", "sequence", "created", "event", "keys", "image")
 _CHUNK_DIGITS = 12
 
 
 @functools.cache
-def schema() -> pa.Schema:
+def _schema() -> pa.Schema:
     """The chunks' Arrow schema. pyarrow is imported by the functions that make or read a
     chunk, not with this module: a `replicate` with no spool to apply never needs it (with
     numpy, ~0.25 s of CPU at start-up)."""
@@ -135,7 +135,7 @@ class ChunkColumns:
     them: items decoded) appended as the spool's columns, keys and images as DynamoDB JSON."""
 
     def __init__(self) -> None:
-        self._columns: dict[str, list] = {name: [] for name in COLUMNS}
+        self._columns: dict[str, list] = {name: [] for name in _COLUMNS}
         self.size = 0  # bytes of keys and images as JSON text
 
     def __len__(self) -> int:
@@ -156,9 +156,9 @@ class ChunkColumns:
             self.size += len(keys) + len(image or "")
 
     def batch(self) -> pa.RecordBatch:
-        import pyarrow as pa  # noqa: PLC0415 - see `schema`
+        import pyarrow as pa  # noqa: PLC0415 - see `_schema`
 
-        columns, chunk_schema = self._columns, schema()
+        columns, chunk_schema = self._columns, _schema()
         return pa.RecordBatch.from_arrays([
             pa.array(columns["shard"], pa.string()).dictionary_encode(),
             pa.array(columns["sequence"], pa.string()),
@@ -177,9 +177,9 @@ class SpooledRecord:
 
 def batch_to_records(batch: pa.RecordBatch) -> list[SpooledRecord]:
     """The records of a chunk's batch, in order, shaped as `StreamsData.get_records` gives them."""
-    columns = {name: batch.column(name).to_pylist() for name in COLUMNS}
+    columns = {name: batch.column(name).to_pylist() for name in _COLUMNS}
     out = []
-    for shard, sequence, created, event, keys, image in zip(*(columns[name] for name in COLUMNS)):
+    for shard, sequence, created, event, keys, image in zip(*(columns[name] for name in _COLUMNS)):
         change = {"Keys": decode_item(orjson.loads(keys)), "SequenceNumber": sequence,
                   "ApproximateCreationDateTime": created}
         if image is not None:
@@ -190,10 +190,10 @@ def batch_to_records(batch: pa.RecordBatch) -> list[SpooledRecord]:
 
 def encode_chunk(batch: pa.RecordBatch) -> bytes:
     """A chunk's bytes: the batch as an Arrow IPC stream, zstd-compressed."""
-    import pyarrow as pa  # noqa: PLC0415 - see `schema`
+    import pyarrow as pa  # noqa: PLC0415 - see `_schema`
 
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, schema(), options=pa.ipc.IpcWriteOptions(compression="zstd")) as writer:
+    with pa.ipc.new_stream(sink, _schema(), options=pa.ipc.IpcWriteOptions(compression="zstd")) as writer:
         writer.write_batch(batch)
     return sink.getvalue().to_pybytes()
 
@@ -225,7 +225,7 @@ def chunks(checkpoint_dir: str, table: str, after: int = -1) -> list[Chunk]:
 
 def read_chunk(path: str) -> pa.RecordBatch:
     """One chunk's records (a chunk is written as one batch)."""
-    import pyarrow as pa  # noqa: PLC0415 - see `schema`
+    import pyarrow as pa  # noqa: PLC0415 - see `_schema`
 
     data = read_bytes(path)
     if data is None:
@@ -233,7 +233,7 @@ def read_chunk(path: str) -> pa.RecordBatch:
     batches = list(pa.ipc.open_stream(pa.BufferReader(data)))
     if len(batches) == 1:
         return batches[0]
-    return pa.Table.from_batches(batches, schema()).combine_chunks().to_batches()[0]
+    return pa.Table.from_batches(batches, _schema()).combine_chunks().to_batches()[0]
 
 
 # --- how far the spool is applied ------------------------------------------------------------
