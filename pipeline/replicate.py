@@ -61,7 +61,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REPORT_SECONDS = 5.0   # a status line this often
-CHECK_SECONDS = 0.25   # how often --until-caught-up looks at the lag
+# How often --until-caught-up looks at the lag: the cutover waits for its answer, and a look
+# costs ~1.5 ms of CPU per 1,000 shards.
+CHECK_SECONDS = 0.05
+PUBLISH_SECONDS = 0.25  # how often the follower's figures are published otherwise (--metrics-port)
 
 
 @dataclass(frozen=True)
@@ -309,11 +312,12 @@ async def _follow_locally(settings: ReplicationSettings, streams: Sequence[Strea
         report = _Reporter(engine, [s.table for s in streams], started, echo)
         try:
             while not running.done():
-                await asyncio.wait({running}, timeout=CHECK_SECONDS)
-                _publish(metrics, report.statuses())
+                await asyncio.wait({running}, timeout=CHECK_SECONDS if until_caught_up else PUBLISH_SECONDS)
+                statuses = report.statuses()
+                _publish(metrics, statuses)
                 if metrics is not None and engine.failure is not None:
                     metrics.fail(str(engine.failure))
-                if until_caught_up and not running.done() and _caught_up(report.statuses(), max_lag):
+                if until_caught_up and not running.done() and _caught_up(statuses, max_lag):
                     engine.stop()
                     await running
                     report.show()

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.support import seed
-from tests.support.cli_runs import alternator_target, run_cli, unique, write_config
+from tests.support.cli_runs import alternator_target, run_cli, run_script, unique, write_config
 from tests.support.servers import REPO_ROOT
 from transforms.state import stream_checkpoints
 
@@ -81,6 +81,32 @@ def test_changes_before_during_and_after_the_snapshot(dynamodb_local, alternator
     assert _same(source, alternator_clean.url, table) > 400
     target_item = seed.client_for(alternator_clean.url).get_item(TableName=table, Key={"id": {"S": "k99999"}})
     assert target_item["Item"]["version"] == {"N": "99"}  # the last of 100 rapid updates won
+
+
+def test_a_replicate_with_nothing_new_loads_neither_beam_nor_arrow(dynamodb_local, alternator_clean, tmp_path):
+    """The cutover's last `replicate --until-caught-up`, with every change applied, starts at
+    once: Beam's verdict on the options is kept, and pyarrow and numpy (the writer's encoders,
+    the spool's chunks) are loaded only where something is written (README, Performance)."""
+    cache = {"XDG_CACHE_HOME": str(tmp_path / "cache")}  # where Beam's verdict on the options is kept
+    source = dynamodb_local.endpoint
+    table = _streamed_table(source)
+    _changes(source, table, 0, 10)
+    config = _config(tmp_path, dynamodb_local, alternator_clean, table)
+    # In its own process: a run in this one would find the verdict kept in memory, and write none.
+    migrate = run_script("migrate", "--config", str(config), "--streams", "--until-caught-up", "--no-progress",
+                         cwd=tmp_path, env=cache)
+    assert migrate.returncode == 0, migrate.stderr[-2000:]
+
+    run = run_script("replicate", "--config", str(config), "--until-caught-up", cwd=tmp_path,
+                     env={**cache, "PYTHONPROFILEIMPORTTIME": "1"})
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "0 changes" in run.stderr and "caught up" in run.stderr
+    # The import times go to file descriptor 2, which the run's log file takes over once the config is read.
+    written = run.stderr + "".join(path.read_text() for path in (tmp_path / "checkpoints" / "logs").glob("replicate-*"))
+    imported = {line.rsplit("|", 1)[-1].strip() for line in written.splitlines() if line.startswith("import time:")}
+    assert {"transforms.streams.engine", "transforms.dynamo.writer"} <= imported  # the follower ran here
+    assert not sorted(name for name in imported if name.split(".")[0] in ("apache_beam", "pyarrow", "numpy"))
 
 
 def test_streams_must_be_on_or_enabled(dynamodb_local, alternator_clean, tmp_path):

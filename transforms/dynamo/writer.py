@@ -28,6 +28,10 @@ Every path that changes the target (bulk pages, stream windows, repairs) writes 
   from an Arrow page (`write_batch`) or from request dicts (`write`), and sent through
   the data plane (`dynamo.data_plane`), signed by botocore's signer. Only a failed
   request is turned back into a dict, for its dead letter.
+
+The encoders (`items.wire_encode`, `items.digests`, `items.item_size`) are imported at the
+first write, not with this module: they load pyarrow and numpy (~0.25 s of CPU), which a
+`replicate --until-caught-up` with nothing new to write, the last step of a cutover, never needs.
 """
 from __future__ import annotations
 
@@ -35,23 +39,21 @@ import asyncio
 import contextlib
 import hashlib
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable, Sequence
+from typing import TYPE_CHECKING, AsyncIterator, Callable, Sequence
 
 import orjson
-import pyarrow as pa
 
 from transforms.dynamo.data_plane import Cluster, DataPlane, open_cluster
 from transforms.dynamo.endpoints import TargetSpec
 from transforms.dynamo.rate_limit import TokenBucket
-from transforms.dynamo.request_size import cut_by_size, too_large
 from transforms.dynamo.retry import (REFUSAL_CODES, UnprocessedItemsLeft, call_with_retry, error_code, error_message,
                                      is_retryable)
 from transforms.errors import TargetRefusedError
-from transforms.items.digests import distinct_keys, key_digest, key_texts, text_digest
-from transforms.items.item_size import oversized_puts
 from transforms.items.keys import key_of
-from transforms.items.wire_encode import batch_write_body, put_rows, request_of, request_row
 from transforms.settings import WriterSettings
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,8 @@ def nodes_for(partition_keys: Sequence[bytes], nodes: Sequence[str]) -> list[str
 def last_per_key(batch: pa.RecordBatch, key_names: Sequence[str]) -> pa.RecordBatch:
     """`collapse_by_key` for a batch: the last row of each key, in their order (a Scan page
     holds every key once, which is checked in C)."""
+    from transforms.items.digests import distinct_keys, key_texts  # noqa: PLC0415 - see the module docstring
+
     if distinct_keys(batch, key_names) == batch.num_rows:
         return batch
     latest = {text: row for row, text in enumerate(key_texts(batch, key_names))}
@@ -112,6 +116,9 @@ def refuse_oversized(table: str, rows: list[bytes], max_item_bytes: int | None
                      ) -> tuple[list[bytes], list[FailedWrite]]:
     """The request texts to send, and the puts over a DynamoDB target's item size limit as
     permanent failures, never sent: no retry or split can make DynamoDB take them."""
+    from transforms.items.item_size import oversized_puts  # noqa: PLC0415 - see the module docstring
+    from transforms.items.wire_encode import request_of  # noqa: PLC0415
+
     oversized = oversized_puts(rows, max_item_bytes) if max_item_bytes else {}
     if not oversized:
         return rows, []
@@ -133,6 +140,9 @@ class TargetWriter:
 
     async def write(self, table: str, requests: Sequence[dict], partition_key: str) -> WriteOutcome:
         """Write request dicts (one per key), each through its key's node; never raises for a failed write."""
+        from transforms.items.digests import key_digest  # noqa: PLC0415 - see the module docstring
+        from transforms.items.wire_encode import request_row  # noqa: PLC0415
+
         def partition_keys() -> list[bytes]:
             return [key_digest({partition_key: request_item(r)[partition_key]}, (partition_key,)) for r in requests]
 
@@ -140,6 +150,9 @@ class TargetWriter:
 
     async def write_batch(self, table: str, batch: pa.RecordBatch, key_names: Sequence[str]) -> WriteOutcome:
         """Put every row of a batch (the `arrow_codec` layout, target naming, one row per key)."""
+        from transforms.items.digests import key_texts, text_digest  # noqa: PLC0415 - see the module docstring
+        from transforms.items.wire_encode import put_rows  # noqa: PLC0415
+
         def partition_keys() -> list[bytes]:
             return [text_digest(text) for text in key_texts(batch, key_names[:1])]
 
@@ -148,6 +161,8 @@ class TargetWriter:
     async def _write_rows(self, table: str, rows: list[bytes], partition_keys: Callable[[], list[bytes]]
                           ) -> WriteOutcome:
         """Write request texts; `partition_keys()` gives their partition keys' digests (which node)."""
+        from transforms.dynamo.request_size import cut_by_size  # noqa: PLC0415 - see the module docstring
+
         nodes = self._cluster.nodes()
         if len(nodes) == 1:
             by_node = {nodes[0]: rows}
@@ -168,6 +183,9 @@ class TargetWriter:
         return outcome
 
     async def _write_batch(self, plane: DataPlane, table: str, rows: list[bytes], outcome: WriteOutcome) -> None:
+        from transforms.dynamo.request_size import too_large  # noqa: PLC0415 - see the module docstring
+        from transforms.items.wire_encode import batch_write_body, request_of  # noqa: PLC0415
+
         if self._bucket is not None:
             await self._bucket.acquire(len(rows))
         remaining = rows

@@ -31,14 +31,15 @@ JSON text, as the wire carries them. Every file is written whole (`state.files`)
 """
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import orjson
-import pyarrow as pa
 
 from transforms.errors import MigrateError, StorageError
 from transforms.items.ddb_json import decode_item, encode_item
@@ -46,18 +47,30 @@ from transforms.state import stream_checkpoints
 from transforms.state import files
 from transforms.state.files import delete, delete_tree, join, matching, read_bytes, read_json, write_bytes, write_json
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 LEASE_SECONDS = 30.0  # a capture that has not renewed its lease for this long is gone
 
-SCHEMA = pa.schema([
-    ("shard", pa.dictionary(pa.int32(), pa.string())),
-    ("sequence", pa.string()),
-    ("created", pa.float64()),   # ApproximateCreationDateTime, epoch seconds
-    ("event", pa.dictionary(pa.int8(), pa.string())),
-    ("keys", pa.string()),       # DynamoDB JSON
-    ("image", pa.string()),      # DynamoDB JSON of the NewImage; null for a REMOVE or a view without it
-])
-_WRITE_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
+_COLUMNS = ("shard", "sequence", "created", "event", "keys", "image")
 _CHUNK_DIGITS = 12
+
+
+@functools.cache
+def _schema() -> pa.Schema:
+    """The chunks' Arrow schema. pyarrow is imported by the functions that make or read a
+    chunk, not with this module: a `replicate` with no spool to apply never needs it (with
+    numpy, ~0.25 s of CPU at start-up)."""
+    import pyarrow as pa  # noqa: PLC0415 - see above
+
+    return pa.schema([
+        ("shard", pa.dictionary(pa.int32(), pa.string())),
+        ("sequence", pa.string()),
+        ("created", pa.float64()),   # ApproximateCreationDateTime, epoch seconds
+        ("event", pa.dictionary(pa.int8(), pa.string())),
+        ("keys", pa.string()),       # DynamoDB JSON
+        ("image", pa.string()),      # DynamoDB JSON of the NewImage; null for a REMOVE or a view without it
+    ])
 
 
 def root(checkpoint_dir: str) -> str:
@@ -122,7 +135,7 @@ class ChunkColumns:
     them: items decoded) appended as the spool's columns, keys and images as DynamoDB JSON."""
 
     def __init__(self) -> None:
-        self._columns: dict[str, list] = {name: [] for name in SCHEMA.names}
+        self._columns: dict[str, list] = {name: [] for name in _COLUMNS}
         self.size = 0  # bytes of keys and images as JSON text
 
     def __len__(self) -> int:
@@ -143,15 +156,17 @@ class ChunkColumns:
             self.size += len(keys) + len(image or "")
 
     def batch(self) -> pa.RecordBatch:
-        columns = self._columns
+        import pyarrow as pa  # noqa: PLC0415 - see `_schema`
+
+        columns, chunk_schema = self._columns, _schema()
         return pa.RecordBatch.from_arrays([
             pa.array(columns["shard"], pa.string()).dictionary_encode(),
             pa.array(columns["sequence"], pa.string()),
             pa.array(columns["created"], pa.float64()),
-            pa.array(columns["event"], pa.string()).dictionary_encode().cast(SCHEMA.field("event").type),
+            pa.array(columns["event"], pa.string()).dictionary_encode().cast(chunk_schema.field("event").type),
             pa.array(columns["keys"], pa.string()),
             pa.array(columns["image"], pa.string()),
-        ], schema=SCHEMA)
+        ], schema=chunk_schema)
 
 
 @dataclass(frozen=True)
@@ -162,9 +177,9 @@ class SpooledRecord:
 
 def batch_to_records(batch: pa.RecordBatch) -> list[SpooledRecord]:
     """The records of a chunk's batch, in order, shaped as `StreamsData.get_records` gives them."""
-    columns = {name: batch.column(name).to_pylist() for name in SCHEMA.names}
+    columns = {name: batch.column(name).to_pylist() for name in _COLUMNS}
     out = []
-    for shard, sequence, created, event, keys, image in zip(*(columns[name] for name in SCHEMA.names)):
+    for shard, sequence, created, event, keys, image in zip(*(columns[name] for name in _COLUMNS)):
         change = {"Keys": decode_item(orjson.loads(keys)), "SequenceNumber": sequence,
                   "ApproximateCreationDateTime": created}
         if image is not None:
@@ -175,8 +190,10 @@ def batch_to_records(batch: pa.RecordBatch) -> list[SpooledRecord]:
 
 def encode_chunk(batch: pa.RecordBatch) -> bytes:
     """A chunk's bytes: the batch as an Arrow IPC stream, zstd-compressed."""
+    import pyarrow as pa  # noqa: PLC0415 - see `_schema`
+
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, SCHEMA, options=_WRITE_OPTIONS) as writer:
+    with pa.ipc.new_stream(sink, _schema(), options=pa.ipc.IpcWriteOptions(compression="zstd")) as writer:
         writer.write_batch(batch)
     return sink.getvalue().to_pybytes()
 
@@ -208,11 +225,15 @@ def chunks(checkpoint_dir: str, table: str, after: int = -1) -> list[Chunk]:
 
 def read_chunk(path: str) -> pa.RecordBatch:
     """One chunk's records (a chunk is written as one batch)."""
+    import pyarrow as pa  # noqa: PLC0415 - see `_schema`
+
     data = read_bytes(path)
     if data is None:
         raise StorageError(f"the spool's chunk {path} is gone")
     batches = list(pa.ipc.open_stream(pa.BufferReader(data)))
-    return batches[0] if len(batches) == 1 else pa.Table.from_batches(batches, SCHEMA).combine_chunks().to_batches()[0]
+    if len(batches) == 1:
+        return batches[0]
+    return pa.Table.from_batches(batches, _schema()).combine_chunks().to_batches()[0]
 
 
 # --- how far the spool is applied ------------------------------------------------------------
