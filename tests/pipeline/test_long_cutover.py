@@ -11,6 +11,7 @@ request are real; only the stream's timing is compressed.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import threading
@@ -24,7 +25,7 @@ from botocore.exceptions import ClientError
 
 from tests.support import seed
 from tests.support.cli_runs import error_lines, interrupt, run_cli, start_script
-from tests.support.controlled_streams import ChangingTable, controlled_stream, wait_for
+from tests.support.controlled_streams import ChangingTable, controlled_stream, shard_id, wait_for
 from tests.support.exports import LocalBucket, write_full_export
 from tests.support.slow_source import SlowSource
 from transforms.state import bulk_checkpoints, change_spool, stream_checkpoints
@@ -164,6 +165,39 @@ def _lease_holder(checkpoint_dir, table: str) -> str | None:
     """Which process holds the table's capture (host:pid), if any."""
     lease = read_json(str(checkpoint_dir / "capture" / "spool" / table / "lease.json"))
     return lease and lease["owner"]
+
+
+def test_a_capture_reads_quiet_shards_every_few_seconds_within_the_retention(dynamodb_local, alternator_clean,
+                                                                            tmp_path):
+    """What a quiet shard gets waits in the spool until the snapshot is copied, so the capture
+    reads it every 5 s with DynamoDB's 24 hours (a thousand read every second took the launcher
+    a core the snapshot and the apply need), and eight times a retention when that is shorter
+    (here 16 s: every 2 s)."""
+    quiet = shard_id(900, "qqqqqqqq")
+    runs = {}
+    with contextlib.ExitStack() as stack:
+        for retention in (None, 16.0):
+            folder = tmp_path / f"retention-{retention}"
+            folder.mkdir()
+            made = stack.enter_context(controlled_stream(dynamodb_local, alternator_clean, folder,
+                                                         retention_seconds=retention))
+            made.stream.add_shard(quiet)
+            runs[retention] = made, start_script("capture", "--config", str(made.config), cwd=folder)
+        for made, capture in runs.values():
+            wait_for(lambda: len(made.stream.read_times(quiet)) >= 1, timeout=120, process=capture,
+                     what="the capture's first read of the quiet shard")
+        time.sleep(11)
+        for made, capture in runs.values():
+            stopped = interrupt(capture, lambda: True, sig=signal.SIGINT)
+            assert capture.returncode == 130, stopped
+
+    def gaps(retention) -> list[float]:
+        reads = runs[retention][0].stream.read_times(quiet)
+        return [later - earlier for earlier, later in zip(reads, reads[1:])]
+
+    day, short = gaps(None), gaps(16.0)
+    assert len(day) >= 2 and min(day) >= 4.5, day  # not every second
+    assert len(short) >= 4 and min(short) >= 1.5 and sorted(short)[len(short) // 2] < 3.5, short
 
 
 def test_a_capture_down_longer_than_the_stream_keeps_changes_ends_with_exit_3(dynamodb_local, alternator_clean,

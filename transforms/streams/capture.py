@@ -44,6 +44,8 @@ from transforms.table_pair import TablePair
 FLUSH_RECORDS = 10_000
 FLUSH_BYTES = 16 << 20  # of keys and images as JSON text: what a chunk holds in memory when applied
 LINGER_SECONDS = 2.0
+CAPTURE_IDLE_POLL_SECONDS = 5.0  # how often the capture reads a quiet shard again (see `idle_poll_seconds`)
+READS_PER_RETENTION = 8  # a quiet shard is read at least this often within its stream's retention
 
 
 @dataclass(eq=False)
@@ -209,12 +211,25 @@ def _lost_unread(table: str, shard_id: str, what: str = "") -> ChangesLost:
                        f"start over with `migrate --streams --restart` (or `capture --restart`)")
 
 
+def idle_poll_seconds(settings: ReplicationSettings, retention: Mapping[str, float]) -> float:
+    """How often the capture reads a quiet shard again: every `CAPTURE_IDLE_POLL_SECONDS`, not every
+    second as live replication does. What it finds waits in the spool until the snapshot is
+    copied anyway, and at the hand-over replication reads on from the capture's positions; but a
+    thousand quiet shards read every second take most of a core of the launcher (measured: the
+    capture's thread held the GIL eight times as long as the spool's apply beside it), which the
+    snapshot and the apply need. At most `1 / READS_PER_RETENTION` of the shortest retention
+    apart (the tests compress it to seconds), and never more often than `settings` says."""
+    shortest = min(retention.values(), default=float("inf"))
+    return max(settings.idle_poll_seconds, min(CAPTURE_IDLE_POLL_SECONDS, shortest / READS_PER_RETENTION))
+
+
 @contextlib.asynccontextmanager
 async def open_capture(settings: ReplicationSettings, retention: Mapping[str, float],
                        **sink_options) -> AsyncIterator[Replicator]:
     """A worker whose shards go to the spool under `settings.checkpoint_dir` (no target needed);
     its positions are kept in the capture's own checkpoints (`change_spool.root`). `retention`:
     per table, how long its stream keeps a record, in seconds."""
+    settings = dataclasses.replace(settings, idle_poll_seconds=idle_poll_seconds(settings, retention))
     async with contextlib.AsyncExitStack() as stack:
         sources = await stack.enter_async_context(open_change_sources(settings.source, settings.read_attempts))
         capture_dir = change_spool.root(settings.checkpoint_dir)
