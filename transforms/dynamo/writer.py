@@ -52,6 +52,11 @@ from transforms.items.wire_encode import batch_write_body, put_rows, request_of,
 from transforms.settings import WriterSettings
 
 
+# The reply to a BatchWriteItem that wrote everything, as DynamoDB, DynamoDB Local and
+# Alternator send it (compact JSON); any other reply is parsed.
+_ALL_PROCESSED = b'{"UnprocessedItems":{}}'
+
+
 @dataclass(frozen=True)
 class FailedWrite:
     table: str
@@ -170,11 +175,15 @@ class TargetWriter:
             await self._bucket.acquire(len(rows))
         remaining = rows
 
+        def unprocessed(reply: bytes) -> list | None:
+            if reply == _ALL_PROCESSED:  # nearly every reply: nothing to parse
+                return None
+            return (orjson.loads(reply).get("UnprocessedItems") or {}).get(table)
+
         async def attempt() -> None:
             nonlocal remaining
             async with self._in_flight:
-                left = await plane.call("BatchWriteItem", batch_write_body(table, remaining),
-                                        lambda reply: (orjson.loads(reply).get("UnprocessedItems") or {}).get(table))
+                left = await plane.call("BatchWriteItem", batch_write_body(table, remaining), unprocessed)
             if left:
                 remaining = [orjson.dumps(request) for request in left]
                 raise UnprocessedItemsLeft(len(left))
