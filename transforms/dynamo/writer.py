@@ -26,7 +26,7 @@ Every path that changes the target (bulk pages, stream windows, repairs) writes 
   Alternator source can hold one (Alternator has no such limit).
 - Requests travel as their JSON text (`items.wire_encode`), written once: straight
   from an Arrow page (`write_batch`) or from request dicts (`write`), and sent through
-  the data plane (`dynamo.data_plane`), signed by botocore's signer. Only a failed
+  the data plane (`dynamo.data_plane`), signed by `dynamo.sigv4`. Only a failed
   request is turned back into a dict, for its dead letter.
 """
 from __future__ import annotations
