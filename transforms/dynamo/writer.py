@@ -26,7 +26,7 @@ Every path that changes the target (bulk pages, stream windows, repairs) writes 
   Alternator source can hold one (Alternator has no such limit).
 - Requests travel as their JSON text (`items.wire_encode`), written once: straight
   from an Arrow page (`write_batch`) or from request dicts (`write`), and sent through
-  the data plane (`dynamo.data_plane`), signed by botocore's signer. Only a failed
+  the data plane (`dynamo.data_plane`), signed by `dynamo.sigv4`. Only a failed
   request is turned back into a dict, for its dead letter.
 
 The encoders (`items.wire_encode`, `items.digests`, `items.item_size`) are imported at the
@@ -54,6 +54,11 @@ from transforms.settings import WriterSettings
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+
+# The reply to a BatchWriteItem that wrote everything, as DynamoDB, DynamoDB Local and
+# Alternator send it (compact JSON); any other reply is parsed.
+_ALL_PROCESSED = b'{"UnprocessedItems":{}}'
 
 
 @dataclass(frozen=True)
@@ -190,11 +195,15 @@ class TargetWriter:
             await self._bucket.acquire(len(rows))
         remaining = rows
 
+        def unprocessed(reply: bytes) -> list | None:
+            if reply == _ALL_PROCESSED:  # nearly every reply: nothing to parse
+                return None
+            return (orjson.loads(reply).get("UnprocessedItems") or {}).get(table)
+
         async def attempt() -> None:
             nonlocal remaining
             async with self._in_flight:
-                left = await plane.call("BatchWriteItem", batch_write_body(table, remaining),
-                                        lambda reply: (orjson.loads(reply).get("UnprocessedItems") or {}).get(table))
+                left = await plane.call("BatchWriteItem", batch_write_body(table, remaining), unprocessed)
             if left:
                 remaining = [orjson.dumps(request) for request in left]
                 raise UnprocessedItemsLeft(len(left))
