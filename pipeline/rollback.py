@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline import schema
 from pipeline.config import RunConfig
-from transforms.dynamo.endpoints import SourceSpec, source_client
+from transforms.dynamo.endpoints import SourceSpec, aio_session, source_client
 
 _NUMBER = re.compile(r"\s*[+-]?[0-9]")  # a tag value ScyllaDB reads as a tablet count (std::stol)
 _ENABLE = ("aws dynamodb update-table --endpoint-url {endpoint} --table-name {table} --stream-specification "
@@ -38,7 +38,7 @@ async def is_alternator(spec: SourceSpec) -> bool:
     if not spec.endpoint:
         return False
     url = spec.endpoint.rstrip("/") + "/localnodes"
-    ssl = spec.tls.ssl_context() if url.startswith("https") else False
+    ssl = spec.tls.ssl_context(aio_session(spec.credentials, spec.region)) if url.startswith("https") else False
     try:
         # trust_env: HTTP(S)_PROXY and NO_PROXY, as the SDK's clients of the same endpoint honour them
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10), trust_env=True) as http:

@@ -102,6 +102,25 @@ def test_a_certificate_for_another_host_name_stops_before_writing(dynamodb_local
     assert "mismatch" in line.lower() and "does not name the host" in line
 
 
+def test_plan_of_a_rollback_from_an_https_alternator_trusts_its_ca_file(dynamodb_local, https_alternator, pki,
+                                                                       tmp_path):
+    """A rollback reads Alternator over https: `plan` asks the source for /localnodes (is it
+    Alternator?) with the source's ca_file, then warns of a table that cannot stream."""
+    table = unique("way_back")
+    without_stream = {key: value for key, value in seed.STREAMED_TABLE.items() if key != "StreamSpecification"}
+    seed.client_for(https_alternator.url, verify=str(pki["ca"])).create_table(TableName=table, **without_stream)
+    seed.create_table(dynamodb_local.endpoint, table, **seed.STREAMED_TABLE)
+    source = {"endpoint": https_alternator.url, "region": "us-east-1", "ca_file": str(pki["ca"])}
+    config = write_config(tmp_path, https_alternator.url, {"endpoint": dynamodb_local.endpoint, "credentials": {
+                          "access_key_id": "test", "secret_access_key": "test"}},
+                          [{"source": table, "create": "never"}], source=source)
+
+    result = run_cli("plan", "--config", str(config))
+
+    assert result.exit_code == 0, result.output
+    assert f"warning: source table {table} cannot stream" in result.output, result.output
+
+
 def test_insecure_skip_verify_works_and_warns_on_every_run(dynamodb_local, https_alternator, pki, tmp_path):
     table = _seeded(dynamodb_local.endpoint, 20)
     config = write_config(tmp_path, dynamodb_local.endpoint,
