@@ -15,16 +15,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from pipeline.metrics_server import serve_metrics
 from tests.support import seed
 from tests.support.cli_runs import alternator_target, run_cli, run_script, start_script, unique, write_config
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.integration
 
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only, never a proxy
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(port: int, path: str) -> tuple[int, str]:
@@ -70,7 +65,7 @@ def test_a_follow_run_serves_its_figures_while_it_runs(dynamodb_local, alternato
     config = write_config(tmp_path, source, alternator_target(alternator_clean), [table],
                           write={"max_attempts": 50})
     assert run_cli("migrate", "--config", str(config), "--streams", "--until-caught-up", "--no-progress").exit_code == 0
-    port = _free_port()
+    port = free_port()
     process = start_script("replicate", "--config", str(config), "--follow", "--metrics-port", str(port),
                            cwd=tmp_path)
     try:
@@ -108,7 +103,7 @@ def test_a_bulk_copy_serves_items_written_as_it_goes(dynamodb_local, alternator_
     config = write_config(tmp_path, source, alternator_target(alternator_clean), [table],
                           scan={"page_size": 50, "segments": 1}, write={"concurrency": 1, "max_items_per_batch": 25})
     alternator_clean.front.set_faults(slow=1.0, slow_seconds=0.2, ops=["BatchWriteItem"])
-    port = _free_port()
+    port = free_port()
     process = start_script("migrate", "--config", str(config), "--no-progress", "--metrics-port", str(port),
                            cwd=tmp_path)
     try:
@@ -144,7 +139,7 @@ def test_a_port_in_use_stops_the_run_before_it_starts(dynamodb_local, alternator
 
 
 def test_healthz_turns_503_once_the_run_failed():
-    port = _free_port()
+    port = free_port()
     with serve_metrics("127.0.0.1", port, ["t"]) as metrics:
         healthy = _get(port, "/healthz")
         metrics.set("t", changes_applied=5, replication_lag_seconds=None)

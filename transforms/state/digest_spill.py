@@ -1,7 +1,8 @@
 """Validation digests spilled to bucket files on local disk, read back one bucket at a time.
 
 On a local runner a CoGroupByKey is held in memory until every digest of both tables
-has arrived (856 MiB of RSS for 1,000,000 items a side). Spilled, the scan side holds
+has arrived, so memory grows with the tables (docs/design.md has the measurement).
+Spilled, the scan side holds
 one write buffer and the compare side one bucket, whatever the table's size.
 
 Layout under the spill folder (a run's own, deleted when the run ends):
