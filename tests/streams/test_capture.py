@@ -102,33 +102,44 @@ def test_a_window_whose_every_record_was_refused_moves_its_position_after_the_ch
 
 
 @pytest.mark.integration
-def test_the_spool_is_applied_in_order_once_and_resumes_after_failed_writes(alternator_clean, tmp_path):
-    spool = str(tmp_path)
+def _spooled_table(alternator, spool: str, chunks: list[list[tuple[str, dict]]], writer: WriterSettings):
+    """A target table and a spool of `chunks` for it; the table's name and a function that applies
+    what of the spool is not applied yet (the number of chunks it applied)."""
     name = unique("spool")
-    seed.create_table(alternator_clean.url, name, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    seed.create_table(alternator.url, name, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
                       AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
                       BillingMode="PAY_PER_REQUEST")
-    chunks = [
-        [(A, _record(1, "a", 1)), (B, _record(2, "b", 1))],
-        [(A, _record(1, "a", 1)), (A, _record(3, "a", 2)), (B, _record(4, "b", None))],  # 1 captured twice
-        [(A, _record(5, "a", 3)), (B, _record(6, "c", 1))],
-    ]
     for number, rows in enumerate(chunks):
         chunk = change_spool.ChunkColumns()
         for shard, record in rows:
             chunk.append(shard, [record])
         change_spool.write_chunk(spool, name, number, chunk.batch())
     settings = ReplicationSettings(
-        SourceSpec(endpoint=alternator_clean.url), TargetSpec(alternator_seeds=("127.0.0.1",),
-                                                              alternator_port=alternator_clean.port),
-        {name: TablePair(name, name, ("id",))}, spool, str(tmp_path / "dead"),
-        WriterSettings(batch_size=100, concurrency=4, max_attempts=2), read_attempts=2)
+        SourceSpec(endpoint=alternator.url),
+        TargetSpec(alternator_seeds=("127.0.0.1",), alternator_port=alternator.port),
+        {name: TablePair(name, name, ("id",))}, spool, f"{spool}/dead", writer, read_attempts=2)
 
     def apply() -> int:
         async def run() -> int:
             async with open_spool_applier(settings) as applier:
                 return await applier.apply_available(name)
         return asyncio.run(run())
+    return name, apply
+
+
+def _versions(alternator, name: str) -> dict[str, int]:
+    return {i["id"]["S"]: int(i["version"]["N"]) for i in seed.scan_all(alternator.url, name)}
+
+
+def test_the_spool_is_applied_in_order_once_and_resumes_after_failed_writes(alternator_clean, tmp_path):
+    spool = str(tmp_path)
+    chunks = [
+        [(A, _record(1, "a", 1)), (B, _record(2, "b", 1))],
+        [(A, _record(1, "a", 1)), (A, _record(3, "a", 2)), (B, _record(4, "b", None))],  # 1 captured twice
+        [(A, _record(5, "a", 3)), (B, _record(6, "c", 1))],
+    ]
+    name, apply = _spooled_table(alternator_clean, spool, chunks,
+                                 WriterSettings(batch_size=100, concurrency=4, max_attempts=2))
 
     alternator_clean.front.set_faults(server_error=1.0, ops=["BatchWriteItem"])
     with pytest.raises(WritesFailed):
@@ -137,8 +148,43 @@ def test_the_spool_is_applied_in_order_once_and_resumes_after_failed_writes(alte
     alternator_clean.front.set_faults()
 
     assert apply() == 3
-    assert {i["id"]["S"]: int(i["version"]["N"]) for i in seed.scan_all(alternator_clean.url, name)} == \
-        {"a": 3, "c": 1}
+    assert _versions(alternator_clean, name) == {"a": 3, "c": 1}
     mark = change_spool.applied(spool, name)
     assert mark.chunk == 2 and mark.positions == {A: f"{5:021d}", B: f"{6:021d}"}
     assert apply() == 0  # nothing left
+
+
+def test_chunks_cut_in_many_writes_are_applied_in_order_without_waiting_chunk_by_chunk(alternator_clean, tmp_path):
+    """Two items a request, one request at a time: a chunk is many slices, handed on ahead of
+    their acknowledgement and across chunks; every key still ends at its last change, and the
+    mark at the last chunk, each shard's last record."""
+    spool = str(tmp_path)
+    keys = [f"k{n}" for n in range(7)]
+    chunks = [
+        [(A, _record(1 + n, key, 1)) for n, key in enumerate(keys)],
+        [(B, _record(10 + n, key, 2 if n % 2 else None)) for n, key in enumerate(keys)]  # deletes and puts
+        + [(A, _record(20, "k0", 5))],
+        [(A, _record(21, "k0", 6)), (A, _record(22, "k1", 3)), (A, _record(23, "k0", 7))],  # k0 twice in a chunk
+    ]
+    name, apply = _spooled_table(alternator_clean, spool, chunks,
+                                 WriterSettings(batch_size=2, concurrency=1, max_attempts=2))
+
+    assert apply() == 3
+
+    assert _versions(alternator_clean, name) == {"k0": 7, "k1": 3, "k3": 2, "k5": 2}
+    mark = change_spool.applied(spool, name)
+    assert mark.chunk == 2 and mark.positions == {A: f"{23:021d}", B: f"{16:021d}"}
+    assert apply() == 0
+
+
+def test_a_chunk_never_overtakes_an_earlier_one_on_a_key(alternator_clean, tmp_path):
+    """Chunk 1's write (p, q) waits for chunk 0's (p); chunk 2's (q) must wait for chunk 1's,
+    although nothing in flight names q."""
+    spool = str(tmp_path)
+    chunks = [[(A, _record(1, "p", 1))], [(A, _record(2, "p", 2)), (A, _record(3, "q", 2))], [(A, _record(4, "q", 3))]]
+    name, apply = _spooled_table(alternator_clean, spool, chunks,
+                                 WriterSettings(batch_size=2, concurrency=1, max_attempts=2))
+
+    assert apply() == 3
+
+    assert _versions(alternator_clean, name) == {"p": 2, "q": 3}

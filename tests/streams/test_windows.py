@@ -69,3 +69,18 @@ def test_each_window_gets_its_own_failures(alternator_clean):
         assert sorted(f.request["PutRequest"]["Item"]["id"]["S"] for f in failed) == \
             sorted(r["PutRequest"]["Item"]["id"]["S"] for r in window)
         assert all("RequestLimitExceeded" in f.error for f in failed)
+
+
+def test_a_window_never_passes_an_earlier_one_naming_a_key_of_it(alternator_clean):
+    """One caller hands in three windows without waiting (as the spool's apply does): the second
+    must wait for the first (both name x), and so the third (y, as the second) for the second,
+    although nothing in flight names y."""
+    table = _table(alternator_clean)
+    windows = [[put({"id": {"S": "x"}, "v": {"N": "0"}})],
+               [put({"id": {"S": "x"}, "v": {"N": "1"}}), put({"id": {"S": "y"}, "v": {"N": "1"}})],
+               [put({"id": {"S": "y"}, "v": {"N": "2"}})]]
+
+    assert _write(alternator_clean, table, windows) == [[], [], []]
+
+    assert {i["id"]["S"]: i["v"]["N"] for i in seed.scan_all(alternator_clean.url, table.target)} == \
+        {"x": "1", "y": "2"}

@@ -175,8 +175,13 @@ class SpooledRecord:
     record: dict  # {"eventName", "dynamodb": {"Keys", "NewImage"?, "SequenceNumber", "ApproximateCreationDateTime"}}
 
 
-def batch_to_records(batch: pa.RecordBatch) -> list[SpooledRecord]:
-    """The records of a chunk's batch, in order, shaped as `StreamsData.get_records` gives them."""
+def batch_to_records(batch: pa.RecordBatch, rows: list[int] | None = None) -> list[SpooledRecord]:
+    """The records of a chunk's batch (those at `rows`, else all), in order, shaped as
+    `StreamsData.get_records` gives them."""
+    if rows is not None:
+        import pyarrow as pa  # noqa: PLC0415 - see `_schema`
+
+        batch = batch.take(pa.array(rows, pa.int64()))
     columns = {name: batch.column(name).to_pylist() for name in _COLUMNS}
     out = []
     for shard, sequence, created, event, keys, image in zip(*(columns[name] for name in _COLUMNS)):
@@ -186,6 +191,12 @@ def batch_to_records(batch: pa.RecordBatch) -> list[SpooledRecord]:
             change["NewImage"] = decode_item(orjson.loads(image))
         out.append(SpooledRecord(shard, {"eventName": event, "dynamodb": change}))
     return out
+
+
+def positions_and_keys(batch: pa.RecordBatch) -> tuple[list[str], list[str], list[str]]:
+    """A chunk's shard, sequence number and keys (DynamoDB JSON text) columns, row by row: what
+    choosing the rows to apply needs, without decoding an item."""
+    return tuple(batch.column(name).to_pylist() for name in ("shard", "sequence", "keys"))
 
 
 def encode_chunk(batch: pa.RecordBatch) -> bytes:

@@ -117,11 +117,13 @@ class CheckpointWriter:
 
 
 def all_shards(checkpoint_dir: str, table: str) -> dict[str, ShardCheckpoint]:
-    shards = {}
-    for path in matching(join(_dir(checkpoint_dir, table), "shards", "*.json")):
-        shard_id = path.replace("\\", "/").rsplit("/", 1)[-1][:-len(".json")]
-        shards[shard_id] = ShardCheckpoint(**read_json(path))
-    return shards
+    """Every shard's checkpoint, read 16 at a time: a thousand shards are a thousand small
+    reads, each a round trip on gs:// or s3://."""
+    paths = matching(join(_dir(checkpoint_dir, table), "shards", "*.json"))
+    with ThreadPoolExecutor(16) as pool:
+        found = pool.map(read_json, paths)
+        return {path.replace("\\", "/").rsplit("/", 1)[-1][:-len(".json")]: ShardCheckpoint(**checkpoint)
+                for path, checkpoint in zip(paths, found)}
 
 
 def last_written(checkpoint_dir: str, table: str) -> float | None:

@@ -12,11 +12,16 @@ chunk, so a restart reads again what was not yet durable (and the apply skips a 
 already applied). A closed shard's chunk is written at once, before its children are read.
 
 After the snapshot, `SpoolApplier` applies each table's chunks in order: a chunk is one
-window (the last change per key, as puts and deletes, the same `window_requests` as live
-replication), the next chunk only once the target acknowledged it, so a key's changes
-land in order; one chunk in memory at a time (plus the next one being read), however
-large the spool. `change_spool.hand_over` then makes the capture's positions the
-replication checkpoints, and live replication continues from there.
+window (the last change per key, chosen from the undecoded keys column; as puts and
+deletes, the same `window_requests` as live replication), decoded and handed to the same
+`WindowWriter` as live replication a shared write's worth (a slice) at a time, a few
+slices ahead, so the target is written to without a pause between chunks, as live
+replication writes. The writer never lets a slice pass an earlier one that names a key of
+it, so a key's changes land in order; a chunk is marked applied once it and every chunk
+before it are acknowledged (a run stopped before that applies it again, in order). In
+memory: the chunk being handed on and the next one being read (as Arrow, undecoded) and
+the slices in flight, however large the spool. `change_spool.hand_over` then makes the
+capture's positions the replication checkpoints, and live replication continues from there.
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import AsyncIterator, Mapping
 
 from transforms.dynamo.endpoints import source_client
-from transforms.dynamo.writer import TargetWriter, open_writer
+from transforms.dynamo.writer import FailedWrite, TargetWriter, open_writer
 from transforms.errors import ChangesLost, WritesFailed
 from transforms.state import change_spool, stream_checkpoints
 from transforms.state.dead_letters import write_dead_letters
@@ -38,7 +43,7 @@ from transforms.streams.engine import Replicator, ReplicationSettings, checkpoin
 from transforms.streams.shard_reader import RecordBudget, ShardIO, TableStats
 from transforms.streams.shards import ShardTask, parents_of
 from transforms.streams.sources import open_change_sources
-from transforms.streams.windows import window_requests
+from transforms.streams.windows import WindowWriter, window_requests
 from transforms.table_pair import TablePair
 
 FLUSH_RECORDS = 10_000
@@ -46,6 +51,7 @@ FLUSH_BYTES = 16 << 20  # of keys and images as JSON text: what a chunk holds in
 LINGER_SECONDS = 2.0
 CAPTURE_IDLE_POLL_SECONDS = 5.0  # how often the capture reads a quiet shard again (see `idle_poll_seconds`)
 READS_PER_RETENTION = 8  # a quiet shard is read at least this often within its stream's retention
+SLICES_AHEAD = 3  # slices of the spool handed to the writer, not yet acknowledged: two shared writes and one queued
 
 
 @dataclass(eq=False)
@@ -251,64 +257,118 @@ class ApplyFigures:
     dead_lettered: int = 0
 
 
+@dataclass(eq=False)
+class _Slice:
+    """Up to a shared write's worth of a chunk's requests, handed to the `WindowWriter`."""
+
+    chunk: change_spool.Chunk
+    write: asyncio.Task | None                  # its writes' failures; None: nothing to write
+    refused: list[FailedWrite]
+    done: change_spool.Applied | None = None    # on a chunk's last slice: the mark once it is acknowledged
+    changes: int = 0                            # on a chunk's last slice: the chunk's records applied
+
+
 class SpoolApplier:
-    """Applies tables' spools to the target, chunk by chunk in order (see the module docstring)."""
+    """Applies tables' spools to the target in order, without a pause between chunks (see the
+    module docstring)."""
 
     def __init__(self, settings: ReplicationSettings, writer: TargetWriter, source_items):
-        self._settings, self._writer, self._source_items = settings, writer, source_items
+        self._settings, self._source_items = settings, source_items
+        self._slice_rows = settings.writer.batch_size * settings.writer.concurrency
+        self.windows = WindowWriter(writer, batch_size=settings.writer.batch_size, max_requests=self._slice_rows)
         self.figures: dict[str, ApplyFigures] = collections.defaultdict(ApplyFigures)
 
     async def apply_available(self, table: str) -> int:
         """Apply every chunk of the table's spool not applied yet; the number applied.
-        Raises `WritesFailed` (after dead-lettering) when writes failed: the chunk stays unapplied."""
+        Raises `WritesFailed` (after dead-lettering) when writes failed: that chunk and the
+        ones after it stay unapplied."""
         pair = self._settings.pairs[table]
         checkpoint_dir = self._settings.checkpoint_dir
         mark = await asyncio.to_thread(change_spool.applied, checkpoint_dir, table)
         pending = await asyncio.to_thread(change_spool.chunks, checkpoint_dir, table, mark.chunk)
-        reading = asyncio.create_task(self._read(pending[0].path)) if pending else None
+        planned = dataclasses.replace(mark, positions=dict(mark.positions))  # as if all handed on were acknowledged
+        in_flight: collections.deque[_Slice] = collections.deque()
+        letters: list[FailedWrite] = []
+        reading = asyncio.create_task(asyncio.to_thread(change_spool.read_chunk, pending[0].path)) if pending else None
         try:
             for i, chunk in enumerate(pending):
-                spooled = await reading
-                reading = asyncio.create_task(self._read(pending[i + 1].path)) if i + 1 < len(pending) else None
-                await self._apply_chunk(pair, chunk, spooled, mark)
+                batch = await reading
+                reading = asyncio.create_task(asyncio.to_thread(change_spool.read_chunk, pending[i + 1].path)) \
+                    if i + 1 < len(pending) else None
+                rows, changes = await asyncio.to_thread(_rows_to_apply, batch, planned)
+                planned.chunk = chunk.number
+                slices = [rows[at:at + self._slice_rows] for at in range(0, len(rows), self._slice_rows)] or [[]]
+                for n, picked in enumerate(slices):
+                    handed = await self._hand_on(pair, chunk, batch, picked)
+                    if n == len(slices) - 1:
+                        handed.done = dataclasses.replace(planned, positions=dict(planned.positions))
+                        handed.changes = changes
+                    in_flight.append(handed)
+                    while len(in_flight) > SLICES_AHEAD:
+                        await self._settle(pair, in_flight.popleft(), letters)
+            while in_flight:
+                await self._settle(pair, in_flight.popleft(), letters)
         finally:
-            if reading is not None:
-                reading.cancel()
-                await asyncio.gather(reading, return_exceptions=True)
+            left = [task for task in (reading, *(s.write for s in in_flight)) if task is not None]
+            for task in left:
+                task.cancel()  # a write handed on goes on in the `WindowWriter` (shielded); it is not marked
+            await asyncio.gather(*left, return_exceptions=True)
         return len(pending)
 
-    @staticmethod
-    async def _read(path: str) -> list[change_spool.SpooledRecord]:
-        return await asyncio.to_thread(lambda: change_spool.batch_to_records(change_spool.read_chunk(path)))
+    async def _hand_on(self, pair: TablePair, chunk: change_spool.Chunk, batch, rows: list[int]) -> _Slice:
+        """Decode `rows` of a chunk and hand their requests to the writer, not waiting for them."""
+        if not rows:
+            return _Slice(chunk, None, [])
+        spooled = await asyncio.to_thread(change_spool.batch_to_records, batch, rows)
+        requests, refused = await window_requests(pair, [s.record for s in spooled], self._source_items,
+                                                  self._settings.read_attempts)
+        return _Slice(chunk, asyncio.create_task(self.windows.write(pair, requests)), refused)
 
-    async def _apply_chunk(self, pair: TablePair, chunk: change_spool.Chunk, spooled, mark: change_spool.Applied):
-        fresh = [s for s in spooled if mark.is_new(s.shard, s.record["dynamodb"]["SequenceNumber"])]
+    async def _settle(self, pair: TablePair, done: _Slice, letters: list[FailedWrite]) -> None:
+        """Wait for a slice's writes; after a chunk's last one, dead-letter what failed and mark the
+        chunk applied, or raise `WritesFailed` for failures a retry may cure."""
+        letters += done.refused + (await done.write if done.write is not None else [])
+        if done.done is None:
+            return
         figures = self.figures[pair.source]
-        if fresh:
-            requests, refused = await window_requests(pair, [s.record for s in fresh], self._source_items,
-                                                      self._settings.read_attempts)
-            outcome = await self._writer.write(pair.target, requests, pair.key_names[0])
-            failures = outcome.failures
-            if failures or refused:
-                paths = write_dead_letters(self._settings.dead_letter_dir, failures + refused,
-                                           name=f"spool-{chunk.number}")
-                figures.dead_lettered += len(failures) + len(refused)
-                failures = [failure for failure in failures if not failure.permanent]  # too big: no retry helps
-                if failures:
-                    raise WritesFailed(
-                        f"{pair.source}: {len(failures)} captured changes could not be written after "
-                        f"{self._settings.writer.max_attempts} attempts (in {', '.join(paths)}); applying the "
-                        f"spool stopped before them and resumes there on the next run")
-        after = dataclasses.replace(mark, chunk=chunk.number, positions=dict(mark.positions))
-        for s in fresh:
-            after.positions[s.shard] = s.record["dynamodb"]["SequenceNumber"]
-        await asyncio.to_thread(change_spool.mark_applied, self._settings.checkpoint_dir, pair.source, after)
-        mark.chunk, mark.positions = after.chunk, after.positions
+        if letters:
+            paths = write_dead_letters(self._settings.dead_letter_dir, letters, name=f"spool-{done.chunk.number}")
+            figures.dead_lettered += len(letters)
+            failures = [failure for failure in letters if not (failure.permanent or failure.source_naming)]
+            letters.clear()
+            if failures:
+                raise WritesFailed(
+                    f"{pair.source}: {len(failures)} captured changes could not be written after "
+                    f"{self._settings.writer.max_attempts} attempts (in {', '.join(paths)}); applying the "
+                    f"spool stopped before them and resumes there on the next run")
+        await asyncio.to_thread(change_spool.mark_applied, self._settings.checkpoint_dir, pair.source, done.done)
         figures.chunks += 1
-        figures.changes += len(fresh)
+        figures.changes += done.changes
+
+
+def _rows_to_apply(batch, planned: change_spool.Applied) -> tuple[list[int], int]:
+    """The rows of a chunk to write, in order, and how many of its records are new: the new ones
+    (a record captured twice is applied once), only the last of each key (the chunk is one
+    window; two records of a key whose keys text differs are both kept, in order, which is
+    still right). Moves `planned`'s positions past them."""
+    shards, sequences, keys = change_spool.positions_and_keys(batch)
+    last: dict[str, int] = {}    # keys text -> its last new row
+    moved: dict[str, str] = {}   # shard -> its last new record
+    changes = 0
+    for row, (shard, sequence) in enumerate(zip(shards, sequences)):
+        if planned.is_new(shard, sequence):
+            last[keys[row]] = row
+            moved[shard] = sequence
+            changes += 1
+    planned.positions.update(moved)
+    return sorted(last.values()), changes
 
 
 @contextlib.asynccontextmanager
 async def open_spool_applier(settings: ReplicationSettings) -> AsyncIterator[SpoolApplier]:
     async with source_client(settings.source) as source_items, open_writer(settings.target, settings.writer) as writer:
-        yield SpoolApplier(settings, writer, source_items)
+        applier = SpoolApplier(settings, writer, source_items)
+        try:
+            yield applier
+        finally:
+            await applier.windows.close()

@@ -18,8 +18,9 @@ shared `TargetWriter.write` calls: with a thousand shards a window holds a handf
 changes, and one BatchWriteItem per window would cost a request per change. Order per
 key still holds: a shard hands in its next window only after this one was
 acknowledged, a key's changes live in one shard at a time (children start after their
-parent is fully applied), and two windows that name the same key are never in flight
-together.
+parent is fully applied), two windows that name the same key are never in flight
+together, and a window never passes an earlier one that names a key of it (so one
+caller may hand in several windows without waiting: the spool's apply does).
 """
 from __future__ import annotations
 
@@ -139,11 +140,12 @@ class WindowWriter:
                 task.add_done_callback(self._flushes.discard)
 
     def _take(self, queue: _TableQueue) -> list[_Waiting]:
-        taken, count, kept = [], 0, deque()
+        taken, count, kept, passed_over = [], 0, deque(), set()
         while queue.waiting and count < self._max_requests:
             waiting = queue.waiting.popleft()
-            if waiting.keys & queue.in_flight:
+            if waiting.keys & queue.in_flight or waiting.keys & passed_over:  # never ahead of an earlier one
                 kept.append(waiting)
+                passed_over |= waiting.keys
                 continue
             taken.append(waiting)
             queue.in_flight |= waiting.keys
