@@ -266,7 +266,8 @@ def _publish(metrics: RunMetrics | None, statuses: dict[str, TableStatus]) -> No
 
 
 def _caught_up(statuses: dict[str, TableStatus], max_lag: float) -> bool:
-    return all(s.lag is not None and s.lag < max_lag and not s.waiting for s in statuses.values())
+    return all(s.lag is not None and s.lag < max_lag and not s.waiting and not s.unconfirmed
+               for s in statuses.values())
 
 
 # --- local: the launcher is the follower ---------------------------------------------------

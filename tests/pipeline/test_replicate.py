@@ -83,6 +83,28 @@ def test_changes_before_during_and_after_the_snapshot(dynamodb_local, alternator
     assert target_item["Item"]["version"] == {"N": "99"}  # the last of 100 rapid updates won
 
 
+def test_caught_up_only_once_every_shard_was_read_by_this_run(dynamodb_local, alternator_clean, tmp_path):
+    """The last step of a cutover: changes made just before `replicate --until-caught-up`
+    starts are applied before it says "caught up", however recent the checkpoint's last
+    change is (before, the lag was reckoned from an earlier run's checkpoint, under
+    --max-lag before any read: caught up at once, the new changes not applied)."""
+    source = dynamodb_local.endpoint
+    table = _streamed_table(source)
+    config = _config(tmp_path, dynamodb_local, alternator_clean, table)
+    assert run_cli("migrate", "--config", str(config), "--streams", "--until-caught-up",
+                   "--no-progress").exit_code == 0
+    client = seed.client_for(source)
+    client.put_item(TableName=table, Item=_item(1))
+    assert run_cli("replicate", "--config", str(config), "--until-caught-up").exit_code == 0
+
+    for round_ in range(1, 4):  # each within a second of the checkpoint's last change
+        client.put_item(TableName=table, Item=_item(1, version=round_))
+        result = run_cli("replicate", "--config", str(config), "--until-caught-up", "--max-lag", "600")
+        assert result.exit_code == 0 and "caught up" in result.output, result.output
+        item = seed.client_for(alternator_clean.url).get_item(TableName=table, Key={"id": {"S": "k00001"}})
+        assert item["Item"]["version"] == {"N": str(round_)}, (round_, result.output)
+
+
 def test_a_replicate_with_nothing_new_loads_neither_beam_nor_arrow(dynamodb_local, alternator_clean, tmp_path):
     """The cutover's last `replicate --until-caught-up`, with every change applied, starts at
     once: Beam's verdict on the options is kept, and pyarrow and numpy (the writer's encoders,

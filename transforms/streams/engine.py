@@ -101,6 +101,9 @@ class TableStatus:
     write_retries: int = 0  # write requests retried
     dead_lettered: int = 0  # changes written to dead-letter files
     refused: int = 0       # records older than a change of their key handed on before (Kinesis)
+    # Open shards not yet read to their end by this run: until then a lag from an earlier
+    # run's checkpoint says nothing of changes made since, so the table is not caught up.
+    unconfirmed: int = 0
 
 
 @dataclass(eq=False)
@@ -309,7 +312,8 @@ class StreamEngine:
         open_shards = len(stream.open) if stream is not None else len(active)
         stats = self._io.stats[table]
         return TableStatus(stats.applied, lag, open_shards, waiting, unread, stats.throttled,
-                           self._io.sink.retries.get(table, 0), stats.dead_lettered, stats.refused)
+                           self._io.sink.retries.get(table, 0), stats.dead_lettered, stats.refused,
+                           unconfirmed=sum(1 for s in active if s.caught_up_at is None))
 
 
 @dataclass(frozen=True)
