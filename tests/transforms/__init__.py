@@ -1,0 +1,1 @@
+"""The public PTransforms of `transforms/`, each in a small pipeline on the local runner."""
