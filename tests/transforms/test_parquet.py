@@ -34,7 +34,9 @@ def test_pages_written_as_parquet_read_back_as_the_same_items(tmp_path):
         _ = p | beam.Create(pages) | WriteParquet(folder, keys, StorageOptions(), rows_per_file=50)
 
     files = sorted((tmp_path / "parquet" / "table").glob("*.parquet"))
-    assert len(files) >= 4  # pages of one segment are joined up to 50 rows a file
+    # A file takes a segment's pages until it holds 50 rows or more: 80 rows, then the last 40.
+    assert [path.name for path in files] == [f"part-{segment:06d}-{page:08d}.parquet"
+                                             for segment in (0, 1) for page in (0, 2)]
     rows = [row for path in files for row in pq.read_table(path).to_pylist()]
     items = [decode_item(json.loads(row[ITEM_COLUMN])) for row in rows]
     assert sorted(texts(items)) == sorted(texts(ITEMS))
