@@ -13,6 +13,7 @@ setup(
         "alternator-client[async]>=2.0",
         "pyarrow>=15",
         "orjson>=3.9",
+        "httptools>=0.6",  # llhttp: the data plane's reply parser (transforms/dynamo/http1.py)
         "tenacity>=8",
         "click>=8.1",
         "PyYAML>=6",

@@ -1,4 +1,4 @@
-"""Signed AWS JSON-1.0 requests over aiohttp: the one client of the data plane, for the
+"""Signed AWS JSON-1.0 requests over `http1.Origin`: the one client of the data plane, for the
 table API (Scan, BatchWriteItem: `dynamo.data_plane`) and DynamoDB Streams
 (GetShardIterator, GetRecords: `streams.records`).
 
@@ -18,8 +18,7 @@ What is the same as through the SDK, by construction:
 * TLS: `TlsSettings.ssl_context(session)`, the context botocore builds: `ca_file` or
   `insecure_skip_verify`, else AWS_CA_BUNDLE or the profile's `ca_bundle`, else
   botocore's bundle.
-* Proxies: HTTP(S)_PROXY and NO_PROXY, read once per endpoint (aiohttp's `trust_env`
-  re-reads them and `.netrc` on every request).
+* Proxies: HTTP(S)_PROXY and NO_PROXY, read once per endpoint (`http1`).
 * `Accept-Encoding: identity`, as aiobotocore sends it, and no decompression: DynamoDB
   and DynamoDB Streams gzip a large reply for a client that accepts it and compute
   `x-amz-crc32` over the bytes as sent (aws-sdk-go-v2
@@ -31,8 +30,8 @@ What is the same as through the SDK, by construction:
   the `ClientError` the SDK raises (same code, message and status), as
   botocore/parsers.py `ResponseParser.parse` does, so `retry.is_retryable` classifies it
   as for SDK calls.
-* Damaged replies raise `CorruptResponse`, an `aiohttp.ClientPayloadError`, retried like
-  a dropped reply: a body that does not match its `x-amz-crc32` (botocore's
+* Damaged replies raise `CorruptResponse`, a `ConnectionError`, retried like a dropped
+  reply: a body that does not match its `x-amz-crc32` (botocore's
   `RetryDDBChecksumError`), a header that is not a number, and a success reply that does
   not decode (not JSON, or not the shape the caller reads: a proxy's page, a cut body).
 """
@@ -43,15 +42,15 @@ import ssl
 import zlib
 from typing import AsyncIterator, Callable, TypeVar
 
-import aiohttp
+import urllib.parse
+
 import botocore.parsers
 import orjson
 from aiobotocore.credentials import AioCredentials
-from aiohttp.helpers import get_env_proxy_for_url
 from botocore.exceptions import ClientError, NoCredentialsError
-from yarl import URL
 
 from transforms.dynamo.endpoints import Credentials, aio_session
+from transforms.dynamo.http1 import Origin
 from transforms.dynamo.sigv4 import RequestSigner
 
 __all__ = ["CorruptResponse", "JsonEndpoint", "open_endpoint", "signing_credentials",
@@ -69,7 +68,7 @@ _ERRORS = botocore.parsers.create_parser("json")  # the SDK's parser for DynamoD
 _UNDECODABLE = (ValueError, KeyError, TypeError, AttributeError)
 
 
-class CorruptResponse(aiohttp.ClientPayloadError):
+class CorruptResponse(ConnectionError):
     """A reply damaged on its way (see the module docstring); retried as a dropped reply."""
 
 
@@ -77,16 +76,13 @@ class JsonEndpoint:
     """AWS JSON-1.0 requests to one URL, for one API's `X-Amz-Target` prefix; use it on the
     event loop it was opened on."""
 
-    def __init__(self, http: aiohttp.ClientSession, url: str, target_prefix: str, region: str, credentials):
-        self._http = http
+    def __init__(self, origin: Origin, url: str, target_prefix: str, region: str, credentials):
+        self._origin = origin
         self._url = url.rstrip("/") + "/"
+        self._path = urllib.parse.urlsplit(self._url).path
         self._target_prefix = target_prefix
         self._credentials = credentials  # aiobotocore credentials, or None: unsigned
         self._signer = RequestSigner(self._url, region, _SIGNING_NAME)
-        try:
-            self._proxy, self._proxy_auth = get_env_proxy_for_url(URL(self._url))
-        except LookupError:
-            self._proxy = self._proxy_auth = None
 
     async def _headers(self, operation: str, body: bytes) -> dict:
         headers = {"Content-Type": _CONTENT_TYPE, "X-Amz-Target": self._target_prefix + operation,
@@ -97,15 +93,11 @@ class JsonEndpoint:
 
     async def call(self, operation: str, body: bytes, decode: Callable[[bytes], T] = orjson.loads) -> T:
         """POST one request; `decode` of the reply's body, or the `ClientError` the SDK would raise."""
-        headers = await self._headers(operation, body)
-        async with self._http.post(self._url, data=body, headers=headers, proxy=self._proxy,
-                                   proxy_auth=self._proxy_auth) as response:
-            payload = await response.read()
-            status, response_headers = response.status, response.headers
-        _check_crc32(operation, payload, response_headers.get("x-amz-crc32"))
+        reply = await self._origin.post(self._path, await self._headers(operation, body), body)
+        status, payload = reply.status, reply.body
+        _check_crc32(operation, payload, reply.headers.get("x-amz-crc32"))
         if status >= 301:
-            headers = {name.lower(): value for name, value in response_headers.items()}
-            parsed = _ERRORS.parse({"status_code": status, "headers": headers, "body": payload}, None)
+            parsed = _ERRORS.parse({"status_code": status, "headers": reply.headers, "body": payload}, None)
             raise ClientError(parsed, operation)
         try:
             return decode(payload)
@@ -143,8 +135,8 @@ async def open_endpoint(url: str, target_prefix: str, region: str, credentials, 
                         max_connections: int) -> AsyncIterator[JsonEndpoint]:
     """A `JsonEndpoint` with its own connection pool; `credentials` None: unsigned requests;
     `tls` is used for an https URL."""
-    connector = aiohttp.TCPConnector(limit=max_connections, ssl=tls if url.startswith("https:") else False)
-    timeout = aiohttp.ClientTimeout(sock_connect=10, sock_read=60)  # as the SDK clients' settings
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False,
-                                     skip_auto_headers=("User-Agent",)) as http:
-        yield JsonEndpoint(http, url, target_prefix, region, credentials)
+    origin = Origin(url, tls, max_connections)
+    try:
+        yield JsonEndpoint(origin, url, target_prefix, region, credentials)
+    finally:
+        origin.close()
