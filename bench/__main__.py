@@ -1,7 +1,7 @@
 """`make bench`: every benchmark, one after the other, figures printed (no pass/fail on time)."""
 import os
 
-from bench import bulk, capture, codec, export_read, far_source, replicate, startup, state, validate
+from bench import bulk, capture, codec, export_read, far_source, http_client, replicate, startup, state, validate
 
 if __name__ == "__main__":
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
@@ -10,6 +10,8 @@ if __name__ == "__main__":
     startup.main()
     print("\n== Item codec vs boto3 (50,000 items) ==")
     codec.main(50_000)
+    print("\n== HTTP transport of the data plane vs aiohttp and a bare stream ==")
+    http_client.main(4_000)
     print("\n== Bulk copy, to the Alternator stand-in and to a fast target (DynamoDB Local) ==")
     bulk.main(100_000)
     print("\n== Bulk copy from a far source (250 ms a Scan page) ==")

@@ -1,20 +1,21 @@
-"""The data plane's HTTP client (aiohttp) vs a bare asyncio stream: CPU per request.
+"""The data plane's HTTP transport vs aiohttp and a bare asyncio stream: client CPU per request.
 
-Why this is measured: the data plane's per-request cost decides whether writing our own
-HTTP/1.1 client would pay (docs/design.md, "Data plane"). Both sides send the same
-BatchWriteItem requests of 25 items (~0.6 KB each, signed with SigV4 per request) to
-DynamoDB Local, 16 in flight on 16 kept-alive connections, and the client process's CPU
-time per request is counted (the server runs in its own process):
+Why this is measured: it is the reason the data plane has its own HTTP/1.1 transport
+(`transforms/dynamo/http1.py`) rather than aiohttp, and it shows whether that still holds.
+Each side sends the same BatchWriteItem requests of 25 items (~0.6 KB each, signed with
+SigV4 per request) to DynamoDB Local, 16 in flight on 16 kept-alive connections, and the
+client process's CPU time per request is counted (the server runs in its own process):
 
 - the data plane: `aws_json.open_endpoint(...).call`, exactly as the writer calls it
-  (signing, the CRC check, decoding the reply);
+  (signing, the CRC check, decoding the reply), over `http1.Origin`;
+- aiohttp: a `ClientSession` as the data plane used it before (no decompression, no
+  User-Agent, the same timeouts), posting the same signed requests and reading the reply;
 - a bare client: asyncio streams writing the same signed request bytes and reading
   each reply by its Content-Length, with no checks at all: the least any client can
-  cost on asyncio, so the difference is an upper bound of what our own client could
-  save.
+  cost on asyncio.
 
-Rounds alternate the two sides; medians are printed, and the difference per item at
-25 items a request (DynamoDB) and 100 (Alternator).
+Rounds alternate the sides; medians are printed, and the difference per item at 25
+items a request (DynamoDB) and 100 (Alternator).
 
 Run: .venv/bin/python -m bench.http_client [REQUESTS] [ROUNDS]
 """
@@ -24,6 +25,7 @@ import asyncio
 import sys
 import time
 
+import aiohttp
 import orjson
 from aiobotocore.credentials import AioCredentials
 
@@ -71,17 +73,36 @@ async def _data_plane(url: str, bodies: list[bytes]) -> float:
         return await _in_flight(bodies, send)
 
 
-async def _bare(url: str, bodies: list[bytes]) -> float:
-    host, port = url.split("//", 1)[1].rstrip("/").split(":")
+async def _signed_headers(url: str):
+    """A function of a body: its signed headers (Host included), as the data plane signs them."""
     signer = RequestSigner(url, _REGION, "dynamodb")
     frozen = await _CREDENTIALS.get_frozen_credentials()
+    return lambda body: signer.sign({"Content-Type": "application/x-amz-json-1.0",
+                                     "X-Amz-Target": TABLE_TARGET_PREFIX + "BatchWriteItem",
+                                     "Accept-Encoding": "identity"}, body, frozen)
+
+
+async def _aiohttp(url: str, bodies: list[bytes]) -> float:
+    signed = await _signed_headers(url)
+    connector = aiohttp.TCPConnector(limit=IN_FLIGHT, ssl=False)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(sock_connect=10, sock_read=60),
+                                     auto_decompress=False, skip_auto_headers=("User-Agent",)) as http:
+        async def send(body: bytes) -> None:
+            async with http.post(url, data=body, headers=signed(body)) as response:
+                orjson.loads(await response.read())
+
+        await _in_flight(bodies[:IN_FLIGHT * 4], send)
+        return await _in_flight(bodies, send)
+
+
+async def _bare(url: str, bodies: list[bytes]) -> float:
+    host, port = url.split("//", 1)[1].rstrip("/").split(":")
+    signed = await _signed_headers(url)
     connections = [await asyncio.open_connection(host, int(port)) for _ in range(IN_FLIGHT)]
 
     async def send(body: bytes) -> None:
         reader, writer = connections.pop()
-        headers = signer.sign({"Content-Type": "application/x-amz-json-1.0",
-                               "X-Amz-Target": TABLE_TARGET_PREFIX + "BatchWriteItem",
-                               "Accept-Encoding": "identity"}, body, frozen)  # adds Host
+        headers = signed(body)
         head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         writer.write(f"POST / HTTP/1.1\r\n{head}Content-Length: {len(body)}\r\n\r\n"
                      .encode() + body)
@@ -100,20 +121,22 @@ async def _bare(url: str, bodies: list[bytes]) -> float:
 
 def main(requests: int = 4000, rounds: int = 3) -> dict:
     bodies = _bodies(requests)
-    figures: dict[str, list[float]] = {"data plane (aiohttp)": [], "bare asyncio stream": []}
+    sides = {"data plane (http1)": _data_plane, "aiohttp": _aiohttp, "bare asyncio stream": _bare}
+    figures: dict[str, list[float]] = {name: [] for name in sides}
     with DynamoDBLocal() as server:
         create_bench_table(server.endpoint, TABLE)
         for _ in range(rounds):
-            figures["data plane (aiohttp)"].append(asyncio.run(_data_plane(server.endpoint, bodies)))
-            figures["bare asyncio stream"].append(asyncio.run(_bare(server.endpoint, bodies)))
+            for name, side in sides.items():
+                figures[name].append(asyncio.run(side(server.endpoint, bodies)))
     medians = {name: median(values) * 1e6 for name, values in figures.items()}
     print(f"{requests:,} BatchWriteItem requests of {ITEMS_PER_REQUEST} items to DynamoDB Local, {IN_FLIGHT} in "
           f"flight, client CPU per request (median of {rounds} rounds):")
     for name, us in medians.items():
         print(f"  {name:<22} {us:>6.0f} us  (rounds: " + ", ".join(f"{v * 1e6:.0f}" for v in figures[name]) + ")")
-    extra = medians["data plane (aiohttp)"] - medians["bare asyncio stream"]
-    print(f"  the data plane's client costs {extra:.0f} us a request more: {extra / 25:.1f} us an item at 25 items "
-          f"a request, {extra / 100:.1f} us at 100 (an upper bound of what our own HTTP client could save)")
+    ours, bare = medians["data plane (http1)"], medians["bare asyncio stream"]
+    for name, us in (("aiohttp", medians["aiohttp"]), ("a bare stream", bare)):
+        print(f"  the data plane vs {name}: {ours - us:+.0f} us a request, {(ours - us) / 25:+.1f} us an item at "
+              f"25 items a request, {(ours - us) / 100:+.1f} us at 100")
     return medians
 
 
