@@ -109,7 +109,7 @@ def repair(config: RunConfig, plans: Sequence[TablePlan], result: ValidationResu
         for plan in plans:
             made = outcome.puts.get(plan.spec.source, 0) + outcome.deletes.get(plan.spec.source, 0)
             lettered = failed.get(plan.spec.target, 0)
-            metrics.set(plan.spec.source, items_written=max(made - lettered, 0), dead_letters=lettered)
+            metrics.set(plan.spec.source, items_written=max(made - lettered, 0), items_dead_lettered=lettered)
     echo(f"repair: {sum(outcome.puts.values()):,} items put, {sum(outcome.deletes.values()):,} deleted; "
          f"validating again")
     if outcome.failures:

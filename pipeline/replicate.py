@@ -262,7 +262,7 @@ def _publish(metrics: RunMetrics | None, statuses: dict[str, TableStatus]) -> No
     for table, status in statuses.items():
         metrics.set(table, changes_applied=status.applied, replication_lag_seconds=status.lag,
                     open_shards=status.open_shards, write_retries=status.write_retries,
-                    dead_letters=status.dead_lettered)
+                    items_dead_lettered=status.dead_lettered)
 
 
 def _caught_up(statuses: dict[str, TableStatus], max_lag: float) -> bool:
