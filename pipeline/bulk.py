@@ -24,7 +24,7 @@ from pipeline.figures import BULK, SERVED, Figure
 from pipeline.metrics_server import RunMetrics
 from pipeline.progress import Polled, ProgressWatcher, Tracked
 from pipeline.runner import pipeline_options, run_pipeline
-from pipeline.tables import TablePlan
+from pipeline.tables import TablePlan, pairs_by_source
 from transforms.errors import MigrateError
 from transforms.exports.changes import ApplyIncrementalExports, IncrementalFileSpec
 from transforms.exports.read import ExportFileSpec, ReadExportFiles
@@ -123,7 +123,7 @@ def expected_items(plan: TablePlan) -> tuple[int, bool]:
 
 def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePlan],
                    specs: list[SegmentSpec | ExportFileSpec]) -> None:
-    pairs = {plan.spec.source: plan.pair for plan in plans}
+    pairs = pairs_by_source(plans)
     storage = StorageOptions.of(p.options)
     segments = [spec for spec in specs if isinstance(spec, SegmentSpec)]
     files = [spec for spec in specs if isinstance(spec, ExportFileSpec)]
@@ -144,7 +144,7 @@ def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePla
 def build_incremental_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePlan],
                                files: list[IncrementalFileSpec]) -> None:
     """The step after the full exports are written: their incremental exports, as puts and deletes."""
-    pairs = {plan.spec.source: plan.pair for plan in plans}
+    pairs = pairs_by_source(plans)
     _ = p | "ApplyIncrementalExports" >> ApplyIncrementalExports(
         files, config.target, pairs, config.writer_settings(), dead_letter_dir=config.dead_letter_dir,
         storage=StorageOptions.of(p.options), page_size=config.scan.page_size)

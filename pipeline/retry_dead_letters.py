@@ -22,7 +22,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline.config import ConfigError, RunConfig
 from pipeline.repair import source_versions
-from pipeline.tables import TablePlan
+from pipeline.tables import TablePlan, pairs_by_target
 from transforms.dynamo.endpoints import source_client
 from transforms.dynamo.writer import TargetWriter, open_writer, request_item
 from transforms.errors import ExitCode
@@ -106,7 +106,7 @@ def retry_dead_letters(config: RunConfig, plans: Sequence[TablePlan], run: str |
     if run is not None and not paths:
         raise ConfigError(f"--run {run}: no dead letters in {FileSystems.join(config.dead_letter_dir, run)}; "
                           f"check the name (ls {config.dead_letter_dir})")
-    pairs = {plan.spec.target: plan.pair for plan in plans}
+    pairs = pairs_by_target(plans)
     outcome = asyncio.run(_retry(config, pairs, paths))
     echo(f"retry-dead-letter: {outcome.resolved:,} letters resolved (the source's current item written, or the "
          f"key deleted where the source has none), {outcome.left:,} left")

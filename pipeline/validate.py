@@ -25,7 +25,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipeline.config import RunConfig
 from pipeline.progress import ProgressWatcher, Tracked
 from pipeline.runner import pipeline_options, run_pipeline, runs_locally
-from pipeline.tables import TablePlan, TableStepError
+from pipeline.tables import TablePlan, TableStepError, pairs_by_source
 from transforms.compare import KINDS, CompareTables, SampleTables
 from transforms.findings import COUNTS_PATTERN, FINDINGS_PATTERN, WriteFindings
 from transforms.scan import ScanTables, SegmentSpec
@@ -107,7 +107,7 @@ def progress_dir(findings_dir: str, side: str) -> str:
 
 def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePlan], findings_dir: str, *,
                    sample_rate: float | None, recheck_seconds: float, spill_dir: str | None = None) -> None:
-    pairs = {plan.spec.source: plan.pair for plan in plans}
+    pairs = pairs_by_source(plans)
     scan = config.scan_settings()
     storage = StorageOptions.of(p.options)
 
