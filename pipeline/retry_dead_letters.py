@@ -29,6 +29,7 @@ from transforms.errors import ExitCode
 from transforms.items.ddb_json import decode_item
 from transforms.items.keys import key_of
 from transforms.state.dead_letters import MARKER_SUFFIX, letter_files, read_letters, read_marker, write_marker
+from transforms.state.paths import folder_name
 from transforms.table_pair import TablePair
 
 __all__ = ["RetryOutcome", "retry_dead_letters"]
@@ -90,7 +91,7 @@ async def _retry(config: RunConfig, pairs: dict[str, TablePair], paths: Sequence
         source = await stack.enter_async_context(source_client(config.source))
         writer = await stack.enter_async_context(open_writer(config.target, config.writer_settings()))
         for path in paths:
-            target = path.replace("\\", "/").rsplit("/", 2)[-2]
+            target = folder_name(path)
             await _retry_file(path, source, writer, pairs.get(target), config.scan.max_attempts, outcome)
     return outcome
 

@@ -31,6 +31,7 @@ from transforms.findings import COUNTS_PATTERN, FINDINGS_PATTERN, WriteFindings
 from transforms.scan import ScanTables, SegmentSpec
 from transforms.state import bulk_checkpoints
 from transforms.state.files import delete_tree, matching, read_json, run_name, write_json
+from transforms.state.paths import file_name
 from transforms.state.storage import StorageOptions
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ def _read_counts(findings_dir: str, tables: Sequence[str]) -> dict[str, dict[str
     """Per table, the counts the pipeline tallied (matched, lagging, sampled)."""
     counts = {table: dict.fromkeys(COUNTS, 0) for table in tables}
     for path in matching(FileSystems.join(findings_dir, COUNTS_PATTERN)):
-        table = path.replace("\\", "/").rsplit("/", 1)[-1][len("counts-"):-len(".json")]
+        table = file_name(path)[len("counts-"):-len(".json")]
         counts.setdefault(table, dict.fromkeys(COUNTS, 0)).update(read_json(path))
     return counts
 
