@@ -36,6 +36,7 @@ from transforms.write import WriteTables
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class TableResult:
     table: str
