@@ -20,10 +20,11 @@ from apache_beam.options.pipeline_options import StandardOptions
 
 from pipeline import exports
 from pipeline.config import RunConfig
+from pipeline.figures import BULK, SERVED, Figure
 from pipeline.metrics_server import RunMetrics
 from pipeline.progress import Polled, ProgressWatcher, Tracked
 from pipeline.runner import pipeline_options, run_pipeline
-from pipeline.tables import TablePlan
+from pipeline.tables import TablePlan, pairs_by_source
 from transforms.errors import MigrateError
 from transforms.exports.changes import ApplyIncrementalExports, IncrementalFileSpec
 from transforms.exports.read import ExportFileSpec, ReadExportFiles
@@ -35,16 +36,13 @@ from transforms.write import WriteTables
 
 log = logging.getLogger(__name__)
 
-FIGURES = ("items_read", "items_written", "write_retries", "read_retries", "items_dead_lettered",
-           "bytes_read", "bytes_written", "checkpoint_writes", "items_expired")
-
 
 @dataclass
 class TableResult:
     table: str
     target: str
     segments: int
-    figures: dict[str, int | None]  # None: the runner did not count it
+    figures: dict[Figure, int | None]  # None: the runner did not count it
     duration_seconds: float
 
 
@@ -126,7 +124,7 @@ def expected_items(plan: TablePlan) -> tuple[int, bool]:
 
 def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePlan],
                    specs: list[SegmentSpec | ExportFileSpec]) -> None:
-    pairs = {plan.spec.source: plan.pair for plan in plans}
+    pairs = pairs_by_source(plans)
     storage = StorageOptions.of(p.options)
     segments = [spec for spec in specs if isinstance(spec, SegmentSpec)]
     files = [spec for spec in specs if isinstance(spec, ExportFileSpec)]
@@ -147,7 +145,7 @@ def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePla
 def build_incremental_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePlan],
                                files: list[IncrementalFileSpec]) -> None:
     """The step after the full exports are written: their incremental exports, as puts and deletes."""
-    pairs = {plan.spec.source: plan.pair for plan in plans}
+    pairs = pairs_by_source(plans)
     _ = p | "ApplyIncrementalExports" >> ApplyIncrementalExports(
         files, config.target, pairs, config.writer_settings(), dead_letter_dir=config.dead_letter_dir,
         storage=StorageOptions.of(p.options), page_size=config.scan.page_size)
@@ -165,12 +163,12 @@ def _sum_figures(a: dict[str, dict[str, int]] | None, b: dict[str, dict[str, int
     return out
 
 
-def _figures_from_files(copied: int, dead_lettered: int) -> dict[str, int | None]:
+def _figures_from_files(copied: int, dead_lettered: int) -> dict[Figure, int | None]:
     """A table's figures where the runner keeps no metrics: what the checkpoints recorded
     as copied by this run (written or dead-lettered) and the run's dead letters."""
-    unknown = dict.fromkeys(FIGURES)  # retries, bytes, checkpoint writes: only the metrics know them
-    return {**unknown, "items_read": copied, "items_written": copied - dead_lettered,
-            "items_dead_lettered": dead_lettered}
+    unknown = dict.fromkeys(BULK)  # retries, bytes, checkpoint writes: only the metrics know them
+    return {**unknown, Figure.ITEMS_READ: copied, Figure.ITEMS_WRITTEN: copied - dead_lettered,
+            Figure.ITEMS_DEAD_LETTERED: dead_lettered}
 
 
 def _metrics_updater(config: RunConfig, plans: Sequence[TablePlan], metrics: RunMetrics):
@@ -182,18 +180,16 @@ def _metrics_updater(config: RunConfig, plans: Sequence[TablePlan], metrics: Run
         for plan in plans:
             lettered, figures = dead.get(plan.spec.target, 0), polled[plan.spec.source]
             metrics.set(plan.spec.source, items_read=figures.items, bytes_read=figures.bytes,
-                        items_written=max(figures.items - lettered, 0), dead_letters=lettered,
+                        items_written=max(figures.items - lettered, 0), items_dead_lettered=lettered,
                         segments_done=figures.segments_done, segments_total=figures.segments_total)
     return update
 
 
 def _final_metrics(metrics: RunMetrics, tables: Sequence[TableResult]) -> None:
-    figures = {"items_read": "items_read", "bytes_read": "bytes_read", "bytes_written": "bytes_written",
-               "items_written": "items_written", "write_retries": "write_retries",
-               "dead_letters": "items_dead_lettered"}
+    """The served figures the copy counted (a runner without metrics leaves some unknown)."""
     for table in tables:
-        metrics.set(table.table, **{name: table.figures[figure] for name, figure in figures.items()
-                                    if table.figures[figure] is not None})
+        metrics.set(table.table, **{figure: table.figures[figure] for figure in SERVED
+                                    if table.figures.get(figure) is not None})
 
 
 def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, beam_args: Sequence[str] = (),
@@ -236,12 +232,12 @@ def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, bea
     duration = time.monotonic() - started
     dead_letters = count_dead_letters(config.dead_letter_dir)
     tables = [TableResult(plan.spec.source, plan.spec.target, plan.segments,
-                          {name: metrics.get(plan.spec.source, {}).get(name, 0) for name in FIGURES}
+                          {figure: metrics.get(plan.spec.source, {}).get(figure, 0) for figure in BULK}
                           if metrics is not None else
                           _figures_from_files(watcher.copied(plan.spec.source), dead_letters.get(plan.spec.target, 0)),
                           watcher.finished_after(plan.spec.source, default=duration))
               for plan in plans]
-    watcher.show_end("done", {t.table: (t.figures["items_written"], t.duration_seconds) for t in tables})
+    watcher.show_end("done", {t.table: (t.figures[Figure.ITEMS_WRITTEN], t.duration_seconds) for t in tables})
     if run_metrics is not None:
         _final_metrics(run_metrics, tables)
     return RunResult(tables, duration, dead_letters, config.dead_letter_dir)

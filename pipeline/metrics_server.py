@@ -32,23 +32,12 @@ from prometheus_client import CollectorRegistry, make_wsgi_app, write_to_textfil
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from pipeline.figures import SERVED
 from transforms.errors import ExitCode, MigrateError
 
-__all__ = ["COUNTERS", "GAUGES", "RunMetrics", "check_metrics_file", "serve_metrics"]
+__all__ = ["GAUGES", "RunMetrics", "check_metrics_file", "serve_metrics"]
 
 PREFIX = "alternator_migrate_"
-#: Counters (exposed with `_total`): figure -> help text.
-COUNTERS = {
-    "items_read": "Items the bulk copy read (while it runs: items its checkpoints record done; at its end Beam's "
-                  "count).",
-    "bytes_read": "Bytes of items the bulk copy read, as Arrow data (while it runs: from its checkpoints).",
-    "bytes_written": "Bytes of items the bulk copy wrote or dead-lettered, as Arrow data (known at its end).",
-    "items_written": "Items the bulk copy wrote (while it runs: items its checkpoints record done, "
-                     "less dead letters; at its end Beam's count).",
-    "changes_applied": "Stream changes applied to the target by this process.",
-    "write_retries": "Write requests retried (bulk: known at the end of the copy).",
-    "dead_letters": "Writes that failed after every retry and went to the dead-letter folder.",
-}
 #: Gauges: figure -> help text.
 GAUGES = {
     "replication_lag_seconds": "Seconds since every change older than it was applied (absent while unknown).",
@@ -69,7 +58,7 @@ def _version() -> str:
 
 def _blank() -> dict[str, float | None]:
     """A table's figures before any is known: counters at 0, gauges without a sample."""
-    return {**dict.fromkeys(COUNTERS, 0), **dict.fromkeys(GAUGES)}
+    return {**dict.fromkeys(SERVED, 0), **dict.fromkeys(GAUGES)}
 
 
 class RunMetrics:
@@ -97,8 +86,8 @@ class RunMetrics:
                 self._figures.setdefault(table, _blank())
 
     def set(self, table: str, **figures: float | None) -> None:
-        """Replace some of a table's figures (names from COUNTERS and GAUGES; None: unknown)."""
-        unknown = set(figures) - set(COUNTERS) - set(GAUGES)
+        """Replace some of a table's figures (a served `Figure`'s value or a name from GAUGES; None: unknown)."""
+        unknown = set(figures) - set(SERVED) - set(GAUGES)
         if unknown:
             raise ValueError(f"no such figure: {', '.join(sorted(unknown))}")
         with self._lock:
@@ -132,13 +121,14 @@ class RunMetrics:
                                 value=self.started)
         yield GaugeMetricFamily(PREFIX + "healthy", "1 while the run is healthy, 0 once it failed (as /healthz).",
                                 value=0 if problem else 1)
-        for kind, names in ((CounterMetricFamily, COUNTERS), (GaugeMetricFamily, GAUGES)):
-            for name, help_text in names.items():
-                family = kind(PREFIX + name, help_text, labels=["table", "target"])
-                for table, values in figures.items():
-                    if values[name] is not None:
-                        family.add_metric([table, targets.get(table, table)], values[name])
-                yield family
+        families = [(CounterMetricFamily, figure, figure.metric, figure.metric_help) for figure in SERVED]
+        families += [(GaugeMetricFamily, name, name, help_text) for name, help_text in GAUGES.items()]
+        for kind, key, name, help_text in families:
+            family = kind(PREFIX + name, help_text, labels=["table", "target"])
+            for table, values in figures.items():
+                if values[key] is not None:
+                    family.add_metric([table, targets.get(table, table)], values[key])
+            yield family
         family = GaugeMetricFamily(PREFIX + "validation_items", "Items of validate's latest verdict, per kind "
                                    "(matched, missing, extra, different, lagging, expired, over_400kb).",
                                    labels=["table", "target", "kind"])

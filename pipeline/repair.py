@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from pipeline.config import RunConfig
 from pipeline.metrics_server import RunMetrics
-from pipeline.tables import TablePlan
+from pipeline.tables import TablePlan, pairs_by_source
 from pipeline.validate import ValidationResult, read_findings
 from transforms.dynamo.endpoints import source_client
 from transforms.dynamo.point_reads import get_items
@@ -100,7 +100,7 @@ def repair(config: RunConfig, plans: Sequence[TablePlan], result: ValidationResu
            echo: Callable[[str], None], metrics: RunMetrics | None = None) -> RepairOutcome:
     """Repair every key of a validation's findings; failed writes go to dead-letter files.
     `metrics`: where the puts and deletes made are served as items written (`--metrics-port`)."""
-    pairs = {plan.spec.source: plan.pair for plan in plans}
+    pairs = pairs_by_source(plans)
     outcome = asyncio.run(_repair(config, pairs, read_findings(result.findings_dir)))
     if metrics is not None:
         failed: dict[str, int] = {}
@@ -109,7 +109,7 @@ def repair(config: RunConfig, plans: Sequence[TablePlan], result: ValidationResu
         for plan in plans:
             made = outcome.puts.get(plan.spec.source, 0) + outcome.deletes.get(plan.spec.source, 0)
             lettered = failed.get(plan.spec.target, 0)
-            metrics.set(plan.spec.source, items_written=max(made - lettered, 0), dead_letters=lettered)
+            metrics.set(plan.spec.source, items_written=max(made - lettered, 0), items_dead_lettered=lettered)
     echo(f"repair: {sum(outcome.puts.values()):,} items put, {sum(outcome.deletes.values()):,} deleted; "
          f"validating again")
     if outcome.failures:

@@ -43,7 +43,7 @@ from pipeline import capture as capturing, schema
 from pipeline.config import RunConfig
 from pipeline.logs import RUN_LOG
 from pipeline.runner import check_options, pipeline_options, run_pipeline
-from pipeline.tables import TablePlan, TableStepError, describe_error
+from pipeline.tables import TablePlan, TableStepError, describe_error, pairs_by_source
 from transforms.dynamo.endpoints import kinesis_client, source_client, streams_client
 from transforms.dynamo.retry import error_code
 from transforms.errors import ExitCode, MigrateError
@@ -215,7 +215,7 @@ def replicate(config: RunConfig, plans: Sequence[TablePlan], streams: Sequence[S
 
 def replication_settings(config: RunConfig, plans: Sequence[TablePlan], **overrides) -> ReplicationSettings:
     """The engine's settings from the config; `overrides` replace fields (tests: shorter periods)."""
-    return settings_for(config, {plan.spec.source: plan.pair for plan in plans}, **overrides)
+    return settings_for(config, pairs_by_source(plans), **overrides)
 
 
 def settings_for(config: RunConfig, pairs: Mapping[str, TablePair], **overrides) -> ReplicationSettings:
@@ -262,7 +262,7 @@ def _publish(metrics: RunMetrics | None, statuses: dict[str, TableStatus]) -> No
     for table, status in statuses.items():
         metrics.set(table, changes_applied=status.applied, replication_lag_seconds=status.lag,
                     open_shards=status.open_shards, write_retries=status.write_retries,
-                    dead_letters=status.dead_lettered)
+                    items_dead_lettered=status.dead_lettered)
 
 
 def _caught_up(statuses: dict[str, TableStatus], max_lag: float) -> bool:
@@ -375,7 +375,7 @@ def build_round(p, config: RunConfig, plans: Sequence[TablePlan], tasks: Sequenc
     """One round's pipeline (`p`, a Beam pipeline): every task applied up to its shard's current end."""
     from transforms.replicate import ReplicateShards  # noqa: PLC0415 - imports Beam
 
-    _ = p | "Replicate" >> ReplicateShards(config.source, config.target, {plan.spec.source: plan.pair for plan in plans},
+    _ = p | "Replicate" >> ReplicateShards(config.source, config.target, pairs_by_source(plans),
                                            tasks, **_shard_args(p, config))
 
 
@@ -384,7 +384,7 @@ def build_follow(p, config: RunConfig, plans: Sequence[TablePlan], streams: Sequ
     from transforms.replicate import FollowStreams  # noqa: PLC0415 - imports Beam
 
     _ = p | "FollowStreams" >> FollowStreams(
-        config.source, config.target, {plan.spec.source: plan.pair for plan in plans},
+        config.source, config.target, pairs_by_source(plans),
         [(s.table, s.arn) for s in streams], **bounds, **_shard_args(p, config))
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from pipeline import exports
 from pipeline.config import RunConfig
+from pipeline.figures import Figure
 from pipeline.progress import per_second
 from pipeline.tables import TablePlan
 
@@ -17,9 +18,10 @@ if TYPE_CHECKING:
     from pipeline.validate import ValidationResult
     from transforms.streams.sample import ChangeSample
 
-_COLUMNS = (("table", "table"), ("target", "target"), ("read", "items_read"), ("written", "items_written"),
-            ("retried", "write_retries"), ("dead-lettered", "items_dead_lettered"), ("MB", "bytes_read"),
-            ("seconds", "duration"), ("items/s", "rate"))
+#: The end-of-run table's columns: (title, key of a row).
+_COLUMNS = (("table", "table"), ("target", "target"), ("read", Figure.ITEMS_READ), ("written", Figure.ITEMS_WRITTEN),
+            ("retried", Figure.WRITE_RETRIES), ("dead-lettered", Figure.ITEMS_DEAD_LETTERED),
+            ("MB", Figure.BYTES_READ), ("seconds", "duration"), ("items/s", "rate"))
 
 
 def _count(value: int | None) -> str:
@@ -29,14 +31,13 @@ def _count(value: int | None) -> str:
 
 def _row(table) -> dict[str, str]:
     figures = table.figures
+    counted = (Figure.ITEMS_READ, Figure.ITEMS_WRITTEN, Figure.WRITE_RETRIES, Figure.ITEMS_DEAD_LETTERED)
     return {
         "table": table.table, "target": table.target,
-        "items_read": _count(figures["items_read"]), "items_written": _count(figures["items_written"]),
-        "write_retries": _count(figures["write_retries"]),
-        "items_dead_lettered": _count(figures["items_dead_lettered"]),
-        "bytes_read": "-" if figures["bytes_read"] is None else f"{figures['bytes_read'] / 1e6:,.1f}",
+        **{figure: _count(figures[figure]) for figure in counted},
+        Figure.BYTES_READ: "-" if figures[Figure.BYTES_READ] is None else f"{figures[Figure.BYTES_READ] / 1e6:,.1f}",
         "duration": f"{table.duration_seconds:,.1f}",
-        "rate": f"{per_second(figures['items_written'], table.duration_seconds):,.0f}",
+        "rate": f"{per_second(figures[Figure.ITEMS_WRITTEN], table.duration_seconds):,.0f}",
     }
 
 
@@ -48,11 +49,11 @@ def summary_table(result: RunResult) -> str:
     for r in rows:
         lines.append("  ".join(r[key].ljust(widths[key]) if i < 2 else r[key].rjust(widths[key])
                                for i, (_, key) in enumerate(_COLUMNS)))
-    lines.append(f"total: {sum(t.figures['items_written'] for t in result.tables):,} items written "
+    lines.append(f"total: {sum(t.figures[Figure.ITEMS_WRITTEN] for t in result.tables):,} items written "
                  f"in {result.duration_seconds:,.1f} s")
     for t in result.tables:
-        if t.figures.get("items_expired"):
-            lines.append(f"{t.table}: {t.figures['items_expired']:,} expired items left out (skip_expired)")
+        if t.figures.get(Figure.ITEMS_EXPIRED):
+            lines.append(f"{t.table}: {t.figures[Figure.ITEMS_EXPIRED]:,} expired items left out (skip_expired)")
     return "\n".join(lines)
 
 
@@ -65,14 +66,14 @@ def report_json(result: RunResult) -> dict:
             t.table: {
                 "target": t.target,
                 "segments": t.segments,
-                "read": t.figures["items_read"],
-                "written": t.figures["items_written"],
-                "retried": None if t.figures["write_retries"] is None
-                else t.figures["write_retries"] + t.figures["read_retries"],
-                "dead_lettered": t.figures["items_dead_lettered"],
-                "expired": t.figures.get("items_expired"),
-                "bytes": t.figures["bytes_read"],
-                "checkpoint_writes": t.figures["checkpoint_writes"],
+                "read": t.figures[Figure.ITEMS_READ],
+                "written": t.figures[Figure.ITEMS_WRITTEN],
+                "retried": None if t.figures[Figure.WRITE_RETRIES] is None
+                else t.figures[Figure.WRITE_RETRIES] + t.figures[Figure.READ_RETRIES],
+                "dead_lettered": t.figures[Figure.ITEMS_DEAD_LETTERED],
+                "expired": t.figures.get(Figure.ITEMS_EXPIRED),
+                "bytes": t.figures[Figure.BYTES_READ],
+                "checkpoint_writes": t.figures[Figure.CHECKPOINT_WRITES],
                 "duration_seconds": round(t.duration_seconds, 3),
             } for t in result.tables
         },

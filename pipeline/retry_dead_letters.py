@@ -22,13 +22,14 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline.config import ConfigError, RunConfig
 from pipeline.repair import source_versions
-from pipeline.tables import TablePlan
+from pipeline.tables import TablePlan, pairs_by_target
 from transforms.dynamo.endpoints import source_client
 from transforms.dynamo.writer import TargetWriter, open_writer, request_item
 from transforms.errors import ExitCode
 from transforms.items.ddb_json import decode_item
 from transforms.items.keys import key_of
 from transforms.state.dead_letters import MARKER_SUFFIX, letter_files, read_letters, read_marker, write_marker
+from transforms.state.paths import folder_name
 from transforms.table_pair import TablePair
 
 __all__ = ["RetryOutcome", "retry_dead_letters"]
@@ -90,7 +91,7 @@ async def _retry(config: RunConfig, pairs: dict[str, TablePair], paths: Sequence
         source = await stack.enter_async_context(source_client(config.source))
         writer = await stack.enter_async_context(open_writer(config.target, config.writer_settings()))
         for path in paths:
-            target = path.replace("\\", "/").rsplit("/", 2)[-2]
+            target = folder_name(path)
             await _retry_file(path, source, writer, pairs.get(target), config.scan.max_attempts, outcome)
     return outcome
 
@@ -106,7 +107,7 @@ def retry_dead_letters(config: RunConfig, plans: Sequence[TablePlan], run: str |
     if run is not None and not paths:
         raise ConfigError(f"--run {run}: no dead letters in {FileSystems.join(config.dead_letter_dir, run)}; "
                           f"check the name (ls {config.dead_letter_dir})")
-    pairs = {plan.spec.target: plan.pair for plan in plans}
+    pairs = pairs_by_target(plans)
     outcome = asyncio.run(_retry(config, pairs, paths))
     echo(f"retry-dead-letter: {outcome.resolved:,} letters resolved (the source's current item written, or the "
          f"key deleted where the source has none), {outcome.left:,} left")

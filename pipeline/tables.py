@@ -12,6 +12,7 @@ import math
 import re
 import time
 from dataclasses import dataclass
+from typing import Iterable
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, SSLError
 
@@ -55,6 +56,16 @@ class TablePlan:
         """The source/target pair the pipelines work with."""
         return TablePair(self.spec.source, self.spec.target, self.target_key.names, dict(self.spec.renames),
                          self.expiry)
+
+
+def pairs_by_source(plans: Iterable[TablePlan]) -> dict[str, TablePair]:
+    """Each table's pair under its source's name: how the pipelines find the pair of a page or change."""
+    return {plan.spec.source: plan.pair for plan in plans}
+
+
+def pairs_by_target(plans: Iterable[TablePlan]) -> dict[str, TablePair]:
+    """Each table's pair under its target's name: dead letters are filed by the target table."""
+    return {plan.spec.target: plan.pair for plan in plans}
 
 
 def auto_segments(item_count: int, size_bytes: int, page_size: int, workers: int,

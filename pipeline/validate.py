@@ -25,12 +25,13 @@ from apache_beam.io.filesystems import FileSystems
 from pipeline.config import RunConfig
 from pipeline.progress import ProgressWatcher, Tracked
 from pipeline.runner import pipeline_options, run_pipeline, runs_locally
-from pipeline.tables import TablePlan, TableStepError
+from pipeline.tables import TablePlan, TableStepError, pairs_by_source
 from transforms.compare import KINDS, CompareTables, SampleTables
 from transforms.findings import COUNTS_PATTERN, FINDINGS_PATTERN, WriteFindings
 from transforms.scan import ScanTables, SegmentSpec
 from transforms.state import bulk_checkpoints
 from transforms.state.files import delete_tree, matching, read_json, run_name, write_json
+from transforms.state.paths import file_name
 from transforms.state.storage import StorageOptions
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ def progress_dir(findings_dir: str, side: str) -> str:
 
 def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePlan], findings_dir: str, *,
                    sample_rate: float | None, recheck_seconds: float, spill_dir: str | None = None) -> None:
-    pairs = {plan.spec.source: plan.pair for plan in plans}
+    pairs = pairs_by_source(plans)
     scan = config.scan_settings()
     storage = StorageOptions.of(p.options)
 
@@ -146,7 +147,7 @@ def _read_counts(findings_dir: str, tables: Sequence[str]) -> dict[str, dict[str
     """Per table, the counts the pipeline tallied (matched, lagging, sampled)."""
     counts = {table: dict.fromkeys(COUNTS, 0) for table in tables}
     for path in matching(FileSystems.join(findings_dir, COUNTS_PATTERN)):
-        table = path.replace("\\", "/").rsplit("/", 1)[-1][len("counts-"):-len(".json")]
+        table = file_name(path)[len("counts-"):-len(".json")]
         counts.setdefault(table, dict.fromkeys(COUNTS, 0)).update(read_json(path))
     return counts
 

@@ -3,15 +3,16 @@ table API (Scan, BatchWriteItem: `dynamo.data_plane`) and DynamoDB Streams
 (GetShardIterator, GetRecords: `streams.records`).
 
 Why not the SDK for these calls: an aiobotocore call walks every value of its request and
-response through the service model's shapes (about 300 us of CPU per item copied) and
-costs about 1.1 ms of CPU a call in event hooks and user-agent building (a thousand idle
-shards polled every second would need a core just to ask). These calls carry bytes: the
-caller writes the body and decodes the reply. Control-plane calls stay on the SDK.
+response through the service model's shapes, CPU paid for every item copied, and spends
+more in event hooks and user-agent building on every call, empty or not, which a follower
+polling many idle shards pays every second (figures: docs/design.md, Data plane). These
+calls carry bytes: the caller writes the body and decodes the reply. Control-plane calls
+stay on the SDK.
 
 What is the same as through the SDK, by construction:
 
 * Signing: SigV4 (service `dynamodb`, which DynamoDB Streams signs as too) by
-  `sigv4.RequestSigner`, tested equal to botocore's `SigV4Auth` and ~8x cheaper (see
+  `sigv4.RequestSigner`, tested equal to botocore's `SigV4Auth` and cheaper (see
   there), with credentials from the same chain as the SDK clients
   (`signing_credentials`), frozen once per request so a refresh never mixes an old key
   with a new token. Unsigned when the caller passes no credentials.

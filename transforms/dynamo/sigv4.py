@@ -3,10 +3,9 @@
 Why our own and not botocore's `SigV4Auth`: that signer serves every service and request
 shape, and its generic steps (headers kept in an `email.message` object, the URL split
 and its host worked out twice a request, a prepared request built for each read of the
-body) cost ~100-130 us a request on an idle core and more on a busy one, against ~15 us
-here. At 25 items a BatchWriteItem (DynamoDB's limit, and the default for any plain
-endpoint) that was 4-15 us of CPU an item, the largest single cost of a write after
-HTTP itself. This is AWS's documented algorithm
+body) are paid on every request: at 25 items a BatchWriteItem (DynamoDB's limit, and
+the default for any plain endpoint) they were the largest single cost of a write after
+HTTP itself (figures: docs/design.md, Data plane). This is AWS's documented algorithm
 (https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html) for the one
 request shape we send: no query string, the URL's path, the headers we pass plus
 `host`, `x-amz-date` and, with temporary credentials, `x-amz-security-token`; the

@@ -29,6 +29,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from transforms.errors import ExitCode, MigrateError
 from transforms.state.files import matching, read_bytes
+from transforms.state.paths import with_slashes
 
 __all__ = ["FULL", "INCREMENTAL", "DataFile", "ExportManifest", "ExportError", "ExportMismatch", "read_manifest"]
 
@@ -146,8 +147,8 @@ def _data_files(folder: str, summary: dict) -> tuple[DataFile, ...]:
     if twice:
         raise ExportError(f"{files_path} lists {twice[0]} twice; the export is damaged, export the table again")
     folders = sorted({FileSystems.split(path)[0] for path in paths})  # its own data/, or the shared one
-    present = {found.replace("\\", "/") for where in folders for found in matching(FileSystems.join(where, "*"))}
-    missing = [p for p in paths if p.replace("\\", "/") not in present]
+    present = {with_slashes(found) for where in folders for found in matching(FileSystems.join(where, "*"))}
+    missing = [p for p in paths if with_slashes(p) not in present]
     if missing:
         place = FileSystems.split(missing[0])[0]
         fix = ("copy the whole export folder" if place == FileSystems.join(folder, "data") else

@@ -19,7 +19,6 @@ schema per file, which a table without a schema does not have.
 """
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -34,6 +33,7 @@ from transforms.exports.manifest import DataFile, ExportError, ExportManifest, E
 from transforms.items.wire_encode import item_texts
 from transforms.scan import Page
 from transforms.state.files import matching, read_json, write_bytes, write_json
+from transforms.state.paths import file_name, with_slashes
 from transforms.state.storage import StorageOptions
 
 __all__ = ["LAYOUT_VERSION", "PARQUET", "ITEM_COLUMN", "KeyColumn", "WriteParquet", "parquet_pages",
@@ -143,7 +143,7 @@ def write_manifest(folder: str, table: str, keys: Sequence[KeyColumn]) -> dict:
     for path in sorted(matching(FileSystems.join(directory, "part-*.parquet"))):
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
             rows = pq.ParquetFile(f).metadata.num_rows
-        files.append({"path": posixpath.basename(path.replace("\\", "/")), "items": rows})
+        files.append({"path": file_name(path), "items": rows})
     manifest = {"layout_version": LAYOUT_VERSION, "table": table, "item_count": sum(f["items"] for f in files),
                 "key_schema": [{"name": k.name, "type": k.type, "key_type": k.role} for k in keys], "files": files}
     write_json(FileSystems.join(directory, "manifest.json"), manifest)
@@ -172,8 +172,8 @@ def read_parquet_manifest(path: str) -> ExportManifest:
     if sum(f.items for f in files) != items:
         raise ExportError(f"{manifest_path}: its files hold {sum(f.items for f in files):,} items, but it says "
                           f"{items:,}; the export is damaged, export the table again")
-    present = {p.replace("\\", "/") for p in matching(FileSystems.join(folder, "*.parquet"))}
-    missing = [f.path for f in files if f.path.replace("\\", "/") not in present]
+    present = {with_slashes(p) for p in matching(FileSystems.join(folder, "*.parquet"))}
+    missing = [f.path for f in files if with_slashes(f.path) not in present]
     if missing:
         raise ExportError(f"{missing[0]} is listed in {manifest_path} but does not exist; copy the whole folder, "
                           f"or export the table again")

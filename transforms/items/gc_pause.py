@@ -2,8 +2,8 @@
 
 Why pause it: decoding a page creates tens of thousands of small dicts, lists and
 strings; every 700 allocations the collector would run, and its older generations
-rescan every live object (the whole page), which measured 2-10x slower than the
-work itself. None of these objects forms a reference cycle, so the pause leaves no
+rescan every live object (the whole page), which costs more than the work itself
+(docs/design.md, The GC pause). None of these objects forms a reference cycle, so the pause leaves no
 garbage behind: they are freed by reference counting as usual.
 
 What the pause means for the rest of the process: `gc.disable()` is process-wide,

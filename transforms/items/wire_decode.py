@@ -7,7 +7,7 @@ botocore in tests/items/test_wire_codec.py). `decode_get_records` gives a GetRec
 page with the items in botocore's form (B as bytes), as the SDK would.
 
 Why not the SDK's parser: it walks every value through the service model's shapes,
-about 10x the cost of the whole decode here. How this is fast:
+which costs many times the whole decode here (docs/design.md, Data plane). How this is fast:
 
 * `orjson.loads` parses the body in C, with the cyclic GC paused (`gc_pause`);
 * one Python loop drops each attribute's typed value into a per-name, row-aligned

@@ -41,6 +41,7 @@ from typing import Callable, Iterable
 
 from transforms.items.ddb_json import decode_item, encode_item
 from transforms.state.files import delete, delete_tree, join, listing, read_json, write_json
+from transforms.state.paths import with_slashes
 
 __all__ = ["START", "END", "RecordedRange", "SegmentResume", "TableProgress", "RunNote", "PageRecorder", "table_dir",
            "start_fresh", "recorded_segments", "note_run", "read_run", "list_ranges", "progress", "resume_points",
@@ -144,7 +145,7 @@ def _listing(checkpoint_dir: str, table: str) -> tuple[dict[str, RecordedRange],
     when the newest range object was written (None: none is there)."""
     ranges, leftovers, newest = {}, [], None
     for meta in listing(join(table_dir(checkpoint_dir, table), "seg-*")):
-        m = _RANGE.search(meta.path.replace("\\", "/"))
+        m = _RANGE.search(with_slashes(meta.path))
         if m:
             ranges[meta.path] = RecordedRange(int(m[1]), m[2], m[3], int(m[4]), int(m[5]), int(m[6]), int(m[7]))
             if meta.last_updated_in_seconds:

@@ -46,6 +46,7 @@ from transforms.items.ddb_json import decode_item, encode_item
 from transforms.state import stream_checkpoints
 from transforms.state import files
 from transforms.state.files import delete, delete_tree, join, matching, read_bytes, read_json, write_bytes, write_json
+from transforms.state.paths import file_name
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -227,7 +228,7 @@ def chunks(checkpoint_dir: str, table: str, after: int = -1) -> list[Chunk]:
     """The table's chunks numbered above `after`, in order (one listing)."""
     found = []
     for meta in files.listing(join(_dir(checkpoint_dir, table), "chunk-*.arrow")):
-        name = meta.path.replace("\\", "/").rsplit("/", 1)[-1]
+        name = file_name(meta.path)
         number = int(name[len("chunk-"):-len(".arrow")])
         if number > after:
             found.append(Chunk(number, meta.path, meta.size_in_bytes))

@@ -23,6 +23,7 @@ import uuid
 from transforms.dynamo.writer import FailedWrite, request_item
 from transforms.items.ddb_json import encode_item
 from transforms.state.files import join, matching, read_bytes, read_json, run_name, write_bytes, write_json
+from transforms.state.paths import folder_name
 
 MARKER_SUFFIX = ".retried.json"
 
@@ -57,7 +58,7 @@ def count_dead_letters(run_dir: str) -> dict[str, int]:
     """Lines per table in a run's dead-letter folder."""
     counts: dict[str, int] = {}
     for path in matching(join(run_dir, "*", "*.jsonl")):
-        table = path.replace("\\", "/").rstrip("/").split("/")[-2]
+        table = folder_name(path)
         counts[table] = counts.get(table, 0) + sum(1 for line in (read_bytes(path) or b"").splitlines()
                                                    if line.strip())
     return counts
@@ -67,7 +68,7 @@ def letters_by_table(dead_letter_dir: str) -> dict[str, tuple[int, int]]:
     """Per target table, over every run: (letters, of them resolved by retry-dead-letter)."""
     totals: dict[str, tuple[int, int]] = {}
     for path in letter_files(dead_letter_dir):
-        table = path.replace("\\", "/").split("/")[-2]
+        table = folder_name(path)
         letters, resolved = totals.get(table, (0, 0))
         totals[table] = (letters + len(read_letters(path)), resolved + len(read_marker(path)[0]))
     return totals

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 
 from transforms.errors import ChangesLost, ExitCode, MigrateError
 from transforms.state.files import delete, delete_tree, exists, join, listing, matching, read_json, write_json
+from transforms.state.paths import file_name
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def all_shards(checkpoint_dir: str, table: str) -> dict[str, ShardCheckpoint]:
     paths = matching(join(_dir(checkpoint_dir, table), "shards", "*.json"))
     with ThreadPoolExecutor(16) as pool:
         found = pool.map(read_json, paths)
-        return {path.replace("\\", "/").rsplit("/", 1)[-1][:-len(".json")]: ShardCheckpoint(**checkpoint)
+        return {file_name(path)[:-len(".json")]: ShardCheckpoint(**checkpoint)
                 for path, checkpoint in zip(paths, found)}
 
 

@@ -1,7 +1,7 @@
 """The Streams data plane: GetShardIterator and GetRecords as signed JSON requests.
 
 A follower polls every open shard about once a second, so these two calls skip the SDK
-(about 1.1 ms of CPU a call through aiobotocore, mostly for empty pages): they are
+(whose fixed CPU cost a call would be paid mostly for empty pages): they are
 `aws_json.JsonEndpoint` calls, the same client as the table data plane's (signing with
 the source's credentials, TLS, proxies, CRC over the bytes received, botocore's error
 parser, `CorruptResponse` for a damaged reply). Control-plane calls (DescribeStream,
