@@ -3,7 +3,7 @@ later export, then the later line (run through Beam's combine, on the tool's loc
 from __future__ import annotations
 
 import apache_beam as beam
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline.engines import LOCAL_RUNNER
@@ -24,7 +24,7 @@ def test_the_latest_write_wins_then_the_later_export_then_the_later_line():
         (("t", "c"), _change(100, 0, 2, b"c: second line")),
         (("u", "a"), _change(1, 0, 0, b"another table's key a")),
     ]
-    with TestPipeline(runner=LOCAL_RUNNER) as p:
+    with test_pipeline.TestPipeline(runner=LOCAL_RUNNER) as p:
         latest = (p | beam.Create(changes) | beam.CombinePerKey(_LatestChange())
                   | beam.MapTuple(lambda key, change: (key, change[5])))
         assert_that(latest, equal_to([(("t", "a"), b"a: newest write, earlier export"), (("t", "b"), None),

@@ -6,7 +6,7 @@ import json
 
 import apache_beam as beam
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import BeamAssertException, assert_that, equal_to
 
 from pipeline.engines import LOCAL_RUNNER
@@ -68,7 +68,7 @@ def test_a_comparison_finds_exactly_the_known_differences(source, target, source
                                                           spilled, tmp_path):
     pairs = {source_table: TablePair(source_table, damaged_target, KEY_NAMES)}
 
-    with TestPipeline(runner=LOCAL_RUNNER) as p:
+    with test_pipeline.TestPipeline(runner=LOCAL_RUNNER) as p:
         pages = (_scan(p, source, source_table, "Source"), _scan(p, target, damaged_target, "Target"))
         records = pages | CompareTables(source, target, pairs, {source_table: 4},
                                         spill_dir=str(tmp_path / "spill") if spilled else None)
@@ -81,7 +81,7 @@ def test_a_comparison_finds_exactly_the_known_differences(source, target, source
 def test_a_full_sample_reads_every_source_key(source, target, source_table, damaged_target):
     pairs = {source_table: TablePair(source_table, damaged_target, KEY_NAMES)}
 
-    with TestPipeline(runner=LOCAL_RUNNER) as p:
+    with test_pipeline.TestPipeline(runner=LOCAL_RUNNER) as p:
         records = _scan(p, source, source_table, "Source") | SampleTables(source, target, pairs, rate=1.0)
         # The extra item is not among the source's keys: a sample cannot see it.
         assert_that(_findings(records), equal_to([*(_finding("missing", item) for item in MISSING),
@@ -108,7 +108,7 @@ def _sample_of(rate: float):
 def test_a_sample_reads_the_share_of_keys_asked_for(source, target, source_table, damaged_target):
     pairs = {source_table: TablePair(source_table, damaged_target, KEY_NAMES)}
 
-    with TestPipeline(runner=LOCAL_RUNNER) as p:
+    with test_pipeline.TestPipeline(runner=LOCAL_RUNNER) as p:
         records = _scan(p, source, source_table, "Source") | SampleTables(source, target, pairs, rate=0.25)
         found = _findings(records) | "CountFound" >> beam.combiners.Count.Globally()
         figures = (_tallies(records), found | beam.Map(lambda n: ("found", n))) | beam.Flatten()

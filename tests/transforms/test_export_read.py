@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import apache_beam as beam
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline.engines import LOCAL_RUNNER
@@ -21,7 +21,7 @@ def test_the_items_of_an_export_come_out_as_pages_of_lines(tmp_path):
     data_files = read_manifest(export).files
     specs = [ExportFileSpec("exported", n, len(data_files), data_file) for n, data_file in enumerate(data_files)]
 
-    with TestPipeline(runner=LOCAL_RUNNER) as p:
+    with test_pipeline.TestPipeline(runner=LOCAL_RUNNER) as p:
         pages = p | ReadExportFiles(specs, StorageOptions(), page_size=PAGE_SIZE)
         assert_that(pages | beam.FlatMap(page_texts), equal_to(texts(ITEMS)), label="Items")
         # Each file is one segment, its pages ranges of PAGE_SIZE lines keyed by line number.

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing import test_pipeline
 
 from pipeline.engines import LOCAL_RUNNER
 from pipeline.validate import read_findings
@@ -27,7 +27,7 @@ def test_findings_and_summed_counts_read_back_as_written(tmp_path):
                Tally("music", "matched", 3), Tally("music", "matched", 4), Tally("music", "lagging", 1),
                Tally("mutants", "sampled", 2)]
 
-    with TestPipeline(runner=LOCAL_RUNNER) as p:
+    with test_pipeline.TestPipeline(runner=LOCAL_RUNNER) as p:
         _ = p | beam.Create(records) | WriteFindings(folder, storage=StorageOptions())
 
     assert sorted(read_findings(folder), key=_order) == sorted([MISSING, DIFFERENT, EXTRA], key=_order)

@@ -5,7 +5,7 @@ import json
 
 import apache_beam as beam
 import pyarrow.parquet as pq
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing import test_pipeline
 
 from pipeline.engines import LOCAL_RUNNER
 from tests.transforms.items import ITEMS, texts
@@ -30,7 +30,7 @@ def test_pages_written_as_parquet_read_back_as_the_same_items(tmp_path):
     pages = _pages(ITEMS[:half], "table", 0, 40) + _pages(ITEMS[half:], "table", 1, 40)
     keys = {"table": (KeyColumn("pk", "S", "HASH"), KeyColumn("sk", "N", "RANGE"))}
 
-    with TestPipeline(runner=LOCAL_RUNNER) as p:
+    with test_pipeline.TestPipeline(runner=LOCAL_RUNNER) as p:
         _ = p | beam.Create(pages) | WriteParquet(folder, keys, StorageOptions(), rows_per_file=50)
 
     files = sorted((tmp_path / "parquet" / "table").glob("*.parquet"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing import test_pipeline
 
 from pipeline.engines import LOCAL_RUNNER
 from tests.support import seed
@@ -34,7 +34,7 @@ def _round(source, target, pairs, table: str, tmp_path) -> None:
     """One round: every unfinished shard applied up to its current end."""
     checkpoints = str(tmp_path / "checkpoints")
     tasks = asyncio.run(_unfinished_shards(source, table, checkpoints))
-    with TestPipeline(runner=LOCAL_RUNNER) as p:
+    with test_pipeline.TestPipeline(runner=LOCAL_RUNNER) as p:
         _ = p | ReplicateShards(source, target, pairs, tasks, checkpoint_dir=checkpoints,
                                 dead_letter_dir=str(tmp_path / "dead-letter"), writer=WriterSettings(),
                                 read_attempts=3, storage=StorageOptions())

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline.engines import LOCAL_RUNNER
@@ -31,7 +31,7 @@ def test_every_item_comes_out_once_in_chained_pages_of_every_segment(source, sou
     segments = [SegmentSpec(source_table, s, SEGMENTS) for s in range(SEGMENTS)]
     settings = ScanSettings(page_size=PAGE_SIZE, pages_in_flight=2)  # two groups of two segments
 
-    with TestPipeline(runner=LOCAL_RUNNER) as p:
+    with test_pipeline.TestPipeline(runner=LOCAL_RUNNER) as p:
         pages = p | ScanTables(source, segments, settings)
         assert_that(pages | beam.FlatMap(page_texts), equal_to(texts(ITEMS)), label="Items")
         assert_that(pages | beam.Map(lambda page: page.batch.num_rows > PAGE_SIZE) | beam.Distinct(),

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing import test_pipeline
 
 from pipeline.engines import LOCAL_RUNNER
 from tests.support import seed
@@ -29,7 +29,7 @@ def test_the_target_holds_the_source_items_and_the_checkpoints_count_them(source
     bulk_checkpoints.start_fresh(checkpoints, source_table, SEGMENTS)
     pairs = {source_table: TablePair(source_table, target_table, KEY_NAMES)}
 
-    with TestPipeline(runner=LOCAL_RUNNER) as p:
+    with test_pipeline.TestPipeline(runner=LOCAL_RUNNER) as p:
         _ = (p
              | ScanTables(source, [SegmentSpec(source_table, s, SEGMENTS) for s in range(SEGMENTS)],
                           ScanSettings(page_size=50))
