@@ -3,12 +3,12 @@
 Why our own and not aiohttp: the data plane sends one small POST after another (a
 BatchWriteItem of 25 items, a Scan page, a GetRecords of an idle shard), so what a
 request costs beyond its bytes is paid per item. `python -m bench.http_client` sends the
-same signed BatchWriteItem requests to DynamoDB Local through `aws_json` over aiohttp and
-over a bare asyncio stream: aiohttp cost ~280 us of CPU a request more (463 vs 183 us),
-~11 us an item at 25 items a request, a fifth of the whole copy's CPU per item. What this
-module does instead is what those requests need and no more: a pool of connections, a
-request written in one piece, and the reply parsed by llhttp (`httptools`, Node's HTTP
-parser: status, headers, Content-Length or chunked bodies, keep-alive) as it arrives.
+same signed requests to DynamoDB Local through this module, through aiohttp and over a
+bare asyncio stream: aiohttp's general machinery cost more CPU than the request's own
+bytes and signature (figures: docs/design.md, Data plane). This module does what those
+requests need and no more: a pool of connections, a request written in one piece, and
+the reply parsed as it arrives by llhttp (`httptools`, Node's HTTP parser: status,
+headers, Content-Length or chunked bodies, keep-alive).
 
 What it keeps from a general client:
 
