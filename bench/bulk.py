@@ -274,14 +274,14 @@ def _figures(runs: dict) -> dict:
                           "items_per_s": median(r["items_per_s"] for r in ceilings),
                           "target_busy": median(r["target_busy"] for r in ceilings),
                           "target_us_per_item": median(r["target_cpu_seconds"] / r["items"] * 1e6 for r in ceilings)}
-    for name, measured in runs.items():
-        if name == "ceiling":
-            continue
+    copies = {name: measured for name, measured in runs.items() if name != "ceiling"}
+    for measured in copies.values():
         start_cpu = median(r["start"].cpu_seconds for r in measured)
         for run in measured:
             run["copy_seconds"] = max(1e-3, run["full"].seconds - run["start"].seconds)
             run["items_per_s"] = run["items"] / run["copy_seconds"]
             run["cpu_us_per_item"] = (run["full"].cpu_seconds - start_cpu) / run["items"] * 1e6
+    for name, measured in copies.items():
         figures[name] = {
             "cpu_us_per_item": median(r["cpu_us_per_item"] for r in measured),
             "start_up_cpu_s": median(r["start"].cpu_seconds for r in measured),

@@ -20,7 +20,7 @@ from apache_beam.options.pipeline_options import StandardOptions
 
 from pipeline import exports
 from pipeline.config import RunConfig
-from pipeline.figures import BULK, SERVED, Figure
+from pipeline.figures import BULK, SERVED
 from pipeline.metrics_server import RunMetrics
 from pipeline.progress import Polled, ProgressWatcher, Tracked
 from pipeline.runner import pipeline_options, run_pipeline
@@ -28,6 +28,7 @@ from pipeline.tables import TablePlan, pairs_by_source
 from transforms.errors import MigrateError
 from transforms.exports.changes import ApplyIncrementalExports, IncrementalFileSpec
 from transforms.exports.read import ExportFileSpec, ReadExportFiles
+from transforms.metrics import Figure
 from transforms.scan import ScanTables, SegmentSpec
 from transforms.state import bulk_checkpoints, stream_checkpoints
 from transforms.state.dead_letters import count_dead_letters, run_folder

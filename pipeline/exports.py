@@ -15,17 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Mapping, Sequence
 
-from apache_beam.io.filesystems import FileSystems
-
 from pipeline import runner
 from pipeline.config import RunConfig, TableSpec
 from pipeline.tables import TablePlan
-from transforms.exports.manifest import FULL, INCREMENTAL, ExportError, ExportManifest, read_manifest
 from transforms.exports.changes import IncrementalFileSpec
+from transforms.exports.manifest import FULL, INCREMENTAL, ExportError, ExportManifest, read_manifest
 from transforms.exports.parquet import PARQUET, read_parquet_manifest
 from transforms.exports.read import ExportFileSpec, line_of
-from transforms.state.bulk_checkpoints import SegmentResume, table_dir
-from transforms.state.files import read_json, write_json
+from transforms.state import bulk_checkpoints
+from transforms.state.bulk_checkpoints import SegmentResume
 from transforms.state.storage import StorageOptions
 
 __all__ = ["TableExports", "read_table_exports", "read_exports", "with_exports", "file_specs", "plan_lines",
@@ -128,25 +126,15 @@ def file_specs(plan: TablePlan, points: Sequence[SegmentResume], total_segments:
             for p in points if not p.done and p.segment < len(files)]
 
 
-def _applied_path(checkpoint_dir: str, table: str) -> str:
-    return FileSystems.join(table_dir(checkpoint_dir, table), "incremental-applied.json")
-
-
 def incremental_applied(checkpoint_dir: str, spec: TableSpec) -> bool:
-    """Whether the table's incremental exports (these ones, in this order) were applied; True if it has none.
-
-    One object per table, written after the step's pipeline succeeded: the step is applied
-    again as a whole after an interruption (its puts and deletes are of the latest state)."""
-    if not spec.incremental_exports:
-        return True
-    return read_json(_applied_path(checkpoint_dir, spec.source)) == {"exports": list(spec.incremental_exports)}
+    """Whether the table's incremental exports (these ones, in this order) were applied; True if it has none."""
+    return bulk_checkpoints.incremental_applied(checkpoint_dir, spec.source, spec.incremental_exports)
 
 
 def record_applied(checkpoint_dir: str, plans: Sequence[TablePlan]) -> None:
     for plan in plans:
         if plan.spec.incremental_exports:
-            write_json(_applied_path(checkpoint_dir, plan.spec.source),
-                       {"exports": list(plan.spec.incremental_exports)})
+            bulk_checkpoints.record_incremental_applied(checkpoint_dir, plan.spec.source, plan.spec.incremental_exports)
 
 
 def incremental_specs(checkpoint_dir: str, plans: Sequence[TablePlan]) -> list[IncrementalFileSpec]:

@@ -18,10 +18,11 @@ from typing import Callable, Iterable, Mapping, Sequence
 from pipeline.config import RunConfig
 from pipeline.metrics_server import RunMetrics
 from pipeline.tables import TablePlan, pairs_by_source
-from pipeline.validate import ValidationResult, read_findings
+from pipeline.validate import ValidationResult
 from transforms.dynamo.endpoints import source_client
 from transforms.dynamo.point_reads import get_items
 from transforms.dynamo.writer import FailedWrite, TargetWriter, collapse_by_key, delete, open_writer, put
+from transforms.findings import read_findings
 from transforms.items.ddb_json import decode_item
 from transforms.items.keys import key_of
 from transforms.items.renames import RenameConflict

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Sequence
 
 from pipeline import exports
 from pipeline.config import RunConfig
-from pipeline.figures import Figure
 from pipeline.progress import per_second
 from pipeline.tables import TablePlan
+from transforms.metrics import Figure
 
 if TYPE_CHECKING:
     from pipeline.bulk import RunResult

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -27,11 +27,10 @@ from pipeline.progress import ProgressWatcher, Tracked
 from pipeline.runner import pipeline_options, run_pipeline, runs_locally
 from pipeline.tables import TablePlan, TableStepError, pairs_by_source
 from transforms.compare import KINDS, CompareTables, SampleTables
-from transforms.findings import COUNTS_PATTERN, FINDINGS_PATTERN, WriteFindings
+from transforms.findings import WriteFindings, read_counts, read_findings
 from transforms.scan import ScanTables, SegmentSpec
 from transforms.state import bulk_checkpoints
-from transforms.state.files import delete_tree, matching, read_json, run_name, write_json
-from transforms.state.paths import file_name
+from transforms.state.files import delete_tree, run_name, write_json
 from transforms.state.storage import StorageOptions
 
 log = logging.getLogger(__name__)
@@ -134,24 +133,6 @@ def build_pipeline(p: beam.Pipeline, config: RunConfig, plans: Sequence[TablePla
     _ = findings | "WriteFindings" >> WriteFindings(findings_dir, storage=storage)
 
 
-def read_findings(findings_dir: str) -> Iterator[dict]:
-    """Every finding of a run, streamed from its files."""
-    for path in sorted(matching(FileSystems.join(findings_dir, FINDINGS_PATTERN))):
-        with FileSystems.open(path) as f:
-            for line in f:
-                if line.strip():
-                    yield json.loads(line)
-
-
-def _read_counts(findings_dir: str, tables: Sequence[str]) -> dict[str, dict[str, int]]:
-    """Per table, the counts the pipeline tallied (matched, lagging, sampled)."""
-    counts = {table: dict.fromkeys(COUNTS, 0) for table in tables}
-    for path in matching(FileSystems.join(findings_dir, COUNTS_PATTERN)):
-        table = file_name(path)[len("counts-"):-len(".json")]
-        counts.setdefault(table, dict.fromkeys(COUNTS, 0)).update(read_json(path))
-    return counts
-
-
 def _examples(findings_dir: str, tables: Sequence[str], max_examples: int,
               counts: dict[str, dict[str, int]]) -> dict[str, dict[str, list[dict]]]:
     """The first `max_examples` findings per table and kind, in key order (repeatable);
@@ -228,7 +209,7 @@ def run_validate(config: RunConfig, plans: Sequence[TablePlan], *, sample_rate: 
     watcher.stop()
     watcher.show_end("scanned")
     delete_tree(FileSystems.join(findings_dir, "scanned"), depth=4)
-    counts = _read_counts(findings_dir, names)
+    counts = read_counts(findings_dir, names, COUNTS)
     examples = _examples(findings_dir, names, max_examples, counts)
     if sample_rate is not None:  # the target is not scanned
         for table_counts in counts.values():

@@ -55,7 +55,7 @@ from transforms.items.digests import attribute_diff, content_digest, key_texts, 
 from transforms.items.item_size import oversized_rows
 from transforms.items.keys import key_of
 from transforms.items.renames import RenameConflict, rename_batch
-from transforms.scan import Page
+from transforms.page import Page
 from transforms.state.digest_spill import BucketFiles, read_records
 from transforms.table_pair import TablePair
 

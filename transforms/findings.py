@@ -3,7 +3,8 @@
 The comparison emits two kinds of element down one line: `Findings`, the findings of
 one batch of re-read keys (dicts: {"table", "kind", "key", ...}, see
 `transforms.compare`), and `Tally`s, counts with no finding to show for them (keys
-matched, lagging, sampled). `WriteFindings` writes them under the run's folder:
+matched, lagging, sampled). `WriteFindings` writes them under the run's folder, and
+`read_findings` and `read_counts` read them back (this module is the files' one owner):
 
     <folder>/findings-<hash of the batch's keys>.jsonl   a batch's findings, one JSON line each
     <folder>/counts-<table>.json                         {"matched": n, "lagging": n, "sampled": n}
@@ -21,14 +22,16 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Iterator, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.state.files import write_bytes, write_json
+from transforms.state.files import matching, read_json, write_bytes, write_json
+from transforms.state.paths import file_name
 from transforms.state.storage import StorageOptions
 
-__all__ = ["Findings", "Tally", "WriteFindings", "FINDINGS_PATTERN", "COUNTS_PATTERN"]
+__all__ = ["Findings", "Tally", "WriteFindings", "read_findings", "read_counts"]
 
 FINDINGS_PATTERN = "findings-*.jsonl"
 COUNTS_PATTERN = "counts-*.json"
@@ -129,3 +132,22 @@ class WriteFindings(beam.PTransform):
                 | "WriteFindings" >> beam.ParDo(_WriteFindingsFn(self._folder, self._storage))
                 | "SumCounts" >> beam.CombinePerKey(_SumFigures())
                 | "WriteCounts" >> beam.ParDo(_WriteCountsFn(self._folder, self._storage)))
+
+
+def read_findings(folder: str) -> Iterator[dict]:
+    """Every finding written under `folder`, streamed from its files."""
+    for path in sorted(matching(FileSystems.join(folder, FINDINGS_PATTERN))):
+        with FileSystems.open(path) as f:
+            for line in f:
+                if line.strip():
+                    yield json.loads(line)
+
+
+def read_counts(folder: str, tables: Sequence[str], figures: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Per table (those named, and any other that has counts), the tallies summed under
+    `folder`, with every figure of `figures` present (0 where nothing was tallied)."""
+    counts = {table: dict.fromkeys(figures, 0) for table in tables}
+    for path in matching(FileSystems.join(folder, COUNTS_PATTERN)):
+        table = file_name(path)[len("counts-"):-len(".json")]
+        counts.setdefault(table, dict.fromkeys(figures, 0)).update(read_json(path))
+    return counts

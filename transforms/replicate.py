@@ -40,10 +40,11 @@ from transforms.dynamo.endpoints import SourceSpec, TargetSpec, streams_client
 from transforms.dynamo.event_loop import LoopDoFn
 from transforms.dynamo.writer import WriterSettings
 from transforms.errors import MigrateError
+from transforms.metrics import Figure
 from transforms.state import stream_checkpoints
+from transforms.state.storage import StorageOptions
 from transforms.streams.engine import PassResult, ReplicationSettings, open_replicator
 from transforms.streams.shards import ShardTask, describe_shards, lineage_groups, plan_shards
-from transforms.state.storage import StorageOptions
 from transforms.table_pair import TablePair
 
 __all__ = ["ReplicateShards", "FollowStreams"]
@@ -68,7 +69,7 @@ class _ApplyShardGroupsFn(LoopDoFn):
         result = self.loop.run(self._replicator.run_pass(tasks))
         for table, applied in before.items():  # Beam counters only from Beam's thread
             if stats[table].applied > applied:
-                metrics.counter(table, "changes_applied").inc(stats[table].applied - applied)
+                metrics.counter(table, Figure.CHANGES_APPLIED).inc(stats[table].applied - applied)
         return result
 
     def process(self, group: list[ShardTask]):

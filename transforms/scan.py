@@ -33,9 +33,11 @@ from transforms.dynamo.rate_limit import TokenBucket
 from transforms.dynamo.retry import call_with_retry
 from transforms.items.ddb_json import encode_item
 from transforms.items.wire_decode import decode_scan
+from transforms.metrics import Figure
+from transforms.page import Page
 from transforms.settings import PAGES_IN_FLIGHT, ScanSettings
 
-__all__ = ["PAGES_IN_FLIGHT", "ScanSettings", "SegmentSpec", "Page", "ScanTables", "segment_groups"]
+__all__ = ["PAGES_IN_FLIGHT", "ScanSettings", "SegmentSpec", "ScanTables", "segment_groups"]
 
 T = TypeVar("T")
 
@@ -50,20 +52,6 @@ class SegmentSpec:
     total_segments: int
     start_key: dict | None = None
     first_page: int = 0
-
-
-@dataclass(frozen=True)
-class Page:
-    """One Scan page on its way downstream: the items after `start_key` (None: the segment's
-    beginning) up to `next_key` (None: the segment's end). The keys tie the page's
-    checkpoint to its place in the segment, whichever worker writes it."""
-
-    table: str
-    segment: int
-    index: int
-    start_key: dict | None
-    next_key: dict | None
-    batch: pa.RecordBatch
 
 
 def segment_groups(segments: Sequence[T], pages_in_flight: int, workers: int) -> list[tuple[T, ...]]:
@@ -141,7 +129,7 @@ class _ScanSegmentsFn(LoopDoFn):
                 page, retries, held = entry
                 if page.table not in counters:
                     counters[page.table] = tuple(metrics.counter(page.table, name, self._side)
-                                                 for name in ("items_read", "bytes_read", "read_retries"))
+                                                 for name in (Figure.ITEMS_READ, Figure.BYTES_READ, Figure.READ_RETRIES))
                 items_read, bytes_read, read_retries = counters[page.table]
                 read_retries.inc(retries)
                 items_read.inc(page.batch.num_rows)

@@ -25,7 +25,8 @@ from transforms.dynamo.event_loop import LoopDoFn
 from transforms.dynamo.writer import FailedWrite, WriteOutcome, WriterSettings, last_per_key, open_writer, put
 from transforms.items.arrow_codec import batch_to_items
 from transforms.items.renames import rename_batch
-from transforms.scan import Page
+from transforms.metrics import Figure
+from transforms.page import Page
 from transforms.state import bulk_checkpoints
 from transforms.state.dead_letters import write_dead_letters
 from transforms.state.storage import StorageOptions
@@ -36,12 +37,12 @@ __all__ = ["WriteTables"]
 
 class _TableCounters:
     def __init__(self, table: str):
-        self.written = metrics.counter(table, "items_written")
-        self.bytes = metrics.counter(table, "bytes_written")
-        self.retries = metrics.counter(table, "write_retries")
-        self.dead = metrics.counter(table, "items_dead_lettered")
-        self.expired = metrics.counter(table, "items_expired")
-        self.checkpoints = metrics.counter(table, "checkpoint_writes")
+        self.written = metrics.counter(table, Figure.ITEMS_WRITTEN)
+        self.bytes = metrics.counter(table, Figure.BYTES_WRITTEN)
+        self.retries = metrics.counter(table, Figure.WRITE_RETRIES)
+        self.dead = metrics.counter(table, Figure.ITEMS_DEAD_LETTERED)
+        self.expired = metrics.counter(table, Figure.ITEMS_EXPIRED)
+        self.checkpoints = metrics.counter(table, Figure.CHECKPOINT_WRITES)
 
 
 class _WritePagesFn(LoopDoFn):

@@ -1,0 +1,1 @@
+"""The launcher's modules on their own: config, runner options, the local runner, schema."""

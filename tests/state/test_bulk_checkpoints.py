@@ -2,7 +2,7 @@
 
 These drive `PageRecorder` the way the writer does (pages complete in any order, a
 bundle ends with `flush`) against a real local folder; the end-to-end kill and resume
-is in tests/pipeline/test_bulk.py.
+is in tests/e2e/test_bulk.py.
 """
 from __future__ import annotations
 

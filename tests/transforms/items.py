@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from tests.support import seed
 from transforms.items.arrow_codec import batch_to_items
-from transforms.scan import Page
+from transforms.page import Page
 
 COUNT = 240
 ITEMS = [seed.all_types_item(i) for i in range(1, COUNT + 1)]

@@ -12,7 +12,7 @@ from tests.transforms.items import ITEMS, texts
 from transforms.exports.parquet import ITEM_COLUMN, KeyColumn, WriteParquet
 from transforms.items.arrow_codec import items_to_batch
 from transforms.items.ddb_json import decode_item
-from transforms.scan import Page
+from transforms.page import Page
 from transforms.state.storage import StorageOptions
 
 

@@ -32,6 +32,7 @@ from transforms.exports.manifest import DataFile, ExportMismatch
 from transforms.exports.read import DataFileFn
 from transforms.items.ddb_json import decode_item, encode_item
 from transforms.items.renames import RenameConflict
+from transforms.metrics import Figure
 from transforms.state.dead_letters import write_dead_letters
 from transforms.state.storage import StorageOptions
 from transforms.table_pair import TablePair
@@ -80,7 +81,7 @@ class _ReadChangesFn(DataFileFn):
     """A data file -> ((table, key text), (micros, export, file, line, keys, new image or None))."""
 
     def process(self, spec: IncrementalFileSpec):
-        read = metrics.counter(spec.table, "changes_read")
+        read = metrics.counter(spec.table, Figure.CHANGES_READ)
         for first, _end, _last, entries in self.pages(spec.file):
             for offset, entry in enumerate(entries):
                 try:
@@ -145,11 +146,11 @@ class _WriteChangesFn(LoopDoFn):
         failures = self._refused.pop(table, [])
         if requests:
             outcome = self.loop.run(self._writer.write(pair.target, requests, pair.key_names[0]))
-            metrics.counter(table, "items_written").inc(len(requests) - len(outcome.failures))
-            metrics.counter(table, "write_retries").inc(outcome.retries)
+            metrics.counter(table, Figure.ITEMS_WRITTEN).inc(len(requests) - len(outcome.failures))
+            metrics.counter(table, Figure.WRITE_RETRIES).inc(outcome.retries)
             failures = failures + outcome.failures
         if failures:
-            metrics.counter(table, "items_dead_lettered").inc(len(failures))
+            metrics.counter(table, Figure.ITEMS_DEAD_LETTERED).inc(len(failures))
             write_dead_letters(self._dead_letter_dir, failures, name=_letters_name(table, failures))
 
 

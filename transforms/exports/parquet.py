@@ -31,7 +31,7 @@ from apache_beam.transforms.display import DisplayDataItem
 
 from transforms.exports.manifest import DataFile, ExportError, ExportManifest, ExportMismatch
 from transforms.items.wire_encode import item_texts
-from transforms.scan import Page
+from transforms.page import Page
 from transforms.state.files import matching, read_json, write_bytes, write_json
 from transforms.state.paths import file_name, with_slashes
 from transforms.state.storage import StorageOptions

@@ -42,7 +42,9 @@ from transforms.exports.manifest import DataFile, ExportMismatch
 from transforms.exports.parquet import PARQUET, parquet_pages
 from transforms.items.gc_pause import gc_paused
 from transforms.items.wire_decode import wire_items_to_batch
-from transforms.scan import PAGES_IN_FLIGHT, Page, segment_groups
+from transforms.metrics import Figure
+from transforms.page import Page
+from transforms.scan import PAGES_IN_FLIGHT, segment_groups
 from transforms.state.storage import StorageOptions
 
 __all__ = ["ExportFileSpec", "ReadExportFiles", "DataFileFn", "line_key", "line_of",
@@ -201,8 +203,8 @@ class _ReadDataFilesFn(DataFileFn):
                     future.result().close()
 
     def _file_pages(self, spec: ExportFileSpec, spool: concurrent.futures.Future | None):
-        items_read = metrics.counter(spec.table, "items_read")
-        bytes_read = metrics.counter(spec.table, "bytes_read")
+        items_read = metrics.counter(spec.table, Figure.ITEMS_READ)
+        bytes_read = metrics.counter(spec.table, Figure.BYTES_READ)
         if spool is None:
             pages = ((first, end, last, parse_lines(spec.file, first, texts))
                      for first, end, last, texts in parquet_pages(spec.file, self._page_size, spec.start_line))

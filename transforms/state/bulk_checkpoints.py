@@ -8,6 +8,8 @@ Layout under `<checkpoint_dir>/bulk/<source table>/`:
                      copy should reach (DescribeTable's estimate, or an export's exact count),
                      so `status` can tell progress and rate from any machine
     seg-000003-start-5f0c9e21d3a4b7e8-p00000000-00000012-n12000-b5321100.json   {"next_key": ...}
+    incremental-applied.json   {"exports": [...]}: the incremental exports applied after the
+                     full one, once the step that applies them succeeded
 
 Each `seg-` object records one range of a segment's pages as written (or dead-lettered):
 every item of segment 3 after the Scan key named by the first digest (`start`: the
@@ -36,7 +38,7 @@ import json
 import re
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 
 from transforms.items.ddb_json import decode_item, encode_item
@@ -106,6 +108,22 @@ class TableProgress:
 
 def table_dir(checkpoint_dir: str, table: str) -> str:
     return join(checkpoint_dir, "bulk", table)
+
+
+def _applied_path(checkpoint_dir: str, table: str) -> str:
+    return join(table_dir(checkpoint_dir, table), "incremental-applied.json")
+
+
+def incremental_applied(checkpoint_dir: str, table: str, exports: Sequence[str]) -> bool:
+    """Whether these incremental exports (in this order) were applied to the table; True if
+    there are none. The step is applied again as a whole after an interruption: its puts and
+    deletes are of the latest state."""
+    return not exports or read_json(_applied_path(checkpoint_dir, table)) == {"exports": list(exports)}
+
+
+def record_incremental_applied(checkpoint_dir: str, table: str, exports: Sequence[str]) -> None:
+    """Record, after the step's pipeline succeeded, that these incremental exports were applied."""
+    write_json(_applied_path(checkpoint_dir, table), {"exports": list(exports)})
 
 
 def start_fresh(checkpoint_dir: str, table: str, total_segments: int) -> None:

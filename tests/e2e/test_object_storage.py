@@ -12,7 +12,7 @@ import boto3
 import pytest
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.validate import read_findings
+from transforms.findings import read_findings
 from tests.support import seed
 from tests.support.cli_runs import (alternator_target, error_lines, run_cli, run_script, start_script, unique,
                                     write_config)

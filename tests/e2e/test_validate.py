@@ -10,7 +10,8 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.tables import plan_tables
-from pipeline.validate import read_findings, run_validate
+from pipeline.validate import run_validate
+from transforms.findings import read_findings
 from tests.support import seed
 from tests.support.cli_runs import alternator_target, run_cli, unique, write_config
 from transforms.state.digest_spill import BucketFiles
