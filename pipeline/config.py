@@ -20,7 +20,7 @@ import yaml
 from transforms.dynamo.rate_limit import share_of
 from transforms.dynamo.specs import Credentials, SourceSpec, TargetSpec, TlsSettings
 from transforms.errors import MigrateError
-from transforms.settings import MAX_ITEM_BYTES, PAGES_IN_FLIGHT, ScanSettings, WriterSettings
+from transforms.settings import MAX_ITEM_BYTES, ScanSettings, WriterSettings
 
 
 MAX_PAGES_IN_FLIGHT = 1000
@@ -45,24 +45,26 @@ class TableSpec:
 
 @dataclass(frozen=True)
 class ScanConfig:
-    """The `scan:` section: job-wide figures (the workers' settings come from `RunConfig`)."""
+    """The `scan:` section: job-wide figures (the workers' settings come from `RunConfig`);
+    the defaults are the workers' own (`ScanSettings`)."""
 
     segments: int | None = None  # None = auto
-    page_size: int = 1000
-    consistent_read: bool = False
+    page_size: int = ScanSettings.page_size
+    consistent_read: bool = ScanSettings.consistent_read
     max_read_units_per_second: float | None = None
-    max_attempts: int = 10
-    pages_in_flight: int = PAGES_IN_FLIGHT  # per worker
+    max_attempts: int = ScanSettings.max_attempts
+    pages_in_flight: int = ScanSettings.pages_in_flight  # per worker
 
 
 @dataclass(frozen=True)
 class WriteConfig:
-    """The `write:` section: job-wide figures (the workers' settings come from `RunConfig`)."""
+    """The `write:` section: job-wide figures (the workers' settings come from `RunConfig`);
+    the defaults are the workers' own (`WriterSettings`)."""
 
     max_items_per_batch: int | None = None  # None = 25 (endpoint) / 100 (alternator)
-    concurrency: int = 16
+    concurrency: int = WriterSettings.concurrency
     max_items_per_second: float | None = None
-    max_attempts: int = 10
+    max_attempts: int = WriterSettings.max_attempts
 
 
 @dataclass(frozen=True)
@@ -378,14 +380,14 @@ def _scan(section: _Section) -> ScanConfig:
         segments = None
     elif isinstance(segments, (str, bool)) or not 1 <= segments <= 1_000_000:
         raise ConfigError(f"scan.segments must be auto or an integer 1..1000000, got {segments!r}")
-    page_size = section.positive("page_size", 1000)
+    page_size = section.positive("page_size", ScanConfig.page_size)
     settings = ScanConfig(
         segments=segments,
         page_size=page_size,
-        consistent_read=section.get("consistent_read", False, kind=bool),
+        consistent_read=section.get("consistent_read", ScanConfig.consistent_read, kind=bool),
         max_read_units_per_second=section.positive("max_read_units_per_second", None, (int, float)),
-        max_attempts=section.positive("max_attempts", 10),
-        pages_in_flight=section.positive("pages_in_flight", PAGES_IN_FLIGHT),
+        max_attempts=section.positive("max_attempts", ScanConfig.max_attempts),
+        pages_in_flight=section.positive("pages_in_flight", ScanConfig.pages_in_flight),
     )
     if settings.pages_in_flight > MAX_PAGES_IN_FLIGHT:
         raise ConfigError(f"scan.pages_in_flight is {settings.pages_in_flight}, at most {MAX_PAGES_IN_FLIGHT}: each "
@@ -402,9 +404,9 @@ def _write(section: _Section, alternator: bool) -> WriteConfig:
                           f"items per BatchWriteItem")
     settings = WriteConfig(
         max_items_per_batch=batch,
-        concurrency=section.positive("concurrency", 16),
+        concurrency=section.positive("concurrency", WriteConfig.concurrency),
         max_items_per_second=section.positive("max_items_per_second", None, (int, float)),
-        max_attempts=section.positive("max_attempts", 10),
+        max_attempts=section.positive("max_attempts", WriteConfig.max_attempts),
     )
     section.done()
     return settings

@@ -35,9 +35,9 @@ from transforms.items.ddb_json import encode_item
 from transforms.items.wire_decode import decode_scan
 from transforms.metrics import Figure
 from transforms.page import Page
-from transforms.settings import PAGES_IN_FLIGHT, ScanSettings
+from transforms.settings import ScanSettings
 
-__all__ = ["PAGES_IN_FLIGHT", "ScanSettings", "SegmentSpec", "ScanTables", "segment_groups"]
+__all__ = ["ScanSettings", "SegmentSpec", "ScanTables", "segment_groups"]
 
 T = TypeVar("T")
 

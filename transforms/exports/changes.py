@@ -33,6 +33,7 @@ from transforms.exports.read import DataFileFn
 from transforms.items.ddb_json import decode_item, encode_item
 from transforms.items.renames import RenameConflict
 from transforms.metrics import Figure
+from transforms.settings import ScanSettings
 from transforms.state.dead_letters import write_dead_letters
 from transforms.state.storage import StorageOptions
 from transforms.table_pair import TablePair
@@ -179,7 +180,7 @@ class ApplyIncrementalExports(beam.PTransform):
     """
 
     def __init__(self, files: list[IncrementalFileSpec], target: TargetSpec, pairs: Mapping[str, TablePair],
-                 settings: WriterSettings, *, dead_letter_dir: str, storage: StorageOptions, page_size: int = 1000):
+                 settings: WriterSettings, *, dead_letter_dir: str, storage: StorageOptions, page_size: int = ScanSettings.page_size):
         super().__init__()
         self._files = files
         self._storage = storage

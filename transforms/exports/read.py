@@ -44,7 +44,8 @@ from transforms.items.gc_pause import gc_paused
 from transforms.items.wire_decode import wire_items_to_batch
 from transforms.metrics import Figure
 from transforms.page import Page
-from transforms.scan import PAGES_IN_FLIGHT, segment_groups
+from transforms.scan import segment_groups
+from transforms.settings import PAGES_IN_FLIGHT, ScanSettings
 from transforms.state.storage import StorageOptions
 
 __all__ = ["ExportFileSpec", "ReadExportFiles", "DataFileFn", "line_key", "line_of",
@@ -234,7 +235,7 @@ class ReadExportFiles(beam.PTransform):
         workers: the job's workers, each given a group of files where there are enough.
     """
 
-    def __init__(self, files: list[ExportFileSpec], storage: StorageOptions, page_size: int = 1000,
+    def __init__(self, files: list[ExportFileSpec], storage: StorageOptions, page_size: int = ScanSettings.page_size,
                  files_in_flight: int = PAGES_IN_FLIGHT, workers: int = 1):
         super().__init__()
         self._files = files
