@@ -97,25 +97,6 @@ def test_migrate_killed_and_resumed_on_dask_equals_the_direct_runner(dynamodb_lo
     assert set(spread) == {"w1", "w2", "w3"}, spread
 
 
-def test_dead_letters_are_counted_from_their_files_on_dask(dynamodb_local, alternator_clean, dask_cluster, tmp_path):
-    source = dynamodb_local.endpoint
-    table = unique("dasked_doomed")
-    seed.seed_all_types(source, table, count=120)
-    alternator_clean.front.set_faults(throttle=1.0, ops=["BatchWriteItem"])
-    config = write_config(tmp_path, source, alternator_target(alternator_clean), [{"source": table}],
-                          scan={"segments": 3}, write={"max_attempts": 2}, **_on_dask(dask_cluster))
-
-    result = run_cli("migrate", "--config", str(config), "--no-progress", "--report", str(tmp_path / "r.json"))
-
-    alternator_clean.front.set_faults()
-    assert result.exit_code == 1, result.output
-    report = json.loads((tmp_path / "r.json").read_text())
-    assert report["dead_letter"]["count"] == 120
-    assert {k: report["tables"][table][k] for k in ("read", "written", "dead_lettered")} == {
-        "read": 120, "written": 0, "dead_lettered": 120}
-    assert "120 items could not be written" in result.output
-
-
 def test_replicate_and_validate_on_dask_with_s3_state(dynamodb_local, alternator_clean, dask_cluster, tmp_path,
                                                       monkeypatch):
     """State on S3: Dask workers get no pipeline options, the DoFns install them."""

@@ -11,9 +11,9 @@ import pytest
 from pipeline.config import load_config
 from pipeline.tables import plan_tables
 from pipeline.validate import run_validate
-from transforms.findings import read_findings
 from tests.support import seed
 from tests.support.cli_runs import alternator_target, run_cli, unique, write_config
+from transforms.findings import read_findings
 from transforms.state.digest_spill import BucketFiles
 
 pytestmark = pytest.mark.integration

@@ -6,8 +6,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.testing import test_pipeline
 
 from pipeline.engines import LOCAL_RUNNER
-from transforms.findings import read_findings
-from transforms.findings import Findings, Tally, WriteFindings
+from transforms.findings import Findings, Tally, WriteFindings, read_findings
 from transforms.state.files import read_json
 from transforms.state.storage import StorageOptions
 
