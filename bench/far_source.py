@@ -34,7 +34,7 @@ import yaml
 
 from bench.bulk import create_bench_table, seed_items
 from bench.measure import median, run_counted
-from pipeline.config import load_config
+from pipeline.checks.config import load_config
 from tests.support.servers import REPO_ROOT, DynamoDBLocal
 from tests.support.slow_source import SlowSource
 

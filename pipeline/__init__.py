@@ -1,17 +1,12 @@
 """The launcher: everything that runs on the machine a command is started on, never on a worker.
 
-By role (a command's code is in the module named after it):
+By role: `console` (the script's entry: logging and Ctrl-C first) and `cli` (the commands
+and their options) at the door, then three rooms:
 
-- the console and its output: `console` (the script's entry: logging and Ctrl-C first),
-  `cli` (the commands and their options), `logs`, `progress`, `report` (the summaries),
-  `metrics_server`, `status`;
-- the checks before a run: `config` (the YAML file), `runner` and `engines` (Beam options and
-  what a runner can do), `storage` (the state's bucket or folder), `tables` and `schema`
-  (describe, plan, create the target tables), `exports` (DynamoDB export manifests),
-  `rollback` (can a table on Alternator stream back);
-- the commands: `bulk` (`migrate`), `capture` (the change spool during a copy, and `capture`),
-  `replicate`, `validate`, `repair` (`validate --repair`), `retry_dead_letters`,
-  `parquet_export` (`export`), `dry_run` (`--dry-run`).
+- `output`: what a run shows (terminal and log lines, progress, reports, metrics);
+- `checks`: what is settled before a run changes anything (config, runner options,
+  buckets, tables and schema, export manifests, a rollback's streams);
+- `commands`: one module a command (a command's code is in the module named after it).
 
 The Beam transforms and the clients they use are in `transforms/`, which imports nothing from here.
 """

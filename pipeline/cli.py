@@ -22,8 +22,8 @@ from typing import Callable
 import click
 from botocore.exceptions import BotoCoreError
 
-from pipeline.config import ConfigError, RunConfig, load_config, select_tables
-from pipeline.logs import RUN_LOG
+from pipeline.checks.config import ConfigError, RunConfig, load_config, select_tables
+from pipeline.output.logs import RUN_LOG
 from transforms.errors import ExitCode, MigrateError
 
 log = logging.getLogger("alternator_migrate")
@@ -93,7 +93,7 @@ def _read_config(config_path: str) -> RunConfig:
 def _load(config_path: str, command: str, beam_args=()) -> RunConfig:
     """The run's config, its Beam options checked; from here on the runner's own log lines go
     to the run's log file."""
-    from pipeline import runner  # noqa: PLC0415 - see the module docstring
+    from pipeline.checks import runner  # noqa: PLC0415 - see the module docstring
 
     config = _read_config(config_path)
     runner.check_options(config, beam_args)
@@ -161,7 +161,7 @@ class _Commands(click.Group):
 
 
 def _unknown_option_message(exc: click.exceptions.NoSuchOption) -> str:
-    from pipeline import runner  # noqa: PLC0415 - Beam's option names, on this error only
+    from pipeline.checks import runner  # noqa: PLC0415 - Beam's option names, on this error only
 
     name = exc.option_name.split("=", 1)[0]
     if name.lstrip("-") in runner.known_option_names():
@@ -197,7 +197,9 @@ def plan(config_path: str, sample_seconds: float, output: str) -> None:
 
 def _plan(config_path: str, sample_seconds: float, output: str) -> None:
     config = _load(config_path, "plan")
-    from pipeline import bulk, capture as capturing, exports, report, rollback, runner, tables  # noqa: PLC0415
+    from pipeline.commands import bulk, capture as capturing  # noqa: PLC0415
+    from pipeline.checks import exports, rollback, runner, tables  # noqa: PLC0415
+    from pipeline.output import report  # noqa: PLC0415
 
     config = runner.prepare(config, (), pipelines=False)
     for line in bulk.check_earlier_runs(config, resume=False, restart=False, streams=False):
@@ -226,7 +228,7 @@ def create_tables(config_path: str) -> None:
 
 def _create_tables(config_path: str) -> None:
     config = _load(config_path, "create-tables")
-    from pipeline import tables  # noqa: PLC0415
+    from pipeline.checks import tables  # noqa: PLC0415
 
     plans = tables.plan_tables(config, create=True)
     for plan in plans:
@@ -284,7 +286,7 @@ def _serving(host: str, port: int | None, body: Callable[..., ExitCode | None]) 
     textfile = click.get_current_context().meta.get(_METRICS_FILE_KEY)
     if port is None and textfile is None:
         return body(None)
-    from pipeline.metrics_server import serve_metrics  # noqa: PLC0415
+    from pipeline.output.metrics_server import serve_metrics  # noqa: PLC0415
 
     with serve_metrics(host, port, textfile=textfile) as metrics:
         code = body(metrics)
@@ -301,7 +303,7 @@ dry_run_option = click.option(
 
 def _run_replication(config, plans, streams, follow, until_caught_up, max_lag, beam_args, metrics,
                      capture=None) -> ExitCode:
-    from pipeline import replicate as replication  # noqa: PLC0415
+    from pipeline.commands import replicate as replication  # noqa: PLC0415
 
     return replication.replicate(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
                                  max_lag=max_lag, beam_args=beam_args, echo=lambda line: click.echo(line, err=True),
@@ -346,11 +348,12 @@ def _migrate(config_path, resume, restart, report_path, no_progress, streams, en
     _goes_with("--max-lag", "--until-caught-up", until_caught_up)
     _check_report_path(report_path)
     config = _load(config_path, "migrate", beam_args)
-    from pipeline import (bulk, capture as capturing, exports, replicate as replication,  # noqa: PLC0415
-                          report, runner, tables)
+    from pipeline.checks import exports, runner, tables  # noqa: PLC0415 - see the module docstring
+    from pipeline.commands import bulk, capture as capturing, replicate as replication  # noqa: PLC0415
+    from pipeline.output import report  # noqa: PLC0415
 
     if dry_run:
-        from pipeline import dry_run as dry_runs  # noqa: PLC0415 - imports Beam
+        from pipeline.commands import dry_run as dry_runs  # noqa: PLC0415 - imports Beam
 
         click.echo(dry_runs.describe_migrate(config, beam_args, streams=streams, follow=follow or not until_caught_up))
         return ExitCode.OK
@@ -427,10 +430,11 @@ def _replicate(config_path, follow, until_caught_up, max_lag, dry_run, beam_args
         raise click.UsageError("choose one of --follow and --until-caught-up")
     _goes_with("--max-lag", "--until-caught-up", until_caught_up)
     config = _load(config_path, "replicate", beam_args)
-    from pipeline import capture as capturing, replicate as replication, runner, tables  # noqa: PLC0415
+    from pipeline.commands import capture as capturing, replicate as replication  # noqa: PLC0415
+    from pipeline.checks import runner, tables  # noqa: PLC0415
 
     if dry_run:
-        from pipeline import dry_run as dry_runs  # noqa: PLC0415 - imports Beam
+        from pipeline.commands import dry_run as dry_runs  # noqa: PLC0415 - imports Beam
 
         click.echo(dry_runs.describe_replicate(config, beam_args, follow=follow))
         return ExitCode.OK
@@ -465,7 +469,8 @@ def capture(config_path: str, enable_streams: bool, restart: bool) -> None:
 
 def _capture(config_path: str, enable_streams: bool, restart: bool) -> ExitCode:
     config = _load(config_path, "capture")
-    from pipeline import capture as capturing, replicate as replication, runner  # noqa: PLC0415
+    from pipeline.commands import capture as capturing, replicate as replication  # noqa: PLC0415
+    from pipeline.checks import runner  # noqa: PLC0415
 
     config = runner.prepare(config, (), pipelines=False)
     names = [spec.source for spec in config.tables]
@@ -495,7 +500,8 @@ def export_command(config_path: str, to: str, from_target: bool, beam_args: tupl
 
 def _export(config_path: str, to: str, from_target: bool, beam_args) -> None:
     config = _load(config_path, "export", beam_args)
-    from pipeline import parquet_export, runner  # noqa: PLC0415
+    from pipeline.commands import parquet_export  # noqa: PLC0415
+    from pipeline.checks import runner  # noqa: PLC0415
 
     config = runner.prepare(config, beam_args)
     folder = to if "://" in to else os.path.abspath(to)
@@ -539,11 +545,13 @@ def _validate(config_path, report_path, sample_rate, recheck_seconds, max_exampl
     _goes_with("--yes", "--repair", repair_target)
     _check_report_path(report_path)
     config = _load(config_path, "validate", beam_args)
-    from pipeline import repair, report, runner, tables  # noqa: PLC0415
-    from pipeline.validate import run_validate  # noqa: PLC0415
+    from pipeline.commands import repair  # noqa: PLC0415
+    from pipeline.output import report  # noqa: PLC0415
+    from pipeline.checks import runner, tables  # noqa: PLC0415
+    from pipeline.commands.validate import run_validate  # noqa: PLC0415
 
     if dry_run:
-        from pipeline import dry_run as dry_runs  # noqa: PLC0415 - imports Beam
+        from pipeline.commands import dry_run as dry_runs  # noqa: PLC0415 - imports Beam
 
         click.echo(dry_runs.describe_validate(config, beam_args, sample_rate=sample_rate,
                                               recheck_seconds=recheck_seconds))
@@ -593,7 +601,8 @@ def status(config_path: str, output: str) -> None:
 
 def _status(config_path: str, output: str) -> ExitCode:
     config = _read_config(config_path)  # no run log: it only reads, and may run every minute
-    from pipeline import runner, status as statuses, storage  # noqa: PLC0415 - see the module docstring
+    from pipeline.checks import runner, storage  # noqa: PLC0415 - see the module docstring
+    from pipeline.commands import status as statuses  # noqa: PLC0415 - see the module docstring
 
     storage.open_storage(config, runner.pipeline_options(config, ()))
     found = statuses.read_status(config)
@@ -619,8 +628,8 @@ def retry_dead_letter(config_path: str, run: str | None) -> None:
 
 def _retry_dead_letter(config_path: str, run: str | None) -> ExitCode:
     config = _load(config_path, "retry-dead-letter")
-    from pipeline import runner, tables  # noqa: PLC0415
-    from pipeline.retry_dead_letters import retry_dead_letters  # noqa: PLC0415
+    from pipeline.checks import runner, tables  # noqa: PLC0415
+    from pipeline.commands.retry_dead_letters import retry_dead_letters  # noqa: PLC0415
 
     config = runner.prepare(config, ())
     plans = tables.plan_tables(config, create=False, check_target=True)

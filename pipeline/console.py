@@ -3,7 +3,7 @@
 Importing Beam logs a warning through the module-level `logging.warning()` when optional
 Google Cloud libraries are absent, and that call installs a root handler on stderr as a
 side effect. Giving the root logger a handler before anything imports Beam keeps such
-lines off the terminal; `pipeline.logs` then decides where every record goes.
+lines off the terminal; `pipeline.output.logs` then decides where every record goes.
 
 Ctrl-C before a command has taken it over (while Python imports the tool, or click reads
 the command line) ends with one line and exit 130, not a traceback from the middle of an

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pipeline.config import load_config
+from pipeline.checks.config import load_config
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

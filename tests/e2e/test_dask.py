@@ -15,16 +15,17 @@ from collections import Counter
 import pytest
 from distributed import Client
 
-from pipeline import engines
+from pipeline.checks import engines
 from tests.support import seed
-from tests.support.controlled_streams import controlled_stream, image, key, shard_id
 from tests.support.cli_runs import (alternator_target, error_lines, run_cli, run_script, start_script, unique,
                                     write_config)
+from tests.support.controlled_streams import controlled_stream, image, key, shard_id
 from tests.support.servers import DaskCluster, free_port
 from tests.support.stores import s3_store
 from transforms.state import bulk_checkpoints, stream_checkpoints
 
 pytestmark = pytest.mark.integration
+
 
 def _on_dask(cluster, **options) -> dict:
     return {"pipeline_options": {"runner": "dask", "dask_client_address": cluster.address, **options}}

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from pipeline.progress import ProgressWatcher, Tracked, poll_interval
+from pipeline.output.progress import ProgressWatcher, Tracked, poll_interval
 from tests.support import seed
 from tests.support.cli_runs import (alternator_target, interrupt, items_copied, run_cli, run_on_terminal, run_script,
                                     start_script, unique, write_config)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import replicate as replication
-from pipeline.config import load_config
-from pipeline.tables import plan_tables
+from pipeline.checks.config import load_config
+from pipeline.checks.tables import plan_tables
+from pipeline.commands import replicate as replication
 from tests.support.cli_runs import run_cli
 from tests.support.controlled_streams import controlled_stream, image as _image, key as _key, target_versions
 from transforms.state import stream_checkpoints

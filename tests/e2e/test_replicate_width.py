@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from pipeline import replicate as replication
-from pipeline.config import load_config
-from pipeline.tables import plan_tables
+from pipeline.checks.config import load_config
+from pipeline.checks.tables import plan_tables
+from pipeline.commands import replicate as replication
 from tests.support.cli_runs import interrupt, run_cli, start_script
 from tests.support.controlled_streams import controlled_stream, image, key, shard_id, target_versions, wait_for
 from transforms.state import stream_checkpoints

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import load_config
-from pipeline.tables import plan_tables
-from pipeline.validate import run_validate
+from pipeline.checks.config import load_config
+from pipeline.checks.tables import plan_tables
+from pipeline.commands.validate import run_validate
 from tests.support import seed
 from tests.support.cli_runs import alternator_target, run_cli, unique, write_config
 from transforms.findings import read_findings

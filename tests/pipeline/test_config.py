@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import ConfigError, RunConfig, load_config, parse_config
+from pipeline.checks.config import ConfigError, RunConfig, load_config, parse_config
 from transforms.dynamo.endpoints import Credentials
 
 SECRET = "s3cr3t-Zq9vX7-never-print-me"

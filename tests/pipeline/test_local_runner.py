@@ -11,8 +11,8 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.portability.fn_api_runner import fn_runner
 
-from pipeline import engines, runner
-from pipeline.config import parse_config
+from pipeline.checks import engines, runner
+from pipeline.checks.config import parse_config
 from tests.support import seed
 from tests.support.cli_runs import alternator_target, script_env, unique, write_config
 from tests.support.servers import REPO_ROOT

@@ -8,8 +8,8 @@ import pytest
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.runners.dask.dask_runner import DaskOptions
 
-from pipeline import engines, runner
-from pipeline.config import ConfigError, load_config, parse_config
+from pipeline.checks import engines, runner
+from pipeline.checks.config import ConfigError, load_config, parse_config
 from tests.support.servers import REPO_ROOT
 from transforms.state.storage import StorageOptions, bucket_of
 

@@ -1,8 +1,8 @@
 """The table step's pure parts: target table requests, key schemas, tags, segment counts."""
 from __future__ import annotations
 
-from pipeline import schema
-from pipeline.tables import auto_segments
+from pipeline.checks import schema
+from pipeline.checks.tables import auto_segments
 
 
 DESCRIPTION = {

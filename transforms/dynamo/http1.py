@@ -189,19 +189,21 @@ class Origin:
         loop = asyncio.get_running_loop()
         connection = _Connection(loop, self._silence_seconds)
         try:
-            async with asyncio.timeout(CONNECT_SECONDS):
-                if self._proxy is None:
-                    await loop.create_connection(lambda: connection, self._host, self._port, ssl=self._tls,
-                                                 server_hostname=self._host if self._tls else None)
-                elif not self._https:
-                    await loop.create_connection(lambda: connection, self._proxy.host, self._proxy.port)
-                else:
-                    await self._tunnel(loop, connection)
-        except (OSError, TimeoutError, ssl.SSLError) as exc:
+            await asyncio.wait_for(self._open(loop, connection), CONNECT_SECONDS)
+        except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
             where = f"{self._host}:{self._port}" + (f" through the proxy {self._proxy.host}:{self._proxy.port}"
                                                     if self._proxy else "")
             raise HttpConnectionError(f"could not connect to {where}: {exc or type(exc).__name__}") from exc
         return connection
+
+    async def _open(self, loop: asyncio.AbstractEventLoop, connection: _Connection) -> None:
+        if self._proxy is None:
+            await loop.create_connection(lambda: connection, self._host, self._port, ssl=self._tls,
+                                         server_hostname=self._host if self._tls else None)
+        elif not self._https:
+            await loop.create_connection(lambda: connection, self._proxy.host, self._proxy.port)
+        else:
+            await self._tunnel(loop, connection)
 
     async def _tunnel(self, loop: asyncio.AbstractEventLoop, connection: _Connection) -> None:
         """A CONNECT tunnel through the proxy to the origin, then TLS to the origin inside it."""

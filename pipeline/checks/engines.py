@@ -25,7 +25,7 @@ import time
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineRunner
 
-from pipeline.runner import LOCAL_RUNNER, kind_of
+from pipeline.checks.runner import LOCAL_RUNNER, kind_of
 from transforms.errors import ExitCode, MigrateError
 
 __all__ = ["EngineError", "LocalRunner", "LOCAL_RUNNER", "runner_kind", "use_defaults", "check_cluster",

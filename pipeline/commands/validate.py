@@ -22,10 +22,10 @@ from typing import Sequence
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.config import RunConfig
-from pipeline.progress import ProgressWatcher, Tracked
-from pipeline.runner import pipeline_options, run_pipeline, runs_locally
-from pipeline.tables import TablePlan, TableStepError, pairs_by_source
+from pipeline.checks.config import RunConfig
+from pipeline.checks.runner import pipeline_options, run_pipeline, runs_locally
+from pipeline.checks.tables import TablePlan, TableStepError, pairs_by_source
+from pipeline.output.progress import ProgressWatcher, Tracked
 from transforms.compare import KINDS, CompareTables, SampleTables
 from transforms.findings import WriteFindings, read_counts, read_findings
 from transforms.scan import ScanTables, SegmentSpec

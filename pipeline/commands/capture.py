@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from botocore.exceptions import ClientError
 
-from pipeline import schema
-from pipeline.config import RunConfig
+from pipeline.checks import schema
+from pipeline.checks.config import RunConfig
 from transforms.dynamo.endpoints import source_client
 from transforms.dynamo.retry import error_code
 from transforms.errors import MigrateError
@@ -35,7 +35,7 @@ from transforms.streams.sample import ChangeSample, sample_changes
 from transforms.table_pair import TablePair
 
 if TYPE_CHECKING:
-    from pipeline.replicate import Stream
+    from pipeline.commands.replicate import Stream
 
 log = logging.getLogger(__name__)
 

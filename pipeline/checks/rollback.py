@@ -24,8 +24,8 @@ import re
 import aiohttp
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline import schema
-from pipeline.config import RunConfig
+from pipeline.checks import schema
+from pipeline.checks.config import RunConfig
 from transforms.dynamo.endpoints import SourceSpec, aio_session, source_client
 
 _NUMBER = re.compile(r"\s*[+-]?[0-9]")  # a tag value ScyllaDB reads as a tablet count (std::stol)

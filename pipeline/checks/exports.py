@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Mapping, Sequence
 
-from pipeline import runner
-from pipeline.config import RunConfig, TableSpec
-from pipeline.tables import TablePlan
+from pipeline.checks import runner
+from pipeline.checks.config import RunConfig, TableSpec
+from pipeline.checks.tables import TablePlan
 from transforms.exports.changes import IncrementalFileSpec
 from transforms.exports.manifest import FULL, INCREMENTAL, ExportError, ExportManifest, read_manifest
 from transforms.exports.parquet import PARQUET, read_parquet_manifest

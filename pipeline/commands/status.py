@@ -20,8 +20,8 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-from pipeline.config import RunConfig
-from pipeline.progress import duration_text, items_of_expected
+from pipeline.checks.config import RunConfig
+from pipeline.output.progress import duration_text, items_of_expected
 from transforms.state import bulk_checkpoints, change_spool, stream_checkpoints
 from transforms.state.dead_letters import letters_by_table
 

@@ -23,15 +23,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from pipeline import storage
-from pipeline.config import ConfigError, RunConfig
+from pipeline.checks import storage
+from pipeline.checks.config import ConfigError, RunConfig
 
 log = logging.getLogger(__name__)
 
 # Runners whose options live in their own module; imported (when installed) so their
 # options are known to the strict check below.
 _RUNNER_OPTION_MODULES = ("apache_beam.runners.dask.dask_runner",)
-LOCAL_RUNNER = "pipeline.engines.LocalRunner"  # see `engines.LocalRunner`
+LOCAL_RUNNER = "pipeline.checks.engines.LocalRunner"  # see `engines.LocalRunner`
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 _BEAM_DIRECT = "apache_beam.runners.direct.direct_runner."
 # Runner names Beam does not resolve itself (its Dask runner is not among its known runners),
@@ -285,7 +285,7 @@ def pipeline_options(config: RunConfig, beam_args: Sequence[str]):
     """
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions  # noqa: PLC0415
 
-    from pipeline import engines  # noqa: PLC0415 - imports Beam
+    from pipeline.checks import engines  # noqa: PLC0415 - imports Beam
 
     dests = _flag_dests()
     options = {"default_sdk_harness_log_level": "WARNING",
@@ -321,7 +321,7 @@ def prepare(config: RunConfig, beam_args: Sequence[str], *, follow_streams: bool
         return config
     from apache_beam.options.pipeline_options import StandardOptions  # noqa: PLC0415
 
-    from pipeline import engines  # noqa: PLC0415 - imports Beam
+    from pipeline.checks import engines  # noqa: PLC0415 - imports Beam
 
     options = pipeline_options(config, beam_args)
     if follow_streams and options.view_as(StandardOptions).streaming:
@@ -363,7 +363,7 @@ def read_counters(result) -> dict[str, dict[str, int]]:
 
 def run_pipeline(pipeline) -> dict[str, dict[str, int]] | None:
     """Run a built Beam pipeline to the end; its counters, or None where the runner keeps none (Dask)."""
-    from pipeline import engines  # noqa: PLC0415 - imports Beam
+    from pipeline.checks import engines  # noqa: PLC0415 - imports Beam
 
     result = pipeline.run()
     engines.wait(result, pipeline.options)

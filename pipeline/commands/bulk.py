@@ -18,13 +18,13 @@ from typing import Callable, Sequence
 import apache_beam as beam
 from apache_beam.options.pipeline_options import StandardOptions
 
-from pipeline import exports
-from pipeline.config import RunConfig
-from pipeline.figures import BULK, SERVED
-from pipeline.metrics_server import RunMetrics
-from pipeline.progress import Polled, ProgressWatcher, Tracked
-from pipeline.runner import pipeline_options, run_pipeline
-from pipeline.tables import TablePlan, pairs_by_source
+from pipeline.checks import exports
+from pipeline.checks.config import RunConfig
+from pipeline.checks.runner import pipeline_options, run_pipeline
+from pipeline.checks.tables import TablePlan, pairs_by_source
+from pipeline.output.figures import BULK, SERVED
+from pipeline.output.metrics_server import RunMetrics
+from pipeline.output.progress import Polled, ProgressWatcher, Tracked
 from transforms.errors import MigrateError
 from transforms.exports.changes import ApplyIncrementalExports, IncrementalFileSpec
 from transforms.exports.read import ExportFileSpec, ReadExportFiles

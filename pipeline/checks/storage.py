@@ -10,7 +10,7 @@ or an unreachable endpoint is retried for about 9 minutes. A bad bucket is a usa
 """
 from __future__ import annotations
 
-from pipeline.config import RunConfig
+from pipeline.checks.config import RunConfig
 from transforms.errors import MigrateError
 from transforms.state.storage import StorageOptions, bucket_of
 

@@ -32,7 +32,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app, write_to_textfil
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import ThreadingWSGIServer
 
-from pipeline.figures import SERVED
+from pipeline.output.figures import SERVED
 from transforms.errors import ExitCode, MigrateError
 
 __all__ = ["GAUGES", "RunMetrics", "check_metrics_file", "serve_metrics"]

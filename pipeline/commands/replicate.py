@@ -39,11 +39,13 @@ from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline import capture as capturing, schema
-from pipeline.config import RunConfig
-from pipeline.logs import RUN_LOG
-from pipeline.runner import check_options, pipeline_options, run_pipeline
-from pipeline.tables import TablePlan, TableStepError, describe_error, pairs_by_source
+from pipeline.commands import capture as capturing
+
+from pipeline.checks import schema
+from pipeline.checks.config import RunConfig
+from pipeline.checks.runner import check_options, pipeline_options, run_pipeline
+from pipeline.checks.tables import TablePlan, TableStepError, describe_error, pairs_by_source
+from pipeline.output.logs import RUN_LOG
 from transforms.dynamo.endpoints import kinesis_client, source_client, streams_client
 from transforms.dynamo.retry import error_code
 from transforms.errors import ExitCode, MigrateError
@@ -56,7 +58,7 @@ from transforms.streams.shards import ShardPlan, ShardTask, describe_shards, pla
 from transforms.table_pair import TablePair
 
 if TYPE_CHECKING:
-    from pipeline.metrics_server import RunMetrics  # served only with --metrics-port
+    from pipeline.output.metrics_server import RunMetrics  # served only with --metrics-port
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,13 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import (GoogleCloudOptions, PipelineOptions, StandardOptions,
                                                   TestOptions)
 
-from pipeline import bulk, engines, replicate as replication, schema, validate
-from pipeline.config import RunConfig
-from pipeline.runner import pipeline_options
-from pipeline.storage import refuse_local_state, storage_keys
-from pipeline.tables import TablePlan, auto_segments
+from pipeline.commands import bulk, replicate as replication, validate
+
+from pipeline.checks import engines, schema
+from pipeline.checks.config import RunConfig
+from pipeline.checks.runner import pipeline_options
+from pipeline.checks.storage import refuse_local_state, storage_keys
+from pipeline.checks.tables import TablePlan, auto_segments
 from transforms.exports.changes import IncrementalFileSpec
 from transforms.exports.manifest import DataFile
 from transforms.exports.read import ExportFileSpec

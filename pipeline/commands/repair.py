@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Callable, Iterable, Mapping, Sequence
 
-from pipeline.config import RunConfig
-from pipeline.metrics_server import RunMetrics
-from pipeline.tables import TablePlan, pairs_by_source
-from pipeline.validate import ValidationResult
+from pipeline.checks.config import RunConfig
+from pipeline.checks.tables import TablePlan, pairs_by_source
+from pipeline.commands.validate import ValidationResult
+from pipeline.output.metrics_server import RunMetrics
 from transforms.dynamo.endpoints import source_client
 from transforms.dynamo.point_reads import get_items
 from transforms.dynamo.writer import FailedWrite, TargetWriter, collapse_by_key, delete, open_writer, put

@@ -15,9 +15,9 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import StandardOptions
 
-from pipeline import tables
-from pipeline.config import RunConfig
-from pipeline.runner import pipeline_options, run_pipeline
+from pipeline.checks import tables
+from pipeline.checks.config import RunConfig
+from pipeline.checks.runner import pipeline_options, run_pipeline
 from transforms.errors import MigrateError
 from transforms.exports.parquet import ITEM_COLUMN, KeyColumn, WriteParquet, write_manifest
 from transforms.scan import ScanTables, SegmentSpec

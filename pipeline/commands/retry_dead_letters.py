@@ -20,9 +20,9 @@ from typing import Callable, Sequence
 
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.config import ConfigError, RunConfig
-from pipeline.repair import source_versions
-from pipeline.tables import TablePlan, pairs_by_target
+from pipeline.checks.config import ConfigError, RunConfig
+from pipeline.checks.tables import TablePlan, pairs_by_target
+from pipeline.commands.repair import source_versions
 from transforms.dynamo.endpoints import source_client
 from transforms.dynamo.writer import TargetWriter, open_writer, request_item
 from transforms.errors import ExitCode

@@ -7,15 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from pipeline import exports
-from pipeline.config import RunConfig
-from pipeline.progress import per_second
-from pipeline.tables import TablePlan
+from pipeline.checks import exports
+from pipeline.checks.config import RunConfig
+from pipeline.checks.tables import TablePlan
+from pipeline.output.progress import per_second
 from transforms.metrics import Figure
 
 if TYPE_CHECKING:
-    from pipeline.bulk import RunResult
-    from pipeline.validate import ValidationResult
+    from pipeline.commands.bulk import RunResult
+    from pipeline.commands.validate import ValidationResult
     from transforms.streams.sample import ChangeSample
 
 #: The end-of-run table's columns: (title, key of a row).
