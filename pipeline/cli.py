@@ -198,15 +198,15 @@ def plan(config_path: str, sample_seconds: float, output: str) -> None:
 def _plan(config_path: str, sample_seconds: float, output: str) -> None:
     config = _load(config_path, "plan")
     from pipeline.commands import bulk, capture as capturing  # noqa: PLC0415
-    from pipeline.checks import exports, rollback, runner, tables  # noqa: PLC0415
+    from pipeline.checks import dynamodb_exports, rollback, runner, tables  # noqa: PLC0415
     from pipeline.output import report  # noqa: PLC0415
 
     config = runner.prepare(config, (), pipelines=False)
     for line in bulk.check_earlier_runs(config, resume=False, restart=False, streams=False):
         click.echo(line, err=True)
-    found = exports.read_exports(config)
-    plans = exports.with_exports(tables.plan_tables(config, create=False, measure_latency=True, check_target=True),
-                                 found)
+    found = dynamodb_exports.read_exports(config)
+    planned = tables.plan_tables(config, create=False, measure_latency=True, check_target=True)
+    plans = dynamodb_exports.with_exports(planned, found)
     samples = capturing.sample_streams(config, [plan.spec.source for plan in plans],
                                        sample_seconds) if sample_seconds else None
     warnings = rollback.stream_warnings(config)
@@ -348,7 +348,7 @@ def _migrate(config_path, resume, restart, report_path, no_progress, streams, en
     _goes_with("--max-lag", "--until-caught-up", until_caught_up)
     _check_report_path(report_path)
     config = _load(config_path, "migrate", beam_args)
-    from pipeline.checks import exports, runner, tables  # noqa: PLC0415 - see the module docstring
+    from pipeline.checks import dynamodb_exports, runner, tables  # noqa: PLC0415 - see the module docstring
     from pipeline.commands import bulk, capture as capturing, replicate as replication  # noqa: PLC0415
     from pipeline.output import report  # noqa: PLC0415
 
@@ -362,12 +362,12 @@ def _migrate(config_path, resume, restart, report_path, no_progress, streams, en
     config = runner.prepare(config, beam_args, follow_streams=streams and not until_caught_up)
     for line in bulk.check_earlier_runs(config, resume=resume, restart=restart, streams=streams):
         click.echo(line, err=True)
-    found = exports.read_exports(config, beam_args)
+    found = dynamodb_exports.read_exports(config, beam_args)
     if streams:
         names = [spec.source for spec in config.tables]
-        exports.check_streams_follow(found, capturing.covered_since(
+        dynamodb_exports.check_streams_follow(found, capturing.covered_since(
             config, names, replication.retention_hours(config, names), restart=restart))
-    plans = exports.with_exports(tables.plan_tables(config, create=True), found)
+    plans = dynamodb_exports.with_exports(tables.plan_tables(config, create=True), found)
     capture = None
     if streams:  # changes are captured from before the snapshot's first read, or changes during it are lost
         table_streams = replication.ensure_streams(config, [plan.spec.source for plan in plans], enable=enable_streams)
@@ -601,10 +601,10 @@ def status(config_path: str, output: str) -> None:
 
 def _status(config_path: str, output: str) -> ExitCode:
     config = _read_config(config_path)  # no run log: it only reads, and may run every minute
-    from pipeline.checks import runner, storage  # noqa: PLC0415 - see the module docstring
+    from pipeline.checks import buckets, runner  # noqa: PLC0415 - see the module docstring
     from pipeline.commands import status as statuses  # noqa: PLC0415 - see the module docstring
 
-    storage.open_storage(config, runner.pipeline_options(config, ()))
+    buckets.open_storage(config, runner.pipeline_options(config, ()))
     found = statuses.read_status(config)
     click.echo(json.dumps(found, indent=2) if output == "json" else statuses.status_text(found))
     return ExitCode.INCOMPLETE if statuses.needs_attention(found) else ExitCode.OK

@@ -23,7 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from pipeline.checks import storage
+from pipeline.checks import buckets
 from pipeline.checks.config import ConfigError, RunConfig
 
 log = logging.getLogger(__name__)
@@ -317,7 +317,7 @@ def prepare(config: RunConfig, beam_args: Sequence[str], *, follow_streams: bool
     there is nothing of Beam's to set up, and Beam is not imported.
     """
     checked = check_options(config, beam_args)
-    if not pipelines and checked.local and not storage.uses_object_storage(config):
+    if not pipelines and checked.local and not buckets.uses_object_storage(config):
         return config
     from apache_beam.options.pipeline_options import StandardOptions  # noqa: PLC0415
 
@@ -328,11 +328,11 @@ def prepare(config: RunConfig, beam_args: Sequence[str], *, follow_streams: bool
         engines.refuse_streaming(options)
     if checked.kind == "dask":
         config = dataclasses.replace(config, cluster_workers=engines.check_cluster(options))
-        local = [key for key, path in storage.storage_keys(config).items() if "://" not in path]
+        local = [key for key, path in buckets.storage_keys(config).items() if "://" not in path]
         if local and not engines.cluster_is_here(options):
             log.warning("%s is a local folder, but the Dask scheduler is on another machine: every worker must see "
                         "the same folder (a shared file system), or use s3:// or gs://", " and ".join(local))
-    storage.open_storage(config, options, remote_workers=checked.kind == "dataflow")
+    buckets.open_storage(config, options, remote_workers=checked.kind == "dataflow")
     return config
 
 

@@ -46,7 +46,7 @@ class TablePlan:
     target_exists: bool
     indexes: tuple[str, ...]
     created: bool = False  # this run created the target table
-    exports: object = None  # pipeline.checks.exports.TableExports when the table is read from exports
+    exports: object = None  # pipeline.checks.dynamodb_exports.TableExports when the table is read from exports
     expiry: Expiry | None = None  # with skip_expired: the source's TTL attribute and the run's cut-off
     scan_latency: float | None = None  # seconds a small Scan of the source took (`plan` measures it)
     stream_arn: str | None = None  # the source's stream when it is on (its LatestStreamArn)

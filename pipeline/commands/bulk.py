@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import apache_beam as beam
 from apache_beam.options.pipeline_options import StandardOptions
 
-from pipeline.checks import exports
+from pipeline.checks import dynamodb_exports
 from pipeline.checks.config import RunConfig
 from pipeline.checks.runner import pipeline_options, run_pipeline
 from pipeline.checks.tables import TablePlan, pairs_by_source
@@ -70,7 +70,8 @@ def check_earlier_runs(config: RunConfig, *, resume: bool, restart: bool, stream
     notes = []
     for spec in config.tables:
         earlier = bulk_checkpoints.progress(config.checkpoint_dir, spec.source)
-        if earlier is not None and not (earlier.finished and exports.incremental_applied(config.checkpoint_dir, spec)):
+        if earlier is not None and not (earlier.finished
+                                        and dynamodb_exports.incremental_applied(config.checkpoint_dir, spec)):
             raise MigrateError(
                 f"{spec.source}: an earlier run copied {earlier.items:,} items ({earlier.segments_done} of "
                 f"{earlier.total_segments} segment{'s' if earlier.total_segments != 1 else ''} done) and did not "
@@ -111,7 +112,7 @@ def segment_specs(config: RunConfig, plans: Sequence[TablePlan], resume: bool
         bulk_checkpoints.note_run(config.checkpoint_dir, table, bulk_checkpoints.RunNote(
             time.time(), before, expected, exact))
         if plan.exports is not None:
-            specs.extend(exports.file_specs(plan, points, total))
+            specs.extend(dynamodb_exports.file_specs(plan, points, total))
         else:
             specs.extend(SegmentSpec(table, p.segment, total, p.start_key, p.pages_done) for p in points)
     return specs
@@ -219,13 +220,13 @@ def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, bea
             p = beam.Pipeline(options=options)
             build_pipeline(p, config, plans, specs)
             metrics = run_pipeline(p)
-        changes = exports.incremental_specs(config.checkpoint_dir, plans)
+        changes = dynamodb_exports.incremental_specs(config.checkpoint_dir, plans)
         if changes:  # only once every full export is written: see transforms/exports/changes.py
             log.info("applying %d data files of incremental exports", len(changes))
             p = beam.Pipeline(options=options)
             build_incremental_pipeline(p, config, plans, changes)
             metrics = _sum_figures(metrics, run_pipeline(p))
-            exports.record_applied(config.checkpoint_dir, plans)
+            dynamodb_exports.record_applied(config.checkpoint_dir, plans)
     except BaseException:
         watcher.stop()  # an interrupted or failed run ends on its own line, not on a progress block
         raise

@@ -24,7 +24,7 @@ from pipeline.commands import bulk, replicate as replication, validate
 from pipeline.checks import engines, schema
 from pipeline.checks.config import RunConfig
 from pipeline.checks.runner import pipeline_options
-from pipeline.checks.storage import refuse_local_state, storage_keys
+from pipeline.checks.buckets import refuse_local_state, storage_keys
 from pipeline.checks.tables import TablePlan, auto_segments
 from transforms.exports.changes import IncrementalFileSpec
 from transforms.exports.manifest import DataFile

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from pipeline.checks import exports
+from pipeline.checks import dynamodb_exports
 from pipeline.checks.config import RunConfig
 from pipeline.checks.tables import TablePlan
 from pipeline.output.progress import per_second
@@ -210,7 +210,7 @@ def plan_table(plans: list[TablePlan], config: RunConfig,
             lines.append(f"  indexes: {', '.join(plan.indexes)}")
         if spec.renames:
             lines.append("  renames: " + ", ".join(f"{a} -> {b}" for a, b in spec.renames.items()))
-        lines.extend(exports.plan_lines(plan))
+        lines.extend(dynamodb_exports.plan_lines(plan))
         if plan.exports is None:
             consistency = "strongly consistent" if config.scan.consistent_read else "eventually consistent"
             lines.append(f"  scan: ~{_read_units(plan, config):,.0f} read units ({consistency}, 4 KB a unit"
@@ -252,7 +252,7 @@ def plan_json(plans: list[TablePlan], config: RunConfig, samples: dict[str, Chan
                     "size_bytes": plan.size_bytes, "segments": plan.segments, "indexes": list(plan.indexes),
                     "renames": dict(plan.spec.renames),
                     "read_units": None if plan.exports is not None else _read_units(plan, config),
-                    "exports": [line.strip() for line in exports.plan_lines(plan)],
+                    "exports": [line.strip() for line in dynamodb_exports.plan_lines(plan)],
                     "scan_latency_seconds": plan.scan_latency, "changes": sampled(plan.spec.source)}
                    for plan in plans],
         "estimate": {"read_units": estimate.read_units, "capped": estimate.capped,
