@@ -321,7 +321,8 @@ def _print(target: Target, figures: dict, sample: int, rate_goal: float) -> None
     by_round = tool["vs_naive_cpu_by_round"]
     print(f"  tool CPU/item vs naive: {share:.2f} = 1/{1 / share:.1f}; round by round (each round's tool and naive "
           f"copy minutes apart): " + ", ".join(f"1/{1 / r:.1f}" for r in by_round)
-          + f", median 1/{1 / median(by_round):.1f} (goal: at most 1/{CPU_SHARE_GOAL}, on the way to 1/{CPU_SHARE_AIM})")
+          + f", median 1/{1 / median(by_round):.1f} (goal: at most 1/{CPU_SHARE_GOAL}, "
+            f"on the way to 1/{CPU_SHARE_AIM})")
     rate_runs = [("as many in flight as the ceiling", figures["matched"])] if "matched" in figures else []
     for name, f in (*rate_runs, ("write.concurrency 16", tool)):
         print(f"  tool rate vs the target's raw intake, {name}: {f['vs_ceiling']:.2f} (rounds: "

@@ -128,8 +128,8 @@ class _ScanSegmentsFn(LoopDoFn):
                     raise entry
                 page, retries, held = entry
                 if page.table not in counters:
-                    counters[page.table] = tuple(metrics.counter(page.table, name, self._side)
-                                                 for name in (Figure.ITEMS_READ, Figure.BYTES_READ, Figure.READ_RETRIES))
+                    figures = (Figure.ITEMS_READ, Figure.BYTES_READ, Figure.READ_RETRIES)
+                    counters[page.table] = tuple(metrics.counter(page.table, figure, self._side) for figure in figures)
                 items_read, bytes_read, read_retries = counters[page.table]
                 read_retries.inc(retries)
                 items_read.inc(page.batch.num_rows)

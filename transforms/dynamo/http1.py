@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import ssl
 import urllib.parse
 import urllib.request
@@ -38,6 +39,7 @@ __all__ = ["HttpConnectionError", "Origin", "Reply"]
 
 CONNECT_SECONDS = 10.0
 SILENCE_SECONDS = 60.0
+_TUNNEL_OPEN = re.compile(rb"HTTP/1\.[01] 2\d\d\b")  # any 2xx to CONNECT opens the tunnel (RFC 9110 9.3.6)
 
 
 class HttpConnectionError(ConnectionError):
@@ -193,7 +195,7 @@ class Origin:
         except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
             where = f"{self._host}:{self._port}" + (f" through the proxy {self._proxy.host}:{self._proxy.port}"
                                                     if self._proxy else "")
-            raise HttpConnectionError(f"could not connect to {where}: {exc or type(exc).__name__}") from exc
+            raise HttpConnectionError(f"could not connect to {where}: {str(exc) or type(exc).__name__}") from exc
         return connection
 
     async def _open(self, loop: asyncio.AbstractEventLoop, connection: _Connection) -> None:
@@ -214,7 +216,7 @@ class Origin:
             auth = f"Proxy-Authorization: {self._proxy.authorization}\r\n" if self._proxy.authorization else ""
             transport.write(f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n{auth}\r\n".encode("latin-1"))
             status_line = await opener.answer
-            if status_line.split(b" ", 2)[1:2] != [b"200"]:
+            if not _TUNNEL_OPEN.match(status_line):
                 raise ConnectionRefusedError(f"the proxy answered CONNECT with {status_line.decode('latin-1')[:80]!r}")
             tls_transport = await loop.start_tls(transport, opener, self._tls, server_hostname=self._host)
         except BaseException:

@@ -87,8 +87,9 @@ async def call_with_retry(call: Callable[[], Awaitable[T]], *, max_attempts: int
     The last error is re-raised when attempts run out, so the caller decides what a
     final failure means (for writes: the dead-letter file). The first try is made
     directly and tenacity takes over after it fails: nearly every call succeeds, and
-    setting up tenacity's loop for each would cost CPU on every write. The waits are the same either way: after try k, a random
-    time up to `initial_wait` * 2^(k-1), at most `max_wait`.
+    setting up tenacity's loop for each would cost CPU on every write. The waits are the
+    same either way: after try k, a random time up to `initial_wait` * 2^(k-1), at most
+    `max_wait`.
     """
     try:
         return await call()

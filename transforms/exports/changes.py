@@ -180,7 +180,8 @@ class ApplyIncrementalExports(beam.PTransform):
     """
 
     def __init__(self, files: list[IncrementalFileSpec], target: TargetSpec, pairs: Mapping[str, TablePair],
-                 settings: WriterSettings, *, dead_letter_dir: str, storage: StorageOptions, page_size: int = ScanSettings.page_size):
+                 settings: WriterSettings, *, dead_letter_dir: str, storage: StorageOptions,
+                 page_size: int = ScanSettings.page_size):
         super().__init__()
         self._files = files
         self._storage = storage

@@ -235,8 +235,8 @@ class ReadExportFiles(beam.PTransform):
         workers: the job's workers, each given a group of files where there are enough.
     """
 
-    def __init__(self, files: list[ExportFileSpec], storage: StorageOptions, page_size: int = ScanSettings.page_size,
-                 files_in_flight: int = PAGES_IN_FLIGHT, workers: int = 1):
+    def __init__(self, files: list[ExportFileSpec], storage: StorageOptions,
+                 page_size: int = ScanSettings.page_size, files_in_flight: int = PAGES_IN_FLIGHT, workers: int = 1):
         super().__init__()
         self._files = files
         self._storage = storage
