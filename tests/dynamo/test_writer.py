@@ -8,7 +8,8 @@ import json
 from aiohttp import web
 
 from transforms.dynamo.endpoints import Credentials, TargetSpec
-from transforms.dynamo.writer import WriterSettings, collapse_by_key, delete, last_per_key, nodes_for, open_writer, put
+from transforms.dynamo.writer import (WriterSettings, collapse_by_key, delete, last_per_key, node_score, nodes_for,
+                                      open_writer, put)
 from transforms.items.arrow_codec import batch_to_items, items_to_batch
 
 
@@ -21,16 +22,28 @@ def test_collapse_keeps_the_last_request_per_key():
     assert len(collapse_by_key([delete({"pk": {"N": "1.0"}}), delete({"pk": {"N": "1"}})], ("pk",))) == 2
 
 
-def test_each_partition_key_goes_to_the_node_of_highest_hash():
+def test_each_partition_key_goes_to_the_node_of_highest_score():
     nodes = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "10.0.0.7"]
     keys = [hashlib.blake2b(str(i).encode(), digest_size=16).digest() for i in range(2000)]
 
-    def rendezvous(key: bytes, among: list[str]) -> str:
-        return max(among, key=lambda node: hashlib.blake2b(key + node.encode(), digest_size=8).digest())
+    def rendezvous(key: bytes, among: list[str]) -> str:  # one key at a time, in plain integers
+        return max(among, key=lambda node: node_score(key, node))
 
-    assert nodes_for(keys, nodes) == [rendezvous(key, nodes) for key in keys]
-    moved = [a != b for a, b in zip(nodes_for(keys, nodes), nodes_for(keys, nodes[:3]))]
-    assert sum(moved) == nodes_for(keys, nodes).count("10.0.0.7")  # a node leaving moves only its own keys
+    chosen = nodes_for(keys, nodes)
+    assert chosen == [rendezvous(key, nodes) for key in keys]
+    assert all(400 < chosen.count(node) < 600 for node in nodes)  # an even spread: 500 each expected
+    moved = [a != b for a, b in zip(chosen, nodes_for(keys, nodes[:3]))]
+    assert sum(moved) == chosen.count("10.0.0.7")  # a node leaving moves only its own keys
+    assert nodes_for([], nodes) == []
+
+
+def test_a_node_score_is_splitmix64_of_the_key_xor_the_node_seed():
+    key = bytes(range(16))
+    seed = int.from_bytes(hashlib.blake2b(b"127.0.0.1", digest_size=8).digest(), "little")
+    z = int.from_bytes(key[:8], "little") ^ seed
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 % 2**64
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EB % 2**64
+    assert node_score(key, "127.0.0.1") == z ^ (z >> 31)
 
 
 def test_last_per_key_of_a_batch_keeps_what_collapse_keeps():
