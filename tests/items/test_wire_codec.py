@@ -204,6 +204,25 @@ def test_what_botocore_refuses_is_refused(body):
         decode_scan(body)
 
 
+def test_pages_of_one_shape_and_of_one_name_set_in_any_order():
+    # one shape (same names, same order) is transposed in C; other orders take the loop
+    same = [{"pk": {"S": f"k{i}"}, "n": {"N": str(i)}, "m": {"M": {"x": {"B": bytes([i])}}}} for i in range(50)]
+    shuffled = [dict(reversed(item.items())) if i % 2 else item for i, item in enumerate(same)]
+    for items in (same, shuffled):
+        check_page(items, None, 0, "t", 25)
+    # a JSON null where a value belongs reads as the attribute's absence, on both paths
+    with_a_null = [*same[:3], {"pk": {"S": "k3"}, "n": None, "m": {"NULL": True}}]
+    without = [*same[:3], {"pk": {"S": "k3"}, "m": {"NULL": True}}]
+    assert decode_scan(orjson.dumps({"Items": to_wire(with_a_null)}))[0].equals(
+        decode_scan(orjson.dumps({"Items": to_wire(without)}))[0])
+
+
+@pytest.mark.parametrize("items", [[["pk"], ["pk"]], ["ab", "ab"], [{"pk": {"S": "a"}}, ["pk"]], [1, 1]])
+def test_an_item_that_is_not_an_object_is_refused(items):
+    with pytest.raises(ValueError, match="not a JSON object"):
+        decode_scan(orjson.dumps({"Items": items}))
+
+
 def test_a_string_where_a_set_belongs_is_refused_not_split_into_characters():
     body = b'{"Items":[{"a":{"SS":"abc"}}]}'
     assert items_to_batch(botocore_parse(body)["Items"], validate=False).to_pylist() == [{"a": {"SS": ["a", "b", "c"]}}]

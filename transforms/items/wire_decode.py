@@ -10,8 +10,9 @@ Why not the SDK's parser: it walks every value through the service model's shape
 which costs many times the whole decode here (docs/design.md, Data plane). How this is fast:
 
 * `orjson.loads` parses the body in C, with the cyclic GC paused (`gc_pause`);
-* one Python loop drops each attribute's typed value into a per-name, row-aligned
-  list; the split by type tag is C-level (map/itemgetter) unless a column mixes tags;
+* a page whose items spell the same names in the same order is transposed into
+  per-name, row-aligned columns by zip, in C; any other takes one Python loop over the
+  values; the split by type tag is C-level (map/itemgetter) unless a column mixes tags;
 * S, N (the exact digit string), BOOL, NULL, SS and NS go to Arrow as they are; B and
   BS are decoded per value with `binascii.a2b_base64`, the C function behind
   botocore's own blob parser (`base64.b64decode`), so lenient input decodes alike;
@@ -28,7 +29,7 @@ import base64
 import binascii
 import re
 from operator import itemgetter
-from typing import Any
+from typing import Any, Sequence
 
 import orjson
 import pyarrow as pa
@@ -52,14 +53,14 @@ _a2b = binascii.a2b_base64  # what base64.b64decode (botocore's blob parser) cal
 _MAY_HOLD_BINARY = re.compile(rb'"BS?"\s*:|\\u')
 
 
-def _split_tags(cells: list, n: int) -> dict[str, list]:
-    """One attribute's cells (typed-value dicts, None where a row lacks it) -> {tag: payloads}.
+def _split_tags(cells: Sequence, n_none: int) -> dict[str, list]:
+    """One attribute's cells (typed-value dicts, None where a row lacks it; `n_none` of them
+    None) -> {tag: payloads}.
 
     Usual case, every cell has one same tag: the payloads come from a C-level
     map(itemgetter(tag)), and sum(map(len)) checks each cell has exactly one key.
     Raises ValueError for a cell that is not exactly one known tag.
     """
-    n_none = cells.count(None)
     present = [c for c in cells if c is not None] if n_none else cells
     first = present[0]
     if type(first) is dict and len(first) == 1:
@@ -123,6 +124,25 @@ def _child(tag: str, payloads: list) -> pa.Array:
     return child_array(tag, payloads)
 
 
+def _columns(items: list, n: int) -> dict[str, Sequence]:
+    """Items -> {attribute name: its cells, row-aligned, None where a row lacks it}.
+
+    A page whose items all spell the same names in the same order (a table of one shape,
+    the usual case) is transposed in C by zip; any other takes the per-value loop.
+    """
+    if n and len(set(map(tuple, items))) == 1 and type(items[0]) is dict:
+        return dict(zip(items[0], zip(*map(dict.values, items))))
+    columns: dict[str, list] = {}
+    get = columns.get
+    for row, item in enumerate(items):  # the one per-value Python loop
+        for name, value in item.items():
+            cells = get(name)
+            if cells is None:
+                cells = columns[name] = [None] * n
+            cells[row] = value
+    return columns
+
+
 def wire_items_to_batch(items: list) -> pa.RecordBatch:
     """Items as parsed from the wire (DynamoDB JSON, B as base64) -> RecordBatch.
 
@@ -130,30 +150,24 @@ def wire_items_to_batch(items: list) -> pa.RecordBatch:
     null payload or one of the wrong JSON type, bad base64. Call it with the GC paused.
     """
     n = len(items)
-    columns: dict[str, list] = {}
-    get = columns.get
     try:
-        for row, item in enumerate(items):  # the one per-value Python loop
-            for name, value in item.items():
-                cells = get(name)
-                if cells is None:
-                    cells = columns[name] = [None] * n
-                cells[row] = value
-    except AttributeError:
+        columns = _columns(items, n)
+    except (AttributeError, TypeError):
         raise ValueError("an item is not a JSON object") from None
     names = sorted(columns)
     arrays = []
     for name in names:
         cells = columns[name]
         try:
-            by_tag = _split_tags(cells, n)
+            n_none = cells.count(None)
+            by_tag = _split_tags(cells, n_none)
             tags = [tag for tag in TAGS if tag in by_tag]
             children = [_child(tag, by_tag[tag]) for tag in tags]
         except (ValueError, TypeError, AttributeError, binascii.Error, pa.ArrowException,
                 orjson.JSONEncodeError) as exc:
             raise ValueError(f"attribute {name!r}: {exc}") from None
         column, present = struct_column(children, [pa.field(tag, c.type) for tag, c in zip(tags, children)], n)
-        if present != n - cells.count(None):
+        if present != n - n_none:
             raise ValueError(f'attribute {name!r}: a null payload, like {{"S": null}}')
         arrays.append(column)
     return assemble(names, arrays, n)
