@@ -1,6 +1,6 @@
 """Replication at the width of real streams, measured against the local servers in one run.
 
-The streams are served by the test Streams server (tests/support/fake_streams.py: it
+The streams are served by the test Streams server (testbed/fake_streams.py: it
 answers in about a millisecond and does not throttle), the tables' descriptions by
 DynamoDB Local, the writes by the Alternator stand-in (moto behind the front). Every
 `alternator-migrate` run is the real command in its own process, start-up included.
@@ -42,10 +42,9 @@ import yaml
 
 from bench.measure import run_counted
 from bench.startup import CONSOLE_SCRIPT, script_env
-from tests.support import seed
-from tests.support.controlled_streams import shard_id
-from tests.support.fake_streams import FakeStream, FakeStreamsServer
-from tests.support.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
+from testbed import seed
+from testbed.fake_streams import FakeStream, FakeStreamsServer, shard_id
+from testbed.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
 
 BACKLOG = 20_000
 KEYS = 5_000

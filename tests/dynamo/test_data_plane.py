@@ -9,7 +9,7 @@ import orjson
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import unique
 from transforms.dynamo.aws_json import CorruptResponse
 from transforms.dynamo.data_plane import open_cluster

@@ -3,7 +3,7 @@ in pieces, silence, and https through a proxy's CONNECT tunnel.
 
 The peers are real servers: aiohttp's HTTP/1.1 server (in the test's own event loop) for what
 a server may do on the wire, and the Alternator front over DynamoDB Local, with TLS from a
-CA made in the test, behind `tests/support/connect_proxy.py` for the tunnel.
+CA made in the test, behind `testbed/connect_proxy.py` for the tunnel.
 """
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ import pytest
 from aiobotocore.credentials import AioCredentials
 from aiohttp import web
 
-from tests.support import seed
-from tests.support.alternator_front import AlternatorFront, free_port
+from testbed import seed
+from testbed.alternator_front import AlternatorFront, free_port
+from testbed.connect_proxy import ConnectProxy
+from testbed.tls import make_ca, make_server_certificate
 from tests.support.cli_runs import unique
-from tests.support.connect_proxy import ConnectProxy
-from tests.support.tls import make_ca, make_server_certificate
 from transforms.dynamo.aws_json import TABLE_TARGET_PREFIX, open_endpoint
 from transforms.dynamo.http1 import HttpConnectionError, Origin
 

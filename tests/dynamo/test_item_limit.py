@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import unique
 from transforms.dynamo.endpoints import Credentials, TargetSpec
 from transforms.dynamo.writer import WriterSettings, open_writer, put, refuse_oversized

@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import unique
 from transforms.dynamo.endpoints import Credentials, TargetSpec, node_client
 from transforms.dynamo.point_reads import get_items

@@ -9,8 +9,8 @@ import os
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support import seed
-from tests.support.alternator_front import MAX_REQUEST_BYTES as ALTERNATOR_LIMIT
+from testbed import seed
+from testbed.alternator_front import MAX_REQUEST_BYTES as ALTERNATOR_LIMIT
 from tests.support.cli_runs import unique
 from transforms.dynamo.endpoints import Credentials, TargetSpec
 from transforms.dynamo.request_size import MAX_REQUEST_BYTES, cut_by_size, too_large

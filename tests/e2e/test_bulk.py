@@ -13,11 +13,11 @@ import time
 
 import pytest
 
-from tests.support import seed
+from testbed import seed
+from testbed.servers import REPO_ROOT, MotoServer
+from tests.support.cli_runs import alternator_target, endpoint_target, run_cli, unique, write_config
 from transforms.items.ddb_json import decode_item
 from transforms.state import bulk_checkpoints
-from tests.support.servers import REPO_ROOT, MotoServer
-from tests.support.cli_runs import alternator_target, endpoint_target, run_cli, unique, write_config
 
 pytestmark = pytest.mark.integration
 

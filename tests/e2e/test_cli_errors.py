@@ -14,10 +14,10 @@ import pytest
 import yaml
 from botocore.exceptions import ClientError
 
-from tests.support import seed
-from tests.support.alternator_front import free_port
+from testbed import seed
+from testbed.alternator_front import free_port
+from testbed.servers import REPO_ROOT
 from tests.support.cli_runs import alternator_target, endpoint_target, run_cli, unique, write_config
-from tests.support.servers import REPO_ROOT
 
 SECRET = "Sekr1t-Qx7vZ3-must-never-be-printed"
 COMMANDS = ("plan", "create-tables", "migrate")

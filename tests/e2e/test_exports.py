@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.support import seed
+from testbed import seed
+from testbed.exports import s3_client, write_full_export, write_incremental_export
 from tests.support.cli_runs import (alternator_target, error_lines, interrupt, items_copied, run_cli, start_script,
                                     unique, write_config)
-from tests.support.exports import s3_client, write_full_export, write_incremental_export
 from tests.support.stores import s3_store
 from transforms.items.ddb_json import decode_item
 from transforms.state import bulk_checkpoints

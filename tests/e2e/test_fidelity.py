@@ -11,10 +11,10 @@ import signal
 import boto3
 import pytest
 
-from tests.support import seed
+from testbed import seed
+from testbed.servers import MotoServer
 from tests.support.cli_runs import (alternator_target, error_lines, interrupt, items_copied, run_cli, run_script,
                                     start_script, unique, write_config)
-from tests.support.servers import MotoServer
 from tests.support.stores import S3_KEYS, Store
 from transforms.errors import StorageError
 from transforms.state.files import matching

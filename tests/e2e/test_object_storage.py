@@ -13,10 +13,10 @@ import boto3
 import pytest
 from apache_beam.io.filesystems import FileSystems
 
-from tests.support import seed
+from testbed import seed
+from testbed.servers import MotoServer, free_port
 from tests.support.cli_runs import (alternator_target, error_lines, run_cli, run_script, start_script, unique,
                                     write_config)
-from tests.support.servers import MotoServer, free_port
 from tests.support.stores import S3_KEYS, Store, gcs_store, local_store, s3_store, unique_bucket
 from transforms.findings import read_findings
 from transforms.items.ddb_json import decode_item

@@ -8,7 +8,7 @@ import math
 import pytest
 from botocore.exceptions import NoRegionError
 
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import alternator_target, run_cli, unique, write_config
 from transforms.dynamo.endpoints import Credentials, session_for
 

@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.support import seed
+from testbed import seed
+from testbed.servers import REPO_ROOT
 from tests.support.cli_runs import (CONSOLE_SCRIPT, alternator_target, items_copied, run_script, script_env,
                                     start_script, unique, write_config)
-from tests.support.servers import REPO_ROOT
 from transforms.state import bulk_checkpoints
 
 HASH_PK = {"KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],

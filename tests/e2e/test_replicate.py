@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from tests.support import seed
+from testbed import seed
+from testbed.servers import REPO_ROOT
 from tests.support.cli_runs import alternator_target, run_cli, run_script, unique, write_config
-from tests.support.servers import REPO_ROOT
 from transforms.state import stream_checkpoints
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import (alternator_target, error_lines, interrupt, items_copied, run_script,
                                     start_script, unique, write_config)
 from transforms.state import bulk_checkpoints

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import alternator_target, run_cli, unique, write_config
 from transforms.items.ddb_json import decode_item
 

@@ -10,11 +10,11 @@ import stat
 
 import pytest
 
-from tests.support import seed
+from testbed import seed
+from testbed.alternator_front import AlternatorFront
+from testbed.servers import LocalAlternator
+from testbed.tls import make_ca, make_server_certificate
 from tests.support.cli_runs import error_lines, run_cli, run_script, unique, write_config
-from tests.support.alternator_front import AlternatorFront
-from tests.support.servers import LocalAlternator
-from tests.support.tls import make_ca, make_server_certificate
 
 pytestmark = pytest.mark.integration
 

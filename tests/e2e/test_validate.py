@@ -11,7 +11,7 @@ import pytest
 from pipeline.checks.config import load_config
 from pipeline.checks.tables import plan_tables
 from pipeline.commands.validate import run_validate
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import alternator_target, run_cli, unique, write_config
 from transforms.findings import read_findings
 from transforms.state.digest_spill import BucketFiles

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import unique
 from tests.support.item_strategies import attr_names, attr_values, items_st
 from transforms.items.arrow_codec import items_to_batch

@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import unique
 from transforms.dynamo.endpoints import SourceSpec, TargetSpec
 from transforms.dynamo.writer import WriterSettings

@@ -5,7 +5,7 @@ not item 0's 350 KB attribute, so a pipeline of a few hundred items takes second
 """
 from __future__ import annotations
 
-from tests.support import seed
+from testbed import seed
 from transforms.items.arrow_codec import batch_to_items
 from transforms.page import Page
 

@@ -8,7 +8,7 @@ import pytest
 from apache_beam.testing import test_pipeline
 
 from pipeline.checks.engines import LOCAL_RUNNER
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import unique
 from transforms.dynamo.endpoints import SourceSpec, streams_client
 from transforms.dynamo.writer import WriterSettings

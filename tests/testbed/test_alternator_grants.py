@@ -5,8 +5,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support import seed
-from tests.support.alternator_grants import Grants
+from testbed import seed
+from testbed.alternator_grants import Grants
 from tests.support.cli_runs import unique
 
 pytestmark = pytest.mark.integration

@@ -4,9 +4,9 @@ import sys
 
 import pytest
 
-from tests.support import seed
+from testbed import seed
+from testbed.servers import REPO_ROOT, DynamoDBLocal
 from tests.support.cli_runs import unique
-from tests.support.servers import REPO_ROOT, DynamoDBLocal
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +21,7 @@ def test_dynamodb_local_creates_and_lists_a_table(dynamodb_local):
 
 
 def _seed(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tests.support.seed", *args], cwd=REPO_ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "testbed.seed", *args], cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=120)
 
 

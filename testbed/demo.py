@@ -15,8 +15,8 @@ import subprocess
 import sys
 import time
 
-from tests.support import seed
-from tests.support.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
+from testbed import seed
+from testbed.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
 
 SOURCE_PORT, TARGET_PORT = 8001, 8000
 GENERATED_ITEMS = seed.DEMO_ITEMS

@@ -5,7 +5,7 @@
 - `demo_all_types`: generated items using every DynamoDB type, with extreme numbers,
   NUL bytes, empty strings and deep nesting, on a table with a GSI, an LSI and TTL.
 
-These are the tables configs/local.yaml names. `python -m tests.support.seed [ENDPOINT]`
+These are the tables configs/local.yaml names. `python -m testbed.seed [ENDPOINT]`
 creates and fills them in an empty source, e.g. the DynamoDB Local of
 deploy/docker-compose.yml (which starts empty).
 """
@@ -179,7 +179,7 @@ def _usage_error(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.support.seed",
+    parser = argparse.ArgumentParser(prog="python -m testbed.seed",
                                      description="Create and fill the tables configs/local.yaml names.")
     parser.add_argument("endpoint", nargs="?", default="http://127.0.0.1:8001",
                         help="the source's DynamoDB API (default: DynamoDB Local of deploy/docker-compose.yml)")

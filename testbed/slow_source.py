@@ -1,4 +1,4 @@
-"""A test-only front that makes DynamoDB Local (or moto's S3) answer like a service far away.
+"""A local front that makes DynamoDB Local (or moto's S3) answer like a service far away.
 
 A real source table is often tens to hundreds of milliseconds away from the copier, and
 a large one takes days to scan. DynamoDB serves the segments of a parallel scan at once
@@ -23,7 +23,7 @@ from typing import Callable
 
 from aiohttp import ClientSession, ClientTimeout, web
 
-from tests.support.threaded_server import ThreadedServer
+from testbed.threaded_server import ThreadedServer
 
 _SCAN = "DynamoDB_20120810.Scan"
 _HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}
