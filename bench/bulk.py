@@ -86,12 +86,7 @@ def bench_item(i: int) -> dict:
 
 
 def create_bench_table(endpoint: str, table: str) -> None:
-    seed.create_table(endpoint, table,
-                      KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                                 {"AttributeName": "sk", "KeyType": "RANGE"}],
-                      AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                            {"AttributeName": "sk", "AttributeType": "N"}],
-                      BillingMode="PAY_PER_REQUEST")
+    seed.create_table(endpoint, table, **seed.keyed_by("pk", sort=("sk", "N")))
 
 
 def seed_items(endpoint: str, table: str, items: int) -> None:

@@ -41,7 +41,6 @@ import asyncio
 import json
 import random
 import signal
-import socket
 import ssl
 import threading
 import zlib
@@ -54,6 +53,7 @@ from aiohttp import ClientSession, ClientTimeout, web
 from testbed.alternator_grants import Grants, tables_of
 from testbed.alternator_tablets import TabletRules
 from testbed.exact_number_keys import ExactNumberKeys
+from testbed.ports import free_port
 from testbed.signatures import check_signature, signing_key
 from testbed.threaded_server import ThreadedServer
 
@@ -453,12 +453,6 @@ def _json(body: bytes) -> dict:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def main(argv: list[str] | None = None) -> None:

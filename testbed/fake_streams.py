@@ -546,16 +546,7 @@ class FakeStreamsServer(ThreadedServer):
         """Listen until `stop` is set; call `on_ready` once listening."""
         app = web.Application()
         app.router.add_post("/", self._handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", self.port)
-            await site.start()
-            self.port = runner.addresses[0][1]
-            on_ready()
-            await stop.wait()
-        finally:
-            await runner.cleanup()
+        await self.serve_app(app, stop, on_ready)
 
     # --- the API ------------------------------------------------------------------------------
 

@@ -127,16 +127,7 @@ class SlowSource(ThreadedServer):
         app.router.add_route("*", "/{tail:.*}", self._forward)
         async with ClientSession(timeout=ClientTimeout(total=300), auto_decompress=False) as http:
             self._http = http
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            try:
-                site = web.TCPSite(runner, "127.0.0.1", self.port)
-                await site.start()
-                self.port = runner.addresses[0][1]
-                on_ready()
-                await stop.wait()
-            finally:
-                await runner.cleanup()
+            await self.serve_app(app, stop, on_ready)
 
     def _held(self, request: web.Request) -> tuple[InFlight | None, float]:
         if request.headers.get("X-Amz-Target") == _SCAN:

@@ -18,8 +18,7 @@ from transforms.dynamo.retry import error_code, is_retryable
 
 pytestmark = pytest.mark.integration
 
-KEY = {"KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-       "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}], "BillingMode": "PAY_PER_REQUEST"}
+KEY = seed.keyed_by("pk")
 
 
 def _spec(alternator, credentials: Credentials | None = Credentials("test", "test")) -> TargetSpec:

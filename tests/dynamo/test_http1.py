@@ -18,8 +18,9 @@ from aiobotocore.credentials import AioCredentials
 from aiohttp import web
 
 from testbed import seed
-from testbed.alternator_front import AlternatorFront, free_port
+from testbed.alternator_front import AlternatorFront
 from testbed.connect_proxy import ConnectProxy
+from testbed.ports import free_port
 from testbed.tls import make_ca, make_server_certificate
 from tests.support.cli_runs import unique
 from transforms.dynamo.aws_json import TABLE_TARGET_PREFIX, open_endpoint
@@ -157,9 +158,7 @@ def test_https_goes_through_the_proxy_s_connect_tunnel_with_its_credentials(dyna
     the proxy's URL, as curl and the SDK read them): one tunnel carries every request."""
     front, tls = https_source
     table = unique("tunnel")
-    seed.create_table(dynamodb_local.endpoint, table, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                      AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                      BillingMode="PAY_PER_REQUEST")
+    seed.create_table(dynamodb_local.endpoint, table, **seed.keyed_by("pk"))
     seed.put_items(dynamodb_local.endpoint, table, [{"pk": {"S": f"k{i}"}} for i in range(12)])
     for name in ("NO_PROXY", "no_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)

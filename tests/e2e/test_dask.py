@@ -18,7 +18,8 @@ from distributed import Client
 from pipeline.checks import engines
 from testbed import seed
 from testbed.fake_streams import shard_id
-from testbed.servers import DaskCluster, free_port
+from testbed.ports import free_port
+from testbed.servers import DaskCluster
 from tests.support.cli_runs import (alternator_target, error_lines, run_cli, run_script, start_script, unique,
                                     write_config)
 from tests.support.controlled_streams import controlled_stream, image, key

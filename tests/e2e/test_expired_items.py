@@ -18,9 +18,7 @@ from transforms.items.expiry import FIVE_YEARS_SECONDS
 
 pytestmark = pytest.mark.integration
 
-KEYED = {"KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-         "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-         "BillingMode": "PAY_PER_REQUEST"}
+KEYED = seed.keyed_by("pk")
 
 
 def _expiries(now: int) -> dict[str, dict | None]:

@@ -133,13 +133,10 @@ def _streamed_table(account: Account, changes: int = 20) -> str:
     return table
 
 
-_UNSTREAMED_TABLE = {key: value for key, value in seed.STREAMED_TABLE.items() if key != "StreamSpecification"}
-
-
 def _kinesis_table(account: Account, changes: int = 20) -> KinesisTable:
     """A table (no DynamoDB stream) whose changes went to a Kinesis data stream (two shards), both moto's."""
     table = unique("kinesis")
-    seed.create_table(account.endpoint, table, **_UNSTREAMED_TABLE)
+    seed.create_table(account.endpoint, table, **seed.keyed_by("id"))
     made = KinesisTable(account.endpoint, account.endpoint, table)
     _kinesis_changes(made, 0, changes)
     return made
@@ -297,7 +294,7 @@ def test_each_action_of_the_kinesis_policy_is_needed(account, alternator_clean, 
 
 def test_enable_streams_needs_update_table_and_nothing_else(account, alternator_clean, tmp_path):
     table, bucket = unique("unstreamed"), account.bucket()
-    seed.create_table(account.endpoint, table, **_UNSTREAMED_TABLE)
+    seed.create_table(account.endpoint, table, **seed.keyed_by("id"))
     seed.put_items(account.endpoint, table, [{"id": {"S": f"k{i}"}} for i in range(10)])
     names = {"TABLE": table, "BUCKET": bucket, "PREFIX": "run"}
     usual = {name: policy(name, **names) for name in ("source-read.json", "source-streams.json",

@@ -28,9 +28,7 @@ from tests.support.cli_runs import alternator_target, error_lines, run_cli, uniq
 
 pytestmark = pytest.mark.integration
 
-HASH_KEY = {"KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
-            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
-            "BillingMode": "PAY_PER_REQUEST"}
+HASH_KEY = seed.keyed_by("id")
 FILLER = 1500  # records ahead of the tie in the merge's adjacent parent: two GetRecords pages
 
 

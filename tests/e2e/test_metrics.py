@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.output.metrics_server import serve_metrics
 from testbed import seed
-from testbed.servers import free_port
+from testbed.ports import free_port
 from tests.support.cli_runs import alternator_target, run_cli, run_script, start_script, unique, write_config
 
 pytestmark = pytest.mark.integration

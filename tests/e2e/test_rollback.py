@@ -23,8 +23,7 @@ from transforms.state import stream_checkpoints
 
 pytestmark = pytest.mark.integration
 
-TABLE = {"KeySchema": HASH_KEY, "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
-         "BillingMode": "PAY_PER_REQUEST"}
+TABLE = seed.keyed_by("id")
 STREAM = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
 VNODES = {"Key": "system:initial_tablets", "Value": "none"}
 # Over DynamoDB's limit, under moto's (405,000 bytes by its own count, which takes a list element

@@ -78,9 +78,7 @@ def _wait_until_quiet(front, operation: str, quiet_seconds: float = 1.0) -> None
 
 
 def _equal_after_renames(source: str, target: str, table: str) -> bool:
-    expected = sorted(seed.canonical({RENAMES.get(k, k): v for k, v in item.items()})
-                      for item in seed.scan_all(source, table))
-    return expected == sorted(seed.canonical(item) for item in seed.scan_all(target, table))
+    return seed.table_items(source, table, RENAMES) == seed.table_items(target, table)
 
 
 def test_equal_tables_exit_0(migrated, tmp_path):

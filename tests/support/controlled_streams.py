@@ -21,7 +21,7 @@ from testbed.fake_streams import FakeStream, FakeStreamsServer, shard_id
 from testbed.seed import client_for as seed_client
 from tests.support.cli_runs import alternator_target, run_cli, unique, write_config
 
-HASH_KEY = [{"AttributeName": "id", "KeyType": "HASH"}]
+HASH_KEY = seed.STREAMED_TABLE["KeySchema"]
 
 
 @dataclass
@@ -53,10 +53,7 @@ def controlled_stream(dynamodb_local, alternator, tmp_path: Path, *, reads_per_s
     records `retention_seconds`, which the config tells the tool); `source_endpoint`: where
     the tool reads the table (a front of DynamoDB Local)."""
     table = unique("controlled")
-    seed.create_table(dynamodb_local.endpoint, table, KeySchema=HASH_KEY,
-                      AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                      BillingMode="PAY_PER_REQUEST",
-                      StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    seed.create_table(dynamodb_local.endpoint, table, **seed.STREAMED_TABLE)
     arn = seed.client_for(dynamodb_local.endpoint).describe_table(TableName=table)["Table"]["LatestStreamArn"]
     stream = FakeStream(stream_arn=arn, table_name=table, key_schema=HASH_KEY, reads_per_second=reads_per_second,
                         retention_seconds=retention_seconds)

@@ -12,8 +12,7 @@ from tests.support.cli_runs import unique
 pytestmark = pytest.mark.integration
 
 SECRETS = {"admin": "admin-salted-hash", "reader": "reader-salted-hash"}
-KEY = {"KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
-       "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}], "BillingMode": "PAY_PER_REQUEST"}
+KEY = seed.keyed_by("id")
 
 
 def _as(alternator, role: str):

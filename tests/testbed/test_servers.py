@@ -13,10 +13,7 @@ pytestmark = pytest.mark.integration
 
 def test_dynamodb_local_creates_and_lists_a_table(dynamodb_local):
     table = unique("listed")
-    seed.create_table(dynamodb_local.endpoint, table,
-                      KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                      AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                      BillingMode="PAY_PER_REQUEST")
+    seed.create_table(dynamodb_local.endpoint, table, **seed.keyed_by("id"))
     assert table in seed.table_names(dynamodb_local.endpoint)
 
 
