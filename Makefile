@@ -20,7 +20,7 @@ $(STAMP): setup.py
 	@touch $(STAMP)
 
 demo: install
-	$(BIN)/python -m tests.support.demo
+	$(BIN)/python -m testbed.demo
 
 test: install
 	$(BIN)/python -m pytest -q tests
@@ -29,7 +29,7 @@ bench: install
 	$(BIN)/python -m bench
 
 lint: install
-	$(BIN)/python -m pyflakes pipeline transforms tests bench
+	$(BIN)/python -m pyflakes pipeline transforms tests bench testbed
 
 clean:
 	rm -rf $(VENV) .servers checkpoints dead-letter reports .pytest_cache .hypothesis

@@ -13,7 +13,7 @@ then, for each target, in each of `rounds` rounds, copies it to a fresh target t
 The targets:
 
 - the local Alternator stand-in (`target.alternator`, 100 items a request): moto behind
-  tests/support/alternator_front.py. Its backend is one Python process, the limit of
+  testbed/alternator_front.py. Its backend is one Python process, the limit of
   every copy to it; the tool also runs there with as many requests in flight as the
   ceiling (its best concurrency over the workers).
 - a fast target (`target.endpoint`, signed, 25 items a request, as DynamoDB takes):
@@ -62,8 +62,8 @@ import yaml
 
 from bench import intake
 from bench.measure import Measured, baseline_checkout, median, run_counted
-from tests.support import seed
-from tests.support.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
+from testbed import seed
+from testbed.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
 from transforms.items.ddb_json import encode_item
 
 CONCURRENCIES = (4, 8, 16, 32, 64)
@@ -86,12 +86,7 @@ def bench_item(i: int) -> dict:
 
 
 def create_bench_table(endpoint: str, table: str) -> None:
-    seed.create_table(endpoint, table,
-                      KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                                 {"AttributeName": "sk", "KeyType": "RANGE"}],
-                      AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                            {"AttributeName": "sk", "AttributeType": "N"}],
-                      BillingMode="PAY_PER_REQUEST")
+    seed.create_table(endpoint, table, **seed.keyed_by("pk", sort=("sk", "N")))
 
 
 def seed_items(endpoint: str, table: str, items: int) -> None:
@@ -122,7 +117,7 @@ class Target:
 
 
 def stand_in_target(stand_in: LocalAlternator) -> Target:
-    return Target("the local Alternator stand-in (moto behind tests/support/alternator_front.py)", stand_in.url,
+    return Target("the local Alternator stand-in (moto behind testbed/alternator_front.py)", stand_in.url,
                   {"alternator": {"seeds": ["127.0.0.1"], "port": stand_in.port}}, 100, stand_in.moto.pid, False)
 
 

@@ -1,6 +1,6 @@
 """The change spool: how fast changes are captured and applied, what they cost, and memory.
 
-The streams are served by the test Streams server (tests/support/fake_streams.py), the
+The streams are served by the test Streams server (testbed/fake_streams.py), the
 tables' descriptions by DynamoDB Local, the writes by the Alternator stand-in; every
 `alternator-migrate` run is the real command in its own process.
 
@@ -28,13 +28,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.measure import run_counted
 from bench.bulk import bench_item
-from transforms.items.ddb_json import encode_item
+from bench.measure import run_counted
 from bench.replicate import Servers, _scenario
-from tests.support.controlled_streams import shard_id
-from tests.support.fake_streams import FakeStreamsServer
-from tests.support.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
+from testbed.fake_streams import FakeStreamsServer, shard_id
+from testbed.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
+from transforms.items.ddb_json import encode_item
 from transforms.state import change_spool, stream_checkpoints
 
 BACKLOG = 20_000

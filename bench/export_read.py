@@ -16,9 +16,9 @@ import apache_beam as beam
 
 from bench.bulk import create_bench_table, seed_items
 from bench.measure import median, per_item_us, run_counted
-from tests.support import seed
-from tests.support.exports import LocalBucket, write_full_export
-from tests.support.servers import REPO_ROOT, DynamoDBLocal
+from testbed import seed
+from testbed.exports import LocalBucket, write_full_export
+from testbed.servers import REPO_ROOT, DynamoDBLocal
 
 FILES = 8
 

@@ -1,6 +1,6 @@
 """A far source: Scan pages in flight and the copy's time against the latency it hides.
 
-The source is DynamoDB Local behind `tests/support/slow_source.SlowSource`, which holds
+The source is DynamoDB Local behind `testbed/slow_source.SlowSource`, which holds
 every Scan answer `DELAY` seconds (any number at once), as a table in another region
 would; the target is the same DynamoDB Local reached directly (another table): near the
 copier, as a target cluster usually is. `migrate` runs as a user runs it with the
@@ -35,8 +35,8 @@ import yaml
 from bench.bulk import create_bench_table, seed_items
 from bench.measure import median, run_counted
 from pipeline.checks.config import load_config
-from tests.support.servers import REPO_ROOT, DynamoDBLocal
-from tests.support.slow_source import SlowSource
+from testbed.servers import REPO_ROOT, DynamoDBLocal
+from testbed.slow_source import SlowSource
 
 DELAY = 0.25
 SEGMENTS = 16
@@ -101,7 +101,7 @@ def _figures(runs: list[dict]) -> dict:
 def _print(f: dict, items: int, rounds: int) -> None:
     vs_ideal = median(f["vs_ideal_by_round"])
     print(f"far source: {items:,} items in Scan pages of {PAGE_SIZE}, each held {DELAY * 1000:.0f} ms by the source "
-          f"(DynamoDB Local behind tests/support/slow_source.py), {SEGMENTS} segments, the default runner and workers "
+          f"(DynamoDB Local behind testbed/slow_source.py), {SEGMENTS} segments, the default runner and workers "
           f"({f['in_flight']:.0f} pages in flight), into another table of the same DynamoDB Local reached directly; "
           f"medians of {rounds} rounds:")
     print(f"  Scans in flight while the scan ran: {f['concurrency']:.1f} on average (goal: at least 8; "

@@ -31,7 +31,7 @@ from aiobotocore.credentials import AioCredentials
 
 from bench.bulk import bench_item, create_bench_table
 from bench.measure import median
-from tests.support.servers import DynamoDBLocal
+from testbed.servers import DynamoDBLocal
 from transforms.dynamo.aws_json import TABLE_TARGET_PREFIX, open_endpoint
 from transforms.dynamo.sigv4 import RequestSigner
 from transforms.items.ddb_json import encode_item

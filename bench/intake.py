@@ -28,7 +28,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from tests.support import seed
+from testbed import seed
 from transforms.items.ddb_json import encode_item
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from tests.support import seed
+from testbed import seed
 
 
 def copy(source: str, source_table: str, target: str, target_table: str) -> int:

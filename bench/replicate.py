@@ -1,6 +1,6 @@
 """Replication at the width of real streams, measured against the local servers in one run.
 
-The streams are served by the test Streams server (tests/support/fake_streams.py: it
+The streams are served by the test Streams server (testbed/fake_streams.py: it
 answers in about a millisecond and does not throttle), the tables' descriptions by
 DynamoDB Local, the writes by the Alternator stand-in (moto behind the front). Every
 `alternator-migrate` run is the real command in its own process, start-up included.
@@ -42,17 +42,16 @@ import yaml
 
 from bench.measure import run_counted
 from bench.startup import CONSOLE_SCRIPT, script_env
-from tests.support import seed
-from tests.support.controlled_streams import shard_id
-from tests.support.fake_streams import FakeStream, FakeStreamsServer
-from tests.support.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
+from testbed import seed
+from testbed.fake_streams import FakeStream, FakeStreamsServer, shard_id
+from testbed.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
 
 BACKLOG = 20_000
 KEYS = 5_000
 WIDTH = 1_000
 BASELINE = 1_000
 REPEATS = 3
-HASH_KEY = [{"AttributeName": "id", "KeyType": "HASH"}]
+HASH_KEY = seed.STREAMED_TABLE["KeySchema"]
 
 
 @dataclass
@@ -88,9 +87,7 @@ class Scenario:
 def _scenario(servers: Servers, table: str, shards: int) -> Scenario:
     """A source table (DynamoDB Local) whose stream has `shards` open shards on the test server."""
     for endpoint, stream in ((servers.source.endpoint, True), (servers.target.url, False)):
-        extra = {"StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}} if stream else {}
-        seed.create_table(endpoint, table, KeySchema=HASH_KEY, BillingMode="PAY_PER_REQUEST",
-                          AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], **extra)
+        seed.create_table(endpoint, table, **seed.keyed_by("id", streamed=stream))
     arn = seed.client_for(servers.source.endpoint).describe_table(TableName=table)["Table"]["LatestStreamArn"]
     stream = servers.streams.add_stream(FakeStream(arn, table_name=table, key_schema=HASH_KEY))
     for n in range(shards):
@@ -142,8 +139,7 @@ def one_shard_backlog(servers: Servers) -> dict:
         _change(scenario.stream, shard_id(0), f"k{n % KEYS:05d}", n, delete=n % 10 == 9)
     ours = statistics.median(BACKLOG / _replicate_once(scenario) for _ in range(REPEATS))
     records = scenario.stream.get_records(shard_id(0), 0, {"Limit": BASELINE})["Records"]
-    seed.create_table(servers.target.url, "bench_one_at_a_time", KeySchema=HASH_KEY, BillingMode="PAY_PER_REQUEST",
-                      AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+    seed.create_table(servers.target.url, "bench_one_at_a_time", **seed.keyed_by("id"))
     baseline = statistics.median(_one_at_a_time(servers.target.url, "bench_one_at_a_time", records)
                                  for _ in range(REPEATS))
     return {"changes_per_s": ours, "baseline_per_s": baseline}

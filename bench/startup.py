@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from bench.measure import Measured, run_counted
-from tests.support.servers import REPO_ROOT
+from testbed.servers import REPO_ROOT
 
 REPEATS = 5
 CONSOLE_SCRIPT = Path(sys.executable).with_name("alternator-migrate")

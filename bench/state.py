@@ -34,7 +34,7 @@ from apache_beam.io.filesystems import FileSystems
 from bench.bulk import seed_bench_table
 from bench.measure import run_measured
 from pipeline.checks.tables import auto_segments
-from tests.support.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
+from testbed.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
 from transforms.state import bulk_checkpoints
 from transforms.state.bulk_checkpoints import END, START, PageRecorder, RecordedRange
 

@@ -35,8 +35,8 @@ from pipeline.checks.config import load_config
 from pipeline.checks.engines import LOCAL_RUNNER
 from pipeline.checks.tables import plan_tables
 from pipeline.commands.validate import run_validate, side_segments
-from tests.support import seed
-from tests.support.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
+from testbed import seed
+from testbed.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
 from transforms.scan import ScanTables
 
 

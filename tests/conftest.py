@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from tests.support.servers import DaskCluster, DynamoDBLocal, GcsEmulator, KinesisMotoServer, LocalAlternator
+from testbed.servers import DaskCluster, DynamoDBLocal, GcsEmulator, KinesisMotoServer, LocalAlternator
 
 # DynamoDB Local only accepts signed requests, with any credentials; moto needs a region.
 FAKE_AWS_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}

@@ -6,7 +6,8 @@ already there (this venv's site-packages, reached through a .pth file, which doe
 that directory's own .pth files, so the editable install of this checkout is not
 visible), and pip finds every dependency satisfied and installs the package alone. The
 package comes only from the sdist: the run happens outside the checkout, and the test
-checks where the modules were imported from.
+checks where the modules were imported from, and that the sdist holds none of the local
+servers (testbed/), the tests or the benchmarks.
 """
 from __future__ import annotations
 
@@ -14,15 +15,16 @@ import json
 import site
 import subprocess
 import sys
+import tarfile
 import venv
 from pathlib import Path
 
 import pytest
 from apache_beam.runners.portability.stager import Stager
 
-from tests.support import seed
+from testbed import seed
+from testbed.servers import REPO_ROOT
 from tests.support.cli_runs import alternator_target, run_script, unique, write_config
-from tests.support.servers import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -43,6 +45,9 @@ def test_the_sdist_alone_runs_a_migration(dynamodb_local, alternator_clean, tmp_
                                      "print(pipeline.__file__); print(transforms.write.__file__)"],
                                     text=True, cwd=tmp_path)
     assert all(line.startswith(str(fresh_site)) for line in where.split()), where
+    with tarfile.open(sdist) as archive:
+        folders = {name.split("/")[1] for name in archive.getnames() if name.count("/") > 1}
+    assert "pipeline" in folders and not folders & {"testbed", "tests", "bench"}, folders  # only the package
 
     table = unique("from_sdist")
     seed.seed_all_types(dynamodb_local.endpoint, table, count=300)

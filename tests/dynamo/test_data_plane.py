@@ -9,7 +9,7 @@ import orjson
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import unique
 from transforms.dynamo.aws_json import CorruptResponse
 from transforms.dynamo.data_plane import open_cluster
@@ -18,8 +18,7 @@ from transforms.dynamo.retry import error_code, is_retryable
 
 pytestmark = pytest.mark.integration
 
-KEY = {"KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-       "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}], "BillingMode": "PAY_PER_REQUEST"}
+KEY = seed.keyed_by("pk")
 
 
 def _spec(alternator, credentials: Credentials | None = Credentials("test", "test")) -> TargetSpec:

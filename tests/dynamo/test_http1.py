@@ -3,7 +3,7 @@ in pieces, silence, and https through a proxy's CONNECT tunnel.
 
 The peers are real servers: aiohttp's HTTP/1.1 server (in the test's own event loop) for what
 a server may do on the wire, and the Alternator front over DynamoDB Local, with TLS from a
-CA made in the test, behind `tests/support/connect_proxy.py` for the tunnel.
+CA made in the test, behind `testbed/connect_proxy.py` for the tunnel.
 """
 from __future__ import annotations
 
@@ -17,11 +17,12 @@ import pytest
 from aiobotocore.credentials import AioCredentials
 from aiohttp import web
 
-from tests.support import seed
-from tests.support.alternator_front import AlternatorFront, free_port
+from testbed import seed
+from testbed.alternator_front import AlternatorFront
+from testbed.connect_proxy import ConnectProxy
+from testbed.ports import free_port
+from testbed.tls import make_ca, make_server_certificate
 from tests.support.cli_runs import unique
-from tests.support.connect_proxy import ConnectProxy
-from tests.support.tls import make_ca, make_server_certificate
 from transforms.dynamo.aws_json import TABLE_TARGET_PREFIX, open_endpoint
 from transforms.dynamo.http1 import HttpConnectionError, Origin
 
@@ -157,9 +158,7 @@ def test_https_goes_through_the_proxy_s_connect_tunnel_with_its_credentials(dyna
     the proxy's URL, as curl and the SDK read them): one tunnel carries every request."""
     front, tls = https_source
     table = unique("tunnel")
-    seed.create_table(dynamodb_local.endpoint, table, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                      AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                      BillingMode="PAY_PER_REQUEST")
+    seed.create_table(dynamodb_local.endpoint, table, **seed.keyed_by("pk"))
     seed.put_items(dynamodb_local.endpoint, table, [{"pk": {"S": f"k{i}"}} for i in range(12)])
     for name in ("NO_PROXY", "no_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)

@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import unique
 from transforms.dynamo.endpoints import Credentials, TargetSpec
 from transforms.dynamo.writer import WriterSettings, open_writer, put, refuse_oversized
@@ -40,9 +40,7 @@ def test_only_puts_over_the_limit_are_refused_and_only_for_a_dynamodb_target():
 @pytest.mark.integration
 def test_an_item_over_400_kb_is_dead_lettered_without_a_request(dynamodb_local):
     table = unique("item_limit")
-    seed.create_table(dynamodb_local.endpoint, table, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                      AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                      BillingMode="PAY_PER_REQUEST")
+    seed.create_table(dynamodb_local.endpoint, table, **seed.keyed_by("pk"))
     # DynamoDB Local wants signed requests; a non-AWS endpoint is signed only with target.credentials
     target = TargetSpec(endpoint=dynamodb_local.endpoint, credentials=Credentials("test", "test"))
     requests = [put(_small(n)) for n in range(30)] + [put(BIG)]
@@ -57,5 +55,4 @@ def test_an_item_over_400_kb_is_dead_lettered_without_a_request(dynamodb_local):
     assert [f.request for f in outcome.failures] == [put(BIG)]
     assert outcome.failures[0].error.startswith("ItemTooLarge: ")  # ours: DynamoDB Local never saw it
     assert outcome.retries == 0
-    assert sorted(seed.canonical(i) for i in seed.scan_all(dynamodb_local.endpoint, table)) == \
-        sorted(seed.canonical(_small(n)) for n in range(30))
+    assert seed.table_items(dynamodb_local.endpoint, table) == sorted(seed.canonical(_small(n)) for n in range(30))

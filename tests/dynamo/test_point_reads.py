@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import unique
 from transforms.dynamo.endpoints import Credentials, TargetSpec, node_client
 from transforms.dynamo.point_reads import get_items
@@ -21,9 +21,7 @@ pytestmark = pytest.mark.integration
 def test_keys_left_by_a_partial_answer_are_asked_again_until_none_is_left(alternator_clean):
     moto = alternator_clean.moto.endpoint
     table = unique("reads")
-    seed.create_table(moto, table, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                      AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                      BillingMode="PAY_PER_REQUEST")
+    seed.create_table(moto, table, **seed.keyed_by("pk"))
     client = seed.client_for(moto)
     value = "v" * 350_000  # 60 items: 21 MB, more than one answer holds
     for first in range(0, 60, 10):

@@ -9,16 +9,15 @@ import os
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support import seed
-from tests.support.alternator_front import MAX_REQUEST_BYTES as ALTERNATOR_LIMIT
+from testbed import seed
+from testbed.alternator_front import MAX_REQUEST_BYTES as ALTERNATOR_LIMIT
 from tests.support.cli_runs import unique
 from transforms.dynamo.endpoints import Credentials, TargetSpec
 from transforms.dynamo.request_size import MAX_REQUEST_BYTES, cut_by_size, too_large
 from transforms.dynamo.writer import WriterSettings, open_writer, put
 from transforms.items.wire_encode import batch_write_body, request_row
 
-KEY = {"KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-       "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}], "BillingMode": "PAY_PER_REQUEST"}
+KEY = seed.keyed_by("pk")
 
 
 def test_batches_hold_at_most_the_count_and_the_bytes_in_order():

@@ -2,14 +2,14 @@
 cluster that enforces authorization, and a missing one stops the command saying which.
 
 The target is the Alternator front enforcing signatures and the roles' permissions as
-ScyllaDB does (`tests/support/alternator_grants.py`, from alternator/executor.cc and
+ScyllaDB does (`testbed/alternator_grants.py`, from alternator/executor.cc and
 executor_util.cc); the source is DynamoDB Local.
 """
 from __future__ import annotations
 
 import pytest
 
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import error_lines, run_cli, unique, write_config
 from transforms.state.dead_letters import letter_files
 

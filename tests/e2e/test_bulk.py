@@ -13,42 +13,23 @@ import time
 
 import pytest
 
-from tests.support import seed
+from testbed import seed
+from testbed.servers import REPO_ROOT, MotoServer
+from tests.support.cli_runs import alternator_target, endpoint_target, run_cli, unique, write_config
 from transforms.items.ddb_json import decode_item
 from transforms.state import bulk_checkpoints
-from tests.support.servers import REPO_ROOT, MotoServer
-from tests.support.cli_runs import alternator_target, endpoint_target, run_cli, unique, write_config
 
 pytestmark = pytest.mark.integration
 
 
 def _seed_three_tables(source: str, all_types_count: int = 1500) -> dict[str, str]:
     names = {"hash": unique("mutants"), "range": unique("music"), "indexed": unique("all_types")}
-    seed.create_table(source, names["hash"],
-                      KeySchema=[{"AttributeName": "last_name", "KeyType": "HASH"}],
-                      AttributeDefinitions=[{"AttributeName": "last_name", "AttributeType": "S"}],
-                      BillingMode="PAY_PER_REQUEST")
+    seed.create_table(source, names["hash"], **seed.keyed_by("last_name"))
     seed.put_items(source, names["hash"], seed.MUTANT_ITEMS)
-    seed.create_table(source, names["range"],
-                      KeySchema=[{"AttributeName": "Artist", "KeyType": "HASH"},
-                                 {"AttributeName": "SongTitle", "KeyType": "RANGE"}],
-                      AttributeDefinitions=[{"AttributeName": "Artist", "AttributeType": "S"},
-                                            {"AttributeName": "SongTitle", "AttributeType": "S"}],
-                      BillingMode="PAY_PER_REQUEST")
+    seed.create_table(source, names["range"], **seed.keyed_by("Artist", sort=("SongTitle", "S")))
     seed.put_items(source, names["range"], seed.MUSIC_ITEMS)
     seed.seed_all_types(source, names["indexed"], count=all_types_count)
     return names
-
-
-def _assert_same_items(source: str, target: str, source_table: str, target_table: str | None = None,
-                       renames: dict | None = None) -> int:
-    renames = renames or {}
-    expected = sorted(seed.canonical({renames.get(k, k): v for k, v in item.items()})
-                      for item in seed.scan_all(source, source_table))
-    actual = sorted(seed.canonical(item) for item in seed.scan_all(target, target_table or source_table))
-    assert len(actual) == len(expected)
-    assert actual == expected
-    return len(actual)
 
 
 def test_three_tables_every_type_through_localnodes(dynamodb_local, alternator_clean, tmp_path):
@@ -63,9 +44,9 @@ def test_three_tables_every_type_through_localnodes(dynamodb_local, alternator_c
                      "--no-progress")
 
     assert result.exit_code == 0, result.output
-    assert _assert_same_items(source, target, names["hash"]) == 3
-    assert _assert_same_items(source, target, names["range"], names["range"] + "_copy") == 4
-    assert _assert_same_items(source, target, names["indexed"], renames=renames) == 1500
+    assert seed.assert_same_items(source, target, names["hash"]) == 3
+    assert seed.assert_same_items(source, target, names["range"], names["range"] + "_copy") == 4
+    assert seed.assert_same_items(source, target, names["indexed"], renames=renames) == 1500
     # Discovery through /localnodes spread the writes over more than one node.
     writes = alternator_clean.front.stats()["requests_by_address"]
     assert len([address for address, count in writes.items() if count > 0]) > 1
@@ -122,7 +103,7 @@ def test_throttling_and_server_errors_are_retried(dynamodb_local, alternator_cle
     assert faults.get("throttle", 0) > 0 and faults.get("server_error", 0) > 0
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["tables"][table]["retried"] >= faults["throttle"] + faults["server_error"]
-    assert _assert_same_items(source, alternator_clean.url, table) == 800
+    assert seed.assert_same_items(source, alternator_clean.url, table) == 800
 
 
 def test_dropped_connections_and_unprocessed_items(dynamodb_local, alternator_clean, tmp_path):
@@ -140,7 +121,7 @@ def test_dropped_connections_and_unprocessed_items(dynamodb_local, alternator_cl
     faults = alternator_clean.front.stats()["faults_injected"]
     assert faults.get("unprocessed", 0) > 0 and faults.get("drop", 0) > 0
     assert alternator_clean.front.stats()["requests_by_address"].get("127.0.0.2", 0) == 0  # no discovery
-    assert _assert_same_items(source, alternator_clean.url, table) == 400
+    assert seed.assert_same_items(source, alternator_clean.url, table) == 400
 
 
 def test_writes_that_keep_failing_go_to_dead_letter_files(dynamodb_local, alternator_clean, tmp_path):
@@ -161,7 +142,7 @@ def test_writes_that_keep_failing_go_to_dead_letter_files(dynamodb_local, altern
     assert len(lines) == 120
     assert all("RequestLimitExceeded" in line["error"] and line["table"] == table for line in lines)
     dead = sorted(seed.canonical(decode_item(line["item"])) for line in lines)
-    assert dead == sorted(seed.canonical(item) for item in seed.scan_all(source, table))
+    assert dead == seed.table_items(source, table)
 
 
 def test_two_worker_processes(dynamodb_local, alternator_clean, tmp_path):
@@ -176,7 +157,7 @@ def test_two_worker_processes(dynamodb_local, alternator_clean, tmp_path):
     result = run_cli("migrate", "--config", str(config), "--report", str(tmp_path / "r.json"), "--no-progress")
 
     assert result.exit_code == 0, result.output
-    assert _assert_same_items(source, alternator_clean.url, table) == 1000
+    assert seed.assert_same_items(source, alternator_clean.url, table) == 1000
     entry = json.loads((tmp_path / "r.json").read_text())["tables"][table]
     assert entry["written"] == 1000  # metrics came back from the worker processes
     # State grows with segments and time, not pages: 50 pages, one object per segment at the end,
@@ -250,7 +231,7 @@ def test_interrupted_run_resumes_and_redoes_at_most_the_pages_in_flight(dynamodb
     # writer holds at most 2 x concurrency x batch items, and records each page as it completes.
     in_flight = 2 * concurrency * batch + page_size
     assert written_before_kill - recorded.items <= in_flight
-    assert _assert_same_items(source, target, table) == 1000
+    assert seed.assert_same_items(source, target, table) == 1000
     assert len(_state_objects(checkpoint_dir, table)) <= 2 * 2  # per segment, one object per run that advanced it
     again = run_cli("migrate", "--config", str(config), "--resume", "--report", str(tmp_path / "r2.json"),
                     "--no-progress")
@@ -262,9 +243,7 @@ def test_tags_are_copied_except_the_ones_alternator_rejects(alternator_clean, tm
     """DynamoDB Local has no tagging, so a second moto server is the source here."""
     table = unique("tagged")
     with MotoServer() as source:
-        seed.create_table(source.endpoint, table, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                          AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                          BillingMode="PAY_PER_REQUEST")
+        seed.create_table(source.endpoint, table, **seed.keyed_by("id"))
         client = seed.client_for(source.endpoint)
         arn = client.describe_table(TableName=table)["Table"]["TableArn"]
         client.tag_resource(ResourceArn=arn, Tags=[{"Key": "team", "Value": "data"},
@@ -283,9 +262,7 @@ def test_tags_are_copied_except_the_ones_alternator_rejects(alternator_clean, tm
 def test_warns_when_the_target_table_always_uses_lwt(dynamodb_local, alternator_clean, tmp_path, caplog):
     source = dynamodb_local.endpoint
     table = unique("lwt")
-    definition = {"KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
-                  "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
-                  "BillingMode": "PAY_PER_REQUEST"}
+    definition = seed.keyed_by("id")
     seed.create_table(source, table, **definition)
     seed.create_table(alternator_clean.url, table, **definition)
     target = seed.client_for(alternator_clean.url)

@@ -14,17 +14,15 @@ import pytest
 import yaml
 from botocore.exceptions import ClientError
 
-from tests.support import seed
-from tests.support.alternator_front import free_port
+from testbed import seed
+from testbed.ports import free_port
+from testbed.servers import REPO_ROOT
 from tests.support.cli_runs import alternator_target, endpoint_target, run_cli, unique, write_config
-from tests.support.servers import REPO_ROOT
 
 SECRET = "Sekr1t-Qx7vZ3-must-never-be-printed"
 COMMANDS = ("plan", "create-tables", "migrate")
 
-HASH_PK = {"KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-           "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-           "BillingMode": "PAY_PER_REQUEST"}
+HASH_PK = seed.keyed_by("pk")
 
 
 def secret_source(endpoint: str) -> dict:
@@ -237,17 +235,9 @@ def test_target_with_another_key_schema_stops_before_writing(tmp_path, dynamodb_
                                                              target_kind):
     source, target = dynamodb_local.endpoint, alternator_clean.url
     table = unique("music")
-    seed.create_table(source, table,
-                      KeySchema=[{"AttributeName": "Artist", "KeyType": "HASH"},
-                                 {"AttributeName": "SongTitle", "KeyType": "RANGE"}],
-                      AttributeDefinitions=[{"AttributeName": "Artist", "AttributeType": "S"},
-                                            {"AttributeName": "SongTitle", "AttributeType": "S"}],
-                      BillingMode="PAY_PER_REQUEST")
+    seed.create_table(source, table, **seed.keyed_by("Artist", sort=("SongTitle", "S")))
     seed.put_items(source, table, seed.MUSIC_ITEMS)
-    seed.create_table(target, table,
-                      KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                      AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}],
-                      BillingMode="PAY_PER_REQUEST")
+    seed.create_table(target, table, **seed.keyed_by("id", "N"))
     sentinel = {"id": {"N": "1"}, "note": {"S": "was here before"}}
     seed.put_items(target, table, [sentinel])
     target_section = alternator_target(alternator_clean) if target_kind == "alternator" else endpoint_target(

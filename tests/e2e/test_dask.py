@@ -16,11 +16,13 @@ import pytest
 from distributed import Client
 
 from pipeline.checks import engines
-from tests.support import seed
+from testbed import seed
+from testbed.fake_streams import shard_id
+from testbed.ports import free_port
+from testbed.servers import DaskCluster
 from tests.support.cli_runs import (alternator_target, error_lines, run_cli, run_script, start_script, unique,
                                     write_config)
-from tests.support.controlled_streams import controlled_stream, image, key, shard_id
-from tests.support.servers import DaskCluster, free_port
+from tests.support.controlled_streams import controlled_stream, image, key
 from tests.support.stores import s3_store
 from transforms.state import bulk_checkpoints, stream_checkpoints
 

@@ -9,8 +9,8 @@ import sys
 import pytest
 import yaml
 
+from testbed.servers import REPO_ROOT
 from tests.support.cli_runs import error_lines, script_env
-from tests.support.servers import REPO_ROOT
 
 DATAFLOW_CONFIG = REPO_ROOT / "configs" / "dataflow.yaml"
 # configs/dataflow.yaml reads these from the environment.

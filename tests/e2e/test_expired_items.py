@@ -12,15 +12,13 @@ import time
 
 import pytest
 
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import alternator_target, run_cli, unique, write_config
 from transforms.items.expiry import FIVE_YEARS_SECONDS
 
 pytestmark = pytest.mark.integration
 
-KEYED = {"KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-         "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-         "BillingMode": "PAY_PER_REQUEST"}
+KEYED = seed.keyed_by("pk")
 
 
 def _expiries(now: int) -> dict[str, dict | None]:
@@ -45,7 +43,7 @@ def _item(key: str, expiry: dict | None, version: int = 0) -> dict:
 
 
 def _source_table(endpoint: str, table: str, *, stream: bool = False, ttl: bool = True) -> None:
-    # A stream on the Alternator front needs a vnodes table, as on ScyllaDB 2026.1 (tests/support/alternator_tablets.py)
+    # A stream on the Alternator front needs a vnodes table, as on ScyllaDB 2026.1 (testbed/alternator_tablets.py)
     extra = {"StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
              "Tags": [{"Key": "system:initial_tablets", "Value": "none"}]} if stream else {}
     seed.create_table(endpoint, table, **KEYED, **extra)

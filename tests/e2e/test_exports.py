@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.support import seed
+from testbed import seed
+from testbed.exports import s3_client, write_full_export, write_incremental_export
 from tests.support.cli_runs import (alternator_target, error_lines, interrupt, items_copied, run_cli, start_script,
                                     unique, write_config)
-from tests.support.exports import s3_client, write_full_export, write_incremental_export
 from tests.support.stores import s3_store
 from transforms.items.ddb_json import decode_item
 from transforms.state import bulk_checkpoints
@@ -211,9 +211,7 @@ def test_a_page_too_large_for_the_target_is_split_not_dead_lettered(dynamodb_loc
     nothing goes to the dead-letter folder."""
     source, s3 = dynamodb_local.endpoint, s3_client(alternator_clean.moto.endpoint)
     table = unique("large")
-    seed.create_table(source, table, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                      AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                      BillingMode="PAY_PER_REQUEST")  # described only: the items come from the export
+    seed.create_table(source, table, **seed.keyed_by("pk"))  # described only: the items come from the export
     items = [{"pk": {"S": f"k{i:03}"}, "blob": {"B": os.urandom(100_000)}} for i in range(40)]
     full = write_full_export(s3, bucket.root.split("/")[2], "exports", items, files=1)
     config = write_config(tmp_path, source, alternator_target(alternator_clean), [{"source": table, "export": full}],

@@ -14,11 +14,11 @@ import time
 
 import pytest
 
-from tests.support import seed
+from testbed import seed
+from testbed.exports import s3_client, write_full_export
+from testbed.slow_source import SlowSource
 from tests.support.cli_runs import (alternator_target, interrupt, items_copied, run_cli, start_script, unique,
                                     write_config)
-from tests.support.exports import s3_client, write_full_export
-from tests.support.slow_source import SlowSource
 from tests.support.stores import s3_store
 from transforms.scan import SegmentSpec, segment_groups
 from transforms.state import bulk_checkpoints

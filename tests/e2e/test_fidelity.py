@@ -11,10 +11,10 @@ import signal
 import boto3
 import pytest
 
-from tests.support import seed
+from testbed import seed
+from testbed.servers import MotoServer
 from tests.support.cli_runs import (alternator_target, error_lines, interrupt, items_copied, run_cli, run_script,
                                     start_script, unique, write_config)
-from tests.support.servers import MotoServer
 from tests.support.stores import S3_KEYS, Store
 from transforms.errors import StorageError
 from transforms.state.files import matching
@@ -23,9 +23,7 @@ from transforms.state.storage import StorageOptions
 pytestmark = pytest.mark.integration
 
 RENAMES = {"old_name": "name"}
-KEY = {"KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-       "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-       "BillingMode": "PAY_PER_REQUEST"}
+KEY = seed.keyed_by("pk")
 
 
 def _spelling_item(i: int) -> dict:
@@ -182,9 +180,7 @@ def test_a_rename_onto_a_key_attribute_is_refused_before_anything_is_written(dyn
 def test_number_keys_are_matched_exactly(dynamodb_local, alternator_clean, tmp_path):
     source, target = dynamodb_local.endpoint, alternator_clean.url
     table = unique("number_keys")
-    definition = {"KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
-                  "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "N"}],
-                  "BillingMode": "PAY_PER_REQUEST"}
+    definition = seed.keyed_by("k", "N")
     seed.create_table(source, table, **definition)
     seed.create_table(target, table, **definition)
     seed.put_items(source, table, [{"k": {"N": "1"}, "v": {"S": "one"}}, {"k": {"N": "2"}, "v": {"S": "two"}}])

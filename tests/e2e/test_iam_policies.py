@@ -5,10 +5,10 @@ command stops with one `error:` line naming that action (S3 names no action: the
 the bucket or object refused).
 
 AWS is moto with IAM enforced, amended to authorize each request against the resource AWS
-authorizes it against (`tests/support/moto_iam.py`): the policies' table, stream, Kinesis
+authorizes it against (`testbed/moto_iam.py`): the policies' table, stream, Kinesis
 data stream and object ARNs are checked too, not only their actions. A table followed on a
 Kinesis data stream has its changes written there as DynamoDB writes them
-(`tests/support/kinesis_changes.py`), into the same moto. What moto does not check, so
+(`testbed/kinesis_changes.py`), into the same moto. What moto does not check, so
 these tests cannot show either: condition keys other than a trust policy's
 `sts:ExternalId`, resource-based policies of tables, streams, Kinesis data streams and
 buckets, KMS keys (exports encrypted with SSE-KMS, and Kinesis data streams encrypted with a
@@ -19,7 +19,7 @@ source there, DynamoDB Local, has no tags to copy), `s3:ListBucket`/`s3:GetObjec
 Parquet folder written by `export` (shown for the same policy on the state bucket), `capture` (it
 runs until interrupted; it reads the streams as `migrate --streams` does, with the same
 policies); a Kinesis data stream resharded or with more than one page of shards (moto's
-own resharding is not Kinesis's, `tests/support/moto_kinesis.py`, and a `ListShards` naming
+own resharding is not Kinesis's, `testbed/moto_kinesis.py`, and a `ListShards` naming
 only its `NextToken` is checked against `*`).
 
 The target is the Alternator stand-in, which does not use IAM (docs/alternator-auth.md),
@@ -33,11 +33,11 @@ import re
 import boto3
 import pytest
 
-from tests.support import seed
+from testbed import seed
+from testbed.exports import s3_client, write_full_export
+from testbed.kinesis_changes import KinesisTable
+from testbed.servers import REPO_ROOT, IamMotoServer
 from tests.support.cli_runs import alternator_target, error_lines, run_cli, unique, write_config
-from tests.support.exports import s3_client, write_full_export
-from tests.support.kinesis_changes import KinesisTable
-from tests.support.servers import REPO_ROOT, IamMotoServer
 from tests.support.stores import unique_bucket
 from transforms.state.dead_letters import letter_files
 
@@ -133,13 +133,10 @@ def _streamed_table(account: Account, changes: int = 20) -> str:
     return table
 
 
-_UNSTREAMED_TABLE = {key: value for key, value in seed.STREAMED_TABLE.items() if key != "StreamSpecification"}
-
-
 def _kinesis_table(account: Account, changes: int = 20) -> KinesisTable:
     """A table (no DynamoDB stream) whose changes went to a Kinesis data stream (two shards), both moto's."""
     table = unique("kinesis")
-    seed.create_table(account.endpoint, table, **_UNSTREAMED_TABLE)
+    seed.create_table(account.endpoint, table, **seed.keyed_by("id"))
     made = KinesisTable(account.endpoint, account.endpoint, table)
     _kinesis_changes(made, 0, changes)
     return made
@@ -297,7 +294,7 @@ def test_each_action_of_the_kinesis_policy_is_needed(account, alternator_clean, 
 
 def test_enable_streams_needs_update_table_and_nothing_else(account, alternator_clean, tmp_path):
     table, bucket = unique("unstreamed"), account.bucket()
-    seed.create_table(account.endpoint, table, **_UNSTREAMED_TABLE)
+    seed.create_table(account.endpoint, table, **seed.keyed_by("id"))
     seed.put_items(account.endpoint, table, [{"id": {"S": f"k{i}"}} for i in range(10)])
     names = {"TABLE": table, "BUCKET": bucket, "PREFIX": "run"}
     usual = {name: policy(name, **names) for name in ("source-read.json", "source-streams.json",

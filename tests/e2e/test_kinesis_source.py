@@ -1,7 +1,7 @@
 """Tables followed on a Kinesis data stream (`tables[].kinesis_stream_arn`) instead of their DynamoDB stream.
 
 The source table is DynamoDB Local's (the truth the target is compared with); its changes go
-to a Kinesis data stream in moto's server (`tests/support/moto_kinesis.py`: moto with its
+to a Kinesis data stream in moto's server (`testbed/moto_kinesis.py`: moto with its
 resharding amended to behave as Kinesis documents), written by `KinesisTable` as DynamoDB
 writes them, delivered more than once and out of order as DynamoDB documents they may be.
 Each history ends with an older change of some key arriving after a newer one, so a target
@@ -22,15 +22,13 @@ import time
 import pytest
 import yaml
 
-from tests.support import seed
+from testbed import seed
+from testbed.kinesis_changes import KinesisTable
 from tests.support.cli_runs import alternator_target, error_lines, run_cli, unique, write_config
-from tests.support.kinesis_changes import KinesisTable
 
 pytestmark = pytest.mark.integration
 
-HASH_KEY = {"KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
-            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
-            "BillingMode": "PAY_PER_REQUEST"}
+HASH_KEY = seed.keyed_by("id")
 FILLER = 1500  # records ahead of the tie in the merge's adjacent parent: two GetRecords pages
 
 

@@ -2,8 +2,8 @@
 
 DynamoDB Streams keeps a record 24 hours; a large table takes longer to copy. These tests
 compress the day: the test Streams server keeps records `RETENTION` seconds
-(`tests/support/fake_streams.py`, as DynamoDB documents its 24-hour trim), and the source
-table is read through `tests/support/slow_source.py`, which holds every Scan page, so a
+(`testbed/fake_streams.py`, as DynamoDB documents its 24-hour trim), and the source
+table is read through `testbed/slow_source.py`, which holds every Scan page, so a
 snapshot of a few hundred items lasts several retentions while `ChangingTable` writes to
 the table (DynamoDB Local) and puts each change on the stream, rolling shards over as
 DynamoDB does. The table itself, the target (the Alternator front) and the tool's every
@@ -23,11 +23,12 @@ import pytest
 import yaml
 from botocore.exceptions import ClientError
 
-from tests.support import seed
+from testbed import seed
+from testbed.exports import LocalBucket, write_full_export
+from testbed.fake_streams import shard_id
+from testbed.slow_source import SlowSource
 from tests.support.cli_runs import error_lines, interrupt, run_cli, start_script
-from tests.support.controlled_streams import ChangingTable, controlled_stream, shard_id, wait_for
-from tests.support.exports import LocalBucket, write_full_export
-from tests.support.slow_source import SlowSource
+from tests.support.controlled_streams import ChangingTable, controlled_stream, wait_for
 from transforms.state import bulk_checkpoints, change_spool, stream_checkpoints
 from transforms.state.files import read_json
 

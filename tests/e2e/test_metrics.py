@@ -13,9 +13,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.output.metrics_server import serve_metrics
-from tests.support import seed
+from testbed import seed
+from testbed.ports import free_port
 from tests.support.cli_runs import alternator_target, run_cli, run_script, start_script, unique, write_config
-from tests.support.servers import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,11 @@ import boto3
 import pytest
 from apache_beam.io.filesystems import FileSystems
 
-from tests.support import seed
+from testbed import seed
+from testbed.ports import free_port
+from testbed.servers import MotoServer
 from tests.support.cli_runs import (alternator_target, error_lines, run_cli, run_script, start_script, unique,
                                     write_config)
-from tests.support.servers import MotoServer, free_port
 from tests.support.stores import S3_KEYS, Store, gcs_store, local_store, s3_store, unique_bucket
 from transforms.findings import read_findings
 from transforms.items.ddb_json import decode_item
@@ -114,8 +115,7 @@ def test_dead_letters_are_written_and_counted(dynamodb_local, alternator_clean, 
     assert f"120 items could not be written; they are in {folder}" in result.output
     lines = [json.loads(line) for path in matching(FileSystems.join(folder, table, "*.jsonl"))
              for line in read_bytes(path).decode().splitlines()]
-    assert sorted(seed.canonical(decode_item(line["item"])) for line in lines) == sorted(
-        seed.canonical(item) for item in seed.scan_all(source, table))
+    assert sorted(seed.canonical(decode_item(line["item"])) for line in lines) == seed.table_items(source, table)
 
 
 def test_validation_findings_match_a_local_folders(dynamodb_local, alternator_clean, tmp_path, object_store):

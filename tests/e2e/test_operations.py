@@ -8,7 +8,7 @@ import math
 import pytest
 from botocore.exceptions import NoRegionError
 
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import alternator_target, run_cli, unique, write_config
 from transforms.dynamo.endpoints import Credentials, session_for
 
@@ -49,9 +49,7 @@ def test_plan_without_caps_says_so(dynamodb_local, alternator_clean, tmp_path):
     assert "no read or write cap is set" in result.output
 
 
-STREAMED = {"KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-            "BillingMode": "PAY_PER_REQUEST"}
+STREAMED = seed.keyed_by("pk")
 
 
 def _writes(endpoint: str, table: str, start: int, count: int) -> None:
@@ -94,14 +92,11 @@ def test_rollback_replicates_from_alternator_back_to_dynamodb(dynamodb_local, al
     first = run_cli("replicate", "--config", str(config), "--until-caught-up")
 
     assert first.exit_code == 0, first.output
-    expected = sorted(seed.canonical(item) for item in seed.scan_all(alternator, table))
-    assert sorted(seed.canonical(item) for item in seed.scan_all(dynamodb, table)) == expected
+    seed.assert_same_items(alternator, dynamodb, table)
     _writes(alternator, table, 80, 40)
     again = run_cli("replicate", "--config", str(config), "--until-caught-up")
     assert again.exit_code == 0, again.output
-    expected = sorted(seed.canonical(item) for item in seed.scan_all(alternator, table))
-    assert len(expected) > 80
-    assert sorted(seed.canonical(item) for item in seed.scan_all(dynamodb, table)) == expected
+    assert seed.assert_same_items(alternator, dynamodb, table) > 80
 
 
 ROLE = "arn:aws:iam::123456789012:role/migration"

@@ -14,15 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.support import seed
+from testbed import seed
+from testbed.servers import REPO_ROOT
 from tests.support.cli_runs import (CONSOLE_SCRIPT, alternator_target, items_copied, run_script, script_env,
                                     start_script, unique, write_config)
-from tests.support.servers import REPO_ROOT
 from transforms.state import bulk_checkpoints
 
-HASH_PK = {"KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-           "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-           "BillingMode": "PAY_PER_REQUEST"}
+HASH_PK = seed.keyed_by("pk")
 
 
 def only_error(completed: subprocess.CompletedProcess) -> str:
@@ -120,9 +118,7 @@ def _both(tmp_path: Path, config: Path) -> tuple[str, str]:
 def test_plan_refuses_a_target_with_another_key_schema_as_migrate_does(tmp_path, dynamodb_local, alternator_clean):
     table = unique("other_key")
     seed.create_table(dynamodb_local.endpoint, table, **HASH_PK)
-    seed.create_table(alternator_clean.url, table, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                      AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}],
-                      BillingMode="PAY_PER_REQUEST")
+    seed.create_table(alternator_clean.url, table, **seed.keyed_by("id", "N"))
     config = write_config(tmp_path, dynamodb_local.endpoint, alternator_target(alternator_clean), [table])
 
     plan, migrate = _both(tmp_path, config)

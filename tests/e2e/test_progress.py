@@ -10,7 +10,7 @@ import time
 import pytest
 
 from pipeline.output.progress import ProgressWatcher, Tracked, poll_interval
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import (alternator_target, interrupt, items_copied, run_cli, run_on_terminal, run_script,
                                     start_script, unique, write_config)
 from transforms.state import bulk_checkpoints

@@ -10,16 +10,14 @@ import time
 
 import pytest
 
-from tests.support import seed
+from testbed import seed
+from testbed.servers import REPO_ROOT
 from tests.support.cli_runs import alternator_target, run_cli, run_script, unique, write_config
-from tests.support.servers import REPO_ROOT
 from transforms.state import stream_checkpoints
 
 pytestmark = pytest.mark.integration
 
-HASH_ONLY = {"KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
-             "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
-             "BillingMode": "PAY_PER_REQUEST"}
+HASH_ONLY = seed.keyed_by("id")
 
 
 def _streamed_table(source: str, view_type: str = "NEW_AND_OLD_IMAGES") -> str:
@@ -49,13 +47,6 @@ def _changes(source: str, table: str, start: int, count: int) -> None:
         client.put_item(TableName=table, Item=_item(99_999, version))
 
 
-def _same(source: str, target: str, table: str) -> int:
-    expected = sorted(seed.canonical(item) for item in seed.scan_all(source, table))
-    actual = sorted(seed.canonical(item) for item in seed.scan_all(target, table))
-    assert actual == expected
-    return len(actual)
-
-
 def _config(tmp_path, dynamodb_local, alternator, table, **sections):
     return write_config(tmp_path, dynamodb_local.endpoint, alternator_target(alternator), [{"source": table}],
                         **sections)
@@ -78,7 +69,7 @@ def test_changes_before_during_and_after_the_snapshot(dynamodb_local, alternator
 
     assert again.exit_code == 0, again.output
     assert "254 changes" in again.output and "1 open shard" in again.output
-    assert _same(source, alternator_clean.url, table) > 400
+    assert seed.assert_same_items(source, alternator_clean.url, table) > 400
     target_item = seed.client_for(alternator_clean.url).get_item(TableName=table, Key={"id": {"S": "k99999"}})
     assert target_item["Item"]["version"] == {"N": "99"}  # the last of 100 rapid updates won
 
@@ -151,7 +142,7 @@ def test_streams_must_be_on_or_enabled(dynamodb_local, alternator_clean, tmp_pat
     assert spec == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
     seed.client_for(source).delete_item(TableName=table, Key={"id": {"S": "k00003"}})
     assert run_cli("replicate", "--config", str(config), "--until-caught-up").exit_code == 0
-    assert _same(source, alternator_clean.url, table) == 19
+    assert seed.assert_same_items(source, alternator_clean.url, table) == 19
 
 
 def test_keys_only_stream_replicates_current_items(dynamodb_local, alternator_clean, tmp_path):
@@ -164,7 +155,7 @@ def test_keys_only_stream_replicates_current_items(dynamodb_local, alternator_cl
     result = run_cli("replicate", "--config", str(config), "--until-caught-up")
 
     assert result.exit_code == 0, result.output
-    assert _same(source, alternator_clean.url, table) > 40
+    assert seed.assert_same_items(source, alternator_clean.url, table) > 40
 
 
 def test_killed_replication_resumes_and_checkpoints_only_move_forward(dynamodb_local, alternator_clean, tmp_path):
@@ -200,7 +191,7 @@ def test_killed_replication_resumes_and_checkpoints_only_move_forward(dynamodb_l
         assert int(after[shard].sequence_number) >= int(checkpoint.sequence_number)
         assert after[shard].applied >= checkpoint.applied
     assert sum(cp.applied for cp in middle.values()) < sum(cp.applied for cp in after.values())
-    assert _same(source, alternator_clean.url, table) == 700
+    assert seed.assert_same_items(source, alternator_clean.url, table) == 700
 
 
 def test_writes_of_one_partition_key_go_to_one_node(dynamodb_local, alternator_clean, tmp_path):
@@ -221,7 +212,7 @@ def test_writes_of_one_partition_key_go_to_one_node(dynamodb_local, alternator_c
     assert len(writers) == 40
     assert all(len(addresses) == 1 for addresses in writers.values())
     assert len({addresses[0] for addresses in writers.values()}) > 1  # and the keys are spread over nodes
-    assert _same(source, alternator_clean.url, table) == 40
+    assert seed.assert_same_items(source, alternator_clean.url, table) == 40
 
 
 def test_renames_apply_to_changes_and_throttling_is_retried(dynamodb_local, alternator_clean, tmp_path):
@@ -238,9 +229,7 @@ def test_renames_apply_to_changes_and_throttling_is_retried(dynamodb_local, alte
     assert result.exit_code == 0, result.output
     faults = alternator_clean.front.stats()["faults_injected"]
     assert faults.get("throttle", 0) > 0 and faults.get("server_error", 0) > 0
-    expected = sorted(seed.canonical({"body" if k == "payload" else k: v for k, v in item.items()})
-                      for item in seed.scan_all(source, table))
-    assert sorted(seed.canonical(item) for item in seed.scan_all(alternator_clean.url, table)) == expected
+    seed.assert_same_items(source, alternator_clean.url, table, renames={"payload": "body"})
 
 
 def test_a_recreated_stream_means_changes_were_lost(dynamodb_local, alternator_clean, tmp_path):
@@ -262,7 +251,7 @@ def test_a_recreated_stream_means_changes_were_lost(dynamodb_local, alternator_c
     fresh = run_cli("migrate", "--config", str(config), "--streams", "--until-caught-up", "--restart",
                     "--no-progress")
     assert fresh.exit_code == 0, fresh.output
-    assert _same(source, alternator_clean.url, table) == 1
+    assert seed.assert_same_items(source, alternator_clean.url, table) == 1
 
 
 def test_failed_writes_stop_the_shard_without_skipping_them(dynamodb_local, alternator_clean, tmp_path):
@@ -283,4 +272,4 @@ def test_failed_writes_stop_the_shard_without_skipping_them(dynamodb_local, alte
     assert stream_checkpoints.all_shards(checkpoint_dir, table) == before  # nothing skipped
     alternator_clean.front.set_faults()
     assert run_cli("replicate", "--config", str(config), "--until-caught-up").exit_code == 0
-    assert _same(source, alternator_clean.url, table) > 20
+    assert seed.assert_same_items(source, alternator_clean.url, table) > 20

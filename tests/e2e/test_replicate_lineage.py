@@ -1,7 +1,7 @@
 """Shard lineage, trimmed changes, expired iterators and disabled streams.
 
 DynamoDB Local has a single stream shard per table and never trims it, so these tests
-read a stream whose shards they control: `tests/support/fake_streams.py`, a test-only
+read a stream whose shards they control: `testbed/fake_streams.py`, a test-only
 DynamoDB Streams server on 127.0.0.1 spoken to over HTTP by the real aiobotocore client
 (via `source.streams_endpoint`). The table itself lives in DynamoDB Local and the
 target is the Alternator front, as everywhere else.

@@ -17,8 +17,9 @@ import pytest
 from pipeline.checks.config import load_config
 from pipeline.checks.tables import plan_tables
 from pipeline.commands import replicate as replication
+from testbed.fake_streams import shard_id
 from tests.support.cli_runs import interrupt, run_cli, start_script
-from tests.support.controlled_streams import controlled_stream, image, key, shard_id, target_versions, wait_for
+from tests.support.controlled_streams import controlled_stream, image, key, target_versions, wait_for
 from transforms.state import stream_checkpoints
 from transforms.streams.engine import open_replicator
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import (alternator_target, error_lines, interrupt, items_copied, run_script,
                                     start_script, unique, write_config)
 from transforms.state import bulk_checkpoints
@@ -119,10 +119,7 @@ def test_a_plain_rerun_of_an_unfinished_copy_is_refused_and_keeps_its_progress(d
 def test_migrate_streams_does_not_drop_earlier_replication_checkpoints(dynamodb_local, alternator_clean, tmp_path):
     source = dynamodb_local.endpoint
     table = unique("rerun_streams")
-    seed.create_table(source, table, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                      AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                      BillingMode="PAY_PER_REQUEST",
-                      StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    seed.create_table(source, table, **seed.keyed_by("pk", streamed=True))
     seed.put_items(source, table, [{"pk": {"S": f"k{i}"}, "v": {"N": str(i)}} for i in range(20)])
     config = write_config(tmp_path, source, alternator_target(alternator_clean), [{"source": table}])
     first = run_script("migrate", "--config", str(config), "--streams", "--until-caught-up", "--no-progress",

@@ -6,15 +6,13 @@ import json
 
 import pytest
 
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import alternator_target, run_cli, unique, write_config
 from transforms.items.ddb_json import decode_item
 
 pytestmark = pytest.mark.integration
 
-KEYED = {"KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-         "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-         "BillingMode": "PAY_PER_REQUEST"}
+KEYED = seed.keyed_by("pk")
 RENAMES = {"pk": "id", "v": "value"}  # the key is renamed too: letters hold target naming
 
 
@@ -33,11 +31,6 @@ def _config(tmp_path, dynamodb_local, alternator, table):
 def _letters(tmp_path, table) -> list[dict]:
     return [json.loads(line) for path in sorted((tmp_path / "dead-letter").glob(f"run-*/{table}/*.jsonl"))
             for line in path.read_text().splitlines()]
-
-
-def _expected(endpoint: str, table: str) -> list[str]:
-    return sorted(seed.canonical({RENAMES.get(k, k): v for k, v in item.items()})
-                  for item in seed.scan_all(endpoint, table))
 
 
 def test_letters_are_resolved_from_the_source_and_a_second_call_is_a_no_op(dynamodb_local, alternator_clean,
@@ -62,8 +55,8 @@ def test_letters_are_resolved_from_the_source_and_a_second_call_is_a_no_op(dynam
 
     assert retried.exit_code == 0, retried.output
     assert "60 letters resolved" in retried.output and "0 left" in retried.output
-    target = sorted(seed.canonical(item) for item in seed.scan_all(alternator_clean.url, table))
-    assert target == _expected(source, table) and len(target) == 59
+    target = seed.table_items(alternator_clean.url, table)
+    assert target == seed.table_items(source, table, RENAMES) and len(target) == 59
     assert {"id": {"S": "k001"}, "value": {"N": "1001"}, "new": {"BOOL": True}} in seed.scan_all(
         alternator_clean.url, table)
     assert validated.exit_code == 0, validated.output
@@ -109,8 +102,8 @@ def test_what_fails_again_stays_with_its_new_reason(dynamodb_local, alternator_c
     assert fixed.exit_code == 0, fixed.output
     assert "1 letters resolved" in fixed.output and "0 left" in fixed.output
     assert _reasons(tmp_path, table) == []
-    target = sorted(seed.canonical(item) for item in seed.scan_all(alternator_clean.url, table))
-    assert target == _expected(source, table) and len(target) == 31
+    target = seed.table_items(alternator_clean.url, table)
+    assert target == seed.table_items(source, table, RENAMES) and len(target) == 31
 
 
 def _reasons(tmp_path, table) -> list[str]:

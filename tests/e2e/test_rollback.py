@@ -1,10 +1,10 @@
 """The way back from today's ScyllaDB: targets able to stream, `plan`'s warning for source tables
 that cannot, Alternator-shaped stream records, and items DynamoDB cannot hold.
 
-Alternator is the front (moto behind `tests/support/alternator_front.py`), which follows
-ScyllaDB 2026.1's tablet rules (`tests/support/alternator_tablets.py`: new tables use tablets,
+Alternator is the front (moto behind `testbed/alternator_front.py`), which follows
+ScyllaDB 2026.1's tablet rules (`testbed/alternator_tablets.py`: new tables use tablets,
 Streams need the tag `system:initial_tablets: none`). Its stream records come from the test
-Streams server (`tests/support/fake_streams.py`), shaped as Alternator's GetRecords writes them
+Streams server (`testbed/fake_streams.py`), shaped as Alternator's GetRecords writes them
 (alternator/streams.cc: eventSource `scylladb:alternator`, no SizeBytes, inserts as MODIFY, a
 PutItem as REMOVE + MODIFY). DynamoDB Local is DynamoDB, enforcing its 400 KB item limit.
 """
@@ -14,17 +14,16 @@ import json
 
 import pytest
 
-from tests.support import seed
+from testbed import seed
+from testbed.fake_streams import FakeStream, FakeStreamsServer, shard_id
 from tests.support.cli_runs import alternator_target, run_cli, unique, write_config
-from tests.support.controlled_streams import HASH_KEY, image, key, shard_id, target_versions
-from tests.support.fake_streams import FakeStream, FakeStreamsServer
+from tests.support.controlled_streams import HASH_KEY, image, key, target_versions
 from transforms.items.item_size import MAX_ITEM_BYTES, item_size
 from transforms.state import stream_checkpoints
 
 pytestmark = pytest.mark.integration
 
-TABLE = {"KeySchema": HASH_KEY, "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
-         "BillingMode": "PAY_PER_REQUEST"}
+TABLE = seed.keyed_by("id")
 STREAM = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
 VNODES = {"Key": "system:initial_tablets", "Value": "none"}
 # Over DynamoDB's limit, under moto's (405,000 bytes by its own count, which takes a list element

@@ -10,11 +10,11 @@ import stat
 
 import pytest
 
-from tests.support import seed
+from testbed import seed
+from testbed.alternator_front import AlternatorFront
+from testbed.servers import LocalAlternator
+from testbed.tls import make_ca, make_server_certificate
 from tests.support.cli_runs import error_lines, run_cli, run_script, unique, write_config
-from tests.support.alternator_front import AlternatorFront
-from tests.support.servers import LocalAlternator
-from tests.support.tls import make_ca, make_server_certificate
 
 pytestmark = pytest.mark.integration
 
@@ -107,8 +107,7 @@ def test_plan_of_a_rollback_from_an_https_alternator_trusts_its_ca_file(dynamodb
     """A rollback reads Alternator over https: `plan` asks the source for /localnodes (is it
     Alternator?) with the source's ca_file, then warns of a table that cannot stream."""
     table = unique("way_back")
-    without_stream = {key: value for key, value in seed.STREAMED_TABLE.items() if key != "StreamSpecification"}
-    seed.client_for(https_alternator.url, verify=str(pki["ca"])).create_table(TableName=table, **without_stream)
+    seed.client_for(https_alternator.url, verify=str(pki["ca"])).create_table(TableName=table, **seed.keyed_by("id"))
     seed.create_table(dynamodb_local.endpoint, table, **seed.STREAMED_TABLE)
     source = {"endpoint": https_alternator.url, "region": "us-east-1", "ca_file": str(pki["ca"])}
     config = write_config(tmp_path, https_alternator.url, {"endpoint": dynamodb_local.endpoint, "credentials": {
@@ -275,10 +274,7 @@ def test_replication_reads_the_stream_over_https_trusting_the_ca_as_the_sdk_does
     """DescribeTable and DescribeStream (the SDK), Scan (the data plane) and GetRecords (the
     Streams data plane) all trust the CA given in any of the SDK's ways: one TLS context."""
     table = unique("secured_stream")
-    seed.create_table(dynamodb_local.endpoint, table, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                      AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                      BillingMode="PAY_PER_REQUEST",
-                      StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    seed.create_table(dynamodb_local.endpoint, table, **seed.keyed_by("id", streamed=True))
     seed.client_for(dynamodb_local.endpoint).put_item(TableName=table, Item={"id": {"S": "copied"}})
     target = {"alternator": {"seeds": ["127.0.0.1"], "port": alternator_clean.port}}
     source = {"endpoint": https_source.url, **_trust_the_ca(how, pki["ca"], tmp_path, monkeypatch)}
@@ -290,5 +286,5 @@ def test_replication_reads_the_stream_over_https_trusting_the_ca_as_the_sdk_does
     result = run_cli("replicate", "--config", str(config), "--until-caught-up")
 
     assert result.exit_code == 0, result.output
-    assert sorted(seed.canonical(item) for item in seed.scan_all(alternator_clean.url, table)) == sorted(
+    assert seed.table_items(alternator_clean.url, table) == sorted(
         seed.canonical(item) for item in [{"id": {"S": "copied"}}, {"id": {"S": "a"}, "v": {"N": "1"}}])

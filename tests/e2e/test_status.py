@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import (alternator_target, interrupt, items_copied, run_cli, run_script, start_script,
                                     unique, write_config)
 from tests.support.stores import Store, gcs_store, local_store, s3_store

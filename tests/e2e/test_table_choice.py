@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import alternator_target, run_script, unique, write_config
 
 NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing listens there

@@ -11,7 +11,7 @@ import pytest
 from pipeline.checks.config import load_config
 from pipeline.checks.tables import plan_tables
 from pipeline.commands.validate import run_validate
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import alternator_target, run_cli, unique, write_config
 from transforms.findings import read_findings
 from transforms.state.digest_spill import BucketFiles
@@ -78,9 +78,7 @@ def _wait_until_quiet(front, operation: str, quiet_seconds: float = 1.0) -> None
 
 
 def _equal_after_renames(source: str, target: str, table: str) -> bool:
-    expected = sorted(seed.canonical({RENAMES.get(k, k): v for k, v in item.items()})
-                      for item in seed.scan_all(source, table))
-    return expected == sorted(seed.canonical(item) for item in seed.scan_all(target, table))
+    return seed.table_items(source, table, RENAMES) == seed.table_items(target, table)
 
 
 def test_equal_tables_exit_0(migrated, tmp_path):

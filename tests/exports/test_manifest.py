@@ -1,5 +1,5 @@
 """Where an export's data files are found: by their `dataFileS3Key`, in AWS's layout
-(`tests.support.exports` writes it as the AWS page it cites describes: a full export's files
+(`testbed.exports` writes it as the AWS page it cites describes: a full export's files
 in its own `data/`, incremental exports' files side by side in the shared
 `<prefix>/AWSDynamoDB/data/`), in place or in a copy of the layout elsewhere."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.exports import LocalBucket, write_full_export, write_incremental_export
+from testbed.exports import LocalBucket, write_full_export, write_incremental_export
 from transforms.errors import ExitCode
 from transforms.exports.manifest import ExportError, read_manifest
 

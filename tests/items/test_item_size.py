@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import unique
 from tests.support.item_strategies import attr_names, attr_values, items_st
 from transforms.items.arrow_codec import items_to_batch
@@ -62,9 +62,7 @@ def test_dynamodb_local_takes_an_item_of_exactly_400_kb_and_refuses_one_byte_mor
     """DynamoDB Local, AWS's own local DynamoDB, enforces the limit with its count: an item
     this module counts at 409,600 bytes is stored, one at 409,601 is refused."""
     table = unique("item_size")
-    seed.create_table(dynamodb_local.endpoint, table, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                      AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                      BillingMode="PAY_PER_REQUEST")
+    seed.create_table(dynamodb_local.endpoint, table, **seed.keyed_by("pk"))
     client = seed.client_for(dynamodb_local.endpoint)
     base = {"pk": {"S": "k"}, **SHAPES[shape]}
     padding = MAX_ITEM_BYTES - item_size(base) - len("pad")

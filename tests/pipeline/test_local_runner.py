@@ -13,9 +13,9 @@ from apache_beam.runners.portability.fn_api_runner import fn_runner
 
 from pipeline.checks import engines, runner
 from pipeline.checks.config import parse_config
-from tests.support import seed
+from testbed import seed
+from testbed.servers import REPO_ROOT
 from tests.support.cli_runs import alternator_target, script_env, unique, write_config
-from tests.support.servers import REPO_ROOT
 
 
 @pytest.mark.parametrize("name", [None, "DirectRunner", "direct", "SwitchingDirectRunner",

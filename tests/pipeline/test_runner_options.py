@@ -10,7 +10,7 @@ from apache_beam.runners.dask.dask_runner import DaskOptions
 
 from pipeline.checks import engines, runner
 from pipeline.checks.config import ConfigError, load_config, parse_config
-from tests.support.servers import REPO_ROOT
+from testbed.servers import REPO_ROOT
 from transforms.state.storage import StorageOptions, bucket_of
 
 

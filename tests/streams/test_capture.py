@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import unique
 from transforms.dynamo.endpoints import SourceSpec, TargetSpec
 from transforms.dynamo.writer import WriterSettings
@@ -106,9 +106,7 @@ def _spooled_table(alternator, spool: str, chunks: list[list[tuple[str, dict]]],
     """A target table and a spool of `chunks` for it; the table's name and a function that applies
     what of the spool is not applied yet (the number of chunks it applied)."""
     name = unique("spool")
-    seed.create_table(alternator.url, name, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                      AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                      BillingMode="PAY_PER_REQUEST")
+    seed.create_table(alternator.url, name, **seed.keyed_by("id"))
     for number, rows in enumerate(chunks):
         chunk = change_spool.ChunkColumns()
         for shard, record in rows:

@@ -1,6 +1,6 @@
-"""`KinesisSource` against moto's Kinesis (`tests/support/moto_kinesis.py`): DynamoDB's change
+"""`KinesisSource` against moto's Kinesis (`testbed/moto_kinesis.py`): DynamoDB's change
 records decoded into the DynamoDB Streams page shape, shards listed, checkpoints checked,
-the stream's retention read. The records are written as `tests/support/kinesis_changes.py`
+the stream's retention read. The records are written as `testbed/kinesis_changes.py`
 says DynamoDB writes them."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.support.kinesis_changes import kinesis_client
+from testbed.kinesis_changes import kinesis_client
 from transforms.dynamo import endpoints
 from transforms.dynamo.endpoints import Credentials, SourceSpec
 from transforms.errors import ChangesLost, ExitCode, MigrateError

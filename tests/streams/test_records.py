@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support.fake_streams import GZIP_ABOVE_BYTES, FakeStream, FakeStreamsServer
+from testbed.fake_streams import GZIP_ABOVE_BYTES, FakeStream, FakeStreamsServer
 from transforms.dynamo.aws_json import CorruptResponse
 from transforms.dynamo.endpoints import Credentials, SourceSpec, streams_client
 from transforms.dynamo.retry import is_retryable

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import unique
 from transforms.dynamo.endpoints import TargetSpec
 from transforms.dynamo.writer import WriterSettings, delete, open_writer, put
@@ -17,9 +17,7 @@ pytestmark = pytest.mark.integration
 
 def _table(alternator) -> TablePair:
     name = unique("windows")
-    seed.create_table(alternator.url, name, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                      AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                      BillingMode="PAY_PER_REQUEST")
+    seed.create_table(alternator.url, name, **seed.keyed_by("id"))
     return TablePair(name, name, ("id",))
 
 
@@ -49,8 +47,8 @@ def test_windows_of_many_shards_share_requests(alternator_clean):
     failures = _write(alternator_clean, table, windows)
 
     assert failures == [[]] * 200
-    assert sorted(seed.canonical(i) for i in seed.scan_all(alternator_clean.url, table.target)) == \
-        sorted(seed.canonical(_item(shard, n)) for shard in range(200) for n in range(3))
+    assert seed.table_items(alternator_clean.url, table.target) == sorted(
+        seed.canonical(_item(shard, n)) for shard in range(200) for n in range(3))
     requests = alternator_clean.front.stats()["requests_by_operation"]["BatchWriteItem"]
     assert requests < 200 / 2  # 800 writes of 200 windows in far fewer requests than one per window
     writers = alternator_clean.front.stats()["write_addresses_by_key"]

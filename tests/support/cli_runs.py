@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from pipeline.cli import main
-from tests.support.servers import REPO_ROOT
+from testbed.servers import REPO_ROOT
 from transforms.state import bulk_checkpoints
 
 CONSOLE_SCRIPT = REPO_ROOT / ".venv" / "bin" / "alternator-migrate"

@@ -2,7 +2,7 @@
 
 DynamoDB Local has one stream shard per table and never trims it; replication tests
 that need lineage, width, throttling or trimming keep the table (and its ARN) in
-DynamoDB Local, point `source.streams_endpoint` at `tests/support/fake_streams.py` and
+DynamoDB Local, point `source.streams_endpoint` at `testbed/fake_streams.py` and
 build the stream's shards by hand.
 """
 from __future__ import annotations
@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from tests.support import seed
-from tests.support.seed import client_for as seed_client
+from testbed import seed
+from testbed.fake_streams import FakeStream, FakeStreamsServer, shard_id
+from testbed.seed import client_for as seed_client
 from tests.support.cli_runs import alternator_target, run_cli, unique, write_config
-from tests.support.fake_streams import FakeStream, FakeStreamsServer
 
-HASH_KEY = [{"AttributeName": "id", "KeyType": "HASH"}]
+HASH_KEY = seed.STREAMED_TABLE["KeySchema"]
 
 
 @dataclass
@@ -31,11 +31,6 @@ class ControlledStream:
     config: Path
     table: str
     target: str  # the target's URL
-
-
-def shard_id(n: int, suffix: str = "aaaaaaaa") -> str:
-    """A valid shard id; ids sort (and DescribeStream lists them) in the order of `n`."""
-    return f"shardId-{n:020d}-{suffix}"
 
 
 def key(name: str) -> dict:
@@ -58,10 +53,7 @@ def controlled_stream(dynamodb_local, alternator, tmp_path: Path, *, reads_per_s
     records `retention_seconds`, which the config tells the tool); `source_endpoint`: where
     the tool reads the table (a front of DynamoDB Local)."""
     table = unique("controlled")
-    seed.create_table(dynamodb_local.endpoint, table, KeySchema=HASH_KEY,
-                      AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                      BillingMode="PAY_PER_REQUEST",
-                      StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    seed.create_table(dynamodb_local.endpoint, table, **seed.STREAMED_TABLE)
     arn = seed.client_for(dynamodb_local.endpoint).describe_table(TableName=table)["Table"]["LatestStreamArn"]
     stream = FakeStream(stream_arn=arn, table_name=table, key_schema=HASH_KEY, reads_per_second=reads_per_second,
                         retention_seconds=retention_seconds)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import unique
 from tests.transforms.items import ITEMS, KEYED_TABLE
 from transforms.dynamo.endpoints import Credentials, SourceSpec, TargetSpec

@@ -5,17 +5,14 @@ not item 0's 350 KB attribute, so a pipeline of a few hundred items takes second
 """
 from __future__ import annotations
 
-from tests.support import seed
+from testbed import seed
 from transforms.items.arrow_codec import batch_to_items
 from transforms.page import Page
 
 COUNT = 240
 ITEMS = [seed.all_types_item(i) for i in range(1, COUNT + 1)]
 KEY_NAMES = ("pk", "sk")
-KEYED_TABLE = {"KeySchema": seed.ALL_TYPES_TABLE["KeySchema"],
-               "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"},
-                                        {"AttributeName": "sk", "AttributeType": "N"}],
-               "BillingMode": "PAY_PER_REQUEST"}
+KEYED_TABLE = seed.keyed_by("pk", sort=("sk", "N"))  # seed.ALL_TYPES_TABLE's key, without its indexes
 
 
 def texts(items) -> list[str]:

@@ -8,7 +8,7 @@ import pytest
 from apache_beam.testing import test_pipeline
 
 from pipeline.checks.engines import LOCAL_RUNNER
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import unique
 from transforms.dynamo.endpoints import SourceSpec, streams_client
 from transforms.dynamo.writer import WriterSettings
@@ -48,8 +48,7 @@ def test_rounds_apply_the_streamed_changes_from_where_the_last_one_ended(source,
                                                                         tmp_path):
     table, target_table = unique("transforms_streamed"), unique("transforms_replicated")
     seed.create_table(source.endpoint, table, **seed.STREAMED_TABLE)
-    seed.create_table(alternator_clean.url, target_table,
-                      **{k: v for k, v in seed.STREAMED_TABLE.items() if k != "StreamSpecification"})
+    seed.create_table(alternator_clean.url, target_table, **seed.keyed_by("id"))
     pairs = {table: TablePair(table, target_table, ("id",))}
     changes = seed.stream_changes(source.endpoint, table, 0, KEYS)
 

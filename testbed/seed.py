@@ -5,7 +5,7 @@
 - `demo_all_types`: generated items using every DynamoDB type, with extreme numbers,
   NUL bytes, empty strings and deep nesting, on a table with a GSI, an LSI and TTL.
 
-These are the tables configs/local.yaml names. `python -m tests.support.seed [ENDPOINT]`
+These are the tables configs/local.yaml names. `python -m testbed.seed [ENDPOINT]`
 creates and fills them in an empty source, e.g. the DynamoDB Local of
 deploy/docker-compose.yml (which starts empty).
 """
@@ -141,18 +141,22 @@ def put_items(endpoint: str, table: str, items, *, batch: int = 25, threads: int
     return len(items)
 
 
+def keyed_by(name: str, kind: str = "S", *, sort: tuple[str, str] | None = None, streamed: bool = False) -> dict:
+    """A CreateTable definition, on demand: hash key `name` of type `kind`, sort key `sort`
+    (name, type) if given; `streamed`: with a stream of new and old images."""
+    keys = [(name, kind, "HASH")] + ([(*sort, "RANGE")] if sort else [])
+    definition = {"KeySchema": [{"AttributeName": key, "KeyType": role} for key, _, role in keys],
+                  "AttributeDefinitions": [{"AttributeName": key, "AttributeType": type_} for key, type_, _ in keys],
+                  "BillingMode": "PAY_PER_REQUEST"}
+    if streamed:
+        definition["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    return definition
+
+
 def seed_lab_tables(endpoint: str) -> None:
-    create_table(endpoint, "MusicCollection",
-                 KeySchema=[{"AttributeName": "Artist", "KeyType": "HASH"},
-                            {"AttributeName": "SongTitle", "KeyType": "RANGE"}],
-                 AttributeDefinitions=[{"AttributeName": "Artist", "AttributeType": "S"},
-                                       {"AttributeName": "SongTitle", "AttributeType": "S"}],
-                 BillingMode="PAY_PER_REQUEST")
+    create_table(endpoint, "MusicCollection", **keyed_by("Artist", sort=("SongTitle", "S")))
     put_items(endpoint, "MusicCollection", MUSIC_ITEMS)
-    create_table(endpoint, "mutant_data",
-                 KeySchema=[{"AttributeName": "last_name", "KeyType": "HASH"}],
-                 AttributeDefinitions=[{"AttributeName": "last_name", "AttributeType": "S"}],
-                 BillingMode="PAY_PER_REQUEST")
+    create_table(endpoint, "mutant_data", **keyed_by("last_name"))
     put_items(endpoint, "mutant_data", MUTANT_ITEMS)
 
 
@@ -179,7 +183,7 @@ def _usage_error(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.support.seed",
+    parser = argparse.ArgumentParser(prog="python -m testbed.seed",
                                      description="Create and fill the tables configs/local.yaml names.")
     parser.add_argument("endpoint", nargs="?", default="http://127.0.0.1:8001",
                         help="the source's DynamoDB API (default: DynamoDB Local of deploy/docker-compose.yml)")
@@ -240,11 +244,19 @@ def canonical(item: dict) -> str:
     return json.dumps({k: _canonical_value(v) for k, v in item.items()}, sort_keys=True)
 
 
+def table_items(endpoint: str, table: str, renames: dict[str, str] | None = None) -> list[str]:
+    """A table's items, `canonical` and sorted, attributes renamed as `renames` says (as a copy
+    that renames them should hold them)."""
+    renames = renames or {}
+    return sorted(canonical({renames.get(k, k): v for k, v in item.items()}) for item in scan_all(endpoint, table))
 
-def assert_same_items(source: str, target: str, table: str, target_table: str | None = None) -> int:
-    """Assert that the target table holds exactly the source table's items; their count."""
-    expected = sorted(canonical(item) for item in scan_all(source, table))
-    actual = sorted(canonical(item) for item in scan_all(target, target_table or table))
+
+def assert_same_items(source: str, target: str, table: str, target_table: str | None = None,
+                      renames: dict[str, str] | None = None) -> int:
+    """Assert that the target table holds exactly the source table's items (attributes renamed
+    as `renames` says); their count."""
+    expected = table_items(source, table, renames)
+    actual = table_items(target, target_table or table)
     missing, extra = sorted(set(expected) - set(actual)), sorted(set(actual) - set(expected))
     assert not missing and not extra, f"{len(missing)} source items not in the target, e.g. {missing[:3]}; " \
                                       f"{len(extra)} target items not in the source, e.g. {extra[:3]}"
@@ -253,10 +265,7 @@ def assert_same_items(source: str, target: str, table: str, target_table: str | 
 
 
 # A table keyed by `id` (S) whose stream records new and old images (for `stream_changes`).
-STREAMED_TABLE = {"KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
-                  "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
-                  "BillingMode": "PAY_PER_REQUEST",
-                  "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}}
+STREAMED_TABLE = keyed_by("id", streamed=True)
 
 
 def stream_changes(endpoint: str, table: str, start: int, count: int) -> int:

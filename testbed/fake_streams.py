@@ -1,4 +1,4 @@
-"""A test-only stand-in for DynamoDB Streams, whose shards the test controls.
+"""A local stand-in for DynamoDB Streams, whose shards the test controls.
 
 DynamoDB Local, the real source in the other tests, has a single stream shard per table and
 never trims it, so shard lineage (a parent closing and two children taking over), records
@@ -53,7 +53,7 @@ from typing import Callable
 
 from aiohttp import web
 
-from tests.support.threaded_server import ThreadedServer
+from testbed.threaded_server import ThreadedServer
 
 DEFAULT_STREAM_ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/T/stream/2026-01-01T00:00:00.000"
 TARGET_PREFIX = "DynamoDBStreams_20120810."
@@ -119,6 +119,11 @@ class StreamsApiError(Exception):
     def __init__(self, error_type: str, message: str, status: int = 400):
         super().__init__(f"{error_type}: {message}")
         self.error_type, self.message, self.status = error_type, message, status
+
+
+def shard_id(n: int, suffix: str = "aaaaaaaa") -> str:
+    """A valid shard id; ids sort (and DescribeStream lists them) in the order of `n`."""
+    return f"shardId-{n:020d}-{suffix}"
 
 
 def format_sequence_number(number: int) -> str:
@@ -541,16 +546,7 @@ class FakeStreamsServer(ThreadedServer):
         """Listen until `stop` is set; call `on_ready` once listening."""
         app = web.Application()
         app.router.add_post("/", self._handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", self.port)
-            await site.start()
-            self.port = runner.addresses[0][1]
-            on_ready()
-            await stop.wait()
-        finally:
-            await runner.cleanup()
+        await self.serve_app(app, stop, on_ready)
 
     # --- the API ------------------------------------------------------------------------------
 

@@ -10,21 +10,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 
-from tests.support import seed
-from tests.support.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
+from testbed import seed
+from testbed.ports import listening
+from testbed.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
 
 SOURCE_PORT, TARGET_PORT = 8001, 8000
 GENERATED_ITEMS = seed.DEMO_ITEMS
-
-
-def _port_in_use(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _run(*args: str) -> None:
@@ -36,7 +31,7 @@ def _run(*args: str) -> None:
 
 
 def main() -> None:
-    busy = [p for p in (SOURCE_PORT, TARGET_PORT) if _port_in_use(p)]
+    busy = [p for p in (SOURCE_PORT, TARGET_PORT) if listening(p)]
     if busy:
         raise SystemExit(f"demo: port {busy[0]} on 127.0.0.1 is in use; stop what listens there and retry")
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "demo")

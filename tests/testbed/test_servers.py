@@ -4,24 +4,21 @@ import sys
 
 import pytest
 
-from tests.support import seed
+from testbed import seed
+from testbed.servers import REPO_ROOT, DynamoDBLocal
 from tests.support.cli_runs import unique
-from tests.support.servers import REPO_ROOT, DynamoDBLocal
 
 pytestmark = pytest.mark.integration
 
 
 def test_dynamodb_local_creates_and_lists_a_table(dynamodb_local):
     table = unique("listed")
-    seed.create_table(dynamodb_local.endpoint, table,
-                      KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                      AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                      BillingMode="PAY_PER_REQUEST")
+    seed.create_table(dynamodb_local.endpoint, table, **seed.keyed_by("id"))
     assert table in seed.table_names(dynamodb_local.endpoint)
 
 
 def _seed(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tests.support.seed", *args], cwd=REPO_ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "testbed.seed", *args], cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=120)
 
 

@@ -1,4 +1,4 @@
-"""A test-only front that makes DynamoDB Local (or moto's S3) answer like a service far away.
+"""A local front that makes DynamoDB Local (or moto's S3) answer like a service far away.
 
 A real source table is often tens to hundreds of milliseconds away from the copier, and
 a large one takes days to scan. DynamoDB serves the segments of a parallel scan at once
@@ -23,7 +23,7 @@ from typing import Callable
 
 from aiohttp import ClientSession, ClientTimeout, web
 
-from tests.support.threaded_server import ThreadedServer
+from testbed.threaded_server import ThreadedServer
 
 _SCAN = "DynamoDB_20120810.Scan"
 _HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}
@@ -127,16 +127,7 @@ class SlowSource(ThreadedServer):
         app.router.add_route("*", "/{tail:.*}", self._forward)
         async with ClientSession(timeout=ClientTimeout(total=300), auto_decompress=False) as http:
             self._http = http
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            try:
-                site = web.TCPSite(runner, "127.0.0.1", self.port)
-                await site.start()
-                self.port = runner.addresses[0][1]
-                on_ready()
-                await stop.wait()
-            finally:
-                await runner.cleanup()
+            await self.serve_app(app, stop, on_ready)
 
     def _held(self, request: web.Request) -> tuple[InFlight | None, float]:
         if request.headers.get("X-Amz-Target") == _SCAN:

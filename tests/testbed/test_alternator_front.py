@@ -19,8 +19,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
 
-from tests.support.alternator_front import DEFAULT_ADDRESSES, MAX_REQUEST_BYTES
-from tests.support.servers import REPO_ROOT
+from testbed import seed
+from testbed.alternator_front import DEFAULT_ADDRESSES, MAX_REQUEST_BYTES
+from testbed.servers import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -60,11 +61,7 @@ def table(alternator_clean):
     """A fresh table keyed (pk: S, sk: N); stats are zeroed after creating it."""
     name = f"front-{uuid.uuid4().hex[:12]}"
     client = dynamodb(alternator_clean)
-    client.create_table(
-        TableName=name, BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                              {"AttributeName": "sk", "AttributeType": "N"}])
+    client.create_table(TableName=name, **seed.keyed_by("pk", sort=("sk", "N")))
     alternator_clean.front.reset_stats()
     yield name
     client.delete_table(TableName=name)
@@ -137,9 +134,7 @@ def test_batch_get_item_answers_every_key_whatever_the_size(alternator_clean):
     """Moto, like DynamoDB, stops an answer at 16 MiB; Alternator (and so the front) does not."""
     client = dynamodb(alternator_clean)
     table = f"front-big-{uuid.uuid4().hex[:12]}"
-    client.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
-                        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+    client.create_table(TableName=table, **seed.keyed_by("pk"))
     value = "x" * 350_000  # 50 of them: 17.5 MB
     for first in range(0, 50, 10):
         client.batch_write_item(RequestItems={table: [
@@ -259,7 +254,7 @@ def test_stats_count_requests_per_address(alternator_clean):
 
 
 def test_runs_as_a_process_until_sigterm(alternator_clean, table):
-    command = [sys.executable, "-m", "tests.support.alternator_front", "--backend", alternator_clean.moto.endpoint,
+    command = [sys.executable, "-m", "testbed.alternator_front", "--backend", alternator_clean.moto.endpoint,
                "--port", "0", "--addresses", "127.0.0.4,127.0.0.5"]
     with subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True) as process:
         try:
@@ -281,9 +276,7 @@ VNODES = [{"Key": "system:initial_tablets", "Value": "none"}]
 
 
 def _create(client, name: str, **extra) -> None:
-    client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
-                        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], **extra)
+    client.create_table(TableName=name, **seed.keyed_by("pk"), **extra)
 
 
 def _refusal(call) -> str:

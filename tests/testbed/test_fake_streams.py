@@ -16,7 +16,7 @@ from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.support.fake_streams import GZIP_ABOVE_BYTES, FakeStream, FakeStreamsServer
+from testbed.fake_streams import GZIP_ABOVE_BYTES, FakeStream, FakeStreamsServer
 
 SHARD_A = "shardId-00000000000000000001-aaaaaaaa"
 SHARD_B = "shardId-00000000000000000002-bbbbbbbb"

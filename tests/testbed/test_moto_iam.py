@@ -1,5 +1,5 @@
 """moto with IAM enforced authorizes requests against the resources AWS documents
-(tests/support/moto_iam.py), and refuses DynamoDB requests as DynamoDB does."""
+(testbed/moto_iam.py), and refuses DynamoDB requests as DynamoDB does."""
 from __future__ import annotations
 
 import json
@@ -8,9 +8,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support import seed
+from testbed import seed
+from testbed.servers import IamMotoServer
 from tests.support.cli_runs import unique
-from tests.support.servers import IamMotoServer
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from tests.support.kinesis_changes import kinesis_client
+from testbed.kinesis_changes import kinesis_client
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 """moto's server, authorizing requests against the resources AWS authorizes them against.
 
-Run as a script (`python tests/support/moto_iam.py -H 127.0.0.1 -p PORT`, see
+Run as a script (`python testbed/moto_iam.py -H 127.0.0.1 -p PORT`, see
 `servers.IamMotoServer`): it amends moto's request handlers, then starts moto's own server.
 With authentication on (`POST /moto-api/reset-auth` with `0`), moto (5.2) checks each
 request's signature and the caller's IAM policies, but not the way AWS does in five places,

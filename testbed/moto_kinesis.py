@@ -1,6 +1,6 @@
 """moto's server, its Kinesis Data Streams amended where moto (5.2) does not do what Kinesis documents.
 
-Run as a script (`python tests/support/moto_kinesis.py -H 127.0.0.1 -p PORT`, see
+Run as a script (`python testbed/moto_kinesis.py -H 127.0.0.1 -p PORT`, see
 `servers.KinesisMotoServer`): it amends moto's Kinesis model and handler, then starts moto's
 own server. moto's Kinesis is right about streams, shards, iterators (TRIM_HORIZON, LATEST,
 AT_/AFTER_SEQUENCE_NUMBER, AT_TIMESTAMP on arrival time), GetRecords' pages and

@@ -32,7 +32,7 @@ import uuid
 
 import boto3
 
-from tests.support import seed
+from testbed import seed
 
 CLIENT_ARGS = {"region_name": "us-east-1", "aws_access_key_id": "test", "aws_secret_access_key": "test"}
 

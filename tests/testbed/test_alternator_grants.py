@@ -5,15 +5,14 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support import seed
-from tests.support.alternator_grants import Grants
+from testbed import seed
+from testbed.alternator_grants import Grants
 from tests.support.cli_runs import unique
 
 pytestmark = pytest.mark.integration
 
 SECRETS = {"admin": "admin-salted-hash", "reader": "reader-salted-hash"}
-KEY = {"KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
-       "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}], "BillingMode": "PAY_PER_REQUEST"}
+KEY = seed.keyed_by("id")
 
 
 def _as(alternator, role: str):

@@ -1,4 +1,4 @@
-"""A test-only stand-in for ScyllaDB Alternator, in front of a moto server.
+"""A local stand-in for ScyllaDB Alternator, in front of a moto server.
 
 The pipeline talks to Alternator, which differs from DynamoDB in ways the tests must see:
 every node listens on its own address and lists its peers at `GET /localnodes`, a
@@ -32,7 +32,7 @@ holding real data.
 
 Run as a process (the `make demo` script does)::
 
-    python -m tests.support.alternator_front --backend http://127.0.0.1:5000 --port 8000
+    python -m testbed.alternator_front --backend http://127.0.0.1:5000 --port 8000
 """
 from __future__ import annotations
 
@@ -41,7 +41,6 @@ import asyncio
 import json
 import random
 import signal
-import socket
 import ssl
 import threading
 import zlib
@@ -51,11 +50,12 @@ from typing import Callable
 
 from aiohttp import ClientSession, ClientTimeout, web
 
-from tests.support.alternator_tablets import TabletRules
-from tests.support.alternator_grants import Grants, tables_of
-from tests.support.exact_number_keys import ExactNumberKeys
-from tests.support.signatures import check_signature, signing_key
-from tests.support.threaded_server import ThreadedServer
+from testbed.alternator_grants import Grants, tables_of
+from testbed.alternator_tablets import TabletRules
+from testbed.exact_number_keys import ExactNumberKeys
+from testbed.ports import free_port
+from testbed.signatures import check_signature, signing_key
+from testbed.threaded_server import ThreadedServer
 
 DEFAULT_ADDRESSES = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 MAX_BATCH_WRITE_ITEMS = 100  # Alternator's limit, summed over all tables of one request
@@ -453,12 +453,6 @@ def _json(body: bytes) -> dict:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,2 @@
+"""The local servers that stand in for AWS and ScyllaDB, and the data seeded into them: what the
+tests, `make bench` and `make demo` run against. Not part of the installed package."""
