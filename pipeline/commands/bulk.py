@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import apache_beam as beam
@@ -25,6 +24,7 @@ from pipeline.checks.tables import TablePlan, pairs_by_source
 from pipeline.output.figures import BULK, SERVED
 from pipeline.output.metrics_server import RunMetrics
 from pipeline.output.progress import Polled, ProgressWatcher, Tracked
+from pipeline.output.results import RunResult, TableResult
 from transforms.errors import MigrateError
 from transforms.exports.changes import ApplyIncrementalExports, IncrementalFileSpec
 from transforms.exports.read import ExportFileSpec, ReadExportFiles
@@ -36,27 +36,6 @@ from transforms.state.storage import StorageOptions
 from transforms.write import WriteTables
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TableResult:
-    table: str
-    target: str
-    segments: int
-    figures: dict[Figure, int | None]  # None: the runner did not count it
-    duration_seconds: float
-
-
-@dataclass
-class RunResult:
-    tables: list[TableResult]
-    duration_seconds: float
-    dead_letters: dict[str, int]
-    dead_letter_dir: str
-
-    @property
-    def dead_lettered(self) -> int:
-        return sum(self.dead_letters.values())
 
 
 def check_earlier_runs(config: RunConfig, *, resume: bool, restart: bool, streams: bool) -> list[str]:

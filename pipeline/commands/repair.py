@@ -17,8 +17,8 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from pipeline.checks.config import RunConfig
 from pipeline.checks.tables import TablePlan, pairs_by_source
-from pipeline.commands.validate import ValidationResult
 from pipeline.output.metrics_server import RunMetrics
+from pipeline.output.results import ValidationResult
 from transforms.dynamo.endpoints import source_client
 from transforms.dynamo.point_reads import get_items
 from transforms.dynamo.writer import FailedWrite, TargetWriter, collapse_by_key, delete, open_writer, put
