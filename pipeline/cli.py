@@ -348,8 +348,8 @@ def _migrate(config_path, resume, restart, report_path, no_progress, streams, en
     _goes_with("--max-lag", "--until-caught-up", until_caught_up)
     _check_report_path(report_path)
     config = _load(config_path, "migrate", beam_args)
-    from pipeline.checks import dynamodb_exports, runner, tables  # noqa: PLC0415 - see the module docstring
-    from pipeline.commands import bulk, capture as capturing, replicate as replication  # noqa: PLC0415
+    from pipeline.checks import dynamodb_exports, runner, source_streams, tables  # noqa: PLC0415 - see the docstring
+    from pipeline.commands import bulk, capture as capturing  # noqa: PLC0415
     from pipeline.output import report  # noqa: PLC0415
 
     if dry_run:
@@ -358,7 +358,7 @@ def _migrate(config_path, resume, restart, report_path, no_progress, streams, en
         click.echo(dry_runs.describe_migrate(config, beam_args, streams=streams, follow=follow or not until_caught_up))
         return ExitCode.OK
     if streams:
-        replication.check_runner(config, beam_args)
+        source_streams.check_runner(config, beam_args)
     config = runner.prepare(config, beam_args, follow_streams=streams and not until_caught_up)
     for line in bulk.check_earlier_runs(config, resume=resume, restart=restart, streams=streams):
         click.echo(line, err=True)
@@ -366,13 +366,14 @@ def _migrate(config_path, resume, restart, report_path, no_progress, streams, en
     if streams:
         names = [spec.source for spec in config.tables]
         dynamodb_exports.check_streams_follow(found, capturing.covered_since(
-            config, names, replication.retention_hours(config, names), restart=restart))
+            config, names, source_streams.retention_hours(config, names), restart=restart))
     plans = dynamodb_exports.with_exports(tables.plan_tables(config, create=True), found)
     capture = None
     if streams:  # changes are captured from before the snapshot's first read, or changes during it are lost
-        table_streams = replication.ensure_streams(config, [plan.spec.source for plan in plans], enable=enable_streams)
-        replication.bind_checkpoints(config, table_streams, fresh=not resume)
-        capture = capturing.start(table_streams, replication.replication_settings(config, plans), restart=restart)
+        table_streams = source_streams.ensure_streams(config, [plan.spec.source for plan in plans],
+                                                      enable=enable_streams)
+        source_streams.bind_checkpoints(config, table_streams, fresh=not resume)
+        capture = capturing.start(table_streams, source_streams.replication_settings(config, plans), restart=restart)
         capture.on_failure = lambda _exc: _thread.interrupt_main(signal.SIGINT)  # stop the snapshot: it is in vain
     for plan in plans:
         log.info("%s -> %s: ~%d items, %d segments", plan.spec.source, plan.spec.target, plan.item_count,
@@ -430,23 +431,23 @@ def _replicate(config_path, follow, until_caught_up, max_lag, dry_run, beam_args
         raise click.UsageError("choose one of --follow and --until-caught-up")
     _goes_with("--max-lag", "--until-caught-up", until_caught_up)
     config = _load(config_path, "replicate", beam_args)
-    from pipeline.commands import capture as capturing, replicate as replication  # noqa: PLC0415
-    from pipeline.checks import runner, tables  # noqa: PLC0415
+    from pipeline.commands import capture as capturing  # noqa: PLC0415
+    from pipeline.checks import runner, source_streams, tables  # noqa: PLC0415
 
     if dry_run:
         from pipeline.commands import dry_run as dry_runs  # noqa: PLC0415 - imports Beam
 
         click.echo(dry_runs.describe_replicate(config, beam_args, follow=follow))
         return ExitCode.OK
-    replication.check_runner(config, beam_args)
+    source_streams.check_runner(config, beam_args)
     config = runner.prepare(config, beam_args, follow_streams=follow, pipelines=False)
     plans = tables.plan_tables(config, create=False, check_target=True)
-    table_streams = replication.streams_of(config, plans)
-    replication.bind_checkpoints(config, table_streams, fresh=False)
+    table_streams = source_streams.streams_of(config, plans)
+    source_streams.bind_checkpoints(config, table_streams, fresh=False)
     captured, capture = capturing.pending(config, table_streams), None
     if captured:  # a snapshot copied under a capture whose spool is not applied yet: apply it first
         capturing.check_snapshot_copied(config, captured)
-        capture = capturing.start(captured, replication.replication_settings(config, plans))
+        capture = capturing.start(captured, source_streams.replication_settings(config, plans))
     return _run_replication(config, plans, table_streams, follow, until_caught_up, max_lag, beam_args, metrics,
                             capture)
 
@@ -469,14 +470,14 @@ def capture(config_path: str, enable_streams: bool, restart: bool) -> None:
 
 def _capture(config_path: str, enable_streams: bool, restart: bool) -> ExitCode:
     config = _load(config_path, "capture")
-    from pipeline.commands import capture as capturing, replicate as replication  # noqa: PLC0415
-    from pipeline.checks import runner  # noqa: PLC0415
+    from pipeline.commands import capture as capturing  # noqa: PLC0415
+    from pipeline.checks import runner, source_streams  # noqa: PLC0415
 
     config = runner.prepare(config, (), pipelines=False)
     names = [spec.source for spec in config.tables]
     capturing.check_not_replicating(config, names)
-    table_streams = replication.ensure_streams(config, names, enable=enable_streams)
-    running = capturing.start(table_streams, replication.settings_for(config, capturing.unplanned_pairs(config)),
+    table_streams = source_streams.ensure_streams(config, names, enable=enable_streams)
+    running = capturing.start(table_streams, source_streams.settings_for(config, capturing.unplanned_pairs(config)),
                               restart=restart)
     click.echo(f"capturing the changes of {len(table_streams)} table{'s' if len(table_streams) != 1 else ''} into "
                f"{config.checkpoint_dir}; Ctrl-C stops it", err=True)

@@ -24,6 +24,7 @@ from pipeline.commands import bulk, replicate as replication, validate
 from pipeline.checks import engines, schema
 from pipeline.checks.config import RunConfig
 from pipeline.checks.runner import pipeline_options
+from pipeline.checks.source_streams import Stream
 from pipeline.checks.buckets import refuse_local_state, storage_keys
 from pipeline.checks.tables import TablePlan, auto_segments
 from transforms.exports.changes import IncrementalFileSpec
@@ -185,7 +186,7 @@ def describe_migrate(config: RunConfig, beam_args: Sequence[str], *, streams: bo
 def describe_replicate(config: RunConfig, beam_args: Sequence[str], *, follow: bool) -> str:
     """One replication round's job, or the streaming job where `--follow` runs one."""
     plans = offline_plans(config)
-    streams = [replication.Stream(plan.spec.source, PLACEHOLDER_STREAM) for plan in plans]
+    streams = [Stream(plan.spec.source, PLACEHOLDER_STREAM) for plan in plans]
     streaming = follow and pipeline_options(config, beam_args).view_as(StandardOptions).streaming
     if streaming:
         title = "replication (one streaming pipeline)"
