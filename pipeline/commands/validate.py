@@ -22,6 +22,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.checks.config import RunConfig
+from pipeline.checks.dry_run import dataflow_job, offline_plans, state_lines
 from pipeline.checks.runner import pipeline_options, run_pipeline, runs_locally
 from pipeline.checks.tables import TablePlan, TableStepError, pairs_by_source
 from pipeline.output.progress import ProgressWatcher, Tracked
@@ -194,3 +195,17 @@ def run_validate(config: RunConfig, plans: Sequence[TablePlan], *, sample_rate: 
             table_counts["over_400kb"] = None
     tables = {name: TableValidation(counts[name], examples[name]) for name in names}
     return ValidationResult(tables, sample_rate, findings_dir, time.monotonic() - started)
+
+
+def describe_dry_run(config: RunConfig, beam_args: Sequence[str], *, sample_rate: float | None,
+                     recheck_seconds: float) -> str:
+    """`validate --dry-run`: the validation's Dataflow job, built offline from placeholder plans
+    and described (`checks.dry_run`)."""
+    plans = offline_plans(config)
+    findings_dir = f"{config.checkpoint_dir}/validate/run-<time>"
+
+    def build(p):
+        build_pipeline(p, config, plans, findings_dir, sample_rate=sample_rate, recheck_seconds=recheck_seconds)
+    title = "validation" + (f" (a {sample_rate:g} sample)" if sample_rate is not None else "")
+    return dataflow_job(config, beam_args, build, title=title, streaming=False,
+                        state=state_lines(config, f"findings and counts {findings_dir}/"))
