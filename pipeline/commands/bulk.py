@@ -19,7 +19,6 @@ from apache_beam.options.pipeline_options import StandardOptions
 
 from pipeline.checks import dynamodb_exports
 from pipeline.checks.config import RunConfig
-from pipeline.checks.dry_run import dataflow_job, offline_plans, state_lines
 from pipeline.checks.runner import pipeline_options, run_pipeline
 from pipeline.checks.tables import TablePlan, pairs_by_source
 from pipeline.output.figures import BULK, SERVED
@@ -247,6 +246,8 @@ def offline_specs(plans: Sequence[TablePlan]) -> list[SegmentSpec | ExportFileSp
 def describe_dry_run(config: RunConfig, beam_args: Sequence[str]) -> str:
     """`migrate --dry-run`: the bulk copy's Dataflow job, then the incremental exports' where a
     table has some, built offline from placeholder plans and described (`checks.dry_run`)."""
+    from pipeline.checks.dry_run import dataflow_job, offline_plans, state_lines  # noqa: PLC0415 - --dry-run only
+
     plans = offline_plans(config)
     texts = [dataflow_job(config, beam_args, lambda p: build_pipeline(p, config, plans, offline_specs(plans)),
                           title="bulk copy", streaming=False,

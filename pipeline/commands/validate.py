@@ -22,7 +22,6 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.checks.config import RunConfig
-from pipeline.checks.dry_run import dataflow_job, offline_plans, state_lines
 from pipeline.checks.runner import pipeline_options, run_pipeline, runs_locally
 from pipeline.checks.tables import TablePlan, TableStepError, pairs_by_source
 from pipeline.output.progress import ProgressWatcher, Tracked
@@ -201,6 +200,8 @@ def describe_dry_run(config: RunConfig, beam_args: Sequence[str], *, sample_rate
                      recheck_seconds: float) -> str:
     """`validate --dry-run`: the validation's Dataflow job, built offline from placeholder plans
     and described (`checks.dry_run`)."""
+    from pipeline.checks.dry_run import dataflow_job, offline_plans, state_lines  # noqa: PLC0415 - --dry-run only
+
     plans = offline_plans(config)
     findings_dir = f"{config.checkpoint_dir}/validate/run-<time>"
 
