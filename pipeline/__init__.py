@@ -5,8 +5,10 @@ and their options) at the door, then three rooms:
 
 - `output`: what a run shows (terminal and log lines, progress, reports, metrics);
 - `checks`: what is settled before a run changes anything (config, runner options,
-  buckets, tables and schema, export manifests, a rollback's streams);
-- `commands`: one module a command (a command's code is in the module named after it).
+  buckets, tables and schema, the source streams, export manifests, a rollback's streams,
+  a dry run's offline job);
+- `commands`: one module a command (a command's code is in the module named after it;
+  no command imports another).
 
 The Beam transforms and the clients they use are in `transforms/`, which imports nothing from here.
 """

@@ -197,7 +197,7 @@ def plan(config_path: str, sample_seconds: float, output: str) -> None:
 
 def _plan(config_path: str, sample_seconds: float, output: str) -> None:
     config = _load(config_path, "plan")
-    from pipeline.commands import bulk, capture as capturing  # noqa: PLC0415
+    from pipeline.commands import bulk, capture  # noqa: PLC0415
     from pipeline.checks import dynamodb_exports, rollback, runner, tables  # noqa: PLC0415
     from pipeline.output import report  # noqa: PLC0415
 
@@ -207,7 +207,7 @@ def _plan(config_path: str, sample_seconds: float, output: str) -> None:
     found = dynamodb_exports.read_exports(config)
     planned = tables.plan_tables(config, create=False, measure_latency=True, check_target=True)
     plans = dynamodb_exports.with_exports(planned, found)
-    samples = capturing.sample_streams(config, [plan.spec.source for plan in plans],
+    samples = capture.sample_streams(config, [plan.spec.source for plan in plans],
                                        sample_seconds) if sample_seconds else None
     warnings = rollback.stream_warnings(config)
     if output == "json":
@@ -302,12 +302,20 @@ dry_run_option = click.option(
 
 
 def _run_replication(config, plans, streams, follow, until_caught_up, max_lag, beam_args, metrics,
-                     capture=None) -> ExitCode:
-    from pipeline.commands import replicate as replication  # noqa: PLC0415
+                     running_capture=None) -> ExitCode:
+    """Replication as the flags say; `running_capture`: the capture beside a snapshot, whose
+    spool is applied first (replication then goes on from where it got to)."""
+    from pipeline.commands import capture, replicate  # noqa: PLC0415
 
-    return replication.replicate(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
-                                 max_lag=max_lag, beam_args=beam_args, echo=lambda line: click.echo(line, err=True),
-                                 metrics=metrics, capture=capture)
+    def echo(line: str) -> None:
+        click.echo(line, err=True)
+
+    def apply_spool(settings) -> None:
+        capture.drain(settings, running_capture.streams, running_capture, echo)
+
+    return replicate.replicate(config, plans, streams, follow=follow, until_caught_up=until_caught_up,
+                               max_lag=max_lag, beam_args=beam_args, echo=echo, metrics=metrics,
+                               apply_first=apply_spool if running_capture is not None else None)
 
 
 @main.command()
@@ -348,43 +356,51 @@ def _migrate(config_path, resume, restart, report_path, no_progress, streams, en
     _goes_with("--max-lag", "--until-caught-up", until_caught_up)
     _check_report_path(report_path)
     config = _load(config_path, "migrate", beam_args)
-    from pipeline.checks import dynamodb_exports, runner, tables  # noqa: PLC0415 - see the module docstring
-    from pipeline.commands import bulk, capture as capturing, replicate as replication  # noqa: PLC0415
+    from pipeline.checks import dynamodb_exports, runner, source_streams, tables  # noqa: PLC0415 - see the docstring
+    from pipeline.commands import bulk, capture  # noqa: PLC0415
     from pipeline.output import report  # noqa: PLC0415
 
-    if dry_run:
-        from pipeline.commands import dry_run as dry_runs  # noqa: PLC0415 - imports Beam
+    if dry_run:  # the bulk copy's job, then replication's
+        from pipeline.commands import replicate  # noqa: PLC0415
 
-        click.echo(dry_runs.describe_migrate(config, beam_args, streams=streams, follow=follow or not until_caught_up))
+        jobs = [bulk.describe_dry_run(config, beam_args)]
+        if streams:
+            jobs.append(replicate.describe_dry_run(config, beam_args, follow=follow or not until_caught_up))
+        click.echo("\n\n".join(jobs))
         return ExitCode.OK
     if streams:
-        replication.check_runner(config, beam_args)
+        source_streams.check_runner(config, beam_args)
     config = runner.prepare(config, beam_args, follow_streams=streams and not until_caught_up)
     for line in bulk.check_earlier_runs(config, resume=resume, restart=restart, streams=streams):
         click.echo(line, err=True)
     found = dynamodb_exports.read_exports(config, beam_args)
     if streams:
         names = [spec.source for spec in config.tables]
-        dynamodb_exports.check_streams_follow(found, capturing.covered_since(
-            config, names, replication.retention_hours(config, names), restart=restart))
+        dynamodb_exports.check_streams_follow(found, capture.covered_since(
+            config, names, source_streams.retention_hours(config, names), restart=restart))
     plans = dynamodb_exports.with_exports(tables.plan_tables(config, create=True), found)
-    capture = None
+    running_capture = None
     if streams:  # changes are captured from before the snapshot's first read, or changes during it are lost
-        table_streams = replication.ensure_streams(config, [plan.spec.source for plan in plans], enable=enable_streams)
-        replication.bind_checkpoints(config, table_streams, fresh=not resume)
-        capture = capturing.start(table_streams, replication.replication_settings(config, plans), restart=restart)
-        capture.on_failure = lambda _exc: _thread.interrupt_main(signal.SIGINT)  # stop the snapshot: it is in vain
+        table_streams = source_streams.ensure_streams(config, [plan.spec.source for plan in plans],
+                                                      enable=enable_streams)
+        source_streams.bind_checkpoints(config, table_streams, fresh=not resume)
+        running_capture = capture.start(table_streams, source_streams.replication_settings(config, plans),
+                                        restart=restart)
+        # a failed capture stops the snapshot: it is in vain
+        running_capture.on_failure = lambda _exc: _thread.interrupt_main(signal.SIGINT)
     for plan in plans:
         log.info("%s -> %s: ~%d items, %d segments", plan.spec.source, plan.spec.target, plan.item_count,
                  plan.segments)
     try:
         result = bulk.run_bulk(config, plans, resume=resume, beam_args=beam_args, show_progress=not no_progress,
                                run_metrics=metrics,
-                               annotate=capture and (lambda table: capturing.spool_line(capture.statuses(), table)))
+                               annotate=running_capture and (
+                                   lambda table: capture.spool_line(running_capture.statuses(), table)))
     except BaseException:
-        if capture is not None:
-            capture.on_failure = None
-            capture.stop()  # raises the capture's own failure (lost changes) in place of the interruption it caused
+        if running_capture is not None:
+            running_capture.on_failure = None
+            # raises the capture's own failure (lost changes) in place of the interruption it caused
+            running_capture.stop()
         raise
     click.echo(report.summary_table(result))
     if report_path:
@@ -395,21 +411,22 @@ def _migrate(config_path, resume, restart, report_path, no_progress, streams, en
         click.echo(f"error: {result.dead_lettered} items could not be written; they are in "
                    f"{result.dead_letter_dir}, each with its reason", err=True)
         code = ExitCode.INCOMPLETE
-    if capture is not None:  # the other items still need their changes: replication goes on, the code stays
-        capture.on_failure = None
+    # the other items still need their changes: replication goes on, the code stays
+    if running_capture is not None:
+        running_capture.on_failure = None
         click.echo("snapshot copied; applying the changes captured meanwhile, then replicating", err=True)
-        code = max(code, _run_replication(config, plans, capture.streams, follow or not until_caught_up,
-                                          until_caught_up, max_lag, beam_args, metrics, capture))
+        code = max(code, _run_replication(config, plans, running_capture.streams, follow or not until_caught_up,
+                                          until_caught_up, max_lag, beam_args, metrics, running_capture))
     return code
 
 
-@main.command()
+@main.command("replicate")
 @config_option
 @_replication_options
 @_metrics_options
 @dry_run_option
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
-def replicate(config_path: str, follow: bool, until_caught_up: bool, max_lag: float, metrics_port: int | None,
+def replicate_command(config_path: str, follow: bool, until_caught_up: bool, max_lag: float, metrics_port: int | None,
               metrics_host: str, dry_run: bool, beam_args: tuple[str, ...]) -> None:
     """Replicate changes from DynamoDB Streams, resuming from the checkpoints.
 
@@ -430,32 +447,32 @@ def _replicate(config_path, follow, until_caught_up, max_lag, dry_run, beam_args
         raise click.UsageError("choose one of --follow and --until-caught-up")
     _goes_with("--max-lag", "--until-caught-up", until_caught_up)
     config = _load(config_path, "replicate", beam_args)
-    from pipeline.commands import capture as capturing, replicate as replication  # noqa: PLC0415
-    from pipeline.checks import runner, tables  # noqa: PLC0415
+    from pipeline.commands import capture  # noqa: PLC0415
+    from pipeline.checks import runner, source_streams, tables  # noqa: PLC0415
 
     if dry_run:
-        from pipeline.commands import dry_run as dry_runs  # noqa: PLC0415 - imports Beam
+        from pipeline.commands import replicate  # noqa: PLC0415
 
-        click.echo(dry_runs.describe_replicate(config, beam_args, follow=follow))
+        click.echo(replicate.describe_dry_run(config, beam_args, follow=follow))
         return ExitCode.OK
-    replication.check_runner(config, beam_args)
+    source_streams.check_runner(config, beam_args)
     config = runner.prepare(config, beam_args, follow_streams=follow, pipelines=False)
     plans = tables.plan_tables(config, create=False, check_target=True)
-    table_streams = replication.streams_of(config, plans)
-    replication.bind_checkpoints(config, table_streams, fresh=False)
-    captured, capture = capturing.pending(config, table_streams), None
+    table_streams = source_streams.streams_of(config, plans)
+    source_streams.bind_checkpoints(config, table_streams, fresh=False)
+    captured, running_capture = capture.pending(config, table_streams), None
     if captured:  # a snapshot copied under a capture whose spool is not applied yet: apply it first
-        capturing.check_snapshot_copied(config, captured)
-        capture = capturing.start(captured, replication.replication_settings(config, plans))
+        capture.check_snapshot_copied(config, captured)
+        running_capture = capture.start(captured, source_streams.replication_settings(config, plans))
     return _run_replication(config, plans, table_streams, follow, until_caught_up, max_lag, beam_args, metrics,
-                            capture)
+                            running_capture)
 
 
-@main.command()
+@main.command("capture")
 @config_option
 @click.option("--enable-streams", is_flag=True, help="Turn a table's stream on (NEW_AND_OLD_IMAGES) if it is off.")
 @click.option("--restart", is_flag=True, help="Drop an earlier capture's spool and start a new one.")
-def capture(config_path: str, enable_streams: bool, restart: bool) -> None:
+def capture_command(config_path: str, enable_streams: bool, restart: bool) -> None:
     """Capture every table's stream changes into the spool, until interrupted (Ctrl-C).
 
     Start it before you request an export or start a long copy: a later `migrate --streams`
@@ -469,18 +486,18 @@ def capture(config_path: str, enable_streams: bool, restart: bool) -> None:
 
 def _capture(config_path: str, enable_streams: bool, restart: bool) -> ExitCode:
     config = _load(config_path, "capture")
-    from pipeline.commands import capture as capturing, replicate as replication  # noqa: PLC0415
-    from pipeline.checks import runner  # noqa: PLC0415
+    from pipeline.commands import capture  # noqa: PLC0415
+    from pipeline.checks import runner, source_streams  # noqa: PLC0415
 
     config = runner.prepare(config, (), pipelines=False)
     names = [spec.source for spec in config.tables]
-    capturing.check_not_replicating(config, names)
-    table_streams = replication.ensure_streams(config, names, enable=enable_streams)
-    running = capturing.start(table_streams, replication.settings_for(config, capturing.unplanned_pairs(config)),
+    capture.check_not_replicating(config, names)
+    table_streams = source_streams.ensure_streams(config, names, enable=enable_streams)
+    running = capture.start(table_streams, source_streams.settings_for(config, capture.unplanned_pairs(config)),
                               restart=restart)
     click.echo(f"capturing the changes of {len(table_streams)} table{'s' if len(table_streams) != 1 else ''} into "
                f"{config.checkpoint_dir}; Ctrl-C stops it", err=True)
-    capturing.follow(running, echo=lambda line: click.echo(line, err=True))
+    capture.follow(running, echo=lambda line: click.echo(line, err=True))
     return ExitCode.OK
 
 
@@ -548,13 +565,10 @@ def _validate(config_path, report_path, sample_rate, recheck_seconds, max_exampl
     from pipeline.commands import repair  # noqa: PLC0415
     from pipeline.output import report  # noqa: PLC0415
     from pipeline.checks import runner, tables  # noqa: PLC0415
-    from pipeline.commands.validate import run_validate  # noqa: PLC0415
+    from pipeline.commands.validate import describe_dry_run, run_validate  # noqa: PLC0415
 
     if dry_run:
-        from pipeline.commands import dry_run as dry_runs  # noqa: PLC0415 - imports Beam
-
-        click.echo(dry_runs.describe_validate(config, beam_args, sample_rate=sample_rate,
-                                              recheck_seconds=recheck_seconds))
+        click.echo(describe_dry_run(config, beam_args, sample_rate=sample_rate, recheck_seconds=recheck_seconds))
         return ExitCode.OK
     config = runner.prepare(config, beam_args)
     plans = tables.plan_tables(config, create=False, check_target=True)
@@ -585,11 +599,11 @@ def _validate(config_path, report_path, sample_rate, recheck_seconds, max_exampl
     return ExitCode.OK if result.equal else ExitCode.INCOMPLETE
 
 
-@main.command()
+@main.command("status")
 @config_option
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text for people, json for scripts.")
-def status(config_path: str, output: str) -> None:
+def status_command(config_path: str, output: str) -> None:
     """Show where every table stands, from the checkpoints and dead letters alone.
 
     Reads only checkpoint_dir and dead_letter_dir (a folder, s3:// or gs://), never the
@@ -602,12 +616,12 @@ def status(config_path: str, output: str) -> None:
 def _status(config_path: str, output: str) -> ExitCode:
     config = _read_config(config_path)  # no run log: it only reads, and may run every minute
     from pipeline.checks import buckets, runner  # noqa: PLC0415 - see the module docstring
-    from pipeline.commands import status as statuses  # noqa: PLC0415 - see the module docstring
+    from pipeline.commands import status  # noqa: PLC0415 - see the module docstring
 
     buckets.open_storage(config, runner.pipeline_options(config, ()))
-    found = statuses.read_status(config)
-    click.echo(json.dumps(found, indent=2) if output == "json" else statuses.status_text(found))
-    return ExitCode.INCOMPLETE if statuses.needs_attention(found) else ExitCode.OK
+    found = status.read_status(config)
+    click.echo(json.dumps(found, indent=2) if output == "json" else status.status_text(found))
+    return ExitCode.INCOMPLETE if status.needs_attention(found) else ExitCode.OK
 
 
 @main.command("retry-dead-letter")

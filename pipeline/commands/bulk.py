@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import apache_beam as beam
@@ -25,8 +24,10 @@ from pipeline.checks.tables import TablePlan, pairs_by_source
 from pipeline.output.figures import BULK, SERVED
 from pipeline.output.metrics_server import RunMetrics
 from pipeline.output.progress import Polled, ProgressWatcher, Tracked
+from pipeline.output.results import RunResult, TableResult
 from transforms.errors import MigrateError
 from transforms.exports.changes import ApplyIncrementalExports, IncrementalFileSpec
+from transforms.exports.manifest import DataFile
 from transforms.exports.read import ExportFileSpec, ReadExportFiles
 from transforms.metrics import Figure
 from transforms.scan import ScanTables, SegmentSpec
@@ -36,27 +37,6 @@ from transforms.state.storage import StorageOptions
 from transforms.write import WriteTables
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TableResult:
-    table: str
-    target: str
-    segments: int
-    figures: dict[Figure, int | None]  # None: the runner did not count it
-    duration_seconds: float
-
-
-@dataclass
-class RunResult:
-    tables: list[TableResult]
-    duration_seconds: float
-    dead_letters: dict[str, int]
-    dead_letter_dir: str
-
-    @property
-    def dead_lettered(self) -> int:
-        return sum(self.dead_letters.values())
 
 
 def check_earlier_runs(config: RunConfig, *, resume: bool, restart: bool, streams: bool) -> list[str]:
@@ -243,3 +223,41 @@ def run_bulk(config: RunConfig, plans: Sequence[TablePlan], *, resume: bool, bea
     if run_metrics is not None:
         _final_metrics(run_metrics, tables)
     return RunResult(tables, duration, dead_letters, config.dead_letter_dir)
+
+
+# --- migrate --dry-run ----------------------------------------------------------------------
+
+PLACEHOLDER_FILE = DataFile("<data file, found at run time>", 0, "")
+
+
+def offline_specs(plans: Sequence[TablePlan]) -> list[SegmentSpec | ExportFileSpec]:
+    """What the bulk copy reads, without reading any manifest: a table's segments, or one
+    placeholder data file for a table read from an export or a Parquet folder."""
+    specs: list[SegmentSpec | ExportFileSpec] = []
+    for plan in plans:
+        if plan.spec.export or plan.spec.parquet:
+            specs.append(ExportFileSpec(plan.spec.source, 0, 1, PLACEHOLDER_FILE,
+                                        format="PARQUET" if plan.spec.parquet else "DYNAMODB_JSON"))
+        else:
+            specs.extend(SegmentSpec(plan.spec.source, segment, plan.segments) for segment in range(plan.segments))
+    return specs
+
+
+def describe_dry_run(config: RunConfig, beam_args: Sequence[str]) -> str:
+    """`migrate --dry-run`: the bulk copy's Dataflow job, then the incremental exports' where a
+    table has some, built offline from placeholder plans and described (`checks.dry_run`)."""
+    from pipeline.checks.dry_run import dataflow_job, offline_plans, state_lines  # noqa: PLC0415 - --dry-run only
+
+    plans = offline_plans(config)
+    texts = [dataflow_job(config, beam_args, lambda p: build_pipeline(p, config, plans, offline_specs(plans)),
+                          title="bulk copy", streaming=False,
+                          state=state_lines(config, f"bulk checkpoints {config.checkpoint_dir}/bulk/<table>/"))]
+    incremental = [IncrementalFileSpec(plan.spec.source, n, 0, PLACEHOLDER_FILE) for plan in plans
+                   for n, _ in enumerate(plan.spec.incremental_exports)]
+    if incremental:
+        texts.append(dataflow_job(config, beam_args,
+                                  lambda p: build_incremental_pipeline(p, config, plans, incremental),
+                                  title="incremental exports (after the bulk copy)", streaming=False,
+                                  state=state_lines(config, "a marker once applied "
+                                                    f"{config.checkpoint_dir}/bulk/<table>/incremental-applied.json")))
+    return "\n\n".join(texts)

@@ -19,12 +19,13 @@ import asyncio
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from botocore.exceptions import ClientError
 
 from pipeline.checks import schema
 from pipeline.checks.config import RunConfig
+from pipeline.checks.source_streams import Stream, kinesis_arns
 from transforms.dynamo.endpoints import source_client
 from transforms.dynamo.retry import error_code
 from transforms.errors import MigrateError
@@ -33,9 +34,6 @@ from transforms.streams.capture import SpoolFigures, open_capture, open_spool_ap
 from transforms.streams.engine import ReplicationSettings, TableStatus
 from transforms.streams.sample import ChangeSample, sample_changes
 from transforms.table_pair import TablePair
-
-if TYPE_CHECKING:
-    from pipeline.commands.replicate import Stream
 
 log = logging.getLogger(__name__)
 
@@ -274,14 +272,12 @@ def sample_streams(config: RunConfig, tables: Sequence[str], seconds: float
         except ClientError as exc:
             return f"{error_code(exc)}: {exc.response.get('Error', {}).get('Message', '')}"
 
-    kinesis = {spec.source: spec.kinesis_stream_arn for spec in config.tables if spec.kinesis_stream_arn}
-
     async def run() -> dict[str, ChangeSample | str | None]:
         async with source_client(config.source) as source:
             descriptions = [await schema.describe(source, table) for table in tables]
         arns = {table: (d or {}).get("LatestStreamArn") if ((d or {}).get("StreamSpecification") or {}).get(
             "StreamEnabled") else None for table, d in zip(tables, descriptions)}
-        arns.update((table, arn) for table, arn in kinesis.items() if table in arns)
+        arns.update((table, arn) for table, arn in kinesis_arns(config).items() if table in arns)
         streamed = [table for table, arn in arns.items() if arn]
         samples = await asyncio.gather(*(sample(table, arns[table]) for table in streamed))
         found = dict(zip(streamed, samples))

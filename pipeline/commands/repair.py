@@ -4,7 +4,7 @@ For every key found missing, extra or different, the source is read again
 (consistently): if the item exists there, its current version is put into the target;
 if not, the key is deleted from the target. Deciding from the source's state at repair
 time (not from the finding) is what keeps a repair right while the source changes;
-`retry-dead-letter` decides the same way (`source_versions`). Runs in the launcher, in
+`retry-dead-letter` decides the same way (`source_reads.source_versions`). Runs in the launcher, in
 chunks, so memory stays bounded by the chunk size.
 """
 from __future__ import annotations
@@ -17,15 +17,13 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from pipeline.checks.config import RunConfig
 from pipeline.checks.tables import TablePlan, pairs_by_source
-from pipeline.commands.validate import ValidationResult
+from pipeline.commands.source_reads import source_versions
 from pipeline.output.metrics_server import RunMetrics
+from pipeline.output.results import ValidationResult
 from transforms.dynamo.endpoints import source_client
-from transforms.dynamo.point_reads import get_items
-from transforms.dynamo.writer import FailedWrite, TargetWriter, collapse_by_key, delete, open_writer, put
+from transforms.dynamo.writer import FailedWrite, TargetWriter, open_writer
 from transforms.findings import read_findings
 from transforms.items.ddb_json import decode_item
-from transforms.items.keys import key_of
-from transforms.items.renames import RenameConflict
 from transforms.state.dead_letters import run_folder, write_dead_letters
 from transforms.table_pair import TablePair
 
@@ -43,26 +41,6 @@ def _chunks(findings: Iterable[dict]) -> Iterable[list[dict]]:
     iterator = iter(findings)
     while chunk := list(islice(iterator, CHUNK)):
         yield chunk
-
-
-async def source_versions(source, table: TablePair, keys: list[dict],
-                          read_attempts: int) -> tuple[list[dict], list[FailedWrite]]:
-    """For each key (target naming), what makes the target equal the source now: a put of the
-    source's current item (read consistently, renamed), or a delete where the source has no
-    item (or one its TTL would delete, with skip_expired). And the items the renames cannot
-    map, as failed writes: never written with a value dropped."""
-    current = await get_items(source, table.source, [table.to_source_key(k) for k in keys], table.source_key_names,
-                              max_attempts=read_attempts)
-    present = {key_of(table.target_key(item), table.key_names): item for item in current.values()
-               if not (table.expiry and table.expiry.is_expired(item))}
-    requests, refused = [], []
-    for key in keys:
-        item = present.get(key_of(key, table.key_names))
-        try:
-            requests.append(delete(key) if item is None else put(table.to_target(item)))
-        except RenameConflict as exc:
-            refused.append(FailedWrite(table.target, put(item), f"RenameConflict: {exc}", source_naming=True))
-    return collapse_by_key(requests, table.key_names), refused
 
 
 async def _repair_table(source, writer: TargetWriter, table: TablePair, keys: list[dict], read_attempts: int,

@@ -4,7 +4,7 @@ A letter holds the write that failed, but the source may have changed since: rep
 its value could overwrite a newer change. So, as `validate --repair` does, each letter's
 key is read from the source again (consistently) and the source's current item is
 written through the same writer as every run (sticky nodes, retries, rate), or the key
-deleted where the source no longer has it (`repair.source_versions`).
+deleted where the source no longer has it (`source_reads.source_versions`).
 
 The letter files are never rewritten: a marker beside each (`state.dead_letters`) lists
 its lines resolved and those failing again with their new reason, so a second call skips
@@ -22,7 +22,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline.checks.config import ConfigError, RunConfig
 from pipeline.checks.tables import TablePlan, pairs_by_target
-from pipeline.commands.repair import source_versions
+from pipeline.commands.source_reads import source_versions
 from transforms.dynamo.endpoints import source_client
 from transforms.dynamo.writer import TargetWriter, open_writer, request_item
 from transforms.errors import ExitCode

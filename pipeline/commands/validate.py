@@ -16,7 +16,6 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
 from typing import Sequence
 
 import apache_beam as beam
@@ -26,6 +25,7 @@ from pipeline.checks.config import RunConfig
 from pipeline.checks.runner import pipeline_options, run_pipeline, runs_locally
 from pipeline.checks.tables import TablePlan, TableStepError, pairs_by_source
 from pipeline.output.progress import ProgressWatcher, Tracked
+from pipeline.output.results import TableValidation, ValidationResult
 from transforms.compare import KINDS, CompareTables, SampleTables
 from transforms.findings import WriteFindings, read_counts, read_findings
 from transforms.scan import ScanTables, SegmentSpec
@@ -39,28 +39,6 @@ ITEMS_PER_BUCKET = 5000  # grouped by the runner's shuffle: many small buckets s
 ITEMS_PER_SPILLED_BUCKET = 50_000  # spilled: fewer files; one bucket (~10 MB) is held at a time
 COUNTS = ("matched", *KINDS, "lagging", "sampled", "expired",  # expired: left out by skip_expired
           "over_400kb")  # target items over DynamoDB's item size limit (not counted by a sample)
-
-
-@dataclass
-class TableValidation:
-    counts: dict[str, int | None]
-    examples: dict[str, list[dict]] = field(default_factory=dict)
-
-    @property
-    def differences(self) -> int:
-        return sum(self.counts[kind] for kind in KINDS)
-
-
-@dataclass
-class ValidationResult:
-    tables: dict[str, TableValidation]
-    sample_rate: float | None
-    findings_dir: str
-    duration_seconds: float
-
-    @property
-    def equal(self) -> bool:
-        return all(t.differences == 0 for t in self.tables.values())
 
 
 def bucket_counts(plans: Sequence[TablePlan], items_per_bucket: int = ITEMS_PER_BUCKET) -> dict[str, int]:
@@ -216,3 +194,19 @@ def run_validate(config: RunConfig, plans: Sequence[TablePlan], *, sample_rate: 
             table_counts["over_400kb"] = None
     tables = {name: TableValidation(counts[name], examples[name]) for name in names}
     return ValidationResult(tables, sample_rate, findings_dir, time.monotonic() - started)
+
+
+def describe_dry_run(config: RunConfig, beam_args: Sequence[str], *, sample_rate: float | None,
+                     recheck_seconds: float) -> str:
+    """`validate --dry-run`: the validation's Dataflow job, built offline from placeholder plans
+    and described (`checks.dry_run`)."""
+    from pipeline.checks.dry_run import dataflow_job, offline_plans, state_lines  # noqa: PLC0415 - --dry-run only
+
+    plans = offline_plans(config)
+    findings_dir = f"{config.checkpoint_dir}/validate/run-<time>"
+
+    def build(p):
+        build_pipeline(p, config, plans, findings_dir, sample_rate=sample_rate, recheck_seconds=recheck_seconds)
+    title = "validation" + (f" (a {sample_rate:g} sample)" if sample_rate is not None else "")
+    return dataflow_job(config, beam_args, build, title=title, streaming=False,
+                        state=state_lines(config, f"findings and counts {findings_dir}/"))

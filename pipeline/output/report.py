@@ -14,8 +14,7 @@ from pipeline.output.progress import per_second
 from transforms.metrics import Figure
 
 if TYPE_CHECKING:
-    from pipeline.commands.bulk import RunResult
-    from pipeline.commands.validate import ValidationResult
+    from pipeline.output.results import RunResult, ValidationResult
     from transforms.streams.sample import ChangeSample
 
 #: The end-of-run table's columns: (title, key of a row).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.checks import source_streams
 from pipeline.checks.config import load_config
 from pipeline.checks.tables import plan_tables
 from pipeline.commands import replicate as replication
@@ -131,8 +132,8 @@ def test_streaming_mode_follows_the_shard_graph_with_a_splittable_reader(control
     stream.put_record(RIGHT, "INSERT", _key("b"), new_image=_image("b", 1))
     config = load_config(config_path)
     plans = plan_tables(config, create=False)
-    streams = replication.ensure_streams(config, [p.spec.source for p in plans], enable=False)
-    replication.bind_checkpoints(config, streams, fresh=True)
+    streams = source_streams.ensure_streams(config, [p.spec.source for p in plans], enable=False)
+    source_streams.bind_checkpoints(config, streams, fresh=True)
 
     code = replication.follow_streaming(config, plans, streams, stop_after_seconds=4, max_polls=20,
                                         echo=lambda line: None)
@@ -160,8 +161,8 @@ def test_batch_runner_rounds_apply_whole_lineages_in_one_round(controlled):
     stream.put_record(GRANDCHILD, "MODIFY", _key("a"), new_image=_image("a", 3))
     config = load_config(config_path)
     plans = plan_tables(config, create=False)
-    streams = replication.ensure_streams(config, [p.spec.source for p in plans], enable=False)
-    replication.bind_checkpoints(config, streams, fresh=True)
+    streams = source_streams.ensure_streams(config, [p.spec.source for p in plans], enable=False)
+    source_streams.bind_checkpoints(config, streams, fresh=True)
     lines: list[str] = []
 
     code = replication.replicate_in_rounds(config, plans, streams, follow=False, until_caught_up=False, max_lag=2,

@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from pipeline.checks import source_streams
 from pipeline.checks.config import load_config
 from pipeline.checks.tables import plan_tables
 from pipeline.commands import replicate as replication
@@ -180,8 +181,8 @@ def test_the_lag_never_understates_the_real_lag(dynamodb_local, alternator_clean
             c.stream.add_shard(shard)
         config = load_config(c.config)
         plans = plan_tables(config, create=False)
-        stream = replication.ensure_streams(config, [p.spec.source for p in plans], enable=False)[0]
-        settings = replication.replication_settings(config, plans)
+        stream = source_streams.ensure_streams(config, [p.spec.source for p in plans], enable=False)[0]
+        settings = source_streams.replication_settings(config, plans)
         alternator_clean.front.set_faults(slow=1.0, slow_seconds=1.5, ops=["BatchWriteItem"])
         created: dict[str, float] = {}
         samples: list[tuple[float, float | None, float | None]] = []  # (at, tool's lag, oldest missing change)
@@ -255,7 +256,7 @@ def test_a_stream_disabled_while_following_stops_the_follower(dynamodb_local, al
         c.stream.put_record(shard_id(0), "INSERT", key("a"), new_image=image("a", 1))
         config = load_config(c.config)
         plans = plan_tables(config, create=False)
-        streams = replication.ensure_streams(config, [p.spec.source for p in plans], enable=False)
+        streams = source_streams.ensure_streams(config, [p.spec.source for p in plans], enable=False)
         lines: list[str] = []
         threading.Timer(2.0, c.stream.disable).start()
 

@@ -1,14 +1,17 @@
-"""`--dry-run`: build the real Dataflow job of a command on this machine, and describe it.
+"""`--dry-run`: build a command's real Dataflow job on this machine, and describe it.
 
 DataflowRunner's `dry_run` test option does everything a submission does here
 (translation to Dataflow's form, pickling every DoFn, building the `setup_file`
 package) and stops before staging and the service call. So a pickling or translation
-error shows on the user's machine, not in their cloud project.
+error shows on the user's machine, not in their cloud project: a check before a run,
+like the others here.
 
-A dry run talks to nothing: no DescribeTable, no stream, no bucket. The jobs are built
-from the config with placeholder tables (the key and the stream of each table are
-found at run time; `auto` segments count as four per worker), which gives the same
-steps and the same DoFns as the run; only the elements of `Create` differ.
+A dry run talks to nothing: no DescribeTable, no stream, no bucket. Each command builds
+its own job (`describe_dry_run` in `bulk`, `replicate`, `validate`) from the config with
+the placeholder tables of `offline_plans` (the key and the stream of each table are found
+at run time; `auto` segments count as four per worker), which gives the same steps and the
+same DoFns as the run; only the elements of `Create` differ. This module builds and
+describes the job it is given.
 """
 from __future__ import annotations
 
@@ -19,23 +22,15 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import (GoogleCloudOptions, PipelineOptions, StandardOptions,
                                                   TestOptions)
 
-from pipeline.commands import bulk, replicate as replication, validate
-
 from pipeline.checks import engines, schema
+from pipeline.checks.buckets import refuse_local_state, storage_keys
 from pipeline.checks.config import RunConfig
 from pipeline.checks.runner import pipeline_options
-from pipeline.checks.buckets import refuse_local_state, storage_keys
 from pipeline.checks.tables import TablePlan, auto_segments
-from transforms.exports.changes import IncrementalFileSpec
-from transforms.exports.manifest import DataFile
-from transforms.exports.read import ExportFileSpec
-from transforms.scan import SegmentSpec
-from transforms.streams.shards import ShardTask
 
-__all__ = ["describe_migrate", "describe_replicate", "describe_validate", "dataflow_job", "offline_plans"]
+__all__ = ["dataflow_job", "offline_plans", "state_lines"]
 
 PLACEHOLDER_KEY = schema.KeySchema((("<key, found at run time>", "S"),))
-PLACEHOLDER_FILE = DataFile("<data file, found at run time>", 0, "")
 
 
 def offline_plans(config: RunConfig) -> list[TablePlan]:
@@ -43,19 +38,6 @@ def offline_plans(config: RunConfig) -> list[TablePlan]:
     segments = config.scan.segments or auto_segments(0, 0, config.scan.page_size, config.workers,
                                                         config.scan.pages_in_flight)
     return [TablePlan(spec, PLACEHOLDER_KEY, PLACEHOLDER_KEY, 0, 0, segments, True, ()) for spec in config.tables]
-
-
-def offline_specs(plans: Sequence[TablePlan]) -> list[SegmentSpec | ExportFileSpec]:
-    """What the bulk copy reads, without reading any manifest: a table's segments, or one
-    placeholder data file for a table read from an export or a Parquet folder."""
-    specs: list[SegmentSpec | ExportFileSpec] = []
-    for plan in plans:
-        if plan.spec.export or plan.spec.parquet:
-            specs.append(ExportFileSpec(plan.spec.source, 0, 1, PLACEHOLDER_FILE,
-                                        format="PARQUET" if plan.spec.parquet else "DYNAMODB_JSON"))
-        else:
-            specs.extend(SegmentSpec(plan.spec.source, segment, plan.segments) for segment in range(plan.segments))
-    return specs
 
 
 def _check_dataflow(config: RunConfig, options: PipelineOptions) -> None:
@@ -156,60 +138,3 @@ def state_lines(config: RunConfig, *folders: str) -> list[str]:
     return [*(f"  {folder}" for folder in folders),
             f"  dead letters {keys['dead_letter_dir']}/run-<time>/<table>/",
             "  (not checked: a dry run talks to no endpoint and no bucket)"]
-
-
-# --- the jobs of each command -----------------------------------------------------------
-
-PLACEHOLDER_STREAM = "<stream ARN, found at run time>"
-
-
-def describe_migrate(config: RunConfig, beam_args: Sequence[str], *, streams: bool, follow: bool) -> str:
-    """The bulk copy's job, and with `streams` the replication job that follows it."""
-    plans = offline_plans(config)
-    texts = [dataflow_job(config, beam_args, lambda p: bulk.build_pipeline(p, config, plans, offline_specs(plans)),
-                          title="bulk copy", streaming=False,
-                          state=state_lines(config, f"bulk checkpoints {config.checkpoint_dir}/bulk/<table>/"))]
-    incremental = [IncrementalFileSpec(plan.spec.source, n, 0, PLACEHOLDER_FILE) for plan in plans
-                   for n, _ in enumerate(plan.spec.incremental_exports)]
-    if incremental:
-        texts.append(dataflow_job(config, beam_args,
-                                  lambda p: bulk.build_incremental_pipeline(p, config, plans, incremental),
-                                  title="incremental exports (after the bulk copy)", streaming=False,
-                                  state=state_lines(config, "a marker once applied "
-                                                    f"{config.checkpoint_dir}/bulk/<table>/incremental-applied.json")))
-    if streams:
-        texts.append(describe_replicate(config, beam_args, follow=follow))
-    return "\n\n".join(texts)
-
-
-def describe_replicate(config: RunConfig, beam_args: Sequence[str], *, follow: bool) -> str:
-    """One replication round's job, or the streaming job where `--follow` runs one."""
-    plans = offline_plans(config)
-    streams = [replication.Stream(plan.spec.source, PLACEHOLDER_STREAM) for plan in plans]
-    streaming = follow and pipeline_options(config, beam_args).view_as(StandardOptions).streaming
-    if streaming:
-        title = "replication (one streaming pipeline)"
-
-        def build(p):
-            replication.build_follow(p, config, plans, streams)
-    else:
-        title = "replication (one round; the launcher runs rounds until done)"
-        tasks = [ShardTask(stream.table, stream.arn, "<shard, found at run time>") for stream in streams]
-
-        def build(p):
-            replication.build_round(p, config, plans, tasks)
-    return dataflow_job(config, beam_args, build, title=title, streaming=streaming,
-                        state=state_lines(config, f"shard checkpoints {config.checkpoint_dir}/streams/<table>/"))
-
-
-def describe_validate(config: RunConfig, beam_args: Sequence[str], *, sample_rate: float | None,
-                      recheck_seconds: float) -> str:
-    plans = offline_plans(config)
-    findings_dir = f"{config.checkpoint_dir}/validate/run-<time>"
-
-    def build(p):
-        validate.build_pipeline(p, config, plans, findings_dir, sample_rate=sample_rate,
-                                recheck_seconds=recheck_seconds)
-    title = "validation" + (f" (a {sample_rate:g} sample)" if sample_rate is not None else "")
-    return dataflow_job(config, beam_args, build, title=title, streaming=False,
-                        state=state_lines(config, f"findings and counts {findings_dir}/"))
