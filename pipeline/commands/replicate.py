@@ -43,7 +43,7 @@ from pipeline.commands import capture as capturing
 
 from pipeline.checks import schema
 from pipeline.checks.config import RunConfig
-from pipeline.checks.runner import check_options, pipeline_options, run_pipeline
+from pipeline.checks.launch import check_options, pipeline_options, run_pipeline
 from pipeline.checks.tables import TablePlan, TableStepError, describe_error, pairs_by_source
 from pipeline.output.logs import RUN_LOG
 from transforms.dynamo.endpoints import kinesis_client, source_client, streams_client

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from apache_beam.testing import test_pipeline
 
-from pipeline.checks.engines import LOCAL_RUNNER
+from pipeline.checks.runners import LOCAL_RUNNER
 from tests.support import seed
 from tests.support.cli_runs import unique
 from transforms.dynamo.endpoints import SourceSpec, streams_client

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from apache_beam.testing import test_pipeline
 
-from pipeline.checks.engines import LOCAL_RUNNER
+from pipeline.checks.runners import LOCAL_RUNNER
 from tests.support import seed
 from tests.support.cli_runs import unique
 from tests.transforms.items import COUNT, KEY_NAMES, KEYED_TABLE
