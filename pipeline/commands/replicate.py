@@ -280,9 +280,11 @@ def follow_locally(config: RunConfig, plans: Sequence[TablePlan], streams: Seque
     """One pass, until caught up, or `follow` until interrupted, on one long-lived engine.
     `settings` override `ReplicationSettings` fields (tests: shorter periods)."""
     # The whole job's write rate: here one process is every worker.
-    writer = dataclasses.replace(config.writer_settings(), items_per_second=config.write.max_items_per_second)
+    writer_settings = dataclasses.replace(config.writer_settings(),
+                                          max_items_per_second=config.write.max_items_per_second)
     with _ctrl_c_cancels():
-        return asyncio.run(_follow_locally(replication_settings(config, plans, writer=writer, **settings), streams,
+        return asyncio.run(_follow_locally(replication_settings(config, plans, writer_settings=writer_settings,
+                                                                **settings), streams,
                                            follow=follow, until_caught_up=until_caught_up, max_lag=max_lag,
                                            echo=echo, config=config, metrics=metrics))
 
@@ -369,7 +371,7 @@ class _Reporter:
 def _shard_args(p, config: RunConfig) -> dict:
     """What both Beam replication transforms take from the config (and the pipeline's storage options)."""
     return dict(checkpoint_dir=config.checkpoint_dir, dead_letter_dir=config.dead_letter_dir,
-                writer=config.writer_settings(), read_attempts=config.scan.max_attempts,
+                writer_settings=config.writer_settings(), read_attempts=config.scan.max_attempts,
                 storage=StorageOptions.of(p.options))
 
 
