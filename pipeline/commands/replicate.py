@@ -141,7 +141,7 @@ async def _enable_stream(source, table: str) -> None:
             raise
         raise TableStepError(f"cannot enable the stream of source table {table}: {reason}; a rollback needs "
                              f"Alternator tables created by a config with target.streams: true (see the "
-                             f"README's rollback runbook)") from None
+                             f"user guide's rollback runbook, docs/guide.md)") from None
 
 
 def ensure_streams(config: RunConfig, tables: Sequence[str], *, enable: bool) -> list[Stream]:
