@@ -30,7 +30,7 @@ def _read(pages) -> None:
 def _run(kind: str, *args: str) -> None:
     from apache_beam.options.pipeline_options import PipelineOptions  # noqa: PLC0415
 
-    from pipeline.checks.engines import LOCAL_RUNNER  # noqa: PLC0415
+    from pipeline.checks.runners import LOCAL_RUNNER  # noqa: PLC0415
     from transforms.dynamo.endpoints import Credentials, SourceSpec  # noqa: PLC0415
     from transforms.exports.manifest import read_manifest  # noqa: PLC0415
     from transforms.exports.read import ExportFileSpec, ReadExportFiles  # noqa: PLC0415

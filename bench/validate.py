@@ -32,7 +32,7 @@ import yaml
 from bench.bulk import bench_item, create_bench_table, seed_bench_table
 from bench.measure import baseline_checkout, median, per_item_us, run_counted, run_measured
 from pipeline.checks.config import load_config
-from pipeline.checks.engines import LOCAL_RUNNER
+from pipeline.checks.runners import LOCAL_RUNNER
 from pipeline.checks.tables import plan_tables
 from pipeline.commands.validate import run_validate, side_segments
 from testbed import seed

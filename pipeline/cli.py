@@ -93,10 +93,10 @@ def _read_config(config_path: str) -> RunConfig:
 def _load(config_path: str, command: str, beam_args=()) -> RunConfig:
     """The run's config, its Beam options checked; from here on the runner's own log lines go
     to the run's log file."""
-    from pipeline.checks import runner  # noqa: PLC0415 - see the module docstring
+    from pipeline.checks import launch  # noqa: PLC0415 - see the module docstring
 
     config = _read_config(config_path)
-    runner.check_options(config, beam_args)
+    launch.check_options(config, beam_args)
     RUN_LOG.to_folder(config.checkpoint_dir, command)
     for side, spec in (("source", config.source), ("target", config.target)):
         if not spec.tls.verify:
@@ -161,10 +161,10 @@ class _Commands(click.Group):
 
 
 def _unknown_option_message(exc: click.exceptions.NoSuchOption) -> str:
-    from pipeline.checks import runner  # noqa: PLC0415 - Beam's option names, on this error only
+    from pipeline.checks import launch  # noqa: PLC0415 - Beam's option names, on this error only
 
     name = exc.option_name.split("=", 1)[0]
-    if name.lstrip("-") in runner.known_option_names():
+    if name.lstrip("-") in launch.known_option_names():
         return (f"{name} is a Beam option: put Beam options after `--`, e.g. "
                 f"`alternator-migrate migrate --config F -- {exc.option_name}`")
     hint = f"; did you mean {exc.possibilities[0]}?" if exc.possibilities else ""
@@ -198,10 +198,10 @@ def plan(config_path: str, sample_seconds: float, output: str) -> None:
 def _plan(config_path: str, sample_seconds: float, output: str) -> None:
     config = _load(config_path, "plan")
     from pipeline.commands import bulk, capture  # noqa: PLC0415
-    from pipeline.checks import dynamodb_exports, rollback, runner, tables  # noqa: PLC0415
+    from pipeline.checks import dynamodb_exports, launch, rollback, tables  # noqa: PLC0415
     from pipeline.output import report  # noqa: PLC0415
 
-    config = runner.prepare(config, (), pipelines=False)
+    config = launch.prepare(config, (), pipelines=False)
     for line in bulk.check_earlier_runs(config, resume=False, restart=False, streams=False):
         click.echo(line, err=True)
     found = dynamodb_exports.read_exports(config)
@@ -356,7 +356,7 @@ def _migrate(config_path, resume, restart, report_path, no_progress, streams, en
     _goes_with("--max-lag", "--until-caught-up", until_caught_up)
     _check_report_path(report_path)
     config = _load(config_path, "migrate", beam_args)
-    from pipeline.checks import dynamodb_exports, runner, source_streams, tables  # noqa: PLC0415 - see the docstring
+    from pipeline.checks import dynamodb_exports, launch, source_streams, tables  # noqa: PLC0415 - see the docstring
     from pipeline.commands import bulk, capture  # noqa: PLC0415
     from pipeline.output import report  # noqa: PLC0415
 
@@ -370,7 +370,7 @@ def _migrate(config_path, resume, restart, report_path, no_progress, streams, en
         return ExitCode.OK
     if streams:
         source_streams.check_runner(config, beam_args)
-    config = runner.prepare(config, beam_args, follow_streams=streams and not until_caught_up)
+    config = launch.prepare(config, beam_args, follow_streams=streams and not until_caught_up)
     for line in bulk.check_earlier_runs(config, resume=resume, restart=restart, streams=streams):
         click.echo(line, err=True)
     found = dynamodb_exports.read_exports(config, beam_args)
@@ -448,7 +448,7 @@ def _replicate(config_path, follow, until_caught_up, max_lag, dry_run, beam_args
     _goes_with("--max-lag", "--until-caught-up", until_caught_up)
     config = _load(config_path, "replicate", beam_args)
     from pipeline.commands import capture  # noqa: PLC0415
-    from pipeline.checks import runner, source_streams, tables  # noqa: PLC0415
+    from pipeline.checks import launch, source_streams, tables  # noqa: PLC0415
 
     if dry_run:
         from pipeline.commands import replicate  # noqa: PLC0415
@@ -456,7 +456,7 @@ def _replicate(config_path, follow, until_caught_up, max_lag, dry_run, beam_args
         click.echo(replicate.describe_dry_run(config, beam_args, follow=follow))
         return ExitCode.OK
     source_streams.check_runner(config, beam_args)
-    config = runner.prepare(config, beam_args, follow_streams=follow, pipelines=False)
+    config = launch.prepare(config, beam_args, follow_streams=follow, pipelines=False)
     plans = tables.plan_tables(config, create=False, check_target=True)
     table_streams = source_streams.streams_of(config, plans)
     source_streams.bind_checkpoints(config, table_streams, fresh=False)
@@ -487,9 +487,9 @@ def capture_command(config_path: str, enable_streams: bool, restart: bool) -> No
 def _capture(config_path: str, enable_streams: bool, restart: bool) -> ExitCode:
     config = _load(config_path, "capture")
     from pipeline.commands import capture  # noqa: PLC0415
-    from pipeline.checks import runner, source_streams  # noqa: PLC0415
+    from pipeline.checks import launch, source_streams  # noqa: PLC0415
 
-    config = runner.prepare(config, (), pipelines=False)
+    config = launch.prepare(config, (), pipelines=False)
     names = [spec.source for spec in config.tables]
     capture.check_not_replicating(config, names)
     table_streams = source_streams.ensure_streams(config, names, enable=enable_streams)
@@ -518,9 +518,9 @@ def export_command(config_path: str, to: str, from_target: bool, beam_args: tupl
 def _export(config_path: str, to: str, from_target: bool, beam_args) -> None:
     config = _load(config_path, "export", beam_args)
     from pipeline.commands import parquet_export  # noqa: PLC0415
-    from pipeline.checks import runner  # noqa: PLC0415
+    from pipeline.checks import launch  # noqa: PLC0415
 
-    config = runner.prepare(config, beam_args)
+    config = launch.prepare(config, beam_args)
     folder = to if "://" in to else os.path.abspath(to)
     for table in parquet_export.run_export(config, folder, from_target=from_target, beam_args=beam_args):
         click.echo(f"{table.table}: {table.items:,} items in {table.files} Parquet files under {table.folder}")
@@ -564,13 +564,13 @@ def _validate(config_path, report_path, sample_rate, recheck_seconds, max_exampl
     config = _load(config_path, "validate", beam_args)
     from pipeline.commands import repair  # noqa: PLC0415
     from pipeline.output import report  # noqa: PLC0415
-    from pipeline.checks import runner, tables  # noqa: PLC0415
+    from pipeline.checks import launch, tables  # noqa: PLC0415
     from pipeline.commands.validate import describe_dry_run, run_validate  # noqa: PLC0415
 
     if dry_run:
         click.echo(describe_dry_run(config, beam_args, sample_rate=sample_rate, recheck_seconds=recheck_seconds))
         return ExitCode.OK
-    config = runner.prepare(config, beam_args)
+    config = launch.prepare(config, beam_args)
     plans = tables.plan_tables(config, create=False, check_target=True)
 
     if metrics is not None:
@@ -615,10 +615,10 @@ def status_command(config_path: str, output: str) -> None:
 
 def _status(config_path: str, output: str) -> ExitCode:
     config = _read_config(config_path)  # no run log: it only reads, and may run every minute
-    from pipeline.checks import buckets, runner  # noqa: PLC0415 - see the module docstring
+    from pipeline.checks import buckets, launch  # noqa: PLC0415 - see the module docstring
     from pipeline.commands import status  # noqa: PLC0415 - see the module docstring
 
-    buckets.open_storage(config, runner.pipeline_options(config, ()))
+    buckets.open_storage(config, launch.pipeline_options(config, ()))
     found = status.read_status(config)
     click.echo(json.dumps(found, indent=2) if output == "json" else status.status_text(found))
     return ExitCode.INCOMPLETE if status.needs_attention(found) else ExitCode.OK
@@ -642,10 +642,10 @@ def retry_dead_letter(config_path: str, run: str | None) -> None:
 
 def _retry_dead_letter(config_path: str, run: str | None) -> ExitCode:
     config = _load(config_path, "retry-dead-letter")
-    from pipeline.checks import runner, tables  # noqa: PLC0415
+    from pipeline.checks import launch, tables  # noqa: PLC0415
     from pipeline.commands.retry_dead_letters import retry_dead_letters  # noqa: PLC0415
 
-    config = runner.prepare(config, ())
+    config = launch.prepare(config, ())
     plans = tables.plan_tables(config, create=False, check_target=True)
     return retry_dead_letters(config, plans, run, echo=click.echo)
 

@@ -59,8 +59,10 @@ class TargetRefusedError(MigrateError):
     code = ExitCode.FAILED
 
 
-class StorageError(MigrateError):
-    """A checkpoint, dead-letter or findings file could not be read, written or listed."""
+class StateFileError(MigrateError):
+    """A checkpoint, dead-letter, spool or findings file could not be read, written or listed
+    while the run went on (exit 4). A bucket found unusable before the run starts is
+    `pipeline.checks.buckets.StorageCheckFailed` (exit 2)."""
 
     code = ExitCode.FAILED
 

@@ -165,7 +165,7 @@ class ReplicateShards(beam.PTransform):
         tasks: the unfinished shards; a task's `parents` name shards among them to apply first.
         checkpoint_dir: where each shard's last applied sequence number is kept.
         dead_letter_dir: where changes that could not be written go.
-        writer: batch size, concurrency, this worker's rate, and attempts.
+        writer_settings: batch size, concurrency, this worker's rate, and attempts.
         read_attempts: attempts for each Streams or source read.
         shards_per_group: shards one worker keeps in flight (lineages are never split).
         storage: the filesystem options for the two folders (S3 endpoint and keys...).
@@ -173,12 +173,12 @@ class ReplicateShards(beam.PTransform):
 
     def __init__(self, source: SourceSpec, target: TargetSpec, pairs: Mapping[str, TablePair],
                  tasks: Sequence[ShardTask], *, checkpoint_dir: str, dead_letter_dir: str,
-                 writer: WriterSettings, read_attempts: int, storage: StorageOptions,
+                 writer_settings: WriterSettings, read_attempts: int, storage: StorageOptions,
                  shards_per_group: int = SHARDS_PER_GROUP):
         super().__init__()
         self._groups = lineage_groups(tasks, shards_per_group)
-        self._fn = _ApplyShardGroupsFn(ReplicationSettings(source, target, dict(pairs), checkpoint_dir,
-                                                           dead_letter_dir, writer, read_attempts, storage=storage))
+        self._fn = _ApplyShardGroupsFn(ReplicationSettings(source, target, dict(pairs), checkpoint_dir, dead_letter_dir,
+                                                           writer_settings, read_attempts, storage=storage))
 
     def display_data(self):
         return {"shards": DisplayDataItem(sum(map(len, self._groups)), label="Shards"),
@@ -200,7 +200,7 @@ class FollowStreams(beam.PTransform):
 
     def __init__(self, source: SourceSpec, target: TargetSpec, pairs: Mapping[str, TablePair],
                  streams: Sequence[tuple[str, str]], *, checkpoint_dir: str, dead_letter_dir: str,
-                 writer: WriterSettings, read_attempts: int, storage: StorageOptions,
+                 writer_settings: WriterSettings, read_attempts: int, storage: StorageOptions,
                  discover_seconds: float = 10.0, poll_seconds: float = 1.0,
                  stop_after_seconds: float | None = None, max_polls: int | None = None):
         super().__init__()
@@ -209,7 +209,7 @@ class FollowStreams(beam.PTransform):
         self._discover_seconds = discover_seconds
         self._stop_after = stop_after_seconds
         self._follow = _FollowShardFn(ReplicationSettings(source, target, dict(pairs), checkpoint_dir, dead_letter_dir,
-                                                          writer, read_attempts, storage=storage),
+                                                          writer_settings, read_attempts, storage=storage),
                                       poll_seconds=poll_seconds, max_polls=max_polls)
 
     def display_data(self):

@@ -72,7 +72,7 @@ class _ScanSegmentsFn(LoopDoFn):
         # A connection per page in flight, so no page waits for another's connection.
         self._cluster = self.loop.enter(open_cluster(self._endpoint,
                                                      max_connections=max(32, self._settings.pages_in_flight)))
-        rate = self._settings.read_units_per_second
+        rate = self._settings.max_read_units_per_second
         self._bucket = TokenBucket(rate) if rate else None
 
     async def _scan_page(self, spec: SegmentSpec, start_key: dict | None) -> tuple[pa.RecordBatch, dict, int]:

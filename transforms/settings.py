@@ -18,11 +18,17 @@ PAGES_IN_FLIGHT = 16
 
 @dataclass(frozen=True)
 class ScanSettings:
-    """How one worker scans; built once by the launcher (the read rate is this worker's share)."""
+    """How one worker scans; built once by the launcher from the job-wide `scan:` section
+    (`pipeline.checks.config.ScanConfig`, via `RunConfig.scan_settings`).
+
+    Two types, not one: the section is what the user wrote for the whole job (`segments`,
+    None for "auto"), this is what one worker does, with every value settled. A field of
+    both has one name and one meaning, except that here the read rate is this worker's
+    share of the job's. Its defaults are the section's defaults."""
 
     page_size: int = 1000
     consistent_read: bool = False
-    read_units_per_second: float | None = None
+    max_read_units_per_second: float | None = None  # this worker's share of the job's
     max_attempts: int = 10
     pages_in_flight: int = PAGES_IN_FLIGHT  # per worker: segments scanned side by side
     workers: int = 1  # the job's workers, each given a group of segments where there are enough
@@ -30,11 +36,17 @@ class ScanSettings:
 
 @dataclass(frozen=True)
 class WriterSettings:
-    """How one worker writes; built once by the launcher (the rate is this worker's share)."""
+    """How one worker writes; built once by the launcher from the job-wide `write:` section
+    (`pipeline.checks.config.WriteConfig`, via `RunConfig.writer_settings`).
 
-    batch_size: int = 100
+    Two types, not one: the section is what the user wrote for the whole job (None for "the
+    target's limit"), this is what one worker does, with every value settled and the target's
+    limits added. A field of both has one name and one meaning, except that here the write
+    rate is this worker's share of the job's. Its defaults are the section's defaults."""
+
+    max_items_per_batch: int = 100
     concurrency: int = 16
     max_attempts: int = 10
-    items_per_second: float | None = None
+    max_items_per_second: float | None = None  # this worker's share of the job's
     max_request_bytes: int = MAX_REQUEST_BYTES
     max_item_bytes: int | None = None  # a DynamoDB target's item size limit (None: Alternator, none)

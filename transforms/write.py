@@ -58,7 +58,7 @@ class _WritePagesFn(LoopDoFn):
         self._storage = storage
         # Bound memory: at most this many items decoded and waiting or in flight, plus the
         # newest page, which is never waited for (see `_complete_pages`).
-        self._max_pending_items = 2 * settings.concurrency * settings.batch_size
+        self._max_pending_items = 2 * settings.concurrency * settings.max_items_per_batch
 
     def open_clients(self):
         self._storage.install()
@@ -139,7 +139,7 @@ class WriteTables(beam.PTransform):
     Args:
         target: the Alternator cluster (or DynamoDB-API endpoint) to write to.
         pairs: per source table, its target table, key and renames.
-        settings: batch size, concurrency, this worker's rate, and attempts.
+        writer_settings: batch size, concurrency, this worker's rate, and attempts.
         checkpoint_dir: where written pages are recorded (None: no checkpoints).
         checkpoint_seconds: how often, at most, a segment's checkpoint is rewritten while it
             is copied (always at its end and at the end of a bundle).
@@ -147,18 +147,19 @@ class WriteTables(beam.PTransform):
         storage: the filesystem options for those two folders (S3 endpoint and keys...).
     """
 
-    def __init__(self, target: TargetSpec, pairs: Mapping[str, TablePair], settings: WriterSettings, *,
+    def __init__(self, target: TargetSpec, pairs: Mapping[str, TablePair], writer_settings: WriterSettings, *,
                  checkpoint_dir: str | None, dead_letter_dir: str, storage: StorageOptions,
                  checkpoint_seconds: float = 5.0):
         super().__init__()
-        self._fn = _WritePagesFn(target, pairs, settings, checkpoint_dir, checkpoint_seconds, dead_letter_dir,
+        self._fn = _WritePagesFn(target, pairs, writer_settings, checkpoint_dir, checkpoint_seconds, dead_letter_dir,
                                  storage)
         self._target = target
-        self._settings = settings
+        self._settings = writer_settings
 
     def display_data(self):
         return {"target": DisplayDataItem(self._target.describe(), label="Target"),
-                "batch_size": DisplayDataItem(self._settings.batch_size, label="Items per BatchWriteItem"),
+                "max_items_per_batch": DisplayDataItem(self._settings.max_items_per_batch,
+                                                       label="Items per BatchWriteItem"),
                 "concurrency": DisplayDataItem(self._settings.concurrency, label="Batches in flight")}
 
     def expand(self, pages):

@@ -14,14 +14,16 @@ from pipeline.checks.config import RunConfig
 from transforms.errors import MigrateError
 from transforms.state.storage import StorageOptions, bucket_of
 
-__all__ = ["StorageUnavailable", "open_storage", "refuse_local_state", "storage_keys", "uses_object_storage"]
+__all__ = ["StorageCheckFailed", "open_storage", "refuse_local_state", "storage_keys", "uses_object_storage"]
 
 CONNECT_SECONDS = 3
 READ_SECONDS = 10
 
 
-class StorageUnavailable(MigrateError):
-    """A bucket the run would write to is missing, forbidden or unreachable (exit 2)."""
+class StorageCheckFailed(MigrateError):
+    """The check before the run found its storage unusable (exit 2): a bucket missing,
+    forbidden or unreachable, a scheme not installed, a local folder remote workers cannot
+    see. A state file failing once the run goes on is `transforms.errors.StateFileError` (exit 4)."""
 
 
 def storage_keys(config: RunConfig) -> dict[str, str]:
@@ -69,7 +71,7 @@ def refuse_local_state(config: RunConfig) -> None:
     """Workers on other machines (Dataflow) cannot share a local folder with the launcher."""
     for key, path in storage_keys(config).items():
         if bucket_of(path) is None:
-            raise StorageUnavailable(f"{key} is the local folder {path}, which the job's workers cannot reach; "
+            raise StorageCheckFailed(f"{key} is the local folder {path}, which the job's workers cannot reach; "
                                      f"use gs://bucket/... or s3://bucket/...")
 
 
@@ -81,7 +83,7 @@ def _check_filesystem(key: str, path: str) -> None:
     except ValueError:
         scheme = path.split("://", 1)[0]
         extra = {"gs": " (pip install 'alternator-migrate[gcp]')"}.get(scheme, "")
-        raise StorageUnavailable(f"{key}: {scheme}:// storage is not installed{extra}") from None
+        raise StorageCheckFailed(f"{key}: {scheme}:// storage is not installed{extra}") from None
 
 
 def _check_s3_bucket(key: str, bucket: str, s3) -> None:
@@ -99,21 +101,21 @@ def _check_s3_bucket(key: str, bucket: str, s3) -> None:
     try:
         client.head_bucket(Bucket=bucket)
     except NoCredentialsError:
-        raise StorageUnavailable(f"{where}: no AWS credentials; set s3_access_key_id and s3_secret_access_key in "
+        raise StorageCheckFailed(f"{where}: no AWS credentials; set s3_access_key_id and s3_secret_access_key in "
                                  f"pipeline_options, or configure the AWS default chain") from None
     except ClientError as exc:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         code = exc.response.get("Error", {}).get("Code", "")
         if status == 404 or code in ("404", "NoSuchBucket"):
-            raise StorageUnavailable(f"{where} does not exist; create it or fix {key}") from None
+            raise StorageCheckFailed(f"{where} does not exist; create it or fix {key}") from None
         if status in (401, 403):
-            raise StorageUnavailable(f"{where}: access denied (HTTP {status}); check the credentials "
+            raise StorageCheckFailed(f"{where}: access denied (HTTP {status}); check the credentials "
                                      f"(s3_access_key_id / s3_secret_access_key) and their permissions on the "
                                      f"bucket") from None
-        raise StorageUnavailable(f"{where} cannot be used: {code or status}: "
+        raise StorageCheckFailed(f"{where} cannot be used: {code or status}: "
                                  f"{exc.response.get('Error', {}).get('Message', '')}") from None
     except BotoCoreError as exc:  # unreachable endpoint, bad URL, timeout
-        raise StorageUnavailable(f"{where} cannot be reached: {exc}; check s3_endpoint_url and the "
+        raise StorageCheckFailed(f"{where} cannot be reached: {exc}; check s3_endpoint_url and the "
                                  f"network") from None
 
 
@@ -128,14 +130,14 @@ def _check_gcs_bucket(key: str, bucket: str, options) -> None:
     try:
         create_storage_client(options).get_bucket(bucket, timeout=(CONNECT_SECONDS, READ_SECONDS), retry=None)
     except google_errors.NotFound:
-        raise StorageUnavailable(f"{where} does not exist; create it or fix {key}") from None
+        raise StorageCheckFailed(f"{where} does not exist; create it or fix {key}") from None
     except (google_errors.Forbidden, google_errors.Unauthorized) as exc:
-        raise StorageUnavailable(f"{where}: access denied ({exc.code}); check the Google credentials of this "
+        raise StorageCheckFailed(f"{where}: access denied ({exc.code}); check the Google credentials of this "
                                  f"machine and their permissions on the bucket") from None
     except auth_errors.GoogleAuthError as exc:  # e.g. expired or revoked credentials
-        raise StorageUnavailable(f"{where}: the Google credentials of this machine do not work: "
+        raise StorageCheckFailed(f"{where}: the Google credentials of this machine do not work: "
                                  f"{type(exc).__name__}; renew them (gcloud auth application-default login)") from None
     except google_errors.GoogleAPIError as exc:
-        raise StorageUnavailable(f"{where} cannot be used: {exc}") from None
+        raise StorageCheckFailed(f"{where} cannot be used: {exc}") from None
     except http_errors.RequestException as exc:
-        raise StorageUnavailable(f"{where} cannot be reached: {type(exc).__name__}; check the network") from None
+        raise StorageCheckFailed(f"{where} cannot be reached: {type(exc).__name__}; check the network") from None

@@ -45,8 +45,10 @@ class TableSpec:
 
 @dataclass(frozen=True)
 class ScanConfig:
-    """The `scan:` section: job-wide figures (the workers' settings come from `RunConfig`);
-    the defaults are the workers' own (`ScanSettings`)."""
+    """The `scan:` section as the user wrote it: job-wide figures. Each worker gets a
+    `ScanSettings` from it (`RunConfig.scan_settings`: the read rate split over the workers,
+    `segments` used by the launcher only); the defaults are the workers' own. Fields are
+    named as the YAML keys."""
 
     segments: int | None = None  # None = auto
     page_size: int = ScanSettings.page_size
@@ -58,8 +60,10 @@ class ScanConfig:
 
 @dataclass(frozen=True)
 class WriteConfig:
-    """The `write:` section: job-wide figures (the workers' settings come from `RunConfig`);
-    the defaults are the workers' own (`WriterSettings`)."""
+    """The `write:` section as the user wrote it: job-wide figures. Each worker gets a
+    `WriterSettings` from it (`RunConfig.writer_settings`: the batch size settled for the
+    target, the write rate split over the workers); the defaults are the workers' own.
+    Fields are named as the YAML keys."""
 
     max_items_per_batch: int | None = None  # None = 25 (endpoint) / 100 (alternator)
     concurrency: int = WriterSettings.concurrency
@@ -79,12 +83,6 @@ class RunConfig:
     pipeline_options: Mapping[str, Any]
     checkpoint_interval_seconds: float = 5.0
     cluster_workers: int | None = None  # worker threads found on the cluster (Dask), not in the YAML
-
-    @property
-    def batch_size(self) -> int:
-        if self.write.max_items_per_batch:
-            return self.write.max_items_per_batch
-        return 100 if self.target.alternator_seeds else 25
 
     @property
     def workers(self) -> int:
@@ -111,15 +109,17 @@ class RunConfig:
     def scan_settings(self) -> ScanSettings:
         """What each worker's scans use: the read rate is its share of the job's."""
         return ScanSettings(page_size=self.scan.page_size, consistent_read=self.scan.consistent_read,
-                            read_units_per_second=share_of(self.scan.max_read_units_per_second, self.workers),
+                            max_read_units_per_second=share_of(self.scan.max_read_units_per_second, self.workers),
                             max_attempts=self.scan.max_attempts, pages_in_flight=self.scan.pages_in_flight,
                             workers=self.workers)
 
     def writer_settings(self) -> WriterSettings:
-        """What each worker's writer uses: the write rate is its share of the job's."""
-        return WriterSettings(batch_size=self.batch_size, concurrency=self.write.concurrency,
+        """What each worker's writer uses: the write rate is its share of the job's, and the
+        batch size, unless the config sets it, the target's limit (DynamoDB 25, Alternator 100)."""
+        batch = self.write.max_items_per_batch or (100 if self.target.alternator_seeds else 25)
+        return WriterSettings(max_items_per_batch=batch, concurrency=self.write.concurrency,
                               max_attempts=self.write.max_attempts,
-                              items_per_second=share_of(self.write.max_items_per_second, self.workers),
+                              max_items_per_second=share_of(self.write.max_items_per_second, self.workers),
                               max_item_bytes=MAX_ITEM_BYTES if self.target.is_dynamodb else None)
 
 

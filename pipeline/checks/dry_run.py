@@ -22,10 +22,10 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import (GoogleCloudOptions, PipelineOptions, StandardOptions,
                                                   TestOptions)
 
-from pipeline.checks import engines, schema
+from pipeline.checks import runners, schema
 from pipeline.checks.buckets import refuse_local_state, storage_keys
 from pipeline.checks.config import RunConfig
-from pipeline.checks.runner import pipeline_options
+from pipeline.checks.launch import pipeline_options
 from pipeline.checks.tables import TablePlan, auto_segments
 
 __all__ = ["dataflow_job", "offline_plans", "state_lines"]
@@ -44,20 +44,20 @@ def _check_dataflow(config: RunConfig, options: PipelineOptions) -> None:
     """What Beam would otherwise find only by going online (or not at all, offline)."""
     from apache_beam.options.pipeline_options_validator import PipelineOptionsValidator  # noqa: PLC0415
 
-    if engines.runner_kind(options) != "dataflow":
-        raise engines.EngineError("--dry-run builds a Dataflow job; set pipeline_options.runner: DataflowRunner "
+    if runners.runner_kind(options) != "dataflow":
+        raise runners.RunnerError("--dry-run builds a Dataflow job; set pipeline_options.runner: DataflowRunner "
                                   "(or add `-- --runner=DataflowRunner`)")
     try:
         importlib.import_module("apache_beam.runners.dataflow.internal.apiclient")
     except ImportError:
-        raise engines.EngineError("the Dataflow runner is not installed: pip install "
+        raise runners.RunnerError("the Dataflow runner is not installed: pip install "
                                   "'alternator-migrate[dataflow]'") from None
     cloud = options.view_as(GoogleCloudOptions)
     validator = PipelineOptionsValidator(options, None)
     if validator.validate_gcs_path(cloud, "temp_location") and validator.validate_gcs_path(cloud,
                                                                                           "staging_location"):
         # Without one Beam would try to create a default bucket in the project, online.
-        raise engines.EngineError("Dataflow needs pipeline_options.temp_location: gs://bucket/path (a valid bucket "
+        raise runners.RunnerError("Dataflow needs pipeline_options.temp_location: gs://bucket/path (a valid bucket "
                                   f"name), got {cloud.temp_location!r}")
     refuse_local_state(config)
 
@@ -82,7 +82,7 @@ def dataflow_job(config: RunConfig, beam_args: Sequence[str], build: Callable[[b
         build(p)
         job = p.run().job  # stops before staging and the service call
     except ValueError as exc:  # Beam's option validation: missing project or region, bad values
-        raise engines.EngineError(f"Dataflow would refuse the job: {' '.join(str(exc).split())}") from None
+        raise runners.RunnerError(f"Dataflow would refuse the job: {' '.join(str(exc).split())}") from None
     return "\n".join([f"{title}: Dataflow job {job.proto.name} ({'streaming' if streaming else 'batch'}), "
                       f"built offline, not submitted",
                       "steps:", *_steps(job), "workers:", *_workers(job), "state:", *state])

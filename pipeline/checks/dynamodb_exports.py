@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Mapping, Sequence
 
-from pipeline.checks import runner
+from pipeline.checks import launch
 from pipeline.checks.config import RunConfig, TableSpec
 from pipeline.checks.tables import TablePlan
 from transforms.exports.changes import IncrementalFileSpec
@@ -81,7 +81,7 @@ def read_exports(config: RunConfig, beam_args: Sequence[str] = ()) -> dict[str, 
     the job's filesystem options (Beam's S3 options in `pipeline_options`, as for checkpoint_dir)."""
     specs = [spec for spec in config.tables if spec.export or spec.parquet]
     if specs:
-        StorageOptions.of(runner.pipeline_options(config, beam_args)).install()
+        StorageOptions.of(launch.pipeline_options(config, beam_args)).install()
     return {spec.source: read_table_exports(spec) for spec in specs}
 
 

@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.checks import schema
 from pipeline.checks.config import RunConfig
-from pipeline.checks.runner import check_options
+from pipeline.checks.launch import check_options
 from pipeline.checks.tables import TablePlan, TableStepError, describe_error, pairs_by_source
 from transforms.dynamo.endpoints import kinesis_client, source_client
 from transforms.dynamo.retry import error_code
@@ -104,7 +104,7 @@ async def _enable_stream(source, table: str) -> None:
             raise
         raise TableStepError(f"cannot enable the stream of source table {table}: {reason}; a rollback needs "
                              f"Alternator tables created by a config with target.streams: true (see the "
-                             f"README's rollback runbook)") from None
+                             f"user guide's rollback runbook, docs/guide.md)") from None
 
 
 def ensure_streams(config: RunConfig, tables: Sequence[str], *, enable: bool) -> list[Stream]:

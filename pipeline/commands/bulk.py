@@ -19,7 +19,7 @@ from apache_beam.options.pipeline_options import StandardOptions
 
 from pipeline.checks import dynamodb_exports
 from pipeline.checks.config import RunConfig
-from pipeline.checks.runner import pipeline_options, run_pipeline
+from pipeline.checks.launch import pipeline_options, run_pipeline
 from pipeline.checks.tables import TablePlan, pairs_by_source
 from pipeline.output.figures import BULK, SERVED
 from pipeline.output.metrics_server import RunMetrics

@@ -17,7 +17,7 @@ from apache_beam.options.pipeline_options import StandardOptions
 
 from pipeline.checks import tables
 from pipeline.checks.config import RunConfig
-from pipeline.checks.runner import pipeline_options, run_pipeline
+from pipeline.checks.launch import pipeline_options, run_pipeline
 from transforms.errors import MigrateError
 from transforms.exports.parquet import ITEM_COLUMN, KeyColumn, WriteParquet, write_manifest
 from transforms.scan import ScanTables, SegmentSpec

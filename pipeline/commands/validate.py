@@ -22,7 +22,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.checks.config import RunConfig
-from pipeline.checks.runner import pipeline_options, run_pipeline, runs_locally
+from pipeline.checks.launch import pipeline_options, run_pipeline, runs_locally
 from pipeline.checks.tables import TablePlan, TableStepError, pairs_by_source
 from pipeline.output.progress import ProgressWatcher, Tracked
 from pipeline.output.results import TableValidation, ValidationResult

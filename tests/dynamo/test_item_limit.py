@@ -46,7 +46,7 @@ def test_an_item_over_400_kb_is_dead_lettered_without_a_request(dynamodb_local):
     requests = [put(_small(n)) for n in range(30)] + [put(BIG)]
 
     async def write():
-        settings = WriterSettings(batch_size=25, max_attempts=3, max_item_bytes=MAX_ITEM_BYTES)
+        settings = WriterSettings(max_items_per_batch=25, max_attempts=3, max_item_bytes=MAX_ITEM_BYTES)
         async with open_writer(target, settings) as writer:
             return await writer.write(table, requests, "pk")
 

@@ -81,7 +81,7 @@ def test_a_write_conflict_and_a_reply_that_is_not_json_are_retried():
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         try:
             spec = TargetSpec(endpoint=f"http://127.0.0.1:{runner.addresses[0][1]}", credentials=Credentials("k", "s"))
-            async with open_writer(spec, WriterSettings(batch_size=25, max_attempts=5)) as writer:
+            async with open_writer(spec, WriterSettings(max_items_per_batch=25, max_attempts=5)) as writer:
                 return await writer.write("T", [put({"pk": {"S": "a"}})], "pk")
         finally:
             await runner.cleanup()

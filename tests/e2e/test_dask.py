@@ -15,7 +15,7 @@ from collections import Counter
 import pytest
 from distributed import Client
 
-from pipeline.checks import engines
+from pipeline.checks import runners
 from testbed import seed
 from testbed.fake_streams import shard_id
 from testbed.ports import free_port
@@ -211,7 +211,7 @@ def test_a_worker_that_cannot_import_the_package_is_found_before_the_run(dynamod
 def test_a_job_whose_workers_are_gone_ends_with_an_error(dynamodb_local, alternator_clean, tmp_path, monkeypatch):
     table = unique("workers_gone")
     seed.seed_all_types(dynamodb_local.endpoint, table, count=400)
-    monkeypatch.setattr(engines, "NO_WORKERS_GRACE_SECONDS", 3.0)
+    monkeypatch.setattr(runners, "NO_WORKERS_GRACE_SECONDS", 3.0)
     alternator_clean.front.set_faults(slow=1.0, slow_seconds=0.5, ops=["BatchWriteItem"])
     with DaskCluster(workers=1) as cluster:
         config = write_config(tmp_path, dynamodb_local.endpoint, alternator_target(alternator_clean),

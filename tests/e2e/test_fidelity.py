@@ -16,7 +16,7 @@ from testbed.servers import MotoServer
 from tests.support.cli_runs import (alternator_target, error_lines, interrupt, items_copied, run_cli, run_script,
                                     start_script, unique, write_config)
 from tests.support.stores import S3_KEYS, Store
-from transforms.errors import StorageError
+from transforms.errors import StateFileError
 from transforms.state.files import matching
 from transforms.state.storage import StorageOptions
 
@@ -209,7 +209,7 @@ def test_an_unreadable_folder_is_an_error_not_an_empty_one(monkeypatch):
                                     "s3_access_key_id": key["AccessKeyId"],
                                     "s3_secret_access_key": key["SecretAccessKey"]}).use_here(monkeypatch)
         try:
-            with pytest.raises(StorageError, match="cannot list s3://locked/dead-letter"):
+            with pytest.raises(StateFileError, match="cannot list s3://locked/dead-letter"):
                 matching("s3://locked/dead-letter/*/*.jsonl")
         finally:
             StorageOptions().install()  # this process's filesystems as they were

@@ -99,7 +99,7 @@ def test_a_verdict_on_options_is_kept_and_a_changed_option_is_checked_again(tmp_
     assert "cannot reach source" in completed.stderr  # past the options, at the first call
     kept_file = cache / "alternator-migrate" / "checked-options.json"
     (kept,) = json.loads(kept_file.read_text()).values()
-    assert kept == {"runner": "pipeline.checks.engines.LocalRunner", "streaming": False, "files": []}
+    assert kept == {"runner": "pipeline.checks.runners.LocalRunner", "streaming": False, "files": []}
     assert "direct_num_workers" not in kept_file.read_text()  # kept by a digest, never the options themselves
     bad = offline_config(tmp_path, pipeline_options={"runner": "DirectRunner", "direct_num_workers": "2x"})
     completed = run_script("plan", "--config", str(bad), cwd=tmp_path, env=env)

@@ -99,7 +99,7 @@ def test_caught_up_only_once_every_shard_was_read_by_this_run(dynamodb_local, al
 def test_a_replicate_with_nothing_new_loads_neither_beam_nor_arrow(dynamodb_local, alternator_clean, tmp_path):
     """The cutover's last `replicate --until-caught-up`, with every change applied, starts at
     once: Beam's verdict on the options is kept, and pyarrow and numpy (the writer's encoders,
-    the spool's chunks) are loaded only where something is written (README, Performance)."""
+    the spool's chunks) are loaded only where something is written (docs/performance.md)."""
     cache = {"XDG_CACHE_HOME": str(tmp_path / "cache")}  # where Beam's verdict on the options is kept
     source = dynamodb_local.endpoint
     table = _streamed_table(source)

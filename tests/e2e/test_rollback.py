@@ -31,7 +31,7 @@ VNODES = {"Key": "system:initial_tablets", "Value": "none"}
 OVER_400_KB = {"id": {"S": "big"}, "pad": {"S": "x" * 400_000}, "ones": {"L": [{"N": "1"}] * 3_300}}
 
 # DynamoDB Local as the rollback target wants signed requests; a non-AWS endpoint is signed
-# only with `target.credentials` (the README's rule), so the test gives them.
+# only with `target.credentials` (the user guide's rule), so the test gives them.
 LOCAL_KEYS = {"credentials": {"access_key_id": "test", "secret_access_key": "test"}}
 
 

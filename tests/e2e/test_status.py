@@ -70,7 +70,7 @@ def test_status_reads_a_copy_and_its_replication_from_the_checkpoints(dynamodb_l
     at = lines.index(f"{table} -> {table}")
     assert re.fullmatch(r"  copy: finished, 1/1 segments, 30 of ~30 items \(100%\), [\d,]+ items/s on average since "
                         r"its latest run started \d+ s ago; last checkpoint \d+ s ago", lines[at + 1]), lines
-    # Stream records' creation times are whole minutes (see the README): the ages are within a minute.
+    # Stream records' creation times are whole minutes (see docs/guide.md): the ages are within a minute.
     assert re.fullmatch(rf"  replication: {earlier + changes:,} changes applied, 1 open shard of 1; newest applied "
                         r"change made \d+ (s|min) ago, lag at most \d+ (s|min); checkpoints written \d+ s ago",
                         lines[at + 2]), lines

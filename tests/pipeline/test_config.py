@@ -54,7 +54,7 @@ def test_defaults_for_an_endpoint_target():
     assert config.scan.consistent_read is False
     assert config.scan.max_read_units_per_second is None
     assert config.write.max_items_per_batch is None
-    assert config.batch_size == 25  # DynamoDB's BatchWriteItem limit
+    assert config.writer_settings().max_items_per_batch == 25  # DynamoDB's BatchWriteItem limit
     assert config.write.concurrency == 16
     assert config.write.max_attempts == 10
     assert config.write.max_items_per_second is None
@@ -68,7 +68,7 @@ def test_defaults_for_an_endpoint_target():
 def test_defaults_for_an_alternator_target():
     config = parse_config(alternator_config())
 
-    assert config.batch_size == 100  # Alternator accepts 100 items per BatchWriteItem
+    assert config.writer_settings().max_items_per_batch == 100  # Alternator accepts 100 items per BatchWriteItem
     assert config.target.alternator_seeds == ("127.0.0.1",)
     assert config.target.alternator_port == 8000
     assert config.target.alternator_scheme == "http"
@@ -107,9 +107,12 @@ def test_table_defaults_and_plain_string_table():
 
 
 def test_max_items_per_batch_within_the_limits():
-    assert parse_config(alternator_config() | {"write": {"max_items_per_batch": 100}}).batch_size == 100
-    assert parse_config(endpoint_config(write={"max_items_per_batch": 25})).batch_size == 25
-    assert parse_config(endpoint_config(write={"max_items_per_batch": 10})).batch_size == 10
+    def batch(raw) -> int:
+        return parse_config(raw).writer_settings().max_items_per_batch
+
+    assert batch(alternator_config() | {"write": {"max_items_per_batch": 100}}) == 100
+    assert batch(endpoint_config(write={"max_items_per_batch": 25})) == 25
+    assert batch(endpoint_config(write={"max_items_per_batch": 10})) == 10
 
 
 def test_datacenter_and_rack_together():
@@ -285,7 +288,7 @@ def test_pages_in_flight_reach_each_worker_and_have_a_ceiling():
                                           pipeline_options={"direct_num_workers": 4}))
     settings = config.scan_settings()
     assert settings.pages_in_flight == 40 and settings.workers == 4
-    assert settings.read_units_per_second == 25  # the pages in flight of a worker share its part of the cap
+    assert settings.max_read_units_per_second == 25  # the pages in flight of a worker share its part of the cap
     message = error_of(endpoint_config(scan={"pages_in_flight": 1001}))
     assert "scan.pages_in_flight is 1001, at most 1000" in message
 
@@ -481,7 +484,7 @@ def test_load_config_round_trip(tmp_path):
     config = load_config(path)
 
     assert config.scan.segments == 8 and config.scan.page_size == 500 and config.scan.consistent_read
-    assert config.batch_size == 50 and config.write.concurrency == 4
+    assert config.writer_settings().max_items_per_batch == 50 and config.write.concurrency == 4
     assert config.write.max_items_per_second == 1000.5
     assert config.target.datacenter == "dc1"
     assert dict(config.pipeline_options) == {"runner": "DirectRunner", "direct_num_workers": 2}

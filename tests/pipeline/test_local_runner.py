@@ -1,6 +1,6 @@
 """The local runner is the one the tests run: Beam's DirectRunner would first try its Prism
 runner, downloading a binary from GitHub at run time, and fall back to the FnApiRunner when
-that fails; the tool runs that FnApiRunner outright (`engines.LocalRunner`)."""
+that fails; the tool runs that FnApiRunner outright (`runners.LocalRunner`)."""
 from __future__ import annotations
 
 import subprocess
@@ -11,7 +11,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.portability.fn_api_runner import fn_runner
 
-from pipeline.checks import engines, runner
+from pipeline.checks import launch, runners
 from pipeline.checks.config import parse_config
 from testbed import seed
 from testbed.servers import REPO_ROOT
@@ -24,14 +24,14 @@ def test_the_direct_runner_and_the_default_are_the_local_runner(name):
     config = parse_config({"source": {"endpoint": "http://127.0.0.1:1"}, "target": {"endpoint": "http://127.0.0.1:2"},
                            "tables": ["things"], "pipeline_options": {"runner": name} if name else {}})
 
-    options = runner.pipeline_options(config, [])
+    options = launch.pipeline_options(config, [])
 
-    assert options.view_as(StandardOptions).runner == engines.LOCAL_RUNNER
-    assert engines.runner_kind(options) == "direct" and runner.runs_locally(options)
+    assert options.view_as(StandardOptions).runner == runners.LOCAL_RUNNER
+    assert runners.runner_kind(options) == "direct" and launch.runs_locally(options)
 
 
 def test_the_local_runner_is_beams_fn_api_runner():
-    pipeline = beam.Pipeline(options=PipelineOptions([], runner=engines.LOCAL_RUNNER))
+    pipeline = beam.Pipeline(options=PipelineOptions([], runner=runners.LOCAL_RUNNER))
     _ = pipeline | beam.Create([1, 2, 3]) | beam.Map(lambda x: x * 2)
 
     result = pipeline.run()

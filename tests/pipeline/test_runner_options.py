@@ -8,7 +8,7 @@ import pytest
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.runners.dask.dask_runner import DaskOptions
 
-from pipeline.checks import engines, runner
+from pipeline.checks import launch, runners
 from pipeline.checks.config import ConfigError, load_config, parse_config
 from testbed.servers import REPO_ROOT
 from transforms.state.storage import StorageOptions, bucket_of
@@ -19,22 +19,22 @@ def _config(**pipeline_options):
                          "tables": ["things"], "pipeline_options": pipeline_options})
 
 
-@pytest.mark.parametrize("name", ["dask", "Dask", "DaskRunner", runner.DASK_RUNNER])
+@pytest.mark.parametrize("name", ["dask", "Dask", "DaskRunner", launch.DASK_RUNNER])
 def test_dask_by_short_name_and_flag_names(name):
     config = _config(runner=name, dask_client_address="tcp://127.0.0.1:8786", dask_connection_timeout=5)
-    runner.check_options(config, [])
+    launch.check_options(config, [])
 
-    options = runner.pipeline_options(config, [])
+    options = launch.pipeline_options(config, [])
 
-    assert options.view_as(StandardOptions).runner == runner.DASK_RUNNER
-    assert engines.runner_kind(options) == "dask"
+    assert options.view_as(StandardOptions).runner == launch.DASK_RUNNER
+    assert runners.runner_kind(options) == "dask"
     dask = options.view_as(DaskOptions)
     assert (dask.address, dask.timeout) == ("tcp://127.0.0.1:8786", 5)  # not silently dropped
     assert dask.partition_size == 1  # one partition per segment or shard: the work spreads
 
 
 def test_a_chosen_dask_partitioning_is_kept():
-    options = runner.pipeline_options(_config(runner="dask", dask_client_address="tcp://x:1"), ["--dask_npartitions=3"])
+    options = launch.pipeline_options(_config(runner="dask", dask_client_address="tcp://x:1"), ["--dask_npartitions=3"])
 
     assert (options.view_as(DaskOptions).npartitions, options.view_as(DaskOptions).partition_size) == (3, None)
 
@@ -42,18 +42,18 @@ def test_a_chosen_dask_partitioning_is_kept():
 def test_a_misspelled_flag_name_is_still_refused():
     with pytest.raises(ConfigError, match="dask_client_adress is not a Beam pipeline option; did you mean "
                                           "dask_client_address"):
-        runner.check_options(_config(runner="dask", dask_client_adress="tcp://x:1"), [])
+        launch.check_options(_config(runner="dask", dask_client_adress="tcp://x:1"), [])
 
 
 def test_other_runners_are_left_as_beam_names_them():
     for name, kind in (("DirectRunner", "direct"), ("DataflowRunner", "dataflow"), (None, "direct")):
-        options = runner.pipeline_options(_config(**({"runner": name} if name else {})), [])
-        assert engines.runner_kind(options) == kind
+        options = launch.pipeline_options(_config(**({"runner": name} if name else {})), [])
+        assert runners.runner_kind(options) == kind
         assert options.view_as(DaskOptions).partition_size is None
 
 
 def test_the_workers_get_the_filesystem_options_only():
-    options = runner.pipeline_options(_config(runner="DirectRunner", s3_endpoint_url="http://127.0.0.1:9",
+    options = launch.pipeline_options(_config(runner="DirectRunner", s3_endpoint_url="http://127.0.0.1:9",
                                               s3_secret_access_key="very-secret", direct_num_workers=2), [])
 
     storage = StorageOptions.of(options)
@@ -75,14 +75,14 @@ def test_every_example_config_loads_and_its_options_are_beams(name, monkeypatch)
         monkeypatch.setenv(variable, "x")
     config = load_config(REPO_ROOT / "configs" / f"{name}.yaml")
 
-    runner.check_options(config, [])
+    launch.check_options(config, [])
 
-    kind = engines.runner_kind(runner.pipeline_options(config, []))
+    kind = runners.runner_kind(launch.pipeline_options(config, []))
     assert kind == {"dask": "dask", "dataflow": "dataflow"}.get(name, "direct")
 
 
 def test_a_scheduler_on_another_machine_is_not_here():
     for address, here in (("tcp://127.0.0.1:8786", True), ("tcp://localhost:8786", True),
                           ("tcp://10.0.0.5:8786", False), ("tls://scheduler.internal:8786", False)):
-        options = runner.pipeline_options(_config(runner="dask", dask_client_address=address), [])
-        assert engines.cluster_is_here(options) is here, address
+        options = launch.pipeline_options(_config(runner="dask", dask_client_address=address), [])
+        assert runners.cluster_is_here(options) is here, address

@@ -102,7 +102,8 @@ def test_a_window_whose_every_record_was_refused_moves_its_position_after_the_ch
 
 
 @pytest.mark.integration
-def _spooled_table(alternator, spool: str, chunks: list[list[tuple[str, dict]]], writer: WriterSettings):
+def _spooled_table(alternator, spool: str, chunks: list[list[tuple[str, dict]]],
+                   writer_settings: WriterSettings):
     """A target table and a spool of `chunks` for it; the table's name and a function that applies
     what of the spool is not applied yet (the number of chunks it applied)."""
     name = unique("spool")
@@ -115,7 +116,7 @@ def _spooled_table(alternator, spool: str, chunks: list[list[tuple[str, dict]]],
     settings = ReplicationSettings(
         SourceSpec(endpoint=alternator.url),
         TargetSpec(alternator_seeds=("127.0.0.1",), alternator_port=alternator.port),
-        {name: TablePair(name, name, ("id",))}, spool, f"{spool}/dead", writer, read_attempts=2)
+        {name: TablePair(name, name, ("id",))}, spool, f"{spool}/dead", writer_settings, read_attempts=2)
 
     def apply() -> int:
         async def run() -> int:
@@ -137,7 +138,7 @@ def test_the_spool_is_applied_in_order_once_and_resumes_after_failed_writes(alte
         [(A, _record(5, "a", 3)), (B, _record(6, "c", 1))],
     ]
     name, apply = _spooled_table(alternator_clean, spool, chunks,
-                                 WriterSettings(batch_size=100, concurrency=4, max_attempts=2))
+                                 WriterSettings(max_items_per_batch=100, concurrency=4, max_attempts=2))
 
     alternator_clean.front.set_faults(server_error=1.0, ops=["BatchWriteItem"])
     with pytest.raises(WritesFailed):
@@ -165,7 +166,7 @@ def test_chunks_cut_in_many_writes_are_applied_in_order_without_waiting_chunk_by
         [(A, _record(21, "k0", 6)), (A, _record(22, "k1", 3)), (A, _record(23, "k0", 7))],  # k0 twice in a chunk
     ]
     name, apply = _spooled_table(alternator_clean, spool, chunks,
-                                 WriterSettings(batch_size=2, concurrency=1, max_attempts=2))
+                                 WriterSettings(max_items_per_batch=2, concurrency=1, max_attempts=2))
 
     assert apply() == 3
 
@@ -181,7 +182,7 @@ def test_a_chunk_never_overtakes_an_earlier_one_on_a_key(alternator_clean, tmp_p
     spool = str(tmp_path)
     chunks = [[(A, _record(1, "p", 1))], [(A, _record(2, "p", 2)), (A, _record(3, "q", 2))], [(A, _record(4, "q", 3))]]
     name, apply = _spooled_table(alternator_clean, spool, chunks,
-                                 WriterSettings(batch_size=2, concurrency=1, max_attempts=2))
+                                 WriterSettings(max_items_per_batch=2, concurrency=1, max_attempts=2))
 
     assert apply() == 3
 

@@ -25,8 +25,9 @@ def _write(alternator, table: TablePair, windows: list[list[dict]], attempts: in
     """Hand every window in at once, as that many shards would; the failures per window."""
     async def run():
         target = TargetSpec(alternator_seeds=("127.0.0.1",), alternator_port=alternator.port)
-        async with open_writer(target, WriterSettings(batch_size=100, concurrency=4, max_attempts=attempts)) as writer:
-            shared = WindowWriter(writer, batch_size=100, max_requests=400)
+        settings = WriterSettings(max_items_per_batch=100, concurrency=4, max_attempts=attempts)
+        async with open_writer(target, settings) as writer:
+            shared = WindowWriter(writer, max_items_per_batch=100, max_requests=400)
             try:
                 return await asyncio.gather(*(shared.write(table, window) for window in windows))
             finally:

@@ -9,7 +9,7 @@ import pytest
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import BeamAssertException, assert_that, equal_to
 
-from pipeline.checks.engines import LOCAL_RUNNER
+from pipeline.checks.runners import LOCAL_RUNNER
 from testbed import seed
 from tests.support.cli_runs import unique
 from tests.transforms.items import COUNT, ITEMS, KEY_NAMES, KEYED_TABLE, key_of

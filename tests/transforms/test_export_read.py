@@ -5,7 +5,7 @@ import apache_beam as beam
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline.checks.engines import LOCAL_RUNNER
+from pipeline.checks.runners import LOCAL_RUNNER
 from testbed.exports import LocalBucket, write_full_export
 from tests.transforms.items import ITEMS, page_texts, texts
 from transforms.exports.manifest import read_manifest

@@ -5,7 +5,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.testing import test_pipeline
 
-from pipeline.checks.engines import LOCAL_RUNNER
+from pipeline.checks.runners import LOCAL_RUNNER
 from transforms.findings import Findings, Tally, WriteFindings, read_findings
 from transforms.state.files import read_json
 from transforms.state.storage import StorageOptions

@@ -7,7 +7,7 @@ import apache_beam as beam
 import pyarrow.parquet as pq
 from apache_beam.testing import test_pipeline
 
-from pipeline.checks.engines import LOCAL_RUNNER
+from pipeline.checks.runners import LOCAL_RUNNER
 from tests.transforms.items import ITEMS, texts
 from transforms.exports.parquet import ITEM_COLUMN, KeyColumn, WriteParquet
 from transforms.items.arrow_codec import items_to_batch

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from apache_beam.testing import test_pipeline
 
-from pipeline.checks.engines import LOCAL_RUNNER
+from pipeline.checks.runners import LOCAL_RUNNER
 from testbed import seed
 from tests.support.cli_runs import unique
 from transforms.dynamo.endpoints import SourceSpec, streams_client
@@ -36,7 +36,7 @@ def _round(source, target, pairs, table: str, tmp_path) -> None:
     tasks = asyncio.run(_unfinished_shards(source, table, checkpoints))
     with test_pipeline.TestPipeline(runner=LOCAL_RUNNER) as p:
         _ = p | ReplicateShards(source, target, pairs, tasks, checkpoint_dir=checkpoints,
-                                dead_letter_dir=str(tmp_path / "dead-letter"), writer=WriterSettings(),
+                                dead_letter_dir=str(tmp_path / "dead-letter"), writer_settings=WriterSettings(),
                                 read_attempts=3, storage=StorageOptions())
 
 

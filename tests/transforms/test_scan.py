@@ -6,7 +6,7 @@ import pytest
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline.checks.engines import LOCAL_RUNNER
+from pipeline.checks.runners import LOCAL_RUNNER
 from tests.transforms.items import ITEMS, page_texts, texts
 from transforms.scan import ScanSettings, ScanTables, SegmentSpec
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from apache_beam.testing import test_pipeline
 
-from pipeline.checks.engines import LOCAL_RUNNER
+from pipeline.checks.runners import LOCAL_RUNNER
 from testbed import seed
 from tests.support.cli_runs import unique
 from tests.transforms.items import COUNT, KEY_NAMES, KEYED_TABLE
@@ -33,8 +33,8 @@ def test_the_target_holds_the_source_items_and_the_checkpoints_count_them(source
         _ = (p
              | ScanTables(source, [SegmentSpec(source_table, s, SEGMENTS) for s in range(SEGMENTS)],
                           ScanSettings(page_size=50))
-             | WriteTables(target, pairs, WriterSettings(batch_size=25, concurrency=4), checkpoint_dir=checkpoints,
-                           dead_letter_dir=dead_letters, storage=StorageOptions()))
+             | WriteTables(target, pairs, WriterSettings(max_items_per_batch=25, concurrency=4),
+                           checkpoint_dir=checkpoints, dead_letter_dir=dead_letters, storage=StorageOptions()))
 
     assert seed.assert_same_items(source.endpoint, alternator_clean.url, source_table, target_table) == COUNT
     copied = bulk_checkpoints.progress(checkpoints, source_table)

@@ -15,7 +15,7 @@ Every path that changes the target (bulk pages, stream windows, repairs) writes 
   key-affinity mode routes a whole batch by the majority of its keys, which would move
   a key between nodes from one batch to the next. With `target.endpoint` (no
   discovery) there is one node.
-- Batches of `batch_size` items and at most `max_request_bytes` of body
+- Batches of `max_items_per_batch` items and at most `max_request_bytes` of body
   (`dynamo.request_size`: both services refuse a request over 16 MB), `concurrency`
   batches in flight and one token-bucket rate shared by all nodes; transient failures
   retried with exponential backoff and full jitter; UnprocessedItems re-sent; a batch
@@ -172,7 +172,7 @@ class TargetWriter:
         self._cluster = cluster
         self._settings = settings
         self._in_flight = asyncio.Semaphore(settings.concurrency)
-        self._bucket = TokenBucket(settings.items_per_second) if settings.items_per_second else None
+        self._bucket = TokenBucket(settings.max_items_per_second) if settings.max_items_per_second else None
 
     async def write(self, table: str, requests: Sequence[dict], partition_key: str) -> WriteOutcome:
         """Write request dicts (one per key), each through its key's node; never raises for a failed write."""
@@ -214,7 +214,7 @@ class TargetWriter:
         settings = self._settings
         await asyncio.gather(*(self._write_batch(planes[node], table, batch, outcome)
                                for node, node_rows in by_node.items()
-                               for batch in cut_by_size(table, node_rows, settings.batch_size,
+                               for batch in cut_by_size(table, node_rows, settings.max_items_per_batch,
                                                         settings.max_request_bytes)))
         return outcome
 

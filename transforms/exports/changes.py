@@ -110,7 +110,7 @@ class _WriteChangesFn(LoopDoFn):
         self._settings = settings
         self._dead_letter_dir = dead_letter_dir
         self._storage = storage
-        self._flush_at = settings.batch_size * settings.concurrency
+        self._flush_at = settings.max_items_per_batch * settings.concurrency
 
     def open_clients(self):
         self._storage.install()
@@ -173,20 +173,20 @@ class ApplyIncrementalExports(beam.PTransform):
         files: the incremental exports' data files, of one or many tables.
         target: the Alternator cluster (or DynamoDB-API endpoint) to write to.
         pairs: per source table, its target table, key and renames.
-        settings: batch size, concurrency, this worker's rate, and attempts.
+        writer_settings: batch size, concurrency, this worker's rate, and attempts.
         dead_letter_dir: where writes that failed after every retry go.
         storage: the filesystem options that reach the exports and the dead-letter folder.
         page_size: lines parsed at a time.
     """
 
     def __init__(self, files: list[IncrementalFileSpec], target: TargetSpec, pairs: Mapping[str, TablePair],
-                 settings: WriterSettings, *, dead_letter_dir: str, storage: StorageOptions,
+                 writer_settings: WriterSettings, *, dead_letter_dir: str, storage: StorageOptions,
                  page_size: int = ScanSettings.page_size):
         super().__init__()
         self._files = files
         self._storage = storage
         self._page_size = page_size
-        self._write = _WriteChangesFn(target, pairs, settings, dead_letter_dir, storage)
+        self._write = _WriteChangesFn(target, pairs, writer_settings, dead_letter_dir, storage)
         self._target = target
 
     def display_data(self):

@@ -1,6 +1,6 @@
 """Tables as Parquet files, and back: the `export` command's files and the `parquet:` source.
 
-Column layout, version 1 (one folder per table; README "Parquet"):
+Column layout, version 1 (one folder per table; docs/guide.md, "Parquet"):
 
     <key attribute>...   one column per key attribute, in key-schema order: string for
                          S and N (N as its exact digits), binary for B (for queries and

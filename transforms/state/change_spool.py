@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from transforms.errors import MigrateError, StorageError
+from transforms.errors import MigrateError, StateFileError
 from transforms.items.ddb_json import decode_item, encode_item
 from transforms.state import stream_checkpoints
 from transforms.state import files
@@ -241,7 +241,7 @@ def read_chunk(path: str) -> pa.RecordBatch:
 
     data = read_bytes(path)
     if data is None:
-        raise StorageError(f"the spool's chunk {path} is gone")
+        raise StateFileError(f"the spool's chunk {path} is gone")
     batches = list(pa.ipc.open_stream(pa.BufferReader(data)))
     if len(batches) == 1:
         return batches[0]

@@ -3,7 +3,7 @@
 Every write is whole or not at all: the bytes go to a temporary name first and are then
 renamed over the path, so a reader (or a restart after a kill) never sees half a file.
 Only "nothing is there" is benign; any other storage error (a missing bucket, no
-permission, an unconfigured filesystem) is a `StorageError` naming the path, never a
+permission, an unconfigured filesystem) is a `StateFileError` naming the path, never a
 silent empty answer.
 
 Object stores go through Beam's filesystems, with the options `StorageOptions.install`
@@ -23,7 +23,7 @@ import time
 import uuid
 from typing import Iterable, NamedTuple
 
-from transforms.errors import StorageError
+from transforms.errors import StateFileError
 
 
 class FileInfo(NamedTuple):
@@ -55,11 +55,11 @@ def _beam():
     return FileSystems
 
 
-def _storage_error(action: str, path: str, exc: Exception) -> StorageError:
+def _state_file_error(action: str, path: str, exc: Exception) -> StateFileError:
     cause = getattr(exc, "exception_details", None) or exc
     if isinstance(cause, dict):  # Beam's BeamIOError: {path: underlying error}
         cause = next(iter(cause.values()))
-    return StorageError(f"cannot {action} {path}: {type(cause).__name__}: {cause}")
+    return StateFileError(f"cannot {action} {path}: {type(cause).__name__}: {cause}")
 
 
 def join(base: str, *parts: str) -> str:
@@ -71,7 +71,7 @@ def exists(path: str) -> bool:
     try:
         return os.path.exists(_local(path)) if is_local(path) else _beam().exists(path)
     except Exception as exc:  # noqa: BLE001 - each Beam filesystem raises its own errors
-        raise _storage_error("check", path, exc) from exc
+        raise _state_file_error("check", path, exc) from exc
 
 
 def read_bytes(path: str) -> bytes | None:
@@ -83,14 +83,14 @@ def read_bytes(path: str) -> bytes | None:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise _storage_error("read", path, exc) from exc
+            raise _state_file_error("read", path, exc) from exc
     if not exists(path):
         return None
     try:
         with _beam().open(path) as f:
             return f.read()
     except Exception as exc:  # noqa: BLE001
-        raise _storage_error("read", path, exc) from exc
+        raise _state_file_error("read", path, exc) from exc
 
 
 def write_bytes(path: str, data: bytes) -> None:
@@ -114,7 +114,7 @@ def write_chunks(path: str, chunks: Iterable[bytes]) -> None:
                 f.write(chunk)
         _beam().rename([temporary], [path])
     except Exception as exc:  # noqa: BLE001
-        raise _storage_error("write", path, exc) from exc
+        raise _state_file_error("write", path, exc) from exc
 
 
 def read_json(path: str) -> dict | None:
@@ -143,7 +143,7 @@ def listing(pattern: str) -> list[FileInfo]:
         return sorted(FileInfo(meta.path, meta.size_in_bytes, meta.last_updated_in_seconds or None)
                       for meta in _beam().match([pattern])[0].metadata_list)
     except Exception as exc:  # noqa: BLE001
-        raise _storage_error("list", pattern, exc) from exc
+        raise _state_file_error("list", pattern, exc) from exc
 
 
 def matching(pattern: str) -> list[str]:
@@ -163,12 +163,12 @@ def delete(paths: list[str]) -> None:
                 else:
                     os.remove(_local(path))
             except OSError as exc:
-                raise _storage_error("delete", path, exc) from exc
+                raise _state_file_error("delete", path, exc) from exc
         return
     try:
         _beam().delete(paths)
     except Exception as exc:  # noqa: BLE001
-        raise _storage_error("delete", paths[0], exc) from exc
+        raise _state_file_error("delete", paths[0], exc) from exc
 
 
 def delete_tree(directory: str, depth: int = 3) -> None:

@@ -274,8 +274,10 @@ class SpoolApplier:
 
     def __init__(self, settings: ReplicationSettings, writer: TargetWriter, source_items):
         self._settings, self._source_items = settings, source_items
-        self._slice_rows = settings.writer.batch_size * settings.writer.concurrency
-        self.windows = WindowWriter(writer, batch_size=settings.writer.batch_size, max_requests=self._slice_rows)
+        batches = settings.writer_settings
+        self._slice_rows = batches.max_items_per_batch * batches.concurrency
+        self.windows = WindowWriter(writer, max_items_per_batch=batches.max_items_per_batch,
+                                    max_requests=self._slice_rows)
         self.figures: dict[str, ApplyFigures] = collections.defaultdict(ApplyFigures)
 
     async def apply_available(self, table: str) -> int:
@@ -339,7 +341,7 @@ class SpoolApplier:
             if failures:
                 raise WritesFailed(
                     f"{pair.source}: {len(failures)} captured changes could not be written after "
-                    f"{self._settings.writer.max_attempts} attempts (in {', '.join(paths)}); applying the "
+                    f"{self._settings.writer_settings.max_attempts} attempts (in {', '.join(paths)}); applying the "
                     f"spool stopped before them and resumes there on the next run")
         await asyncio.to_thread(change_spool.mark_applied, self._settings.checkpoint_dir, pair.source, done.done)
         figures.chunks += 1
@@ -366,7 +368,8 @@ def _rows_to_apply(batch, planned: change_spool.Applied) -> tuple[list[int], int
 
 @contextlib.asynccontextmanager
 async def open_spool_applier(settings: ReplicationSettings) -> AsyncIterator[SpoolApplier]:
-    async with source_client(settings.source) as source_items, open_writer(settings.target, settings.writer) as writer:
+    async with source_client(settings.source) as source_items, \
+            open_writer(settings.target, settings.writer_settings) as writer:
         applier = SpoolApplier(settings, writer, source_items)
         try:
             yield applier

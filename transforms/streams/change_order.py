@@ -25,7 +25,7 @@ keys changed: at 1,000 keys changed a second, over eight minutes. DynamoDB docum
 records can repeat and arrive out of order, not by how much; its redelivery of a record is
 a retry of a PutRecords, seconds later, unless the Kinesis stream stays throttled (the
 table's `AgeOfOldestUnreplicatedRecord` metric then grows), so the bound is far above the
-usual and the README says what a longer delay costs.
+usual and the user guide (docs/guide.md) says what a longer delay costs.
 
 Not persisted: at every start (a restart, the capture's hand-over to replication) the
 source recalls the changes of the `RECALL_SECONDS` before the table's latest checkpoint

@@ -68,7 +68,7 @@ class ReplicationSettings:
         pairs: per source table, its target table, key and renames.
         checkpoint_dir: where each shard's last applied sequence number is kept.
         dead_letter_dir: where changes that could not be written go.
-        writer: batch size, concurrency, this worker's rate, and attempts.
+        writer_settings: batch size, concurrency, this worker's rate, and attempts.
         read_attempts: attempts for each Streams or source read.
         idle_poll_seconds: how often a shard with nothing new is read again.
         discover_seconds: how often a follower looks for new shards.
@@ -82,7 +82,7 @@ class ReplicationSettings:
     pairs: Mapping[str, TablePair]
     checkpoint_dir: str
     dead_letter_dir: str
-    writer: WriterSettings
+    writer_settings: WriterSettings
     read_attempts: int
     idle_poll_seconds: float = IDLE_POLL_SECONDS
     discover_seconds: float = DISCOVER_SECONDS
@@ -368,15 +368,16 @@ async def open_replicator(settings: ReplicationSettings) -> AsyncIterator[Replic
     async with contextlib.AsyncExitStack() as stack:
         sources = await stack.enter_async_context(open_change_sources(settings.source, settings.read_attempts))
         source_items = await stack.enter_async_context(source_client(settings.source))
-        writer = await stack.enter_async_context(open_writer(settings.target, settings.writer))
-        windows = WindowWriter(writer, batch_size=settings.writer.batch_size,
-                               max_requests=settings.writer.batch_size * settings.writer.concurrency)
+        writer = await stack.enter_async_context(open_writer(settings.target, settings.writer_settings))
+        batches = settings.writer_settings
+        windows = WindowWriter(writer, max_items_per_batch=batches.max_items_per_batch,
+                               max_requests=batches.max_items_per_batch * batches.concurrency)
         stack.push_async_callback(windows.close)
         checkpoints = await checkpoint_writer(stack, settings.checkpoint_dir)
         stats = collections.defaultdict(TableStats)
         sink = TargetSink(windows, checkpoints, stats, source_items=source_items,
                           dead_letter_dir=settings.dead_letter_dir, read_attempts=settings.read_attempts,
-                          write_attempts=settings.writer.max_attempts)
+                          write_attempts=settings.writer_settings.max_attempts)
         io = ShardIO(sources, sink, checkpoints, RecordBudget(settings.held_records), settings.checkpoint_dir,
                      settings.read_attempts, stats)
         yield Replicator(settings, io)

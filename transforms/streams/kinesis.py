@@ -48,7 +48,7 @@ What Kinesis does, from the Kinesis Data Streams API reference
 - DescribeStreamSummary gives `RetentionPeriodHours` and `StreamCreationTimestamp`: how far
   back the stream can hold records (the retention, or less for a stream younger than that) is
   what a capture's coverage is reckoned from, instead of `source.stream_retention_hours`. When
-  the table began sending to the stream is not known here: the README asks for the
+  the table began sending to the stream is not known here: the user guide asks for the
   destination to be on before the export's time.
 
 Through aiobotocore's kinesis client: a Kinesis stream for DynamoDB has a few shards, read

@@ -94,14 +94,14 @@ class WindowWriter:
 
     Args:
         writer: the target writer (sticky node per partition key, retries, dead letters left to us).
-        batch_size: items per BatchWriteItem; a queue this long is written without lingering.
+        max_items_per_batch: items per BatchWriteItem; a queue this long is written without lingering.
         max_requests: the most requests one shared write carries.
         flushes: shared writes in flight per table.
     """
 
-    def __init__(self, writer: TargetWriter, *, batch_size: int, max_requests: int, flushes: int = 2):
+    def __init__(self, writer: TargetWriter, *, max_items_per_batch: int, max_requests: int, flushes: int = 2):
         self._writer = writer
-        self._batch_size, self._max_requests = batch_size, max_requests
+        self._max_items_per_batch, self._max_requests = max_items_per_batch, max_requests
         self._slots = asyncio.Semaphore(flushes)
         self._queues: dict[str, _TableQueue] = {}
         self._flushes: set[asyncio.Task] = set()
@@ -128,7 +128,7 @@ class WindowWriter:
             await queue.wake.wait()
             queue.wake.clear()
             while queue.waiting:
-                if queue.queued < self._batch_size:
+                if queue.queued < self._max_items_per_batch:
                     await asyncio.sleep(LINGER_SECONDS)
                 await self._slots.acquire()
                 taken = self._take(queue)

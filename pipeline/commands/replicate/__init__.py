@@ -23,7 +23,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from pipeline.checks.config import RunConfig
-from pipeline.checks.runner import check_options
+from pipeline.checks.launch import check_options
 from pipeline.checks.source_streams import Stream, replication_settings
 from pipeline.checks.tables import TablePlan
 from pipeline.commands.replicate.beam_jobs import describe_dry_run, follow_streaming, replicate_in_rounds

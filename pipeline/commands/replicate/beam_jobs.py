@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from pipeline.checks.config import RunConfig
-from pipeline.checks.runner import pipeline_options, run_pipeline
+from pipeline.checks.launch import pipeline_options, run_pipeline
 from pipeline.checks.source_streams import Stream
 from pipeline.checks.tables import TablePlan, pairs_by_source
 from pipeline.commands.replicate.reporting import caught_up, publish, status_line, stop_code
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 def _shard_args(p, config: RunConfig) -> dict:
     """What both Beam replication transforms take from the config (and the pipeline's storage options)."""
     return dict(checkpoint_dir=config.checkpoint_dir, dead_letter_dir=config.dead_letter_dir,
-                writer=config.writer_settings(), read_attempts=config.scan.max_attempts,
+                writer_settings=config.writer_settings(), read_attempts=config.scan.max_attempts,
                 storage=StorageOptions.of(p.options))
 
 

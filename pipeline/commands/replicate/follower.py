@@ -41,9 +41,11 @@ def follow_locally(config: RunConfig, plans: Sequence[TablePlan], streams: Seque
     """One pass, until caught up, or `follow` until interrupted, on one long-lived engine.
     `settings` override `ReplicationSettings` fields (tests: shorter periods)."""
     # The whole job's write rate: here one process is every worker.
-    writer = dataclasses.replace(config.writer_settings(), items_per_second=config.write.max_items_per_second)
+    writer_settings = dataclasses.replace(config.writer_settings(),
+                                          max_items_per_second=config.write.max_items_per_second)
     with _ctrl_c_cancels():
-        return asyncio.run(_follow_locally(replication_settings(config, plans, writer=writer, **settings), streams,
+        return asyncio.run(_follow_locally(replication_settings(config, plans, writer_settings=writer_settings,
+                                                                **settings), streams,
                                            follow=follow, until_caught_up=until_caught_up, max_lag=max_lag,
                                            echo=echo, config=config, metrics=metrics))
 

@@ -1,6 +1,7 @@
-"""What every pipeline launcher shares: Beam options from the config and the command
-line (checked strictly, before anything starts), the checks before a run (its runner, its
-storage), running a pipeline, and reading the tool's counters back.
+"""What every pipeline launch shares, whatever the runner: Beam options from the config and
+the command line (checked strictly, before anything starts), the checks before a run (its
+runner, its storage), running a pipeline, and reading the tool's counters back. Where
+runners differ is `runners`, which imports Beam; this module does not.
 
 Beam costs about 1.5 s of CPU to import, so it is imported where a function needs it.
 Checking the options needs Beam's own parser; its verdict on a set of options is kept
@@ -31,11 +32,11 @@ log = logging.getLogger(__name__)
 # Runners whose options live in their own module; imported (when installed) so their
 # options are known to the strict check below.
 _RUNNER_OPTION_MODULES = ("apache_beam.runners.dask.dask_runner",)
-LOCAL_RUNNER = "pipeline.checks.engines.LocalRunner"  # see `engines.LocalRunner`
+LOCAL_RUNNER = "pipeline.checks.runners.LocalRunner"  # see `runners.LocalRunner`
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 _BEAM_DIRECT = "apache_beam.runners.direct.direct_runner."
 # Runner names Beam does not resolve itself (its Dask runner is not among its known runners),
-# and the DirectRunner's names, which the tool runs as `engines.LocalRunner` (no Prism).
+# and the DirectRunner's names, which the tool runs as `runners.LocalRunner` (no Prism).
 RUNNER_ALIASES = {"dask": DASK_RUNNER, "daskrunner": DASK_RUNNER,
                   **{name: LOCAL_RUNNER for name in (
                       "direct", "directrunner", "switchingdirect", "switchingdirectrunner",
@@ -281,11 +282,11 @@ def pipeline_options(config: RunConfig, beam_args: Sequence[str]):
 
     Workers log at WARNING unless asked otherwise: their INFO lines would bury progress.
     Flag names become option names, a runner name Beam does not resolve (`dask`) its class
-    path, and the DirectRunner (or no runner) the tool's `engines.LocalRunner`.
+    path, and the DirectRunner (or no runner) the tool's `runners.LocalRunner`.
     """
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions  # noqa: PLC0415
 
-    from pipeline.checks import engines  # noqa: PLC0415 - imports Beam
+    from pipeline.checks import runners  # noqa: PLC0415 - imports Beam
 
     dests = _flag_dests()
     options = {"default_sdk_harness_log_level": "WARNING",
@@ -294,7 +295,7 @@ def pipeline_options(config: RunConfig, beam_args: Sequence[str]):
     result = PipelineOptions(list(beam_args), **{dest: value for dest, value in options.items() if dest not in given})
     standard = result.view_as(StandardOptions)
     standard.runner = resolve_runner(standard.runner)
-    engines.use_defaults(result)
+    runners.use_defaults(result)
     return result
 
 
@@ -321,15 +322,15 @@ def prepare(config: RunConfig, beam_args: Sequence[str], *, follow_streams: bool
         return config
     from apache_beam.options.pipeline_options import StandardOptions  # noqa: PLC0415
 
-    from pipeline.checks import engines  # noqa: PLC0415 - imports Beam
+    from pipeline.checks import runners  # noqa: PLC0415 - imports Beam
 
     options = pipeline_options(config, beam_args)
     if follow_streams and options.view_as(StandardOptions).streaming:
-        engines.refuse_streaming(options)
+        runners.refuse_streaming(options)
     if checked.kind == "dask":
-        config = dataclasses.replace(config, cluster_workers=engines.check_cluster(options))
+        config = dataclasses.replace(config, cluster_workers=runners.check_cluster(options))
         local = [key for key, path in buckets.storage_keys(config).items() if "://" not in path]
-        if local and not engines.cluster_is_here(options):
+        if local and not runners.cluster_is_here(options):
             log.warning("%s is a local folder, but the Dask scheduler is on another machine: every worker must see "
                         "the same folder (a shared file system), or use s3:// or gs://", " and ".join(local))
     buckets.open_storage(config, options, remote_workers=checked.kind == "dataflow")
@@ -363,10 +364,10 @@ def read_counters(result) -> dict[str, dict[str, int]]:
 
 def run_pipeline(pipeline) -> dict[str, dict[str, int]] | None:
     """Run a built Beam pipeline to the end; its counters, or None where the runner keeps none (Dask)."""
-    from pipeline.checks import engines  # noqa: PLC0415 - imports Beam
+    from pipeline.checks import runners  # noqa: PLC0415 - imports Beam
 
     result = pipeline.run()
-    engines.wait(result, pipeline.options)
+    runners.wait(result, pipeline.options)
     try:
         return read_counters(result)
     except NotImplementedError:

@@ -1,10 +1,10 @@
-"""What the runner of a job can do, and how the launcher drives it.
+"""What each Beam runner can do, and how the launcher drives it (`launch` is what all share).
 
 Every runner gets the same pipelines; where runners differ, it is decided here:
 
 - DirectRunner (the default): Beam's `DirectRunner` first tries its Prism runner, which
   downloads a binary from GitHub at run time, and falls back to the FnApiRunner when that
-  fails. The tool runs `LocalRunner` instead, that FnApiRunner chosen outright: the engine
+  fails. The tool runs `LocalRunner` instead, that FnApiRunner chosen outright: the runner
   the tests run, no download, no fallback.
 - DirectRunner and Dataflow: run, wait, read Beam's counters.
 - Dataflow: the workers are other machines, so a local `checkpoint_dir` cannot work.
@@ -25,10 +25,10 @@ import time
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineRunner
 
-from pipeline.checks.runner import LOCAL_RUNNER, kind_of
+from pipeline.checks.launch import LOCAL_RUNNER, kind_of
 from transforms.errors import ExitCode, MigrateError
 
-__all__ = ["EngineError", "LocalRunner", "LOCAL_RUNNER", "runner_kind", "use_defaults", "check_cluster",
+__all__ = ["RunnerError", "LocalRunner", "LOCAL_RUNNER", "runner_kind", "use_defaults", "check_cluster",
            "cluster_is_here", "wait", "refuse_streaming"]
 
 DASK_CONNECT_SECONDS = 10
@@ -39,8 +39,8 @@ NO_WORKERS_GRACE_SECONDS = 60.0
 _DISTRIBUTIONS = ("alternator-migrate", "apache-beam", "dask", "distributed", "pyarrow")
 
 
-class EngineError(MigrateError):
-    """The runner cannot run this job (exit 2), or lost it while it ran (exit 4)."""
+class RunnerError(MigrateError):
+    """The Beam runner cannot run this job (exit 2), or lost it while it ran (exit 4)."""
 
 
 class LocalRunner(PipelineRunner):
@@ -83,7 +83,7 @@ def refuse_streaming(options: PipelineOptions) -> None:
     """The long-lived streaming `--follow` pipeline needs a streaming runner."""
     kind = runner_kind(options)
     if kind == "dask":
-        raise EngineError("the Dask runner cannot run the streaming --follow pipeline (no state, no "
+        raise RunnerError("the Dask runner cannot run the streaming --follow pipeline (no state, no "
                           "self-checkpointing reads); drop `streaming` from pipeline_options to follow the streams "
                           "in rounds, which work on Dask")
 
@@ -95,7 +95,7 @@ def _dask_address(options: PipelineOptions) -> tuple[dict, str]:
 
     dask = options.view_as(DaskOptions)
     if not dask.address and not dask.scheduler_file:
-        raise EngineError("the Dask runner needs a cluster: set pipeline_options.dask_client_address "
+        raise RunnerError("the Dask runner needs a cluster: set pipeline_options.dask_client_address "
                           "(e.g. tcp://scheduler:8786) or dask_scheduler_file")
     where = dask.address or f"the scheduler in {dask.scheduler_file}"
     return {"address": dask.address, "scheduler_file": dask.scheduler_file,
@@ -132,16 +132,16 @@ def check_cluster(options: PipelineOptions) -> int:
     try:
         from distributed import Client  # noqa: PLC0415 - Dask only
     except ImportError:
-        raise EngineError("the Dask runner is not installed: pip install 'alternator-migrate[dask]'") from None
+        raise RunnerError("the Dask runner is not installed: pip install 'alternator-migrate[dask]'") from None
     settings, where = _dask_address(options)
     try:
         client = Client(**settings, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
-        raise EngineError(f"cannot reach the Dask scheduler at {where}: {exc}") from None
+        raise RunnerError(f"cannot reach the Dask scheduler at {where}: {exc}") from None
     with client:
         threads = client.nthreads()
         if not threads:
-            raise EngineError(f"the Dask cluster at {where} has no workers; start some with "
+            raise RunnerError(f"the Dask cluster at {where} has no workers; start some with "
                               f"`dask worker {settings['address'] or '--scheduler-file ...'}`")
         probe = _versions_probe()
         expected = probe(list(_DISTRIBUTIONS))  # this launcher's
@@ -153,7 +153,7 @@ def check_cluster(options: PipelineOptions) -> int:
         wrong = {name: value for name, value in versions.items() if expected.get(name) != value}
         if wrong:
             details = ", ".join(f"{name} {value} (here: {expected.get(name, 'ok')})" for name, value in wrong.items())
-            raise EngineError(f"Dask {process} at {where} cannot run this job: {details}; install "
+            raise RunnerError(f"Dask {process} at {where} cannot run this job: {details}; install "
                               f"alternator-migrate[dask] at the launcher's versions on the scheduler and every "
                               f"worker")
     return sum(threads.values())
@@ -188,7 +188,7 @@ def wait(result, options: PipelineOptions) -> None:
                 continue
             no_workers_since = no_workers_since or time.monotonic()
             if time.monotonic() - no_workers_since > NO_WORKERS_GRACE_SECONDS:
-                raise EngineError(f"every worker of the Dask cluster at {where} is gone (see the workers' logs: "
+                raise RunnerError(f"every worker of the Dask cluster at {where} is gone (see the workers' logs: "
                                   f"a worker that cannot import this package dies); the checkpoints are "
                                   f"consistent: start workers and run again with --resume", ExitCode.FAILED)
     except BaseException:
