@@ -22,7 +22,8 @@ from apache_beam.transforms.display import DisplayDataItem
 from transforms import metrics
 from transforms.dynamo.endpoints import TargetSpec
 from transforms.dynamo.event_loop import LoopDoFn
-from transforms.dynamo.writer import FailedWrite, WriteOutcome, WriterSettings, last_per_key, open_writer, put
+from transforms.dynamo.write_requests import FailedWrite, put
+from transforms.dynamo.writer import WriteOutcome, WriterSettings, last_per_key, open_writer
 from transforms.items.arrow_codec import batch_to_items
 from transforms.items.renames import rename_batch
 from transforms.metrics import Figure

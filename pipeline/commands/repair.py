@@ -21,7 +21,8 @@ from pipeline.commands.source_reads import source_versions
 from pipeline.output.metrics_server import RunMetrics
 from pipeline.output.results import ValidationResult
 from transforms.dynamo.endpoints import source_client
-from transforms.dynamo.writer import FailedWrite, TargetWriter, open_writer
+from transforms.dynamo.write_requests import FailedWrite
+from transforms.dynamo.writer import TargetWriter, open_writer
 from transforms.findings import read_findings
 from transforms.items.ddb_json import decode_item
 from transforms.state.dead_letters import run_folder, write_dead_letters

@@ -24,7 +24,8 @@ from pipeline.checks.config import ConfigError, RunConfig
 from pipeline.checks.tables import TablePlan, pairs_by_target
 from pipeline.commands.source_reads import source_versions
 from transforms.dynamo.endpoints import source_client
-from transforms.dynamo.writer import TargetWriter, open_writer, request_item
+from transforms.dynamo.write_requests import request_item
+from transforms.dynamo.writer import TargetWriter, open_writer
 from transforms.errors import ExitCode
 from transforms.items.ddb_json import decode_item
 from transforms.items.keys import key_of

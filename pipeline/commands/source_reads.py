@@ -8,7 +8,7 @@ it and neither imports the other.
 from __future__ import annotations
 
 from transforms.dynamo.point_reads import get_items
-from transforms.dynamo.writer import FailedWrite, collapse_by_key, delete, put
+from transforms.dynamo.write_requests import FailedWrite, collapse_by_key, delete, put
 from transforms.items.keys import key_of
 from transforms.items.renames import RenameConflict
 from transforms.table_pair import TablePair

@@ -14,7 +14,8 @@ import pytest
 from testbed import seed
 from tests.support.cli_runs import unique
 from transforms.dynamo.endpoints import Credentials, TargetSpec
-from transforms.dynamo.writer import WriterSettings, open_writer, put, refuse_oversized
+from transforms.dynamo.write_requests import put
+from transforms.dynamo.writer import WriterSettings, open_writer, refuse_oversized
 from transforms.items.item_size import MAX_ITEM_BYTES, item_size
 from transforms.items.wire_encode import request_row
 

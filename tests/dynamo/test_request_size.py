@@ -14,7 +14,8 @@ from testbed.alternator_front import MAX_REQUEST_BYTES as ALTERNATOR_LIMIT
 from tests.support.cli_runs import unique
 from transforms.dynamo.endpoints import Credentials, TargetSpec
 from transforms.dynamo.request_size import MAX_REQUEST_BYTES, cut_by_size, too_large
-from transforms.dynamo.writer import WriterSettings, open_writer, put
+from transforms.dynamo.write_requests import put
+from transforms.dynamo.writer import WriterSettings, open_writer
 from transforms.items.wire_encode import batch_write_body, request_row
 
 KEY = seed.keyed_by("pk")

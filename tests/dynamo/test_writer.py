@@ -8,8 +8,8 @@ import json
 from aiohttp import web
 
 from transforms.dynamo.endpoints import Credentials, TargetSpec
-from transforms.dynamo.writer import (WriterSettings, collapse_by_key, delete, last_per_key, node_score, nodes_for,
-                                      open_writer, put)
+from transforms.dynamo.write_requests import collapse_by_key, delete, put
+from transforms.dynamo.writer import WriterSettings, last_per_key, node_score, nodes_for, open_writer
 from transforms.items.arrow_codec import batch_to_items, items_to_batch
 
 

@@ -1,6 +1,6 @@
 """Dead letters of incremental exports are named by what failed, so a bundle the runner
 retries rewrites its file instead of adding a second copy of the same letters."""
-from transforms.dynamo.writer import FailedWrite, delete, put
+from transforms.dynamo.write_requests import FailedWrite, delete, put
 from transforms.exports.changes import _letters_name
 from transforms.state.dead_letters import count_dead_letters, write_dead_letters
 

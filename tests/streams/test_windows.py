@@ -8,7 +8,8 @@ import pytest
 from testbed import seed
 from tests.support.cli_runs import unique
 from transforms.dynamo.endpoints import TargetSpec
-from transforms.dynamo.writer import WriterSettings, delete, open_writer, put
+from transforms.dynamo.write_requests import delete, put
+from transforms.dynamo.writer import WriterSettings, open_writer
 from transforms.streams.windows import WindowWriter
 from transforms.table_pair import TablePair
 

@@ -3,7 +3,7 @@
 Every path that changes the target (bulk pages, stream windows, repairs) writes through
 `open_writer(target, settings)`:
 
-- Requests are full-item puts and deletes (`put(item)`, `delete(key)`), so any replay
+- Requests are full-item puts and deletes (`write_requests`: `put(item)`, `delete(key)`), so any replay
   is safe. `collapse_by_key` keeps the last request per key: Alternator rejects a batch
   that names a key twice, and the last write is the one that counts.
 - Each partition key goes to the same Alternator node, chosen by rendezvous hashing
@@ -49,7 +49,7 @@ from transforms.dynamo.rate_limit import TokenBucket
 from transforms.dynamo.retry import (REFUSAL_CODES, UnprocessedItemsLeft, call_with_retry, error_code, error_message,
                                      is_retryable)
 from transforms.errors import TargetRefusedError
-from transforms.items.keys import key_of
+from transforms.dynamo.write_requests import FailedWrite, request_item
 from transforms.settings import WriterSettings
 
 if TYPE_CHECKING:
@@ -61,40 +61,12 @@ if TYPE_CHECKING:
 _ALL_PROCESSED = b'{"UnprocessedItems":{}}'
 
 
-@dataclass(frozen=True)
-class FailedWrite:
-    table: str
-    request: dict  # {"PutRequest": {"Item": ...}} or {"DeleteRequest": {"Key": ...}}
-    error: str
-    source_naming: bool = False  # the request holds the source's item (renames could not map it)
-    permanent: bool = False  # no retry can write it (over the target's item size limit)
-
-
 @dataclass
 class WriteOutcome:
     """Filled on the event loop's thread; read by the caller once the write is done."""
 
     failures: list[FailedWrite] = field(default_factory=list)
     retries: int = 0
-
-
-def put(item: dict) -> dict:
-    return {"PutRequest": {"Item": item}}
-
-
-def delete(key: dict) -> dict:
-    return {"DeleteRequest": {"Key": key}}
-
-
-def request_item(request: dict) -> dict:
-    """The item of a put, or the key of a delete."""
-    return request["PutRequest"]["Item"] if "PutRequest" in request else request["DeleteRequest"]["Key"]
-
-
-def collapse_by_key(requests: Sequence[dict], key_names: Sequence[str]) -> list[dict]:
-    """One request per key, the last one, in the order of their last appearance."""
-    latest = {key_of(request_item(r), key_names): r for r in requests}
-    return list(latest.values()) if len(latest) < len(requests) else list(requests)
 
 
 def nodes_for(partition_keys: Sequence[bytes], nodes: Sequence[str]) -> list[str]:

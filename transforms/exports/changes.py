@@ -27,7 +27,8 @@ from apache_beam.transforms.display import DisplayDataItem
 from transforms import metrics
 from transforms.dynamo.endpoints import TargetSpec
 from transforms.dynamo.event_loop import LoopDoFn
-from transforms.dynamo.writer import FailedWrite, WriterSettings, delete, open_writer, put, request_item
+from transforms.dynamo.write_requests import FailedWrite, delete, put, request_item
+from transforms.dynamo.writer import WriterSettings, open_writer
 from transforms.exports.manifest import DataFile, ExportMismatch
 from transforms.exports.read import DataFileFn
 from transforms.items.ddb_json import decode_item, encode_item

@@ -20,7 +20,7 @@ import json
 import uuid
 
 
-from transforms.dynamo.writer import FailedWrite, request_item
+from transforms.dynamo.write_requests import FailedWrite, request_item
 from transforms.items.ddb_json import encode_item
 from transforms.state.files import join, matching, read_bytes, read_json, run_name, write_bytes, write_json
 from transforms.state.paths import folder_name

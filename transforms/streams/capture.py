@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from typing import AsyncIterator, Mapping
 
 from transforms.dynamo.endpoints import source_client
-from transforms.dynamo.writer import FailedWrite, TargetWriter, open_writer
+from transforms.dynamo.write_requests import FailedWrite
+from transforms.dynamo.writer import TargetWriter, open_writer
 from transforms.errors import ChangesLost, WritesFailed
 from transforms.state import change_spool, stream_checkpoints
 from transforms.state.dead_letters import write_dead_letters

@@ -29,7 +29,8 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from transforms.dynamo.point_reads import get_items
-from transforms.dynamo.writer import FailedWrite, TargetWriter, collapse_by_key, delete, put, request_item
+from transforms.dynamo.write_requests import FailedWrite, collapse_by_key, delete, put, request_item
+from transforms.dynamo.writer import TargetWriter
 from transforms.items.keys import key_of
 from transforms.items.renames import RenameConflict
 from transforms.table_pair import TablePair
