@@ -148,17 +148,18 @@ class ScanTables(beam.PTransform):
     Args:
         endpoint: the source (`SourceSpec`) or the target (`TargetSpec`) to scan.
         segments: the segments to read, of one or many tables.
-        settings: page size, consistency, read rate, retries, and pages in flight per worker.
+        scan_settings: page size, consistency, read rate, retries, and pages in flight per
+            worker (as `WriteTables` takes `writer_settings`).
         counter_side: a prefix for the counters (`source:` / `target:`), so two scans in
             one pipeline of tables with the same name keep their figures apart.
     """
 
     def __init__(self, endpoint: SourceSpec | TargetSpec, segments: list[SegmentSpec],
-                 settings: ScanSettings = ScanSettings(), *, counter_side: str = ""):
+                 scan_settings: ScanSettings = ScanSettings(), *, counter_side: str = ""):
         super().__init__()
         self._endpoint = endpoint
         self._segments = segments
-        self._settings = settings
+        self._settings = scan_settings
         self._side = counter_side
 
     def display_data(self):
