@@ -208,7 +208,7 @@ def _plan(config_path: str, sample_seconds: float, output: str) -> None:
     planned = tables.plan_tables(config, create=False, measure_latency=True, check_target=True)
     plans = dynamodb_exports.with_exports(planned, found)
     samples = capture.sample_streams(config, [plan.spec.source for plan in plans],
-                                       sample_seconds) if sample_seconds else None
+                                     sample_seconds) if sample_seconds else None
     warnings = rollback.stream_warnings(config)
     if output == "json":
         click.echo(json.dumps(report.plan_json(plans, config, samples, warnings), indent=2))
@@ -426,8 +426,8 @@ def _migrate(config_path, resume, restart, report_path, no_progress, streams, en
 @_metrics_options
 @dry_run_option
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
-def replicate_command(config_path: str, follow: bool, until_caught_up: bool, max_lag: float, metrics_port: int | None,
-              metrics_host: str, dry_run: bool, beam_args: tuple[str, ...]) -> None:
+def replicate_command(config_path: str, follow: bool, until_caught_up: bool, max_lag: float,
+                      metrics_port: int | None, metrics_host: str, dry_run: bool, beam_args: tuple[str, ...]) -> None:
     """Replicate changes from DynamoDB Streams, resuming from the checkpoints.
 
     With no checkpoint yet, a shard starts at its oldest record (TRIM_HORIZON), which is
@@ -494,7 +494,7 @@ def _capture(config_path: str, enable_streams: bool, restart: bool) -> ExitCode:
     capture.check_not_replicating(config, names)
     table_streams = source_streams.ensure_streams(config, names, enable=enable_streams)
     running = capture.start(table_streams, source_streams.settings_for(config, capture.unplanned_pairs(config)),
-                              restart=restart)
+                            restart=restart)
     click.echo(f"capturing the changes of {len(table_streams)} table{'s' if len(table_streams) != 1 else ''} into "
                f"{config.checkpoint_dir}; Ctrl-C stops it", err=True)
     capture.follow(running, echo=lambda line: click.echo(line, err=True))

@@ -71,11 +71,8 @@ class WriteOutcome:
 
 def nodes_for(partition_keys: Sequence[bytes], nodes: Sequence[str]) -> list[str]:
     """Rendezvous (highest random weight) hashing, stable as nodes come and go: per partition key
-    (its digest), the node of highest score (the first of them on a tie).
-
-    The score of a key on a node is `node_score(key, node)`, computed for a whole page at once
-    in numpy: a blake2b per key and node cost ~1.7 us an item on 3 nodes (docs/design.md, Writes).
-    """
+    (its digest), the node of highest `node_score` (the first of them on a tie), scored for a
+    whole page at once in numpy (why: docs/design.md, Data plane, "Node routing")."""
     import numpy as np  # noqa: PLC0415 - see the module docstring
 
     width = len(partition_keys[0]) if partition_keys else 8
@@ -85,15 +82,12 @@ def nodes_for(partition_keys: Sequence[bytes], nodes: Sequence[str]) -> list[str
 
 
 def node_score(partition_key: bytes, node: str) -> int:
-    """One key's score on one node, as `nodes_for` computes it: splitmix64's finalizer of the
-    key digest's first 8 bytes (little-endian) XOR the node's seed."""
-    z = int.from_bytes(partition_key[:8], "little") ^ _node_seed(node)
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 & _MASK64
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EB & _MASK64
-    return z ^ (z >> 31)
+    """One key's score on one node: splitmix64's finalizer of the key digest's first 8 bytes
+    (little-endian) XOR the node's seed; `nodes_for` computes the same for a whole page."""
+    import numpy as np  # noqa: PLC0415 - see the module docstring
 
-
-_MASK64 = (1 << 64) - 1
+    key = np.frombuffer(partition_key[:8], dtype="<u8")
+    return int(_mixed(key ^ np.uint64(_node_seed(node)))[0])
 
 
 def _node_seed(node: str) -> int:
@@ -101,7 +95,7 @@ def _node_seed(node: str) -> int:
 
 
 def _mixed(z):
-    """`node_score`'s finalizer over a uint64 array (numpy's uint64 products wrap, as `& _MASK64`)."""
+    """splitmix64's finalizer over a uint64 array (numpy's uint64 products wrap mod 2^64)."""
     import numpy as np  # noqa: PLC0415 - see the module docstring
 
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
