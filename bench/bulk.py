@@ -1,6 +1,6 @@
 """Bulk copy: CPU per item, throughput and memory of the tool, a naive copy and the ceiling.
 
-Starts DynamoDB Local (the source) and two targets, seeds a table of ~0.5 KB items,
+Starts DynamoDB Local (the source's store) and two targets, seeds a table of ~0.5 KB items,
 then, for each target, in each of `rounds` rounds, copies it to a fresh target table with:
 
 - the tool: `alternator-migrate migrate` as a user runs it (DirectRunner, two worker
@@ -25,6 +25,13 @@ The targets:
   was ahead only at 8 in flight; and it is already installed. It is multi-threaded (it used
   1.2-1.4 cores under the ceiling): on a 2-core machine, what the copy's own processes
   and the source use comes out of the target's share, which the CPU figures show.
+
+The source: DynamoDB Local behind `testbed/slow_source.SlowSource` with `replay_scans`
+(no delay), which keeps each Scan page's answer from a first copy before the rounds and
+answers every later Scan from memory. A real source table's CPU is AWS's, not the
+copier's; read directly from DynamoDB Local, the source took ~90 us of CPU an item of the
+copier's 2 cores (8f27a56's run) and bounded the copy to the fast target below its goal
+whatever the tool did. The front's own CPU (its thread) is reported as the source's.
 
 The naive copy copies the first `SAMPLE` items only: its cost per item does not depend
 on the table's size, and it is slow. The ceiling copies every item, right after the
@@ -56,6 +63,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import psutil
 import yaml
@@ -64,6 +72,7 @@ from bench import intake
 from bench.measure import Measured, baseline_checkout, median, run_counted
 from testbed import seed
 from testbed.servers import REPO_ROOT, DynamoDBLocal, LocalAlternator
+from testbed.slow_source import SlowSource
 from transforms.items.ddb_json import encode_item
 
 CONCURRENCIES = (4, 8, 16, 32, 64)
@@ -154,15 +163,21 @@ def _naive(source: str, target: str, table: str, target_table: str) -> Measured:
     return run_counted([sys.executable, "-m", "bench.naive_copy", source, table, target, target_table], REPO_ROOT)
 
 
-class _BusyShare:
-    """CPU seconds a server process spends per second of a copy: how close to its limit it runs."""
+def process_cpu(pid: int) -> Callable[[], float]:
+    """The CPU seconds (user + sys) a process has used so far, as a function."""
+    process = psutil.Process(pid)
 
-    def __init__(self, pid: int):
-        self._process = psutil.Process(pid)
-
-    def _cpu(self) -> float:
-        times = self._process.cpu_times()
+    def cpu() -> float:
+        times = process.cpu_times()
         return times.user + times.system
+    return cpu
+
+
+class _BusyShare:
+    """CPU seconds a server spends per second of a copy: how close to its limit it runs."""
+
+    def __init__(self, cpu: Callable[[], float]):
+        self._cpu = cpu
 
     def __enter__(self) -> "_BusyShare":
         self.cpu_seconds, self._started = 0.0, self._cpu()
@@ -195,7 +210,7 @@ def _best_concurrency(items_file: Path, sample: int, target: Target) -> tuple[in
     return max(rates, key=rates.get), rates
 
 
-def copy_rounds(source: DynamoDBLocal, target: Target, tools: dict[str, Path], matched: bool, items_file: Path, items: int,
+def copy_rounds(source: SlowSource, target: Target, tools: dict[str, Path], matched: bool, items_file: Path, items: int,
                 sample: int, rounds: int, workdir: Path) -> dict:
     """Each round: every tool (name -> source tree, default settings; with `matched`, also this
     tree with as many requests in flight as the ceiling), the ceiling on the same items, then
@@ -208,43 +223,57 @@ def copy_rounds(source: DynamoDBLocal, target: Target, tools: dict[str, Path], m
     runs: dict[str, list] = {name: [] for name in (*runners, "naive", "ceiling")}
     for round_ in range(rounds):
         for name, (root, write_concurrency) in runners.items():
-            start, _ = _migrate(root, source.endpoint, target, "bench_empty", f"{name}_empty_{round_}", workdir,
+            start, _ = _migrate(root, source.url, target, "bench_empty", f"{name}_empty_{round_}", workdir,
                                 write_concurrency)
-            with _BusyShare(target.pid) as backend, _BusyShare(source.pid) as reader:
-                full, written = _migrate(root, source.endpoint, target, "bench_bulk", f"{name}_{round_}", workdir,
+            with _BusyShare(process_cpu(target.pid)) as backend, _BusyShare(source.cpu_seconds) as reader:
+                full, written = _migrate(root, source.url, target, "bench_bulk", f"{name}_{round_}", workdir,
                                          write_concurrency)
             assert written == items, f"bench: {name} wrote {written} of {items} items"
             runs[name].append({"start": start, "full": full, "items": items,
                                "target_cpu_seconds": backend.cpu_seconds, "source_cpu_seconds": reader.cpu_seconds})
             for done in (f"{name}_empty_{round_}", f"{name}_{round_}"):
                 _drop(target.url, done)
-        with _BusyShare(target.pid) as backend:
+        with _BusyShare(process_cpu(target.pid)) as backend:
             ceiling = _intake(items_file, items, target, f"ceiling_{round_}", concurrency)
         runs["ceiling"].append({**ceiling, "target_cpu_seconds": backend.cpu_seconds})
         _drop(target.url, f"ceiling_{round_}")
-        start = _naive(source.endpoint, target.url, "bench_empty", f"naive_empty_{round_}")
-        full = _naive(source.endpoint, target.url, "bench_sample", f"naive_{round_}")
+        start = _naive(source.url, target.url, "bench_empty", f"naive_empty_{round_}")
+        full = _naive(source.url, target.url, "bench_sample", f"naive_{round_}")
         runs["naive"].append({"start": start, "full": full, "items": sample})
         for done in (f"naive_empty_{round_}", f"naive_{round_}"):
             _drop(target.url, done)
     return {**_figures(runs), "setup": {"concurrency": concurrency, "rates": rates, "matched": matched_concurrency}}
 
 
+def _keep_source_pages(source: SlowSource, target: Target, tools: dict[str, Path], workdir: Path) -> None:
+    """Have the replaying source keep every Scan page the rounds ask for: one copy of each
+    table by each tool and by the naive copy (they also warm the target's JVM)."""
+    for name, root in tools.items():
+        for table in ("bench_empty", "bench_bulk"):
+            _migrate(root, source.url, target, table, f"keep_{name}_{table}", workdir)
+            _drop(target.url, f"keep_{name}_{table}")
+    for table in ("bench_empty", "bench_sample"):
+        _naive(source.url, target.url, table, f"keep_naive_{table}")
+        _drop(target.url, f"keep_naive_{table}")
+    source.reset()
+
+
 def main(items: int = 100_000, rounds: int = 3, before: bool = False) -> dict:
     sample = min(items, SAMPLE)
-    with DynamoDBLocal() as source, LocalAlternator() as stand_in, DynamoDBLocal() as fast, \
-            tempfile.TemporaryDirectory() as tmp:
+    with DynamoDBLocal() as store, SlowSource(store.endpoint, replay_scans=True) as source, \
+            LocalAlternator() as stand_in, DynamoDBLocal() as fast, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         for table in ("bench_bulk", "bench_sample", "bench_empty"):
-            create_bench_table(source.endpoint, table)
-        seed_items(source.endpoint, "bench_bulk", items)
-        seed_items(source.endpoint, "bench_sample", sample)
+            create_bench_table(store.endpoint, table)
+        seed_items(store.endpoint, "bench_bulk", items)
+        seed_items(store.endpoint, "bench_sample", sample)
         items_file = workdir / "items.jsonl"
-        intake.save_items(source.endpoint, "bench_bulk", items_file)
+        intake.save_items(store.endpoint, "bench_bulk", items_file)
         tools = {"tool": REPO_ROOT}
         baseline = baseline_checkout(REPO_ROOT) if before else None
         if baseline is not None:
             tools["before"] = baseline
+        _keep_source_pages(source, fast_target(fast), tools, workdir)
         print(f"bulk copy of {items:,} items (~{len(json.dumps(encode_item(bench_item(1))))} B each; the naive "
               f"copy copies the first {sample:,}), medians of {rounds} rounds in one run; CPU = user + sys of all "
               f"processes, start-up subtracted", flush=True)
@@ -255,6 +284,8 @@ def main(items: int = 100_000, rounds: int = 3, before: bool = False) -> dict:
             figures[target.label] = copy_rounds(source, target, target_tools, matched, items_file, items,
                                                 sample, rounds, workdir)
             _print(target, figures[target.label], sample, rate_goal)
+        print(f"source: {source.replayed:,} of {source.scans.answered:,} Scan pages answered from memory "
+              f"(DynamoDB Local behind testbed/slow_source.py, pages kept from a copy before the rounds)")
     return figures
 
 
@@ -326,8 +357,9 @@ def _print(target: Target, figures: dict, sample: int, rate_goal: float) -> None
     print(f"  target server's process busy (a core = 100%): {busy} during the tool's copies, "
           f"{ceiling['target_busy']:.0%} under the ceiling")
     print(f"  CPU per item of every process at work (us): the tool's copy {tool['cpu_us_per_item']:.0f} + source "
-          f"server {tool['source_us_per_item']:.0f} + target server {tool['target_us_per_item']:.0f}; the ceiling "
-          f"{ceiling['cpu_us_per_item']:.0f} + target server {ceiling['target_us_per_item']:.0f}")
+          f"front (replayed pages) {tool['source_us_per_item']:.0f} + target server "
+          f"{tool['target_us_per_item']:.0f}; the ceiling {ceiling['cpu_us_per_item']:.0f} + target server "
+          f"{ceiling['target_us_per_item']:.0f}")
     print("  intake of the first {:,} items by concurrency: ".format(sample)
           + ", ".join(f"{c}: {r:,.0f}/s" for c, r in setup["rates"].items()))
     if "before" in figures:

@@ -13,6 +13,13 @@ seconds (a snapshot that outlasts a stream's retention) and benchmarks can measu
 requests a copy keeps in flight (`scans` and `gets`, each an `InFlight`: how many were
 answered, the average number in flight while any was, the most at once, and their
 average time). Other requests pass through at once. It listens on 127.0.0.1 only.
+
+With `replay_scans`, it also stands in for a source whose CPU is not the copier's, as a
+real DynamoDB table's is not: each Scan's first answer is kept, by the request's path and
+body, and a later identical Scan gets it from memory without the backend (`replayed`
+counts those). The bench uses it so that a copy's rate is not bounded by DynamoDB Local
+serving the Scan on the copier's own 2 cores. A Scan's body names its table, segment and
+start key, so on a table that does not change a repeated body asks for the same page.
 """
 from __future__ import annotations
 
@@ -103,8 +110,12 @@ class SlowSource(ThreadedServer):
 
     thread_name = "slow-source"
 
-    def __init__(self, backend: str, scan_delay: float = 0.0, *, get_delay: float = 0.0, get_path: str = ""):
+    def __init__(self, backend: str, scan_delay: float = 0.0, *, get_delay: float = 0.0, get_path: str = "",
+                 replay_scans: bool = False):
         super().__init__()
+        self.replay_scans = replay_scans
+        self._kept: dict[tuple[str, bytes], tuple[int, bytes, dict]] = {}
+        self.replayed = 0
         self.backend = backend.rstrip("/")
         self.scan_delay = scan_delay
         self.get_delay = get_delay
@@ -118,9 +129,18 @@ class SlowSource(ThreadedServer):
         return f"http://127.0.0.1:{self.port}"
 
     def reset(self) -> None:
-        """Forget what was counted so far."""
+        """Forget what was counted so far (the kept Scan answers stay)."""
         self.scans.reset()
         self.gets.reset()
+        self.replayed = 0
+
+    def cpu_seconds(self) -> float:
+        """CPU time of the server's thread so far: what serving costs the process it runs in."""
+        return asyncio.run_coroutine_threadsafe(self._thread_cpu(), self._loop).result(timeout=10)
+
+    @staticmethod
+    async def _thread_cpu() -> float:
+        return time.thread_time()
 
     async def serve(self, stop: asyncio.Event, on_ready: Callable[[], None] = lambda: None) -> None:
         app = web.Application(client_max_size=64 << 20)
@@ -141,17 +161,26 @@ class SlowSource(ThreadedServer):
         meter, delay = self._held(request)
         started = meter.started() if meter else 0.0
         try:
-            headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
-            async with self._http.request(request.method, self.backend + request.path_qs, data=body,
-                                          headers=headers) as answer:
-                payload = await answer.read()
-                status = answer.status
-                # A HEAD answer's Content-Length is the object's size (S3): kept, with no body.
-                dropped = _HOP_HEADERS - {"content-length"} if request.method == "HEAD" else _HOP_HEADERS
-                reply_headers = {k: v for k, v in answer.headers.items() if k.lower() not in dropped}
+            kept_as = (request.path_qs, body) if self.replay_scans and meter is self.scans else None
+            if kept_as in self._kept:
+                status, payload, reply_headers = self._kept[kept_as]
+                self.replayed += 1
+            else:
+                status, payload, reply_headers = await self._ask_backend(request, body)
+                if kept_as and status == 200:
+                    self._kept[kept_as] = status, payload, reply_headers
             if delay:
                 await asyncio.sleep(delay)
             return web.Response(status=status, body=payload or None, headers=reply_headers)
         finally:
             if meter:
                 meter.ended(started)
+
+    async def _ask_backend(self, request: web.Request, body: bytes) -> tuple[int, bytes, dict]:
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        async with self._http.request(request.method, self.backend + request.path_qs, data=body,
+                                      headers=headers) as answer:
+            # A HEAD answer's Content-Length is the object's size (S3): kept, with no body.
+            dropped = _HOP_HEADERS - {"content-length"} if request.method == "HEAD" else _HOP_HEADERS
+            return answer.status, await answer.read(), {k: v for k, v in answer.headers.items()
+                                                        if k.lower() not in dropped}
