@@ -238,10 +238,11 @@ def _create_tables(config_path: str) -> None:
 
 def _replication_options(command):
     """--follow / --until-caught-up / --max-lag, shared by migrate --streams and replicate."""
-    command = click.option("--max-lag", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True,
-                           help="With --until-caught-up: the lag (seconds) under which a table counts as caught up.")(command)
-    command = click.option("--until-caught-up", is_flag=True,
-                           help="Stop (exit 0) once every table's lag stays under --max-lag: time to cut over.")(command)
+    max_lag = click.option("--max-lag", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True,
+                           help="With --until-caught-up: the lag (seconds) under which a table counts as caught up.")
+    until_caught_up = click.option("--until-caught-up", is_flag=True,
+                                   help="Stop (exit 0) once every table's lag stays under --max-lag: time to cut over.")
+    command = until_caught_up(max_lag(command))
     return click.option("--follow", is_flag=True, help="Keep replicating until interrupted (Ctrl-C).")(command)
 
 
