@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 import time
 
@@ -24,6 +25,7 @@ from testbed.ports import free_port
 from testbed.tls import make_ca, make_server_certificate
 from tests.support.cli_runs import unique
 from transforms.dynamo.aws_json import TABLE_TARGET_PREFIX, open_endpoint
+from transforms.dynamo import http1
 from transforms.dynamo.http1 import HttpConnectionError, Origin
 
 
@@ -128,6 +130,35 @@ def test_nothing_listening_is_a_connection_error_naming_the_address():
         with pytest.raises(HttpConnectionError, match=f"could not connect to 127.0.0.1:{port}"):
             await origin.post("/", {}, b"{}")
     asyncio.run(run())
+
+
+def test_a_connection_not_accepted_in_time_is_a_connection_error_saying_it_timed_out(monkeypatch):
+    """A listener whose accept queue is full: Linux drops the next SYN, so connect() hangs, as
+    it does to a firewalled host; the error names the address and the timeout, not an empty ''."""
+    monkeypatch.setattr(http1, "CONNECT_SECONDS", 0.3)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    queued = []
+    try:
+        for _ in range(4):  # fill the accept queue (never accepted)
+            waiting = socket.socket()
+            waiting.setblocking(False)
+            waiting.connect_ex(("127.0.0.1", port))
+            queued.append(waiting)
+
+        async def run():
+            origin = Origin(f"http://127.0.0.1:{port}/", None, 1)
+            started = time.monotonic()
+            with pytest.raises(HttpConnectionError, match=f"could not connect to 127.0.0.1:{port}: TimeoutError"):
+                await origin.post("/", {}, b"{}")
+            return time.monotonic() - started
+        assert 0.3 <= asyncio.run(run()) < 5
+    finally:
+        for waiting in queued:
+            waiting.close()
+        listener.close()
 
 
 @pytest.fixture(scope="module")
