@@ -1,7 +1,7 @@
 """Bulk copy: CPU per item, throughput and memory of the tool, a naive copy and the ceiling.
 
 Starts DynamoDB Local (the source's store) and two targets, seeds a table of ~0.5 KB items,
-then, for each target, in each of `rounds` rounds, copies it to a fresh target table with:
+then, for each target, in each of its rounds (`main`), copies it to a fresh target table with:
 
 - the tool: `alternator-migrate migrate` as a user runs it (DirectRunner, two worker
   processes); with `--before`, also the same command from the revision before the data
@@ -261,7 +261,8 @@ def _keep_source_pages(source: SlowSource, target: Target, tools: dict[str, Path
 def main(items: int = 100_000, rounds: int = 3, fast_rounds: int = 5, before: bool = False) -> dict:
     """`rounds` to the stand-in, `fast_rounds` to the fast target: a round there is short (a
     minute), and its rate drifts more from round to round (a JVM target sharing 2 cores with the
-    copy: 0.62 to 1.11 of the ceiling in one run of 4 rounds), so more of them steady its median."""
+    copy: the same code read 0.62 to 1.12 of the ceiling over two runs of 3 and 4 rounds), so more
+    of them steady its median."""
     sample = min(items, SAMPLE)
     with DynamoDBLocal() as store, SlowSource(store.endpoint, replay_scans=True) as source, \
             LocalAlternator() as stand_in, DynamoDBLocal() as fast, tempfile.TemporaryDirectory() as tmp:
