@@ -230,9 +230,14 @@ def test_a_string_where_a_set_belongs_is_refused_not_split_into_characters():
         decode_scan(body)
 
 
-def test_lenient_base64_reads_as_botocore_reads_it():
-    body = (b'{"Items":[{"a":{"B":"AA\\nAA"}},{"a":{"B":"AB=="}},{"a":{"BS":["QQ==","Q\\r\\nQ=="]}},'
-            b'{"a":{"M":{"k":{"B":"A\\nQ=="}}}}]}')
+@pytest.mark.parametrize("body", [
+    (b'{"Items":[{"a":{"B":"AA\\nAA"}},{"a":{"B":"AB=="}},{"a":{"BS":["QQ==","Q\\r\\nQ=="]}},'
+     b'{"a":{"M":{"k":{"B":"A\\nQ=="}}}}]}'),
+    # every row holds the map and the list (each column written in one pass), one row with lenient binary
+    (b'{"Items":[{"a":{"M":{"k":{"S":"x"}}},"b":{"L":[{"S":"y"}]}},'
+     b'{"a":{"M":{"k":{"BS":["Q\\nQ=="]}}},"b":{"L":[{"B":"A\\nQ=="}]}}]}'),
+])
+def test_lenient_base64_reads_as_botocore_reads_it(body):
     assert decode_scan(body)[0].equals(items_to_batch(botocore_parse(body)["Items"], validate=False))
 
 

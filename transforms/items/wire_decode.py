@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from itertools import repeat
 from operator import itemgetter
 from typing import Any, Sequence
 
@@ -96,18 +97,22 @@ def _canonical_nested(value: Any) -> Any:
     return value
 
 
+def _holds_binary(text: bytes) -> bool:
+    return b'"B":' in text or b'"BS":' in text
+
+
 def _json_child(tag: str, payloads: list) -> pa.Array:
-    """M or L payloads -> their canonical JSON text (see the module docstring)."""
-    dumps = orjson.dumps
-    texts = []
-    for v in payloads:
-        if v is None:
-            texts.append(None)
-            continue
-        text = dumps(v, option=_SORTED)
-        if b'"B":' in text or b'"BS":' in text:
-            text = dumps(_canonical_nested({tag: v})[tag], option=_SORTED)
-        texts.append(text)
+    """M or L payloads -> their canonical JSON text (see the module docstring).
+
+    orjson gets its option positionally: passed by keyword, it cost more than the call's own
+    work (0.44 vs 0.20 us for the bench's 3-member map), and a map column costs a call a row."""
+    if None in payloads:
+        texts = [None if v is None else orjson.dumps(v, None, _SORTED) for v in payloads]
+    else:  # one C-level map: the usual page, where every row holds the attribute
+        texts = list(map(orjson.dumps, payloads, repeat(None), repeat(_SORTED)))
+    if _holds_binary(b"".join(filter(None, texts))):  # texts are objects or arrays: no match across two
+        texts = [text if text is None or not _holds_binary(text)
+                 else orjson.dumps(_canonical_nested({tag: v})[tag], None, _SORTED) for text, v in zip(texts, payloads)]
     arr = child_array("B", texts)  # orjson writes valid UTF-8: view the bytes as text, no re-check
     return arr.view(pa.large_string() if arr.type == pa.large_binary() else pa.string())
 
