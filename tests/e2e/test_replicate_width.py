@@ -229,9 +229,12 @@ def test_until_caught_up_means_every_earlier_change_is_on_the_target(dynamodb_lo
         alternator_clean.front.set_faults(slow=1.0, slow_seconds=1.0, ops=["BatchWriteItem"])
         more = threading.Event()
 
-        def keep_writing():  # a trickle on one shard while it catches up
-            version = 3
-            while not more.wait(0.5):
+        def keep_writing():
+            """A trickle on one shard while it catches up, then the application stops, as at a
+            cutover: a shard written to faster than the target takes one write is never read to
+            its end, so the command would wait for ever (docs/guide.md, Replication)."""
+            version, stop_at = 3, time.monotonic() + 3.0
+            while not more.wait(0.5) and time.monotonic() < stop_at:
                 version += 1
                 c.stream.put_record(shard_id(0), "MODIFY", key("k0"), new_image=image("k0", version))
 

@@ -40,9 +40,10 @@ def status_line(elapsed: float, statuses: dict[str, TableStatus], rates: dict[st
         waiting = f", {status.waiting:,} waiting for their parent" if status.waiting else ""
         throttled = f", {status.throttled:,} reads throttled by the stream" if status.throttled else ""
         refused = f", {status.refused:,} late changes skipped (older than one applied)" if status.refused else ""
+        unconfirmed = f", {status.unconfirmed:,} not read to their end yet" if status.unconfirmed else ""
         return (f"{name}: {lag(status)}, {status.applied:,} changes ({rates[name]:,.0f}/s), "
-                f"{status.open_shards:,} open shard{'s' if status.open_shards != 1 else ''}{waiting}{throttled}"
-                f"{refused}")
+                f"{status.open_shards:,} open shard{'s' if status.open_shards != 1 else ''}{waiting}{unconfirmed}"
+                f"{throttled}{refused}")
 
     return f"[{elapsed:.0f} s] " + " | ".join(table(name, status) for name, status in statuses.items())
 
