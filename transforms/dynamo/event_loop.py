@@ -47,15 +47,35 @@ class LoopThread:
         return self.run(self._stack.enter_async_context(context))
 
     def close(self) -> None:
-        """Close the contexts opened with `enter` (last first), then stop the loop and its thread."""
+        """Close the contexts opened with `enter` (last first), cancel what still runs on the
+        loop, then stop the loop and its thread."""
         if self._loop.is_closed():
             return
         try:
-            self.run(self._stack.aclose())
+            self.run(self._shut_down())
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
             self._loop.close()
+
+
+    async def _shut_down(self) -> None:
+        try:
+            await self._stack.aclose()
+        finally:
+            await _cancel_other_tasks()
+
+
+async def _cancel_other_tasks(grace_seconds: float = 5.0) -> None:
+    """Cancel the tasks still pending (a request in flight when Ctrl-C stopped the run) and let
+    them finish on the loop. Left pending, a task would be destroyed after the loop closed, and
+    its clean-up (closing its connection) would fail there with 'Event loop is closed'; its
+    caller would wait for ever."""
+    others = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in others:
+        task.cancel()
+    if others:
+        await asyncio.wait(others, timeout=grace_seconds)
 
 
 class LoopDoFn(beam.DoFn):
