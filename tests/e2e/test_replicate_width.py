@@ -232,7 +232,7 @@ def test_until_caught_up_means_every_earlier_change_is_on_the_target(dynamodb_lo
         def keep_writing():
             """A trickle on one shard while it catches up, then the application stops, as at a
             cutover: a shard written to faster than the target takes one write is never read to
-            its end, so the command would wait for ever (docs/guide.md, Replication)."""
+            its end, so the command would wait for ever (docs/guide.md, "Replication and cutover")."""
             version, stop_at = 3, time.monotonic() + 3.0
             while not more.wait(0.5) and time.monotonic() < stop_at:
                 version += 1
