@@ -58,7 +58,6 @@ class LoopThread:
             self._thread.join(timeout=10)
             self._loop.close()
 
-
     async def _shut_down(self) -> None:
         try:
             await self._stack.aclose()
