@@ -10,7 +10,6 @@ import concurrent.futures
 import gc
 import socket
 import sys
-import time
 
 import pytest
 
@@ -29,14 +28,13 @@ def test_a_request_in_flight_when_the_loop_closes_is_cancelled_there_not_left_fo
 
         origin = loop.run(open_origin())
         in_flight = loop.submit(origin.post("/", {}, b"{}"))
-        peer, _ = silent.accept()  # connected: the request now waits for a reply
+        peer, _ = silent.accept()
         with peer:
-            time.sleep(0.1)
+            peer.settimeout(5)
+            assert peer.recv(1024).startswith(b"POST / HTTP/1.1")  # sent: it now waits for a reply
             loop.close()
             with pytest.raises(concurrent.futures.CancelledError):
                 in_flight.result(timeout=5)
-            assert peer.recv(1024).startswith(b"POST / HTTP/1.1")
-            peer.settimeout(5)
             assert peer.recv(65536) == b""  # the client closed its end before the loop closed
         del in_flight
         gc.collect()
