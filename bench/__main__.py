@@ -12,7 +12,8 @@ if __name__ == "__main__":
     codec.main(50_000)
     print("\n== HTTP transport of the data plane vs aiohttp and a bare stream ==")
     http_client.main(4_000)
-    print("\n== Bulk copy, to the Alternator stand-in and to a fast target (DynamoDB Local) ==")
+    print("\n== Bulk copy to the Alternator stand-in and to a fast target (DynamoDB Local), "
+          "then to the fast target on a core of its own ==")
     bulk.main(100_000)
     print("\n== Bulk copy from a far source (250 ms a Scan page) ==")
     far_source.main(20_000)

@@ -25,6 +25,12 @@ The targets:
   was ahead only at 8 in flight; and it is already installed. It is multi-threaded (it used
   1.2-1.4 cores under the ceiling): on a 2-core machine, what the copy's own processes
   and the source use comes out of the target's share, which the CPU figures show.
+- the same fast target on a core of its own, everything else (this process, the source,
+  the copy, the ceiling's client, the naive copy) on the other cores
+  (`target_on_own_core`), as a real target cluster runs on machines of its own. Its rate
+  says whether the copy keeps the target as busy as pre-built requests do; on 2 shared
+  cores the copy's own CPU clouds that (beside the copy the target took 130 us of CPU an
+  item, under the ceiling 120: ae42cd5's run).
 
 The source: DynamoDB Local behind `testbed/slow_source.SlowSource` with `replay_scans`
 (no delay), which keeps each Scan page's answer from a first copy before the rounds and
@@ -61,9 +67,10 @@ import os
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import psutil
 import yaml
@@ -81,6 +88,7 @@ SAMPLE = 20_000
 CPU_SHARE_GOAL, CPU_SHARE_AIM = 6, 10  # the tool's CPU per item: at most 1/6 of the naive copy's, aiming at 1/10
 STAND_IN_RATE_GOAL = 0.85  # the tool's rate over the target's raw intake
 FAST_RATE_GOAL = 0.9
+OWN_CORE_ROUNDS = 5
 
 
 def bench_item(i: int) -> dict:
@@ -111,6 +119,42 @@ def seed_bench_table(endpoint: str, table: str, items: int) -> None:
 
 def _env(root: Path) -> dict:
     return {**os.environ, "PYTHONPATH": str(root)}
+
+
+def _pin(pid: int, cores: set[int]) -> None:
+    """Put every thread of a process on `cores` (`os.sched_setaffinity` of a pid moves only
+    its main thread); again until no new thread shows up, as a thread inherits its maker's."""
+    done: set[int] = set()
+    while threads := {int(tid) for tid in os.listdir(f"/proc/{pid}/task")} - done:
+        for tid in threads:
+            try:
+                os.sched_setaffinity(tid, cores)
+            except ProcessLookupError:
+                pass  # the thread ended meanwhile
+        done |= threads
+
+
+@contextmanager
+def target_on_own_core(target_pid: int) -> Iterator[bool]:
+    """Within: the target's server process on the last core, this process and every other
+    process it started on the rest (processes started within inherit that), as a target
+    cluster runs on machines of its own; False, and nothing moved, with fewer than 2 cores.
+    Every process is put back on the cores it had."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        yield False
+        return
+    others = [os.getpid(), *(child.pid for child in psutil.Process().children(recursive=True)
+                             if child.pid != target_pid)]
+    had = {pid: os.sched_getaffinity(pid) for pid in (target_pid, *others)}
+    _pin(target_pid, {cores[-1]})
+    for pid in others:
+        _pin(pid, set(cores[:-1]))
+    try:
+        yield True
+    finally:
+        for pid, cores_had in had.items():
+            _pin(pid, cores_had)
 
 
 @dataclass(frozen=True)
@@ -289,6 +333,15 @@ def main(items: int = 100_000, rounds: int = 3, fast_rounds: int = 7, before: bo
             figures[target.label] = copy_rounds(source, target, target_tools, matched, items_file, items,
                                                 sample, target_rounds, workdir)
             _print(target, figures[target.label], sample, rate_goal)
+        with target_on_own_core(fast.pid) as pinned:
+            shared = fast_target(fast)
+            own_core = replace(shared, label=f"{shared.label} on a core of its own (everything else on the other cores)")
+            if pinned:
+                figures[own_core.label] = copy_rounds(source, own_core, {"tool": REPO_ROOT}, False, items_file,
+                                                      items, sample, OWN_CORE_ROUNDS, workdir)
+                _print(own_core, figures[own_core.label], sample, FAST_RATE_GOAL)
+            else:
+                print(f"against {own_core.label}: not measured, this machine gives this process one core")
         print(f"source: {source.replayed:,} of {source.scans.answered:,} Scan pages answered from memory "
               f"(DynamoDB Local behind testbed/slow_source.py, pages kept from a copy before the rounds)")
     return figures
