@@ -335,7 +335,8 @@ def main(items: int = 100_000, rounds: int = 3, fast_rounds: int = 7, before: bo
             _print(target, figures[target.label], sample, rate_goal)
         with target_on_own_core(fast.pid) as pinned:
             shared = fast_target(fast)
-            own_core = replace(shared, label=f"{shared.label} on a core of its own (everything else on the other cores)")
+            own_core = replace(shared, label=f"{shared.label} on a core of its own (everything else on the "
+                                             "other cores)")
             if pinned:
                 figures[own_core.label] = copy_rounds(source, own_core, {"tool": REPO_ROOT}, False, items_file,
                                                       items, sample, OWN_CORE_ROUNDS, workdir)
