@@ -184,8 +184,13 @@ def test_validate_shows_the_progress_of_its_scans(dynamodb_local, alternator_cle
     config = write_config(tmp_path, source, alternator_target(alternator_clean), [table],
                           scan={"page_size": 50, "segments": 2})
     assert run_cli("migrate", "--config", str(config), "--no-progress").exit_code == 0
-
-    code, stdout, terminal = run_on_terminal("validate", "--config", str(config), cwd=tmp_path, columns=COLUMNS)
+    # The block is drawn after a poll (1 s for a local folder): each target Scan page is held
+    # 0.5 s, so each segment's 3 pages outlast it (unheld, a validation of 300 items took 0.9 s).
+    alternator_clean.front.set_faults(slow=1.0, slow_seconds=0.5, ops=["Scan"])
+    try:
+        code, stdout, terminal = run_on_terminal("validate", "--config", str(config), cwd=tmp_path, columns=COLUMNS)
+    finally:
+        alternator_clean.front.set_faults()
 
     assert code == 0, terminal
     assert "result: every table matches" in stdout
