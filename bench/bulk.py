@@ -29,7 +29,7 @@ The targets:
   the copy, the ceiling's client, the naive copy) on the other cores
   (`target_on_own_core`), as a real target cluster runs on machines of its own. Its rate
   says whether the copy keeps the target as busy as pre-built requests do; on 2 shared
-  cores the copy's own CPU clouds that (beside the copy the target took 130 us of CPU an
+  cores the copy also slows the target (beside the copy the target took 130 us of CPU an
   item, under the ceiling 120: ae42cd5's run).
 
 The source: DynamoDB Local behind `testbed/slow_source.SlowSource` with `replay_scans`
