@@ -121,11 +121,8 @@ def test_a_copy_on_a_terminal_redraws_a_line_per_table(dynamodb_local, alternato
     config = write_config(tmp_path, source, alternator_target(alternator_clean), [big, small],
                           scan={"page_size": 50, "segments": 1}, write={"concurrency": 1, "max_items_per_batch": 25},
                           checkpoint_interval_seconds=1)
-    alternator_clean.front.set_faults(slow=1.0, slow_seconds=0.15, ops=["BatchWriteItem"])
-    try:
-        code, stdout, terminal = run_on_terminal("migrate", "--config", str(config), cwd=tmp_path, columns=COLUMNS)
-    finally:
-        alternator_clean.front.set_faults()
+    alternator_clean.front.set_faults(slow=1.0, slow_seconds=0.15, ops=["BatchWriteItem"])  # the fixture lifts it
+    code, stdout, terminal = run_on_terminal("migrate", "--config", str(config), cwd=tmp_path, columns=COLUMNS)
 
     assert code == 0, terminal
     assert terminal.count("\x1b[3A") >= 3  # redrawn in place: up over the header and two table lines
@@ -185,12 +182,10 @@ def test_validate_shows_the_progress_of_its_scans(dynamodb_local, alternator_cle
                           scan={"page_size": 50, "segments": 2})
     assert run_cli("migrate", "--config", str(config), "--no-progress").exit_code == 0
     # The block is drawn after a poll (1 s for a local folder): each target Scan page is held
-    # 0.5 s, so each segment's 3 pages outlast it (unheld, a validation of 300 items took 0.9 s).
+    # 0.5 s, so each segment's 3 pages outlast it (unheld, a validation of 300 items took 0.9 s);
+    # the fixture lifts the hold after the test.
     alternator_clean.front.set_faults(slow=1.0, slow_seconds=0.5, ops=["Scan"])
-    try:
-        code, stdout, terminal = run_on_terminal("validate", "--config", str(config), cwd=tmp_path, columns=COLUMNS)
-    finally:
-        alternator_clean.front.set_faults()
+    code, stdout, terminal = run_on_terminal("validate", "--config", str(config), cwd=tmp_path, columns=COLUMNS)
 
     assert code == 0, terminal
     assert "result: every table matches" in stdout
