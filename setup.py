@@ -1,5 +1,5 @@
 """Package definition; also what Dataflow workers install (--setup_file ./setup.py)."""
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 setup(
     name="alternator-migrate",
@@ -34,5 +34,8 @@ setup(
                  "apache-beam[gcp,dask]>=2.77,<3", "gcp-storage-emulator>=2024.8",
                  "psutil>=5.9"],
     },
+    # The Scan decoder's C accelerator (transforms/items/scan_columns.c): optional, so that an
+    # install without a C compiler still works, on the pure-Python decoder it stands in for.
+    ext_modules=[Extension("transforms.items._scan_columns", ["transforms/items/scan_columns.c"], optional=True)],
     entry_points={"console_scripts": ["alternator-migrate=pipeline.console:main"]},
 )

@@ -8,7 +8,9 @@ New path:
 
 Both must give identical results: equal batches (schema, values, canonical M/L text),
 items equal to botocore's, and request bodies that parse to what botocore sends. Each
-response is spelled the ways different servers might write it.
+response is spelled the ways different servers might write it. Every test runs twice:
+with the Scan decoder's C accelerator (transforms/items/scan_columns.c), which reads the
+plain pages, and with the Python path alone.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from hypothesis import strategies as st
 
 from tests.support.item_strategies import attr_names, attr_values, items_st
 from transforms.items.arrow_codec import batch_to_items, items_to_batch
+from transforms.items import wire_decode
 from transforms.items.wire_decode import decode_get_records, decode_scan
 from transforms.items.wire_encode import batch_write_body, put_rows, request_of, request_row
 
@@ -38,6 +41,35 @@ _STREAMS = _SESSION.get_service_model("dynamodbstreams")
 _PARSER = botocore.parsers.create_parser("json")
 _SERIALIZER = botocore.serialize.create_serializer("json")
 _VALIDATOR = botocore.validate.ParamValidator()
+
+
+_ACCELERATOR = wire_decode._scan_columns
+
+
+@pytest.fixture(autouse=True, scope="module", params=["accelerated", "python"])
+def scan_decoder(request):
+    """Which decoder `decode_scan` uses: the accelerator (with the Python path where it
+    declines a page) or the Python path alone."""
+    wire_decode._scan_columns = _ACCELERATOR if request.param == "accelerated" else None
+    yield request.param
+    wire_decode._scan_columns = _ACCELERATOR
+
+
+def test_the_accelerator_is_built():
+    """`make install` builds it (setup.py); without it the "accelerated" runs would test the Python path twice."""
+    assert _ACCELERATOR is not None
+
+
+def test_the_accelerator_reads_a_plain_page_itself(scan_decoder):
+    """A page as DynamoDB writes one (ASCII, maps with keys out of order, binary, sets) is
+    read by the accelerator, not handed to the Python path; one with an escape is not."""
+    items = [{"pk": {"S": f"k{i}"}, "n": {"N": str(i)}, "b": {"B": base64.b64encode(bytes([i, 0])).decode()},
+              "ss": {"SS": ["x", "y"]}, "ok": {"BOOL": i % 2 == 0}, "m": {"M": {"z": {"S": "1"}, "a": {"NULL": True}}},
+              "l": {"L": [{"N": "1"}, {"M": {}}]}} for i in range(5)]
+    body = orjson.dumps({"Items": items, "Count": 5})
+    assert _ACCELERATOR(body) is not None
+    assert _ACCELERATOR(body.replace(b'"k1"', b'"k\\1"')) is None
+    assert decode_scan(body)[0].to_pylist()[0]["m"]["M"] == '{"a":{"NULL":true},"z":{"S":"1"}}'
 
 
 def botocore_parse(body: bytes, operation: str = "Scan", model=_DYNAMODB) -> dict:
@@ -193,6 +225,8 @@ MALFORMED = [
     b'{"Items":[{"a":{"S":"\\ud800"}}]}',                              # lone surrogate
     b'{"Items":[{"a":{"S":"x"}},{"a":{"S":"y","N":"1"}},{"a":{}}]}',   # a 2-tag and a 0-tag cell
     b'{"Items":[{"a":{"M":{"k":{"B":"AA"}}}}]}',                        # nested base64 without its padding
+    b'0', b'[{"Items":[]}]',                                            # a response that is not an object
+    b'{"Items":5}', b'{"Items":{"a":{"S":"x"}}}',                       # Items that are not an array
 ]
 
 
@@ -250,3 +284,25 @@ def test_deletes_and_puts_as_dicts():
     request = {"DeleteRequest": {"Key": {"k": {"B": b"\x00"}, "n": {"N": "1.0"}}}}
     assert request_row(request) == b'{"DeleteRequest":{"Key":{"k":{"B":"AA=="},"n":{"N":"1.0"}}}}'
     assert request_of(request_row(request)) == request
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(items=items_st, cut=st.integers(0, 10_000), byte=st.integers(0, 255), how=st.integers(0, 2))
+def test_a_damaged_page_reads_as_the_python_path_reads_it(items, cut, byte, how):
+    """Pages cut short, with a byte changed or with a byte put in: the accelerator gives what the
+    Python path gives, the same batch and response or the same kind of error."""
+    body = spelled({"Items": [to_wire(item) for item in items], "Count": len(items)}, 0)
+    at = cut % (len(body) + 1)
+    damaged = [body[:at], body[:at] + bytes([byte]) + body[at + 1:], body[:at] + bytes([byte]) + body[at:]][how]
+
+    def read(accelerator):
+        wire_decode._scan_columns = accelerator
+        try:
+            batch, rest = decode_scan(damaged)
+            return batch.to_pylist(), batch.schema, rest
+        except (ValueError, orjson.JSONDecodeError) as exc:
+            return type(exc)
+        finally:
+            wire_decode._scan_columns = _ACCELERATOR
+
+    assert read(_ACCELERATOR) == read(None)

@@ -22,6 +22,13 @@ which costs many times the whole decode here (docs/design.md, Data plane). How t
   wire, which the layout keeps; a value that holds one is canonicalised (decoded as
   botocore decodes it and encoded again), so a server's non-standard base64 reads as
   the SDK would read it.
+
+The accelerator: a page in the plain case (ASCII strings without escapes, standard
+base64, no BS: what DynamoDB and Alternator send for most tables) is read by
+`scan_columns.c` (built with the package where a C compiler is at hand) straight into
+column buffers, with no Python object per value; it says None for any other page, which
+then takes the Python path above. Both give equal batches (tests/items/test_wire_codec.py
+runs every test on each); why C: docs/design.md, Data plane.
 """
 from __future__ import annotations
 
@@ -32,12 +39,18 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any, Sequence
 
+import numpy as np
 import orjson
 import pyarrow as pa
 
 from transforms.items.arrow_codec import TAGS, assemble, child_array, struct_column
 from transforms.items.ddb_json import decode_item
 from transforms.items.gc_pause import gc_paused
+
+try:
+    from transforms.items._scan_columns import scan_columns as _scan_columns
+except ImportError:  # installed without a C compiler: the Python path alone
+    _scan_columns = None
 
 __all__ = ["decode_scan", "decode_get_records", "wire_items_to_batch"]
 
@@ -178,6 +191,69 @@ def wire_items_to_batch(items: list) -> pa.RecordBatch:
     return assemble(names, arrays, n)
 
 
+_STRING_TYPES = {"S": pa.string(), "N": pa.string(), "B": pa.binary(), "M": pa.string(), "L": pa.string()}
+
+
+def _packed(flags: bytes) -> pa.Buffer:
+    """A byte a row (0 or 1) -> Arrow's bit-packed form."""
+    return pa.py_buffer(np.packbits(np.frombuffer(flags, np.uint8), bitorder="little"))
+
+
+def _native_child(tag: str, n: int, canonical: int, valid: bytes, offsets: bytes, data: bytes,
+                  value_offsets: bytes) -> pa.Array:
+    """One struct child from `scan_columns`' buffers (their layout: scan_columns.c)."""
+    nulls = valid.count(0)
+    bitmap = _packed(valid) if nulls else None
+    if tag == "BOOL" or tag == "NULL":
+        return pa.Array.from_buffers(pa.bool_(), n, [bitmap, _packed(data)], null_count=nulls)
+    if tag == "SS" or tag == "NS":
+        members = pa.Array.from_buffers(pa.string(), len(value_offsets) // 4 - 1,
+                                        [None, pa.py_buffer(value_offsets), pa.py_buffer(data)])
+        return pa.Array.from_buffers(pa.list_(pa.string()), n, [bitmap, pa.py_buffer(offsets)], null_count=nulls,
+                                     children=[members])
+    child = pa.Array.from_buffers(_STRING_TYPES[tag], n, [bitmap, pa.py_buffer(offsets), pa.py_buffer(data)],
+                                  null_count=nulls)
+    if (tag == "M" or tag == "L") and not canonical:  # texts as sent: canonicalised as the Python path does
+        return _json_child(tag, [None if text is None else orjson.loads(text) for text in child.to_pylist()])
+    return child
+
+
+def _native_batch(n: int, children: list) -> pa.RecordBatch:
+    """The batch from `scan_columns`' children, as `wire_items_to_batch` builds it."""
+    by_name: dict[str, dict[str, tuple]] = {}
+    for name, tag, *buffers in children:
+        by_name.setdefault(name.decode("ascii"), {})[tag] = buffers
+    names = sorted(by_name)
+    columns = []
+    for name in names:
+        tags = [tag for tag in TAGS if tag in by_name[name]]
+        parts = [_native_child(tag, n, *by_name[name][tag]) for tag in tags]
+        columns.append(struct_column(parts, [pa.field(tag, part.type) for tag, part in zip(tags, parts)], n)[0])
+    return assemble(names, columns, n)
+
+
+def _read_scan(body: bytes) -> tuple[pa.RecordBatch, dict]:
+    """The page's batch and the rest of its response: by the accelerator where it can read
+    the page, else (or where a text it kept as sent does not parse) by the Python path,
+    which raises the proper error."""
+    found = _scan_columns(body) if _scan_columns is not None else None
+    if found is not None:
+        n, start, end, children = found
+        try:
+            batch = _native_batch(n, children) if n else wire_items_to_batch([])
+        except (ValueError, orjson.JSONDecodeError):
+            pass
+        else:
+            return batch, orjson.loads(body[:start] + b"null" + body[end:] if start >= 0 else body)
+    response = orjson.loads(body)
+    if type(response) is not dict:
+        raise ValueError("the response is not a JSON object")
+    items = response.get("Items") or []
+    if type(items) is not list:
+        raise ValueError("the response's Items is not a JSON array")
+    return wire_items_to_batch(items), response
+
+
 def decode_scan(body: bytes) -> tuple[pa.RecordBatch, dict]:
     """A Scan (or Query) response body -> (its items as a batch, the rest of the response).
 
@@ -185,8 +261,8 @@ def decode_scan(body: bytes) -> tuple[pa.RecordBatch, dict]:
     LastEvaluatedKey in botocore's form (B as bytes), as the SDK gives it.
     """
     with gc_paused():
-        response = orjson.loads(body)
-        batch = wire_items_to_batch(response.pop("Items", None) or [])
+        batch, response = _read_scan(body)
+    response.pop("Items", None)
     if response.get("LastEvaluatedKey") is not None:
         response["LastEvaluatedKey"] = decode_item(response["LastEvaluatedKey"])
     return batch, response
