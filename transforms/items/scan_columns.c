@@ -16,8 +16,8 @@
      is plain, holds no number token and no "B"/"BS" key; otherwise their text is kept
      as sent and flagged, for Python to canonicalise (see `canonical` below);
    - at most 64 levels of JSON nesting, columns below 2 GiB of text, a name once an item.
-   Everything it accepts is checked to be JSON except inside a flagged M/L text, which
-   Python then parses. */
+   What it reads itself it checks to be JSON; a flagged M/L text and the response's
+   members other than Items it only skips, and orjson parses them afterwards. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
@@ -59,47 +59,36 @@ static int plain_string(Cur *c, const char **s, Py_ssize_t *n) {
     if (q >= c->end) return -1;
     *s = c->p; *n = q - c->p; c->p = q + 1; return 0;
 }
-/* Any JSON value, skipped; *canon cleared unless compact, ASCII, escape-free, number-free,
-   with keys ascending at every level and no "B"/"BS" key. */
-static int skip_value(Cur *c, int *canon, int depth) {
-    if (depth > 64) return -1;
-    if (c->p >= c->end) return -1;
+/* Any JSON value, skipped (checked as JSON, except that a string's escapes and bytes
+   are not: the text is then parsed by orjson in Python). */
+static int skip_value(Cur *c, int depth) {
+    if (depth > 64 || c->p >= c->end) return -1;
     char ch = *c->p;
     if (ch == '"') {
         const char *q = c->p + 1;
         while (q < c->end && *q != '"') {
-            unsigned char u = (unsigned char)*q;
-            if (u < 0x20) return -1;
-            if (u >= 0x80) *canon = 0;
-            if (u == '\\') { *canon = 0; q++; }
-            q++;
+            if ((unsigned char)*q < 0x20) return -1;
+            q += *q == '\\' ? 2 : 1;
         }
         if (q >= c->end) return -1;
         c->p = q + 1; return 0;
     }
     if (ch == '{' || ch == '[') {
-        int obj = ch == '{'; char close = obj ? '}' : ']';
-        const char *pk = NULL; Py_ssize_t pn = 0;
-        c->p++;
-        const char *before = c->p; ws(c); if (c->p != before) *canon = 0;
+        int obj = ch == '{';
+        char close = obj ? '}' : ']';
+        c->p++; ws(c);
         if (c->p < c->end && *c->p == close) { c->p++; return 0; }
         for (;;) {
             if (obj) {
-                const char *k = c->p + 1; const char *kstart = c->p;
-                if (skip_value(c, canon, depth + 1) < 0 || *kstart != '"') return -1;
-                Py_ssize_t kn = c->p - 1 - k;
-                if ((kn == 1 && k[0] == 'B') || (kn == 2 && k[0] == 'B' && k[1] == 'S')) *canon = 0;
-                if (pk) { Py_ssize_t m = pn < kn ? pn : kn; int r = memcmp(pk, k, m); if (r > 0 || (r == 0 && pn >= kn)) *canon = 0; }
-                pk = k; pn = kn;
-                before = c->p; ws(c); if (c->p != before) *canon = 0;
+                if (c->p >= c->end || *c->p != '"' || skip_value(c, depth + 1) < 0) return -1;
+                ws(c);
                 if (c->p >= c->end || *c->p != ':') return -1;
-                c->p++;
-                before = c->p; ws(c); if (c->p != before) *canon = 0;
+                c->p++; ws(c);
             }
-            if (skip_value(c, canon, depth + 1) < 0) return -1;
-            before = c->p; ws(c); if (c->p != before) *canon = 0;
+            if (skip_value(c, depth + 1) < 0) return -1;
+            ws(c);
             if (c->p >= c->end) return -1;
-            if (*c->p == ',') { c->p++; before = c->p; ws(c); if (c->p != before) *canon = 0; continue; }
+            if (*c->p == ',') { c->p++; ws(c); continue; }
             if (*c->p == close) { c->p++; return 0; }
             return -1;
         }
@@ -107,13 +96,11 @@ static int skip_value(Cur *c, int *canon, int depth) {
     if (c->end - c->p >= 4 && !memcmp(c->p, "true", 4)) { c->p += 4; return 0; }
     if (c->end - c->p >= 5 && !memcmp(c->p, "false", 5)) { c->p += 5; return 0; }
     if (c->end - c->p >= 4 && !memcmp(c->p, "null", 4)) { c->p += 4; return 0; }
-    /* a number */
-    const char *q = c->p;
+    const char *q = c->p;  /* a number: its exact form is orjson's to check */
     while (q < c->end && ((*q >= '0' && *q <= '9') || *q == '-' || *q == '+' || *q == '.' || *q == 'e' || *q == 'E')) q++;
     if (q == c->p) return -1;
-    *canon = 0; c->p = q; return 0;
+    c->p = q; return 0;
 }
-
 
 typedef struct { const char *k; Py_ssize_t kn; Py_ssize_t off, len; } Member;
 static int member_cmp(const void *a, const void *b) {
@@ -255,10 +242,9 @@ static int item_value(Cur *c, Child *ch, int tag) {
         Py_ssize_t mark = ch->data.len;
         int r = ch->canon ? canon_value(c, &ch->data, 0) : -2;
         if (r == -1) return -1;
-        if (r == -2) {  /* raw text; the column is canonicalised in Python */
-            int canon = 1;
+        if (r == -2) {  /* its text as sent; the column is canonicalised in Python */
             ch->canon = 0; ch->data.len = mark; c->p = start;
-            if (skip_value(c, &canon, 0) < 0) return -1;
+            if (skip_value(c, 0) < 0) return -1;
             if (bput(&ch->data, start, c->p - start) < 0) return -1;
         }
         if (ch->data.len > INT32_MAX) return -1;
@@ -360,7 +346,7 @@ static PyObject *scan_columns(PyObject *self, PyObject *arg) {
         ok = 1;
         if (c.p < c.end && *c.p == '}') c.p++;
         else for (;;) {
-            const char *k; Py_ssize_t kn; int canon = 1;
+            const char *k; Py_ssize_t kn;
             if (plain_string(&c, &k, &kn) < 0) { ok = 0; break; }
             ws(&c);
             if (c.p >= c.end || *c.p != ':') { ok = 0; break; }
@@ -370,7 +356,7 @@ static PyObject *scan_columns(PyObject *self, PyObject *arg) {
                 istart = c.p - body;
                 if (parse_items(&c, st, &rows) < 0) { ok = 0; break; }
                 iend = c.p - body;
-            } else if (skip_value(&c, &canon, 0) < 0) { ok = 0; break; }
+            } else if (skip_value(&c, 0) < 0) { ok = 0; break; }
             ws(&c);
             if (c.p < c.end && *c.p == ',') { c.p++; ws(&c); continue; }
             if (c.p < c.end && *c.p == '}') { c.p++; break; }
