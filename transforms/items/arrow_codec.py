@@ -51,6 +51,7 @@ __all__ = [
     "TAGS",
     "items_to_batch",
     "batch_to_items",
+    "child_type",
     "child_array",
     "struct_column",
     "assemble",
@@ -253,6 +254,11 @@ def _decode_json(text: str) -> Any:
 # --------------------------------------------------------------------------
 # Encode
 # --------------------------------------------------------------------------
+
+def child_type(tag: str) -> pa.DataType:
+    """The Arrow type of a tag's struct child (below 2 GiB of text a column)."""
+    return _ARROW_TYPES[tag][0]
+
 
 def child_array(tag: str, values: list) -> pa.Array:
     """One struct child from its payloads (None where absent); large_* only on 2 GiB overflow."""

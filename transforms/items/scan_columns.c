@@ -170,8 +170,7 @@ static int canon_value(Cur *c, Buf *out, int depth) {
     return -2;
 }
 
-static const signed char *B64 = NULL;
-static signed char b64tab[256];
+static signed char b64tab[256];  /* each base64 character's value, -1 for any other byte */
 static int b64decode(const char *s, Py_ssize_t n, Buf *out) {
     if (n % 4) return -1;
     for (Py_ssize_t i = 0; i < n; i += 4) {
@@ -180,8 +179,8 @@ static int b64decode(const char *s, Py_ssize_t n, Buf *out) {
             unsigned char ch = (unsigned char)s[i + j];
             if (ch == '=') { if (i + 4 != n || j < 2) return -1; pad++; v[j] = 0; continue; }
             if (pad) return -1;
-            if (B64[ch] < 0) return -1;
-            v[j] = B64[ch];
+            if (b64tab[ch] < 0) return -1;
+            v[j] = b64tab[ch];
         }
         uint8_t o[3] = {(uint8_t)(v[0] << 2 | v[1] >> 4), (uint8_t)(v[1] << 4 | v[2] >> 2), (uint8_t)(v[2] << 6 | v[3])};
         if (bput(out, o, 3 - pad) < 0) return -1;
@@ -395,6 +394,5 @@ PyMODINIT_FUNC PyInit__scan_columns(void) {
     const char *a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     memset(b64tab, -1, sizeof b64tab);
     for (int i = 0; i < 64; i++) b64tab[(unsigned char)a[i]] = (signed char)i;
-    B64 = b64tab;
     return PyModule_Create(&mod);
 }

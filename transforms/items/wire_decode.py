@@ -43,7 +43,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from transforms.items.arrow_codec import TAGS, assemble, child_array, struct_column
+from transforms.items.arrow_codec import TAGS, assemble, child_array, child_type, struct_column
 from transforms.items.ddb_json import decode_item
 from transforms.items.gc_pause import gc_paused
 
@@ -191,9 +191,6 @@ def wire_items_to_batch(items: list) -> pa.RecordBatch:
     return assemble(names, arrays, n)
 
 
-_STRING_TYPES = {"S": pa.string(), "N": pa.string(), "B": pa.binary(), "M": pa.string(), "L": pa.string()}
-
-
 def _packed(flags: bytes) -> pa.Buffer:
     """A byte a row (0 or 1) -> Arrow's bit-packed form."""
     return pa.py_buffer(np.packbits(np.frombuffer(flags, np.uint8), bitorder="little"))
@@ -205,13 +202,14 @@ def _native_child(tag: str, n: int, canonical: int, valid: bytes, offsets: bytes
     nulls = valid.count(0)
     bitmap = _packed(valid) if nulls else None
     if tag == "BOOL" or tag == "NULL":
-        return pa.Array.from_buffers(pa.bool_(), n, [bitmap, _packed(data)], null_count=nulls)
+        return pa.Array.from_buffers(child_type(tag), n, [bitmap, _packed(data)], null_count=nulls)
     if tag == "SS" or tag == "NS":
-        members = pa.Array.from_buffers(pa.string(), len(value_offsets) // 4 - 1,
+        list_type = child_type(tag)
+        members = pa.Array.from_buffers(list_type.value_type, len(value_offsets) // 4 - 1,
                                         [None, pa.py_buffer(value_offsets), pa.py_buffer(data)])
-        return pa.Array.from_buffers(pa.list_(pa.string()), n, [bitmap, pa.py_buffer(offsets)], null_count=nulls,
+        return pa.Array.from_buffers(list_type, n, [bitmap, pa.py_buffer(offsets)], null_count=nulls,
                                      children=[members])
-    child = pa.Array.from_buffers(_STRING_TYPES[tag], n, [bitmap, pa.py_buffer(offsets), pa.py_buffer(data)],
+    child = pa.Array.from_buffers(child_type(tag), n, [bitmap, pa.py_buffer(offsets), pa.py_buffer(data)],
                                   null_count=nulls)
     if (tag == "M" or tag == "L") and not canonical:  # texts as sent: canonicalised as the Python path does
         return _json_child(tag, [None if text is None else orjson.loads(text) for text in child.to_pylist()])
@@ -240,7 +238,7 @@ def _read_scan(body: bytes) -> tuple[pa.RecordBatch, dict]:
     if found is not None:
         n, start, end, children = found
         try:
-            batch = _native_batch(n, children) if n else wire_items_to_batch([])
+            batch = _native_batch(n, children)
         except (ValueError, orjson.JSONDecodeError):
             pass
         else:
